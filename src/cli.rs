@@ -1,0 +1,172 @@
+//! The command line (clap definitions). Man pages in `man/` are generated from these, so the
+//! doc comments here are the user-facing documentation of every option.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, Mode};
+
+/// Local SQLite replica and offline outboxes for Voyado Engage, run from cron next to POS and
+/// web-shop systems, so that checkout never depends on Engage being reachable.
+#[derive(Debug, Parser)]
+#[command(name = "engage-sync", version, propagate_version = true)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The exit codes, shown under `--help` and in the man pages.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0   success
+  1   lookup: no contact matches
+  64  usage error (a wrong flag or value)
+  65  bad input data (malformed export XML, a file refused); nothing of it was applied
+  69  Engage unavailable
+  73  cannot create a file or directory
+  74  I/O or database error
+  75  temporary failure, try again later (another run holds the lock, Engage 429/5xx)
+  77  permission denied (file system, or Engage 401/403)
+  78  configuration error";
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The replica database file [default: `db` in the config file, else engage-sync.db]
+    #[arg(long, global = true, env = "ENGAGE_SYNC_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// The TOML config file [default: engage-sync.toml in the current directory, if present]
+    #[arg(long, global = true, env = "ENGAGE_SYNC_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print the result as JSON on stdout (logs stay on stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings only, -qq errors only); also hides progress
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Format of log lines on stderr [default: `log_format` in the config file, else text]
+    #[arg(long, global = true, env = "ENGAGE_SYNC_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Country for phone numbers written without a country code (ISO code, e.g. SE)
+    /// [default: `default_country` in the config file, else SE]
+    #[arg(long, global = true, env = "ENGAGE_SYNC_DEFAULT_COUNTRY", value_name = "ISO")]
+    pub default_country: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the replica, or migrate it to this version's schema
+    ///
+    /// Other commands create the replica on first use as well; `init` lets you choose the mode
+    /// explicitly and check that the database file can be created.
+    Init(InitArgs),
+    /// Import Engage contact-export XML files into the replica
+    ///
+    /// Files are applied in order of the timestamp in their name, then file number; each file
+    /// is applied in one transaction together with its ledger row, so readers see whole files
+    /// only. A file already applied with the same content is skipped; the same name with other
+    /// content is refused. A malformed file changes nothing, is moved to the quarantine folder,
+    /// and stops the run (exit 65) unless --keep-going.
+    Delta(DeltaArgs),
+    /// Find a contact in the replica by one key and print the key to tag a purchase with
+    ///
+    /// The value is normalised as on import: e-mail is case-insensitive, phone numbers may be
+    /// written in national or international form, contact ids in either case.
+    /// Exits 0 when found, 1 when not.
+    Lookup(LookupArgs),
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// What the replica keeps of a contact: `keys` (contactId, contactType and lookup keys only)
+    /// or `full` (every field) [default: `mode` in the config file, else full]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<Mode>,
+
+    /// Options of every writing command.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// Options of every command that writes.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Run the real logic and report per item what would happen, but write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Wait for another engage-sync run to release the lock instead of exiting with 75
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `delta`.
+#[derive(Debug, Args)]
+pub struct DeltaArgs {
+    /// Export files, or folders whose *.xml files are imported [default: `inbox` in the config
+    /// file, else ./inbox]
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Go on with the next file after a bad one; the exit code still reports the failure
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Move applied (and already-applied) files to this folder [default: `archive` in the
+    /// config file, else files stay where they are]
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+
+    /// Move malformed files to this folder [default: `quarantine` in the config file, else
+    /// `quarantine` beside the database]
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
+
+    /// Options of every writing command.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// `lookup`: exactly one key.
+#[derive(Debug, Args)]
+#[group(id = "key", required = true, multiple = false)]
+pub struct LookupArgs {
+    /// Mobile phone, in any common format (national numbers use the default country)
+    #[arg(long, group = "key", value_name = "PHONE")]
+    pub mobile: Option<String>,
+    /// E-mail address (case-insensitive)
+    #[arg(long, group = "key", value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// Member number
+    #[arg(long, group = "key", value_name = "NUMBER")]
+    pub member_number: Option<String>,
+    /// Engage contact id (GUID, any case)
+    #[arg(long, group = "key", value_name = "GUID")]
+    pub contact_id: Option<String>,
+    /// External id
+    #[arg(long, group = "key", value_name = "ID")]
+    pub external_id: Option<String>,
+    /// Personal identity number (personnummer)
+    #[arg(long, group = "key", value_name = "SSN")]
+    pub ssn: Option<String>,
+    /// Local integration key of a contact registered at the till (e.g. L0600-000123)
+    #[arg(long, group = "key", value_name = "KEY")]
+    pub local_key: Option<String>,
+}

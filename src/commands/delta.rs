@@ -1,0 +1,372 @@
+//! `engage-sync delta`: import contact-export XML files (SPEC §4).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{print_json, print_lines, Ctx};
+use crate::cli::DeltaArgs;
+use crate::commands::init::DEFAULT_MODE;
+use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure};
+use crate::export_xml::{ExportFileName, ImportError};
+use crate::fsutil::move_into;
+use crate::import::{apply_file, FileReport, FileStatus};
+use crate::lock;
+use crate::progress::Progress;
+use crate::replica::{ledger, Replica, RunLog};
+use crate::time::now_rfc3339;
+
+/// The run's result, printed as the summary (and as JSON with `--json`).
+#[derive(Debug, Default, Serialize)]
+struct DeltaSummary {
+    dry_run: bool,
+    files_applied: u64,
+    files_already_applied: u64,
+    files_failed: u64,
+    files_not_tried: u64,
+    members: u64,
+    inserted: u64,
+    updated: u64,
+    deleted: u64,
+    stale: u64,
+    elapsed_seconds: f64,
+    contacts_per_second: f64,
+    warnings: Vec<String>,
+    failures: Vec<Failure>,
+    files: Vec<FileReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct Failure {
+    file: String,
+    error: String,
+    quarantined_to: Option<String>,
+}
+
+/// An input file: its path and, if the name is valid, the parsed name.
+struct Input {
+    path: PathBuf,
+    name: Result<ExportFileName, String>,
+}
+
+/// Imports the files and prints the summary.
+pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let s = &ctx.settings;
+    let inputs = collect_inputs(&args.paths, &s.inbox)?;
+    let _lock = lock::acquire(&s.db, "delta", args.write.wait)?;
+    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let run_log = if args.write.dry_run {
+        None
+    } else {
+        Some(RunLog::start(replica.conn(), "delta", &now_rfc3339())?)
+    };
+    let mut summary = DeltaSummary {
+        dry_run: args.write.dry_run,
+        ..DeltaSummary::default()
+    };
+    let result = import_all(ctx, args, &mut replica, inputs, &mut summary);
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    summary.contacts_per_second = if summary.elapsed_seconds > 0.0 {
+        (summary.members as f64 / summary.elapsed_seconds).round()
+    } else {
+        0.0
+    };
+    if let Some(run_log) = run_log {
+        let code = match &result {
+            Ok(()) => 0,
+            Err(e) => exit_code_for(e).code(),
+        };
+        let counts = serde_json::json!({
+            "files_applied": summary.files_applied, "files_failed": summary.files_failed,
+            "inserted": summary.inserted, "updated": summary.updated,
+            "deleted": summary.deleted, "stale": summary.stale,
+        });
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        run_log.finish(
+            replica.conn(),
+            &now_rfc3339(),
+            code,
+            Some(&counts.to_string()),
+            error.as_deref(),
+        )?;
+    }
+    print_summary(ctx, &summary)?;
+    result.map(|()| ExitCode::Ok)
+}
+
+/// Applies the inputs in order; stops at the first bad file unless `--keep-going`.
+fn import_all(
+    ctx: &Ctx,
+    args: &DeltaArgs,
+    replica: &mut Replica,
+    inputs: Vec<Input>,
+    summary: &mut DeltaSummary,
+) -> anyhow::Result<()> {
+    let s = &ctx.settings;
+    let dry_run = args.write.dry_run;
+    let total = inputs.len();
+    let (mut bad_names, mut files): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+    for input in inputs {
+        match input.name {
+            Ok(name) => files.push((name, input.path)),
+            Err(reason) => bad_names.push(ImportError::BadName {
+                file: input.path,
+                reason,
+            }),
+        }
+    }
+    files.sort_by(|a, b| a.0.order_key().cmp(&b.0.order_key()));
+    let total_bytes = files
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = Progress::new("delta", total_bytes, !ctx.json && ctx.verbosity >= 0 && !dry_run);
+    let mut first_failure: Option<anyhow::Error> = None;
+    let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+
+    for err in bad_names {
+        let ImportError::BadName { file, .. } = &err else {
+            continue;
+        };
+        let path = file.clone();
+        let (failure, error) = fail_file(ctx, replica, &path, err.into(), dry_run, args.keep_going)?;
+        summary.failures.push(failure);
+        summary.files_failed += 1;
+        if !args.keep_going {
+            summary.files_not_tried = files.len() as u64;
+            return Err(error);
+        }
+        first_failure.get_or_insert(error);
+    }
+    for (i, (name, path)) in files.iter().enumerate() {
+        match apply_file(replica, name, path, s, dry_run, &progress) {
+            Ok(report) => {
+                touched
+                    .entry(name.timestamp.clone())
+                    .or_default()
+                    .insert(name.file_number);
+                add_report(summary, &report);
+                if let (Some(archive), false) = (&s.archive, dry_run) {
+                    if let Err(e) = move_into(path, archive) {
+                        let msg = format!("{} was applied but not archived: {e:#}", path.display());
+                        tracing::warn!("{msg}");
+                        summary.warnings.push(msg);
+                    }
+                }
+                summary.files.push(report);
+            }
+            Err(e) if e.downcast_ref::<ImportError>().is_some() => {
+                let (failure, error) = fail_file(ctx, replica, path, e, dry_run, args.keep_going)?;
+                summary.failures.push(failure);
+                summary.files_failed += 1;
+                first_failure.get_or_insert(error);
+                if !args.keep_going {
+                    summary.files_not_tried = (files.len() - i - 1) as u64;
+                    break;
+                }
+            }
+            Err(e) => {
+                summary.files_not_tried = (files.len() - i - 1) as u64;
+                progress.finish();
+                return Err(e);
+            }
+        }
+    }
+    progress.finish();
+    for warning in gap_warnings(replica, &touched)? {
+        tracing::warn!("{warning}");
+        summary.warnings.push(warning);
+    }
+    match first_failure {
+        None => Ok(()),
+        Some(e) if !args.keep_going => Err(e),
+        Some(e) => Err(PartialFailure {
+            failed: summary.files_failed as usize,
+            total,
+            what: "files",
+            code: exit_code_for(&e),
+        }
+        .into()),
+    }
+}
+
+/// Quarantines a bad file (not in a dry run), records it, and returns the failure for the
+/// summary plus the error that decides the exit code.
+fn fail_file(
+    ctx: &Ctx,
+    replica: &mut Replica,
+    path: &Path,
+    err: anyhow::Error,
+    dry_run: bool,
+    keep_going: bool,
+) -> anyhow::Result<(Failure, anyhow::Error)> {
+    let reason = format!("{err:#}");
+    let moved_to = if dry_run {
+        None
+    } else {
+        let target = move_into(path, &ctx.settings.quarantine).with_context(|| {
+            format!("{reason}; and the file could not be moved to quarantine")
+        })?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        ledger::insert_quarantined(
+            replica.conn(),
+            &name,
+            Some(&target.display().to_string()),
+            &reason,
+            &now_rfc3339(),
+        )?;
+        Some(target)
+    };
+    let what = match &moved_to {
+        Some(t) => format!(
+            "nothing of it was applied; it was moved to {} (fix or re-export it, then put it \
+             back in the inbox)",
+            t.display()
+        ),
+        None => "nothing of it would be applied (dry run: not moved)".to_string(),
+    };
+    let err = err.context(format!("{} was refused; {what}", path.display()));
+    if keep_going {
+        tracing::error!("{err:#}");
+    }
+    Ok((
+        Failure {
+            file: path.display().to_string(),
+            error: reason,
+            quarantined_to: moved_to.map(|t| t.display().to_string()),
+        },
+        err,
+    ))
+}
+
+fn add_report(summary: &mut DeltaSummary, report: &FileReport) {
+    match report.status {
+        FileStatus::Applied => summary.files_applied += 1,
+        FileStatus::AlreadyApplied => summary.files_already_applied += 1,
+    }
+    let l = &report.ledger;
+    summary.members += l.members;
+    summary.inserted += l.inserted;
+    summary.updated += l.updated;
+    summary.deleted += l.deleted;
+    summary.stale += l.stale;
+}
+
+/// Files (and `*.xml` files in folders) to import; the configured inbox when none are given.
+fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<Vec<Input>> {
+    let default = [inbox.to_path_buf()];
+    let (paths, from_config) = if paths.is_empty() {
+        (&default[..], true)
+    } else {
+        (paths, false)
+    };
+    let mut files = BTreeSet::new();
+    for path in paths {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if from_config && e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError(format!(
+                    "the inbox folder {} does not exist; create it, set `inbox` in the config \
+                     file, or pass files to import",
+                    path.display()
+                ))
+                .into())
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
+            }
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path)
+                .with_context(|| format!("cannot list the folder {}", path.display()))?
+            {
+                let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let is_xml = name.to_ascii_lowercase().ends_with(".xml");
+                if is_xml && !name.starts_with('.') && entry.file_type()?.is_file() {
+                    files.insert(entry.path());
+                }
+            }
+        } else {
+            files.insert(path.clone());
+        }
+    }
+    Ok(files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Input {
+                name: ExportFileName::parse(&name),
+                path,
+            }
+        })
+        .collect())
+}
+
+/// For each export timestamp touched, file numbers missing below the highest one seen: a
+/// missing file on the SFTP side (or one still to come).
+fn gap_warnings(
+    replica: &mut Replica,
+    touched: &BTreeMap<String, BTreeSet<u32>>,
+) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for (timestamp, numbers) in touched {
+        let mut all: BTreeSet<u32> = ledger::file_numbers(replica.conn(), timestamp)?
+            .into_iter()
+            .collect();
+        all.extend(numbers);
+        let max = all.iter().next_back().copied().unwrap_or(0);
+        let missing: Vec<String> = (0..=max)
+            .filter(|n| !all.contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        if !missing.is_empty() {
+            warnings.push(format!(
+                "export {timestamp}: file number(s) {} missing (have up to {max}); a file may be \
+                 missing on the SFTP side",
+                missing.join(", ")
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
+    if ctx.json {
+        return print_json(s);
+    }
+    let mut lines = Vec::new();
+    if s.dry_run {
+        for f in &s.files {
+            lines.push(format!("{}: {:?}", f.ledger.name, f.status));
+            for a in &f.actions {
+                lines.push(format!("  would {} {}", a.action, a.contact_id));
+            }
+        }
+    }
+    let prefix = if s.dry_run { "delta (dry run, nothing written)" } else { "delta" };
+    lines.push(format!(
+        "{prefix}: {} files applied, {} already applied, {} refused{}",
+        s.files_applied,
+        s.files_already_applied,
+        s.files_failed,
+        if s.files_not_tried > 0 {
+            format!(", {} not tried", s.files_not_tried)
+        } else {
+            String::new()
+        }
+    ));
+    lines.push(format!(
+        "contacts: {} new, {} updated, {} deleted, {} stale skipped ({} in {:.2} s, {} contacts/s)",
+        s.inserted, s.updated, s.deleted, s.stale, s.members, s.elapsed_seconds, s.contacts_per_second
+    ));
+    print_lines(lines)
+}

@@ -1,0 +1,74 @@
+//! One module per command. [`run`] loads the configuration, sets up logging and dispatches.
+
+mod delta;
+mod init;
+mod lookup;
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Overrides, Settings};
+use crate::error::ExitCode;
+
+/// What every command gets besides its own arguments.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Merged settings.
+    pub settings: Settings,
+    /// `--json`.
+    pub json: bool,
+    /// -v count minus -q count.
+    pub verbosity: i8,
+}
+
+/// Runs the parsed command line; returns the exit code for a run that did not fail.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (file, base) = config::load_file(cli.global.config.as_deref())?;
+    let verbosity = cli.global.verbose as i8 - cli.global.quiet as i8;
+    crate::logging::init(
+        cli.global.log_format.or(file.log_format).unwrap_or_default(),
+        verbosity,
+    );
+    let mut overrides = Overrides {
+        db: cli.global.db.clone(),
+        default_country: cli.global.default_country.clone(),
+        ..Overrides::default()
+    };
+    match &cli.command {
+        Command::Init(a) => overrides.mode = a.mode,
+        Command::Delta(a) => {
+            overrides.archive = a.archive.clone();
+            overrides.quarantine = a.quarantine.clone();
+        }
+        Command::Lookup(_) => {}
+    }
+    let ctx = Ctx {
+        settings: config::resolve(&file, &base, &overrides)?,
+        json: cli.global.json,
+        verbosity,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, &a),
+        Command::Delta(a) => delta::run(&ctx, &a),
+        Command::Lookup(a) => lookup::run(&ctx, &a),
+    }
+}
+
+/// Writes one JSON document and a newline to stdout.
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Writes lines to stdout, propagating a broken pipe (main turns it into a clean exit).
+pub(crate) fn print_lines<I: IntoIterator<Item = String>>(lines: I) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Configuration: the TOML file, merged under flags and environment (SPEC §8: flags >
+//! environment > config file > defaults). Clap already folds flags and environment together
+//! (every flag names its `ENGAGE_SYNC_*` variable), so this module only has to put the file
+//! underneath and apply the defaults. `engage-sync.toml.example` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::normalize::{calling_code, Country};
+
+/// The config file used when neither `--config` nor `ENGAGE_SYNC_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "engage-sync.toml";
+/// The replica used when neither flag, environment nor config names one.
+pub const DEFAULT_DB_FILE: &str = "engage-sync.db";
+
+/// How much of a contact the replica keeps (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// contactId, contactType and the lookup keys only: enough to tag a purchase.
+    Keys,
+    /// Whole contact objects, every field in `attributes`.
+    Full,
+}
+
+impl Mode {
+    /// The name stored in the replica and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Keys => "keys",
+            Mode::Full => "full",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "keys" => Some(Mode::Keys),
+            "full" => Some(Mode::Full),
+            _ => None,
+        }
+    }
+}
+
+/// Log line format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The config file as written. Every key is optional; unknown keys are an error, so a typo does
+/// not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The replica database file.
+    pub db: Option<PathBuf>,
+    /// Mode used when the replica is created.
+    pub mode: Option<Mode>,
+    /// ISO country for national-format phone numbers.
+    pub default_country: Option<String>,
+    /// Folder `delta` reads when given no paths.
+    pub inbox: Option<PathBuf>,
+    /// Folder applied export files are moved to.
+    pub archive: Option<PathBuf>,
+    /// Folder malformed export files are moved to.
+    pub quarantine: Option<PathBuf>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// How long a reader or writer waits for a busy database, e.g. "5s".
+    pub busy_timeout: Option<String>,
+    /// Contact-export XML settings.
+    #[serde(default)]
+    pub export: ExportFileConfig,
+}
+
+/// `[export]`: per-tenant details of Engage's contact-export files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportFileConfig {
+    /// Element name in the tenant's files → Engage attribute name (`customerNo = "memberNumber"`).
+    #[serde(default)]
+    pub field_map: BTreeMap<String, String>,
+    /// UTC offset of the timestamps in export file names, e.g. "+01:00" (default "+00:00").
+    pub timestamp_offset: Option<String>,
+}
+
+/// Settings after merging flags, environment, file and defaults. Paths are ready to use.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The replica database file.
+    pub db: PathBuf,
+    /// Mode asked for by flag or config, if any; a new replica without one is full.
+    pub mode: Option<Mode>,
+    /// Default country for national phone numbers.
+    pub default_country: Country,
+    /// Folder `delta` reads when given no paths.
+    pub inbox: PathBuf,
+    /// Folder applied files are moved to, if any.
+    pub archive: Option<PathBuf>,
+    /// Folder malformed files are moved to.
+    pub quarantine: PathBuf,
+    /// Busy timeout on every database connection.
+    pub busy_timeout: Duration,
+    /// Export element name → Engage attribute name.
+    pub field_map: BTreeMap<String, String>,
+    /// Offset of export file-name timestamps, in seconds east of UTC.
+    pub export_offset_seconds: i32,
+}
+
+/// Reads the config file: the named one (which must exist) or `engage-sync.toml` in the current
+/// directory if present. Returns the parsed file and the folder its relative paths are
+/// relative to.
+pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, PathBuf)> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok((FileConfig::default(), PathBuf::from(".")));
+        }
+        Err(e) => {
+            return Err(ConfigError(format!(
+                "cannot read config file {}: {e}; check --config / ENGAGE_SYNC_CONFIG",
+                path.display()
+            ))
+            .into())
+        }
+    };
+    let file: FileConfig = toml::from_str(&text).map_err(|e| {
+        ConfigError(format!(
+            "config file {} is invalid: {}; see engage-sync.toml.example for every key",
+            path.display(),
+            e.to_string().trim_end()
+        ))
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((file, base))
+}
+
+/// Values given on the command line or in the environment (clap merged those two already).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--db` / `ENGAGE_SYNC_DB`.
+    pub db: Option<PathBuf>,
+    /// `--mode` (init).
+    pub mode: Option<Mode>,
+    /// `--default-country` / `ENGAGE_SYNC_DEFAULT_COUNTRY`.
+    pub default_country: Option<String>,
+    /// `--archive` (delta).
+    pub archive: Option<PathBuf>,
+    /// `--quarantine` (delta).
+    pub quarantine: Option<PathBuf>,
+}
+
+/// Merges overrides over the file over the defaults.
+pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Result<Settings> {
+    let rel = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+    let db = over
+        .db
+        .clone()
+        .or_else(|| file.db.as_ref().map(rel))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_FILE));
+    let country_name = over
+        .default_country
+        .clone()
+        .or_else(|| file.default_country.clone())
+        .unwrap_or_else(|| "SE".to_string());
+    let default_country = calling_code(&country_name).ok_or_else(|| {
+        ConfigError(format!(
+            "default_country {country_name:?} is not a country engage-sync knows; use an ISO \
+             code such as SE, NO, DK, FI, DE, GB"
+        ))
+    })?;
+    let db_dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let busy_timeout = match &file.busy_timeout {
+        Some(s) => humantime::parse_duration(s)
+            .map_err(|e| ConfigError(format!("busy_timeout {s:?} is not a duration: {e}")))?,
+        None => Duration::from_secs(10),
+    };
+    let export_offset_seconds = match &file.export.timestamp_offset {
+        Some(s) => parse_offset(s).with_context(|| "in [export] timestamp_offset")?,
+        None => 0,
+    };
+    Ok(Settings {
+        mode: over.mode.or(file.mode),
+        default_country,
+        inbox: file
+            .inbox
+            .as_ref()
+            .map(rel)
+            .unwrap_or_else(|| PathBuf::from("inbox")),
+        archive: over.archive.clone().or_else(|| file.archive.as_ref().map(rel)),
+        quarantine: over
+            .quarantine
+            .clone()
+            .or_else(|| file.quarantine.as_ref().map(rel))
+            .unwrap_or_else(|| db_dir.join("quarantine")),
+        busy_timeout,
+        field_map: file.export.field_map.clone(),
+        export_offset_seconds,
+        db,
+    })
+}
+
+/// Parses "+01:00", "-05:30", "Z" or "UTC" to seconds east of UTC.
+fn parse_offset(s: &str) -> Result<i32, ConfigError> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return Ok(0);
+    }
+    let bad = || ConfigError(format!("{s:?} is not a UTC offset like \"+01:00\""));
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let h: i32 = h.parse().map_err(|_| bad())?;
+    let m: i32 = m.parse().map_err(|_| bad())?;
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_parse() {
+        assert_eq!(parse_offset("+01:00").ok(), Some(3600));
+        assert_eq!(parse_offset("-05:30").ok(), Some(-(5 * 3600 + 30 * 60)));
+        assert_eq!(parse_offset("UTC").ok(), Some(0));
+        assert!(parse_offset("01:00").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_file_and_file_paths_are_relative_to_it() {
+        let file: FileConfig = toml::from_str(
+            "db = \"data/r.db\"\ndefault_country = \"NO\"\ninbox = \"in\"\n[export.field_map]\ncustNo = \"memberNumber\"\n",
+        )
+        .expect("valid toml");
+        let base = Path::new("/etc/engage-sync");
+        let s = resolve(&file, base, &Overrides::default()).expect("resolves");
+        assert_eq!(s.db, PathBuf::from("/etc/engage-sync/data/r.db"));
+        assert_eq!(s.inbox, PathBuf::from("/etc/engage-sync/in"));
+        assert_eq!(s.quarantine, PathBuf::from("/etc/engage-sync/data/quarantine"));
+        assert_eq!(s.default_country.iso, "NO");
+        let over = Overrides {
+            db: Some(PathBuf::from("x.db")),
+            default_country: Some("se".into()),
+            ..Overrides::default()
+        };
+        let s = resolve(&file, base, &over).expect("resolves");
+        assert_eq!(s.db, PathBuf::from("x.db"));
+        assert_eq!(s.default_country.iso, "SE");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("dbb = \"x\"").is_err());
+    }
+}

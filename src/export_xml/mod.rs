@@ -1,0 +1,87 @@
+//! Engage's contact-export XML: file names, the streaming parser, and the errors that make a
+//! file malformed.
+
+mod filename;
+mod parser;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+pub use filename::ExportFileName;
+pub use parser::{ExportParser, Member, ParseError, Section, EXPORT_NAMESPACE};
+
+use crate::error::{Coded, ExitCode};
+
+/// Why an export file was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The content is not a valid export document.
+    #[error("{file}:{line}:{column}: malformed export file: {message}")]
+    Malformed {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column (characters).
+        column: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The name does not follow Engage's pattern, so its order cannot be known.
+    #[error("{file}: not an export file name: {reason}")]
+    BadName {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with the name.
+        reason: String,
+    },
+    /// A file of this name was applied before with other content.
+    #[error(
+        "{file}: a file of this name was applied before with different content (sha256 {stored} \
+         then, {found} now); refusing to apply it. Ask Voyado why the export was rewritten; if \
+         the new content is right, rename the file"
+    )]
+    NameConflict {
+        /// The file.
+        file: PathBuf,
+        /// Hash in the ledger.
+        stored: String,
+        /// Hash of this file.
+        found: String,
+    },
+}
+
+impl Coded for ImportError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::DataErr
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset in a file, computed only when an
+/// error is reported. Invalid UTF-8 before the offset counts byte by byte.
+pub fn line_column(path: &Path, offset: u64) -> std::io::Result<(u64, u64)> {
+    let file = std::fs::File::open(path)?;
+    let mut reader = BufReader::with_capacity(64 * 1024, file.take(offset));
+    let (mut line, mut column) = (1u64, 1u64);
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else if b & 0xC0 != 0x80 {
+                // Count the first byte of each UTF-8 sequence only.
+                column += 1;
+            }
+        }
+        let n = chunk.len();
+        reader.consume(n);
+    }
+    Ok((line, column))
+}
+
+#[cfg(test)]
+mod tests;

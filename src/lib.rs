@@ -1,0 +1,19 @@
+//! engage-sync: a local SQLite replica of Voyado Engage contacts and offline outboxes, so that
+//! checkout never depends on Engage being reachable. The binary (`src/main.rs`) only parses
+//! the command line and calls [`commands::run`]; tests and benchmarks use the same code.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+mod error_codes;
+pub mod export_xml;
+pub mod fsutil;
+pub mod import;
+pub mod lock;
+pub mod logging;
+pub mod mask;
+pub mod normalize;
+pub mod progress;
+pub mod replica;
+pub mod time;

@@ -1,0 +1,136 @@
+//! One writer at a time (SPEC §8): an OS advisory lock on a file beside the database.
+//!
+//! The lock is the kernel's (`flock` on Unix, via `std::fs::File::try_lock`), so it is released
+//! when the process dies, however it dies: a crashed cron run never leaves a stale lock behind.
+//! The holder's pid and command are written into the file only to make the "skipped" message
+//! useful.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Coded, ExitCode};
+
+/// Why the writer lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another run holds it and `--wait` was not given.
+    #[error(
+        "skipped: another engage-sync run holds the lock {path} ({holder}); this run changed \
+         nothing. Run again later, or pass --wait to queue behind it"
+    )]
+    Held {
+        /// The lock file.
+        path: PathBuf,
+        /// What the holder wrote into the lock file.
+        holder: String,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot open or lock {path}: {source}; check that its folder exists and is writable")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Coded for LockError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            LockError::Held { .. } => ExitCode::TempFail,
+            LockError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ExitCode::CantCreate
+            }
+            LockError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                ExitCode::NoPerm
+            }
+            LockError::Io { .. } => ExitCode::IoErr,
+        }
+    }
+}
+
+/// Held while a writing command runs; dropping it releases the lock.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+/// The lock file for a database: `engage-sync.db` → `engage-sync.db.lock`.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    db.with_file_name(name)
+}
+
+/// Takes the writer lock for `db`. Without `wait`, a held lock is [`LockError::Held`] at once.
+pub fn acquire(db: &Path, command: &str, wait: bool) -> Result<WriterLock, LockError> {
+    let path = lock_path(db);
+    let io = |source| LockError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = open_lock_file(&path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) if wait => {
+            tracing::info!(lock = %path.display(), holder = %read_holder(&mut file), "waiting for the writer lock");
+            file.lock().map_err(io)?;
+        }
+        Err(TryLockError::WouldBlock) => {
+            return Err(LockError::Held {
+                holder: read_holder(&mut file),
+                path,
+            })
+        }
+        Err(TryLockError::Error(e)) => return Err(io(e)),
+    }
+    // Informational only; failing to write it does not matter for mutual exclusion.
+    let _ = file.set_len(0).and_then(|()| {
+        file.seek(SeekFrom::Start(0))?;
+        write!(file, "pid {} ({command})", std::process::id())
+    });
+    Ok(WriterLock { _file: file })
+}
+
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+fn read_holder(file: &mut File) -> String {
+    let mut s = String::new();
+    let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut s));
+    let s = s.trim();
+    if s.is_empty() {
+        "holder unknown".to_string()
+    } else {
+        s.chars().take(200).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_writer_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("r.db");
+        let first = acquire(&db, "delta", false).expect("first lock");
+        match acquire(&db, "delta", false) {
+            Err(LockError::Held { holder, .. }) => assert!(holder.contains("delta"), "{holder}"),
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(first);
+        acquire(&db, "delta", false).expect("lock is free again");
+    }
+}

@@ -1,0 +1,29 @@
+//! The `engage-sync` binary: parse, run, turn the outcome into an exit code.
+
+use clap::Parser;
+
+use engage_sync::cli::Cli;
+use engage_sync::error::{exit_code_for, is_broken_pipe, ExitCode};
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let code = if e.use_stderr() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Ok
+            };
+            return std::process::ExitCode::from(code.code());
+        }
+    };
+    match engage_sync::commands::run(cli) {
+        Ok(code) => std::process::ExitCode::from(code.code()),
+        Err(err) if is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("engage-sync: error: {err:#}");
+            std::process::ExitCode::from(exit_code_for(&err).code())
+        }
+    }
+}

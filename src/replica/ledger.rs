@@ -1,0 +1,114 @@
+//! The applied-file ledger, the quarantine record and the run log.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::queries;
+
+/// One applied export file, written in the same transaction as its contacts.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FileLedgerRow {
+    /// File name (not the path: the same file may arrive in another folder).
+    pub name: String,
+    /// `YYYYMMDDHHmmss` from the name.
+    pub export_timestamp: String,
+    /// File number from the name.
+    pub file_number: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// `<member>` elements read.
+    pub members: u64,
+    /// Contacts created.
+    pub inserted: u64,
+    /// Contacts replaced.
+    pub updated: u64,
+    /// Contacts deleted.
+    pub deleted: u64,
+    /// Changes skipped because the replica had newer data.
+    pub stale: u64,
+}
+
+/// The stored hash of an applied file, if a file of that name was applied.
+pub fn applied_hash(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(queries::APPLIED_FILE_HASH, [name], |r| r.get(0))
+        .optional()
+}
+
+/// Records an applied file; call inside the file's transaction.
+pub fn insert_applied(conn: &Connection, row: &FileLedgerRow, now: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        queries::INSERT_APPLIED_FILE,
+        params![
+            row.name,
+            row.export_timestamp,
+            row.file_number,
+            row.size as i64,
+            row.sha256,
+            row.members as i64,
+            row.inserted as i64,
+            row.updated as i64,
+            row.deleted as i64,
+            row.stale as i64,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// File numbers applied so far for one export timestamp, ascending.
+pub fn file_numbers(conn: &Connection, export_timestamp: &str) -> rusqlite::Result<Vec<u32>> {
+    let mut stmt = conn.prepare_cached(queries::FILE_NUMBERS_FOR_EXPORT)?;
+    let rows = stmt.query_map([export_timestamp], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Records that a file went to quarantine, and why.
+pub fn insert_quarantined(
+    conn: &Connection,
+    name: &str,
+    moved_to: Option<&str>,
+    reason: &str,
+    now: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        queries::INSERT_QUARANTINED_FILE,
+        params![name, moved_to, reason, now],
+    )?;
+    Ok(())
+}
+
+/// A writing run's row in the run log, opened at the start and closed at the end; a run that
+/// crashes stays `running`, which `status` reports.
+#[derive(Debug)]
+pub struct RunLog {
+    id: i64,
+}
+
+impl RunLog {
+    /// Opens the run's row.
+    pub fn start(conn: &Connection, command: &str, now: &str) -> rusqlite::Result<RunLog> {
+        conn.execute(queries::INSERT_RUN, params![command, now])?;
+        Ok(RunLog {
+            id: conn.last_insert_rowid(),
+        })
+    }
+
+    /// Closes the run's row. `summary` is JSON with counts only; `error` never holds personal
+    /// data (errors mask it).
+    pub fn finish(
+        self,
+        conn: &Connection,
+        now: &str,
+        exit_code: u8,
+        summary: Option<&str>,
+        error: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        let outcome = if exit_code == 0 { "ok" } else { "failed" };
+        conn.execute(
+            queries::FINISH_RUN,
+            params![self.id, now, outcome, exit_code, summary, error],
+        )?;
+        Ok(())
+    }
+}

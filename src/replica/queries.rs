@@ -1,0 +1,56 @@
+//! Every SQL statement of the replica, in one place.
+
+/// Current stored version of a contact.
+pub const FIND_CONTACT: &str = "SELECT id, version FROM contact WHERE contact_id = ?1";
+/// Version of a contact's tombstone.
+pub const FIND_TOMBSTONE: &str = "SELECT version FROM tombstone WHERE contact_id = ?1";
+/// A new Engage contact.
+pub const INSERT_CONTACT: &str = "INSERT INTO contact (contact_id, member_number, email, \
+     mobile_phone, external_id, social_security_number, contact_type, first_name, last_name, \
+     attributes, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+/// Replaces an Engage contact's data (the row keeps its local_key, if any).
+pub const UPDATE_CONTACT: &str = "UPDATE contact SET member_number = ?2, email = ?3, \
+     mobile_phone = ?4, external_id = ?5, social_security_number = ?6, contact_type = ?7, \
+     first_name = ?8, last_name = ?9, attributes = ?10, version = ?11, updated_at = ?12 \
+     WHERE id = ?1";
+/// Removes a contact row (secure_delete overwrites its bytes).
+pub const DELETE_CONTACT: &str = "DELETE FROM contact WHERE id = ?1";
+/// Records or advances a tombstone.
+pub const UPSERT_TOMBSTONE: &str = "INSERT INTO tombstone (contact_id, version, deleted_at) \
+     VALUES (?1, ?2, ?3) ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, \
+     deleted_at = excluded.deleted_at WHERE excluded.version >= tombstone.version";
+/// Removes a tombstone when newer data brings the contact back.
+pub const DELETE_TOMBSTONE: &str = "DELETE FROM tombstone WHERE contact_id = ?1";
+
+/// Hash of an applied file, by name.
+pub const APPLIED_FILE_HASH: &str = "SELECT sha256 FROM applied_file WHERE name = ?1";
+/// Ledger row of an applied file.
+pub const INSERT_APPLIED_FILE: &str = "INSERT INTO applied_file (name, export_timestamp, \
+     file_number, size, sha256, members, inserted, updated, deleted, stale, applied_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+/// File numbers applied for one export timestamp, for the gap check.
+pub const FILE_NUMBERS_FOR_EXPORT: &str =
+    "SELECT file_number FROM applied_file WHERE export_timestamp = ?1 ORDER BY file_number";
+/// A quarantined file.
+pub const INSERT_QUARANTINED_FILE: &str = "INSERT INTO quarantined_file (name, moved_to, \
+     reason, quarantined_at) VALUES (?1, ?2, ?3, ?4)";
+
+/// Start of a writing run.
+pub const INSERT_RUN: &str =
+    "INSERT INTO run (command, started_at, outcome) VALUES (?1, ?2, 'running')";
+/// End of a writing run.
+pub const FINISH_RUN: &str = "UPDATE run SET finished_at = ?2, outcome = ?3, exit_code = ?4, \
+     summary = ?5, error = ?6 WHERE id = ?1";
+
+/// Columns of the public view, in the order [`crate::replica::ContactView`] reads them.
+const VIEW_COLUMNS: &str = "SELECT contact_id, local_key, member_number, email, mobile_phone, \
+     external_id, social_security_number, contact_type, first_name, last_name, attributes, \
+     updated_at FROM contacts WHERE ";
+
+/// Lookup statements by key column; most recently written first.
+pub fn lookup_by(column: &str) -> String {
+    format!("{VIEW_COLUMNS}{column} = ?1 ORDER BY updated_at DESC, contact_id LIMIT 50")
+}
+
+/// Contact count.
+pub const COUNT_CONTACTS: &str = "SELECT count(*) FROM contact";

@@ -1,0 +1,126 @@
+//! A contact as the replica stores it, built from Engage attribute names and values (from an
+//! export file or the API), normalised, and stripped to keys in keys mode.
+
+use serde_json::{Map, Value};
+
+use crate::config::Mode;
+use crate::normalize::{normalize_email, normalize_phone, normalize_plain, Country};
+
+/// The contact type the XML export implies when a member carries none: Engage exports only
+/// Members (ENGAGE-API.md §5.2).
+pub const DEFAULT_CONTACT_TYPE: &str = "Member";
+
+/// One contact's columns. `attributes` and the names are `None` in keys mode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactRow {
+    /// Engage GUID, lower-case.
+    pub contact_id: String,
+    /// `memberNumber`.
+    pub member_number: Option<String>,
+    /// `email`, normalised.
+    pub email: Option<String>,
+    /// `mobilePhone`, E.164 where it could be normalised, else as given (trimmed).
+    pub mobile_phone: Option<String>,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `socialSecurityNumber`.
+    pub social_security_number: Option<String>,
+    /// `contactType`.
+    pub contact_type: Option<String>,
+    /// `firstName` (full mode).
+    pub first_name: Option<String>,
+    /// `lastName` (full mode).
+    pub last_name: Option<String>,
+    /// Every field as a JSON object (full mode).
+    pub attributes: Option<String>,
+}
+
+impl ContactRow {
+    /// Builds the row from attribute name/value pairs (Engage's camelCase names). In full mode
+    /// every pair goes into `attributes`; in keys mode nothing but the keys is kept.
+    pub fn from_fields(
+        contact_id: String,
+        fields: Vec<(String, Value)>,
+        mode: Mode,
+        country: Country,
+    ) -> ContactRow {
+        let mut row = ContactRow {
+            contact_id,
+            ..ContactRow::default()
+        };
+        let mut attributes = (mode == Mode::Full).then(Map::new);
+        for (name, value) in fields {
+            if let Value::String(s) = &value {
+                row.take_column(&name, s, mode, country);
+            }
+            if let Some(map) = attributes.as_mut() {
+                map.insert(name, value);
+            }
+        }
+        if row.contact_type.is_none() {
+            row.contact_type = Some(DEFAULT_CONTACT_TYPE.to_string());
+        }
+        if let Some(mut map) = attributes {
+            map.insert("contactId".into(), Value::String(row.contact_id.clone()));
+            row.attributes = Some(Value::Object(map).to_string());
+        }
+        row
+    }
+
+    fn take_column(&mut self, name: &str, value: &str, mode: Mode, country: Country) {
+        match name {
+            "memberNumber" => self.member_number = normalize_plain(value),
+            "email" => self.email = normalize_email(value),
+            "mobilePhone" => {
+                self.mobile_phone = normalize_phone(value, country).or_else(|| normalize_plain(value))
+            }
+            "externalId" => self.external_id = normalize_plain(value),
+            "socialSecurityNumber" => self.social_security_number = normalize_plain(value),
+            "contactType" => self.contact_type = normalize_plain(value),
+            "firstName" if mode == Mode::Full => self.first_name = normalize_plain(value),
+            "lastName" if mode == Mode::Full => self.last_name = normalize_plain(value),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::calling_code;
+
+    fn fields() -> Vec<(String, Value)> {
+        [
+            ("firstName", "Åsa"),
+            ("lastName", "Öberg"),
+            ("email", " Asa@Example.com"),
+            ("mobilePhone", "070-123 45 67"),
+            ("street", "Storgatan 1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect()
+    }
+
+    #[test]
+    fn keys_mode_keeps_keys_only() {
+        let se = calling_code("SE").expect("SE");
+        let row = ContactRow::from_fields("abc".into(), fields(), Mode::Keys, se);
+        assert_eq!(row.email.as_deref(), Some("asa@example.com"));
+        assert_eq!(row.mobile_phone.as_deref(), Some("+46701234567"));
+        assert_eq!(row.first_name, None);
+        assert_eq!(row.attributes, None);
+        assert_eq!(row.contact_type.as_deref(), Some("Member"));
+    }
+
+    #[test]
+    fn full_mode_keeps_every_field() {
+        let se = calling_code("SE").expect("SE");
+        let row = ContactRow::from_fields("abc".into(), fields(), Mode::Full, se);
+        assert_eq!(row.first_name.as_deref(), Some("Åsa"));
+        let attrs: Value = serde_json::from_str(row.attributes.as_deref().expect("attrs"))
+            .expect("json");
+        assert_eq!(attrs["street"], "Storgatan 1");
+        assert_eq!(attrs["contactId"], "abc");
+    }
+}

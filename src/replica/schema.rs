@@ -1,0 +1,78 @@
+//! Numbered migrations (SQL files in `migrations/`), tracked with `PRAGMA user_version`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+use super::ReplicaError;
+use crate::config::Mode;
+
+/// The migrations, in order; entry `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// The schema version this binary writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to date (each migration in its own transaction) and returns the
+/// replica's mode, recording `new_mode` if the replica is new.
+pub fn migrate(conn: &Connection, path: &Path, new_mode: Mode) -> anyhow::Result<Mode> {
+    let found = user_version(conn)?;
+    if found > CURRENT_VERSION {
+        return Err(ReplicaError::NewerSchema {
+            db: path.to_path_buf(),
+            found,
+            supported: CURRENT_VERSION,
+        }
+        .into());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {version} of {} failed", path.display()))?;
+        if version == 1 {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('mode', ?1)",
+                [new_mode.as_str()],
+            )?;
+        }
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::debug!(version, db = %path.display(), "replica schema migrated");
+    }
+    read_mode(conn, path)
+}
+
+/// For readers: the schema must be current; returns the mode.
+pub fn check_current(conn: &Connection, path: &Path) -> anyhow::Result<Mode> {
+    let found = user_version(conn)?;
+    if found > CURRENT_VERSION {
+        return Err(ReplicaError::NewerSchema {
+            db: path.to_path_buf(),
+            found,
+            supported: CURRENT_VERSION,
+        }
+        .into());
+    }
+    if found < CURRENT_VERSION {
+        return Err(ReplicaError::OlderSchema {
+            db: path.to_path_buf(),
+            found,
+        }
+        .into());
+    }
+    read_mode(conn, path)
+}
+
+fn user_version(conn: &Connection) -> anyhow::Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+fn read_mode(conn: &Connection, path: &Path) -> anyhow::Result<Mode> {
+    let stored: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| r.get(0))
+        .with_context(|| format!("the replica {} has no mode recorded", path.display()))?;
+    Mode::parse(&stored)
+        .with_context(|| format!("the replica {} has an unknown mode {stored:?}", path.display()))
+}
