@@ -59,12 +59,22 @@ pub struct GlobalArgs {
     pub quiet: u8,
 
     /// Format of log lines on stderr [default: `log_format` in the config file, else text]
-    #[arg(long, global = true, env = "ENGAGE_SYNC_LOG_FORMAT", value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        env = "ENGAGE_SYNC_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
     pub log_format: Option<LogFormat>,
 
     /// Country for phone numbers written without a country code (ISO code, e.g. SE)
     /// [default: `default_country` in the config file, else SE]
-    #[arg(long, global = true, env = "ENGAGE_SYNC_DEFAULT_COUNTRY", value_name = "ISO")]
+    #[arg(
+        long,
+        global = true,
+        env = "ENGAGE_SYNC_DEFAULT_COUNTRY",
+        value_name = "ISO"
+    )]
     pub default_country: Option<String>,
 }
 

@@ -171,7 +171,13 @@ pub struct Overrides {
 
 /// Merges overrides over the file over the defaults.
 pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Result<Settings> {
-    let rel = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+    let rel = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(p)
+        }
+    };
     let db = over
         .db
         .clone()
@@ -210,7 +216,10 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
             .as_ref()
             .map(rel)
             .unwrap_or_else(|| PathBuf::from("inbox")),
-        archive: over.archive.clone().or_else(|| file.archive.as_ref().map(rel)),
+        archive: over
+            .archive
+            .clone()
+            .or_else(|| file.archive.as_ref().map(rel)),
         quarantine: over
             .quarantine
             .clone()
@@ -266,7 +275,10 @@ mod tests {
         let s = resolve(&file, base, &Overrides::default()).expect("resolves");
         assert_eq!(s.db, PathBuf::from("/etc/engage-sync/data/r.db"));
         assert_eq!(s.inbox, PathBuf::from("/etc/engage-sync/in"));
-        assert_eq!(s.quarantine, PathBuf::from("/etc/engage-sync/data/quarantine"));
+        assert_eq!(
+            s.quarantine,
+            PathBuf::from("/etc/engage-sync/data/quarantine")
+        );
         assert_eq!(s.default_country.iso, "NO");
         let over = Overrides {
             db: Some(PathBuf::from("x.db")),

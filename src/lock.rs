@@ -108,7 +108,9 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
 
 fn read_holder(file: &mut File) -> String {
     let mut s = String::new();
-    let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut s));
+    let _ = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_string(&mut s));
     let s = s.trim();
     if s.is_empty() {
         "holder unknown".to_string()

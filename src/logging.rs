@@ -1,6 +1,8 @@
 //! Log setup: tracing to stderr, text or JSON, level from -v/-q (RUST_LOG overrides).
 //! Nothing logged may hold personal data unmasked (see `mask`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -19,6 +21,7 @@ pub fn init(format: LogFormat, verbosity: i8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -68,7 +68,16 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.write.dry_run,
         ..DeltaSummary::default()
     };
-    let result = import_all(ctx, args, &mut replica, inputs, &mut summary);
+    let result = if args.write.dry_run {
+        // One outer transaction, rolled back: each file's savepoint sees the files before it,
+        // exactly as a real run would, and nothing is written.
+        replica.conn().execute_batch("BEGIN IMMEDIATE")?;
+        let result = import_all(ctx, args, &mut replica, inputs, &mut summary);
+        replica.conn().execute_batch("ROLLBACK")?;
+        result
+    } else {
+        import_all(ctx, args, &mut replica, inputs, &mut summary)
+    };
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.contacts_per_second = if summary.elapsed_seconds > 0.0 {
         (summary.members as f64 / summary.elapsed_seconds).round()
@@ -125,7 +134,11 @@ fn import_all(
         .filter_map(|(_, p)| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let progress = Progress::new("delta", total_bytes, !ctx.json && ctx.verbosity >= 0 && !dry_run);
+    let progress = Progress::new(
+        "delta",
+        total_bytes,
+        !ctx.json && ctx.verbosity >= 0 && !dry_run,
+    );
     let mut first_failure: Option<anyhow::Error> = None;
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
 
@@ -134,7 +147,8 @@ fn import_all(
             continue;
         };
         let path = file.clone();
-        let (failure, error) = fail_file(ctx, replica, &path, err.into(), dry_run, args.keep_going)?;
+        let (failure, error) =
+            fail_file(ctx, replica, &path, err.into(), dry_run, args.keep_going)?;
         summary.failures.push(failure);
         summary.files_failed += 1;
         if !args.keep_going {
@@ -209,9 +223,8 @@ fn fail_file(
     let moved_to = if dry_run {
         None
     } else {
-        let target = move_into(path, &ctx.settings.quarantine).with_context(|| {
-            format!("{reason}; and the file could not be moved to quarantine")
-        })?;
+        let target = move_into(path, &ctx.settings.quarantine)
+            .with_context(|| format!("{reason}; and the file could not be moved to quarantine"))?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         ledger::insert_quarantined(
             replica.conn(),
@@ -352,7 +365,11 @@ fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
             }
         }
     }
-    let prefix = if s.dry_run { "delta (dry run, nothing written)" } else { "delta" };
+    let prefix = if s.dry_run {
+        "delta (dry run, nothing written)"
+    } else {
+        "delta"
+    };
     lines.push(format!(
         "{prefix}: {} files applied, {} already applied, {} refused{}",
         s.files_applied,
@@ -366,7 +383,13 @@ fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
     ));
     lines.push(format!(
         "contacts: {} new, {} updated, {} deleted, {} stale skipped ({} in {:.2} s, {} contacts/s)",
-        s.inserted, s.updated, s.deleted, s.stale, s.members, s.elapsed_seconds, s.contacts_per_second
+        s.inserted,
+        s.updated,
+        s.deleted,
+        s.stale,
+        s.members,
+        s.elapsed_seconds,
+        s.contacts_per_second
     ));
     print_lines(lines)
 }

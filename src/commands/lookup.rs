@@ -89,7 +89,10 @@ fn to_match(c: &ContactView) -> Option<Match<'_>> {
 
 fn print_human(best: &Match<'_>, others: &[Match<'_>]) -> anyhow::Result<()> {
     let c = best.contact;
-    let mut lines = vec![format!("match key:      {} {}", best.match_key_type, best.match_key)];
+    let mut lines = vec![format!(
+        "match key:      {} {}",
+        best.match_key_type, best.match_key
+    )];
     let fields = [
         ("contact id", &c.contact_id),
         ("local key", &c.local_key),

@@ -28,7 +28,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (file, base) = config::load_file(cli.global.config.as_deref())?;
     let verbosity = cli.global.verbose as i8 - cli.global.quiet as i8;
     crate::logging::init(
-        cli.global.log_format.or(file.log_format).unwrap_or_default(),
+        cli.global
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_default(),
         verbosity,
     );
     let mut overrides = Overrides {
@@ -58,9 +61,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Writes one JSON document and a newline to stdout.
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    // Serialise first, so a closed pipe surfaces as an io::Error (a clean exit in main).
+    let text = serde_json::to_string_pretty(value)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    writeln!(out, "{text}")?;
     Ok(())
 }
 

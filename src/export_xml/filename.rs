@@ -26,10 +26,14 @@ impl ExportFileName {
             .ok_or_else(|| format!("the name does not end in .xml; {expected}"))?;
         let mut parts = stem.splitn(3, '_');
         let (Some(ts), Some(num), Some(label)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("the name has fewer than three `_`-separated parts; {expected}"));
+            return Err(format!(
+                "the name has fewer than three `_`-separated parts; {expected}"
+            ));
         };
         if ts.len() != 14 || NaiveDateTime::parse_from_str(ts, "%Y%m%d%H%M%S").is_err() {
-            return Err(format!("{ts:?} is not a YYYYMMDDHHmmss timestamp; {expected}"));
+            return Err(format!(
+                "{ts:?} is not a YYYYMMDDHHmmss timestamp; {expected}"
+            ));
         }
         let file_number = if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
             num.parse::<u32>().ok()
@@ -38,7 +42,9 @@ impl ExportFileName {
         }
         .ok_or_else(|| format!("{num:?} is not a file number; {expected}"))?;
         if label.is_empty() {
-            return Err(format!("the name part after the file number is empty; {expected}"));
+            return Err(format!(
+                "the name part after the file number is empty; {expected}"
+            ));
         }
         Ok(ExportFileName {
             name: name.to_string(),
@@ -52,8 +58,8 @@ impl ExportFileName {
     /// in the configured offset (Engage's time zone for file names is not documented; UTC
     /// unless `[export] timestamp_offset` says otherwise).
     pub fn version_ms(&self, offset_seconds: i32) -> i64 {
-        let naive = NaiveDateTime::parse_from_str(&self.timestamp, "%Y%m%d%H%M%S")
-            .unwrap_or_default();
+        let naive =
+            NaiveDateTime::parse_from_str(&self.timestamp, "%Y%m%d%H%M%S").unwrap_or_default();
         chrono::FixedOffset::east_opt(offset_seconds)
             .and_then(|tz| tz.from_local_datetime(&naive).single())
             .map(|dt| dt.timestamp_millis())

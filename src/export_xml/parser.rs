@@ -85,8 +85,16 @@ enum Ns {
 
 /// An event, owned, with only what the parser needs.
 enum Ev {
-    Start { ns: Ns, name: String, attrs: Vec<(String, String)> },
-    Empty { ns: Ns, name: String, attrs: Vec<(String, String)> },
+    Start {
+        ns: Ns,
+        name: String,
+        attrs: Vec<(String, String)>,
+    },
+    Empty {
+        ns: Ns,
+        name: String,
+        attrs: Vec<(String, String)>,
+    },
     End,
     Text(String),
     Eof,
@@ -179,9 +187,9 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
                     ))
                 }
                 (_, Ev::Eof) => {
-                    return Err(self.error(
-                        "the file ends before the root element is closed (truncated?)",
-                    ))
+                    return Err(
+                        self.error("the file ends before the root element is closed (truncated?)")
+                    )
                 }
                 (_, Ev::Other) => {}
                 (State::BeforeRoot | State::AfterRoot, Ev::End) => {
@@ -335,7 +343,11 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
                     push_field(children.get_or_insert_with(Vec::new), name, value);
                 }
                 Ev::Empty { name, attrs, .. } => {
-                    push_field(children.get_or_insert_with(Vec::new), name, empty_value(&attrs));
+                    push_field(
+                        children.get_or_insert_with(Vec::new),
+                        name,
+                        empty_value(&attrs),
+                    );
                 }
                 Ev::Eof => {
                     return Err(self.error("the file ends inside a field (truncated?)"));
@@ -378,7 +390,9 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
             }
         };
         let ns = match ns {
-            ResolveResult::Bound(Namespace(uri)) if uri == EXPORT_NAMESPACE.as_bytes() => Ns::Export,
+            ResolveResult::Bound(Namespace(uri)) if uri == EXPORT_NAMESPACE.as_bytes() => {
+                Ns::Export
+            }
             ResolveResult::Bound(Namespace(uri)) => Ns::Other(String::from_utf8_lossy(uri).into()),
             ResolveResult::Unbound => Ns::Unbound,
             ResolveResult::Unknown(prefix) => {

@@ -42,9 +42,15 @@ fn reads_all_sections_with_child_or_attribute_ids() {
     assert_eq!(members.len(), 4);
     assert_eq!(members[0].section, Section::New);
     assert_eq!(members[0].contact_id, ID1.to_lowercase());
-    assert_eq!(field(&members[0], "firstName"), Some(&Value::from("Åsa & Co")));
+    assert_eq!(
+        field(&members[0], "firstName"),
+        Some(&Value::from("Åsa & Co"))
+    );
     assert_eq!(field(&members[0], "source"), Some(&Value::from("POS")));
-    assert_eq!(field(&members[0], "address").and_then(|a| a.get("city")), Some(&Value::from("Umeå")));
+    assert_eq!(
+        field(&members[0], "address").and_then(|a| a.get("city")),
+        Some(&Value::from("Umeå"))
+    );
     assert_eq!(members[1].section, Section::Updated);
     assert_eq!(field(&members[1], "lastName"), Some(&Value::from("Ek<>")));
     assert_eq!(members[2].section, Section::Deleted);
@@ -65,9 +71,11 @@ fn any_prefix_and_field_map() {
 
 #[test]
 fn empty_documents_are_valid() {
-    assert!(parse(r#"<contacts xmlns="http://eClub.Schemas.ExportMember"/>"#)
-        .expect("valid")
-        .is_empty());
+    assert!(
+        parse(r#"<contacts xmlns="http://eClub.Schemas.ExportMember"/>"#)
+            .expect("valid")
+            .is_empty()
+    );
     assert!(parse(
         r#"<contacts xmlns="http://eClub.Schemas.ExportMember"><new/><updated></updated></contacts>"#
     )
@@ -83,23 +91,61 @@ fn malformed_documents_are_errors() {
         ("empty", String::new()),
         ("wrong root", format!(r#"<members xmlns="{ns}"/>"#)),
         ("no namespace", "<contacts/>".to_string()),
-        ("wrong namespace", r#"<contacts xmlns="urn:x"/>"#.to_string()),
-        ("truncated", format!(r#"<contacts xmlns="{ns}"><new>{member}<member><cont"#)),
-        ("truncated in member", format!(r#"<contacts xmlns="{ns}"><new><member><contactId>{ID1}</contactId>"#)),
-        ("mismatched", format!(r#"<contacts xmlns="{ns}"><new>{member}</updated></contacts>"#)),
-        ("unknown section", format!(r#"<contacts xmlns="{ns}"><other>{member}</other></contacts>"#)),
-        ("no id", format!(r#"<contacts xmlns="{ns}"><new><member><email>x</email></member></new></contacts>"#)),
-        ("bad id", format!(r#"<contacts xmlns="{ns}"><new><member contactId="nope"/></new></contacts>"#)),
-        ("entity", format!("<!DOCTYPE contacts [<!ENTITY a \"b\">]><contacts xmlns=\"{ns}\"/>")),
-        ("undefined entity", format!(r#"<contacts xmlns="{ns}"><new><member contactId="{ID1}"><a>&lol;</a></member></new></contacts>"#)),
-        ("latin1", format!(r#"<?xml version="1.0" encoding="ISO-8859-1"?><contacts xmlns="{ns}"/>"#)),
-        ("trailing", format!(r#"<contacts xmlns="{ns}"/><contacts xmlns="{ns}"/>"#)),
+        (
+            "wrong namespace",
+            r#"<contacts xmlns="urn:x"/>"#.to_string(),
+        ),
+        (
+            "truncated",
+            format!(r#"<contacts xmlns="{ns}"><new>{member}<member><cont"#),
+        ),
+        (
+            "truncated in member",
+            format!(r#"<contacts xmlns="{ns}"><new><member><contactId>{ID1}</contactId>"#),
+        ),
+        (
+            "mismatched",
+            format!(r#"<contacts xmlns="{ns}"><new>{member}</updated></contacts>"#),
+        ),
+        (
+            "unknown section",
+            format!(r#"<contacts xmlns="{ns}"><other>{member}</other></contacts>"#),
+        ),
+        (
+            "no id",
+            format!(
+                r#"<contacts xmlns="{ns}"><new><member><email>x</email></member></new></contacts>"#
+            ),
+        ),
+        (
+            "bad id",
+            format!(r#"<contacts xmlns="{ns}"><new><member contactId="nope"/></new></contacts>"#),
+        ),
+        (
+            "entity",
+            format!("<!DOCTYPE contacts [<!ENTITY a \"b\">]><contacts xmlns=\"{ns}\"/>"),
+        ),
+        (
+            "undefined entity",
+            format!(
+                r#"<contacts xmlns="{ns}"><new><member contactId="{ID1}"><a>&lol;</a></member></new></contacts>"#
+            ),
+        ),
+        (
+            "latin1",
+            format!(r#"<?xml version="1.0" encoding="ISO-8859-1"?><contacts xmlns="{ns}"/>"#),
+        ),
+        (
+            "trailing",
+            format!(r#"<contacts xmlns="{ns}"/><contacts xmlns="{ns}"/>"#),
+        ),
         ("not xml", "hello, world".to_string()),
     ];
     for (what, xml) in cases {
         assert!(parse(&xml).is_err(), "{what} should fail");
     }
-    let mut bytes = format!(r#"<contacts xmlns="{ns}"><new><member contactId="{ID1}"><a>"#).into_bytes();
+    let mut bytes =
+        format!(r#"<contacts xmlns="{ns}"><new><member contactId="{ID1}"><a>"#).into_bytes();
     bytes.extend_from_slice(&[0xff, 0xfe]);
     bytes.extend_from_slice(b"</a></member></new></contacts>");
     let map = BTreeMap::new();

@@ -7,7 +7,6 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::TransactionBehavior;
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
@@ -49,7 +48,8 @@ pub struct ContactAction {
 }
 
 /// Applies one export file. A malformed file is an [`ImportError`] and changes nothing; a
-/// database error is returned as is (the file is fine, the database is not).
+/// database error is returned as is (the file is fine, the database is not). `dry_run` only
+/// records per-contact actions: the caller runs a dry run inside a transaction it rolls back.
 pub fn apply_file(
     replica: &mut Replica,
     name: &ExportFileName,
@@ -102,9 +102,9 @@ pub fn apply_file(
     let version = name.version_ms(settings.export_offset_seconds);
     let now = now_rfc3339();
     let mut actions = Vec::new();
-    let tx = replica
-        .conn()
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // A savepoint: a transaction of its own normally, nested in the dry run's outer
+    // transaction (so later files see earlier ones, and everything is rolled back at the end).
+    let tx = replica.conn().savepoint()?;
     {
         let mut writer = ContactWriter::new(&tx, now.clone())?;
         let mut parser = ExportParser::new(
@@ -155,12 +155,8 @@ pub fn apply_file(
         .with_context(|| format!("cannot read {}", path.display()))?;
     ledger.sha256 = hex::encode(hashing.hasher.finalize());
     ledger::insert_applied(&tx, &ledger, &now)?;
-    if dry_run {
-        tx.rollback()?;
-    } else {
-        tx.commit()
-            .with_context(|| format!("cannot commit {} to the replica", name.name))?;
-    }
+    tx.commit()
+        .with_context(|| format!("cannot commit {} to the replica", name.name))?;
     Ok(FileReport {
         status: FileStatus::Applied,
         ledger,

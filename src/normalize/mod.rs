@@ -79,9 +79,18 @@ mod tests {
             normalize_contact_id("{1c277c0a-abcd-4e6b-93dc-0123456789ab}").as_deref(),
             Some("1c277c0a-abcd-4e6b-93dc-0123456789ab")
         );
-        assert_eq!(normalize_contact_id("1c277c0a-abcd-4e6b-93dc-0123456789a"), None);
-        assert_eq!(normalize_contact_id("1c277c0a_abcd-4e6b-93dc-0123456789ab"), None);
-        assert_eq!(normalize_contact_id("zc277c0a-abcd-4e6b-93dc-0123456789ab"), None);
+        assert_eq!(
+            normalize_contact_id("1c277c0a-abcd-4e6b-93dc-0123456789a"),
+            None
+        );
+        assert_eq!(
+            normalize_contact_id("1c277c0a_abcd-4e6b-93dc-0123456789ab"),
+            None
+        );
+        assert_eq!(
+            normalize_contact_id("zc277c0a-abcd-4e6b-93dc-0123456789ab"),
+            None
+        );
     }
 
     #[test]

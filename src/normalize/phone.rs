@@ -129,7 +129,11 @@ mod tests {
             "+46 (0)70 123 45 67",
             "+46-70-123.45.67",
         ] {
-            assert_eq!(normalize_phone(raw, se()).as_deref(), Some("+46701234567"), "{raw}");
+            assert_eq!(
+                normalize_phone(raw, se()).as_deref(),
+                Some("+46701234567"),
+                "{raw}"
+            );
         }
     }
 

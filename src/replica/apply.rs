@@ -2,7 +2,7 @@
 //! overwrites a newer one, and a tombstone keeps an older upsert from resurrecting a contact.
 //! Equal versions apply, so within one file the later entry wins.
 
-use rusqlite::{params, OptionalExtension, Statement, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Statement};
 
 use super::queries;
 use super::row::ContactRow;
@@ -45,9 +45,9 @@ pub struct ContactWriter<'t> {
 }
 
 impl<'t> ContactWriter<'t> {
-    /// Prepares the statements on `tx`. `now` (UTC RFC 3339) is written as `updated_at` /
+    /// Prepares the statements on `tx` (a connection inside a transaction). `now` (UTC RFC 3339) is written as `updated_at` /
     /// `deleted_at`: one timestamp per transaction, as readers see the changes at once.
-    pub fn new(tx: &'t Transaction<'_>, now: String) -> rusqlite::Result<Self> {
+    pub fn new(tx: &'t Connection, now: String) -> rusqlite::Result<Self> {
         Ok(ContactWriter {
             find_contact: tx.prepare(queries::FIND_CONTACT)?,
             find_tombstone: tx.prepare(queries::FIND_TOMBSTONE)?,

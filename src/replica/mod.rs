@@ -63,7 +63,9 @@ pub enum ReplicaError {
         supported: i64,
     },
     /// A reader found an older schema, which only a writer may migrate.
-    #[error("the replica {db} has schema version {found} and needs migrating: run `engage-sync init`")]
+    #[error(
+        "the replica {db} has schema version {found} and needs migrating: run `engage-sync init`"
+    )]
     OlderSchema {
         /// The replica.
         db: PathBuf,
@@ -193,8 +195,10 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(anyhow::Error::new(e)
-            .context(format!("cannot create the replica {}", path.display()))),
+        Err(e) => {
+            Err(anyhow::Error::new(e)
+                .context(format!("cannot create the replica {}", path.display())))
+        }
     }
 }
 

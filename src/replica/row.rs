@@ -72,7 +72,8 @@ impl ContactRow {
             "memberNumber" => self.member_number = normalize_plain(value),
             "email" => self.email = normalize_email(value),
             "mobilePhone" => {
-                self.mobile_phone = normalize_phone(value, country).or_else(|| normalize_plain(value))
+                self.mobile_phone =
+                    normalize_phone(value, country).or_else(|| normalize_plain(value))
             }
             "externalId" => self.external_id = normalize_plain(value),
             "socialSecurityNumber" => self.social_security_number = normalize_plain(value),
@@ -118,8 +119,8 @@ mod tests {
         let se = calling_code("SE").expect("SE");
         let row = ContactRow::from_fields("abc".into(), fields(), Mode::Full, se);
         assert_eq!(row.first_name.as_deref(), Some("Åsa"));
-        let attrs: Value = serde_json::from_str(row.attributes.as_deref().expect("attrs"))
-            .expect("json");
+        let attrs: Value =
+            serde_json::from_str(row.attributes.as_deref().expect("attrs")).expect("json");
         assert_eq!(attrs["street"], "Storgatan 1");
         assert_eq!(attrs["contactId"], "abc");
     }

@@ -71,8 +71,14 @@ fn user_version(conn: &Connection) -> anyhow::Result<i64> {
 
 fn read_mode(conn: &Connection, path: &Path) -> anyhow::Result<Mode> {
     let stored: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| {
+            r.get(0)
+        })
         .with_context(|| format!("the replica {} has no mode recorded", path.display()))?;
-    Mode::parse(&stored)
-        .with_context(|| format!("the replica {} has an unknown mode {stored:?}", path.display()))
+    Mode::parse(&stored).with_context(|| {
+        format!(
+            "the replica {} has an unknown mode {stored:?}",
+            path.display()
+        )
+    })
 }

@@ -1,0 +1,143 @@
+//! Helpers shared by the integration tests: a temp workspace, the real binary, export files
+//! written on the fly, and a raw look into the replica.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use rusqlite::Connection;
+
+pub const NS: &str = "http://eClub.Schemas.ExportMember";
+
+/// A temp folder with a replica path and an inbox.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("inbox")).expect("inbox");
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path().join("replica.db")
+    }
+
+    pub fn inbox(&self) -> PathBuf {
+        self.path().join("inbox")
+    }
+
+    /// The binary with `--db` set, run in the workspace, with no config from the environment.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("engage-sync").expect("binary built");
+        cmd.current_dir(self.path())
+            .env_remove("ENGAGE_SYNC_DB")
+            .env_remove("ENGAGE_SYNC_CONFIG")
+            .env_remove("ENGAGE_SYNC_DEFAULT_COUNTRY")
+            .env_remove("ENGAGE_SYNC_LOG_FORMAT")
+            .arg("--db")
+            .arg(self.db());
+        cmd
+    }
+
+    /// Writes an export file into the inbox; returns its path.
+    pub fn write_export(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.inbox().join(name);
+        std::fs::write(&path, content).expect("write export");
+        path
+    }
+
+    pub fn write_export_bytes(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.inbox().join(name);
+        std::fs::write(&path, content).expect("write export");
+        path
+    }
+
+    pub fn conn(&self) -> Connection {
+        Connection::open(self.db()).expect("open replica")
+    }
+
+    /// The `contacts` view without `updated_at` (which records when, not what), sorted.
+    pub fn contacts(&self) -> Vec<Vec<Option<String>>> {
+        if !self.db().exists() {
+            return Vec::new();
+        }
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT contact_id, local_key, member_number, email, mobile_phone, external_id, \
+                 social_security_number, contact_type, first_name, last_name, attributes \
+                 FROM contacts ORDER BY contact_id",
+            )
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| {
+                (0..11)
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .expect("query");
+        rows.map(|r| r.expect("row")).collect()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.conn().query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+
+    pub fn quarantined(&self) -> Vec<String> {
+        let dir = self.path().join("quarantine");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// A deterministic contact GUID.
+pub fn guid(n: u32) -> String {
+    format!("6f1c2e4a-3b1d-4c8e-9a0b-{n:012x}")
+}
+
+/// One `<member>` with the usual fields for contact `n`; `tag` varies the data between versions.
+pub fn member(n: u32, tag: &str) -> String {
+    format!(
+        "<member source=\"POS\"><contactId>{}</contactId><memberNumber>M{n}</memberNumber>\
+         <firstName>Åsa{tag}</firstName><lastName>Öberg{n}</lastName>\
+         <email>User{n}@Example.com</email><mobilePhone>+4670{n:07}</mobilePhone>\
+         <city>Umeå {tag}</city></member>",
+        guid(n)
+    )
+}
+
+pub fn deleted(n: u32) -> String {
+    format!("<member><contactId>{}</contactId></member>", guid(n))
+}
+
+/// An export document with the given section contents.
+pub fn export(new: &[String], updated: &[String], deleted: &[String]) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<contacts xmlns=\"{NS}\">\n<new>{}</new>\n\
+         <updated>{}</updated>\n<deleted>{}</deleted>\n</contacts>\n",
+        new.concat(),
+        updated.concat(),
+        deleted.concat()
+    )
+}
+
+pub fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
