@@ -85,6 +85,7 @@ pub enum Command {
     ///
     /// Other commands create the replica on first use as well; `init` lets you choose the mode
     /// explicitly and check that the database file can be created.
+    #[command(after_help = EXIT_CODES_HELP)]
     Init(InitArgs),
     /// Import Engage contact-export XML files into the replica
     ///
@@ -93,12 +94,14 @@ pub enum Command {
     /// only. A file already applied with the same content is skipped; the same name with other
     /// content is refused. A malformed file changes nothing, is moved to the quarantine folder,
     /// and stops the run (exit 65) unless --keep-going.
+    #[command(after_help = EXIT_CODES_HELP)]
     Delta(DeltaArgs),
     /// Find a contact in the replica by one key and print the key to tag a purchase with
     ///
     /// The value is normalised as on import: e-mail is case-insensitive, phone numbers may be
     /// written in national or international form, contact ids in either case.
     /// Exits 0 when found, 1 when not.
+    #[command(after_help = EXIT_CODES_HELP)]
     Lookup(LookupArgs),
 }
 

@@ -26,7 +26,7 @@ pub enum LockError {
         holder: String,
     },
     /// The lock file could not be opened or locked.
-    #[error("cannot open or lock {path}: {source}; check that its folder exists and is writable")]
+    #[error("cannot open or lock {path} (check that its folder is writable)")]
     Io {
         /// The lock file.
         path: PathBuf,
@@ -72,6 +72,10 @@ pub fn acquire(db: &Path, command: &str, wait: bool) -> Result<WriterLock, LockE
         path: path.clone(),
         source,
     };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        // The replica's folder: created here because the lock comes before the database.
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
     let mut file = open_lock_file(&path).map_err(io)?;
     match file.try_lock() {
         Ok(()) => {}

@@ -35,7 +35,12 @@ impl Workspace {
 
     /// The binary with `--db` set, run in the workspace, with no config from the environment.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("engage-sync").expect("binary built");
+        Command::from_std(self.std_cmd())
+    }
+
+    /// The same as a plain `std::process::Command`, for spawning.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("engage-sync"));
         cmd.current_dir(self.path())
             .env_remove("ENGAGE_SYNC_DB")
             .env_remove("ENGAGE_SYNC_CONFIG")

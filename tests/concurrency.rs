@@ -1,0 +1,105 @@
+//! One writer at a time, and readers only ever see whole files.
+
+mod common;
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PER_FILE: u32 = 1500;
+const FILES: u32 = 6;
+
+fn write_files(ws: &Workspace) {
+    for f in 0..FILES {
+        let members: Vec<String> = (0..PER_FILE).map(|i| member(f * PER_FILE + i, "c")).collect();
+        ws.write_export(&format!("20260101100000_{f}_c.xml"), &export(&members, &[], &[]));
+    }
+}
+
+#[test]
+fn a_held_lock_skips_the_run_with_75_and_wait_queues_behind_it() {
+    let ws = Workspace::new();
+    write_files(&ws);
+    let lock = File::create(ws.path().join("replica.db.lock")).expect("lock file");
+    lock.try_lock().expect("test holds the lock");
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("skipped"), "{}", stderr_of(&out));
+    assert!(ws.contacts().is_empty());
+
+    let child = ws
+        .std_cmd()
+        .args(["delta", "inbox", "--wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ws.contacts().is_empty(), "still waiting");
+    lock.unlock().expect("release");
+    let out = child.wait_with_output().expect("waits");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(ws.contacts().len(), (FILES * PER_FILE) as usize);
+}
+
+#[test]
+fn concurrent_runs_and_a_reader_never_see_half_a_file() {
+    let ws = Workspace::new();
+    assert!(ws.cmd().arg("init").output().expect("runs").status.success());
+    write_files(&ws);
+    let db = ws.db();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).expect("reader opens");
+            conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
+            let mut seen = std::collections::BTreeSet::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                // One read transaction: contacts and ledger must agree.
+                let (contacts, files): (i64, i64) = conn
+                    .query_row(
+                        "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM applied_file)",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .expect("reader query never fails");
+                assert_eq!(contacts, files * PER_FILE as i64, "reader saw a partial file");
+                seen.insert(files);
+            }
+            seen
+        })
+    };
+    let spawn = || {
+        ws.std_cmd()
+            .args(["delta", "inbox"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().expect("a"), b.wait_with_output().expect("b"));
+    stop.store(true, Ordering::Relaxed);
+    let seen = reader.join().expect("reader thread");
+    let codes = [a.status.code(), b.status.code()];
+    assert!(
+        codes.iter().all(|c| matches!(c, Some(0) | Some(75))),
+        "{codes:?}: {} {}",
+        stderr_of(&a),
+        stderr_of(&b)
+    );
+    assert!(codes.contains(&Some(0)));
+    assert_eq!(ws.contacts().len(), (FILES * PER_FILE) as usize);
+    assert_eq!(ws.count("SELECT count(*) FROM applied_file"), FILES as i64);
+    let integrity: String = ws
+        .conn()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(integrity, "ok");
+    assert!(!seen.is_empty());
+}
