@@ -72,7 +72,10 @@ pub fn acquire(db: &Path, command: &str, wait: bool) -> Result<WriterLock, LockE
         path: path.clone(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
         // The replica's folder: created here because the lock comes before the database.
         std::fs::create_dir_all(dir).map_err(io)?;
     }

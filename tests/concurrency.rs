@@ -14,8 +14,13 @@ const FILES: u32 = 6;
 
 fn write_files(ws: &Workspace) {
     for f in 0..FILES {
-        let members: Vec<String> = (0..PER_FILE).map(|i| member(f * PER_FILE + i, "c")).collect();
-        ws.write_export(&format!("20260101100000_{f}_c.xml"), &export(&members, &[], &[]));
+        let members: Vec<String> = (0..PER_FILE)
+            .map(|i| member(f * PER_FILE + i, "c"))
+            .collect();
+        ws.write_export(
+            &format!("20260101100000_{f}_c.xml"),
+            &export(&members, &[], &[]),
+        );
     }
 }
 
@@ -48,7 +53,13 @@ fn a_held_lock_skips_the_run_with_75_and_wait_queues_behind_it() {
 #[test]
 fn concurrent_runs_and_a_reader_never_see_half_a_file() {
     let ws = Workspace::new();
-    assert!(ws.cmd().arg("init").output().expect("runs").status.success());
+    assert!(ws
+        .cmd()
+        .arg("init")
+        .output()
+        .expect("runs")
+        .status
+        .success());
     write_files(&ws);
     let db = ws.db();
     let stop = Arc::new(AtomicBool::new(false));
@@ -68,7 +79,11 @@ fn concurrent_runs_and_a_reader_never_see_half_a_file() {
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .expect("reader query never fails");
-                assert_eq!(contacts, files * PER_FILE as i64, "reader saw a partial file");
+                assert_eq!(
+                    contacts,
+                    files * PER_FILE as i64,
+                    "reader saw a partial file"
+                );
                 seen.insert(files);
             }
             seen
@@ -83,7 +98,10 @@ fn concurrent_runs_and_a_reader_never_see_half_a_file() {
             .expect("spawn")
     };
     let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().expect("a"), b.wait_with_output().expect("b"));
+    let (a, b) = (
+        a.wait_with_output().expect("a"),
+        b.wait_with_output().expect("b"),
+    );
     stop.store(true, Ordering::Relaxed);
     let seen = reader.join().expect("reader thread");
     let codes = [a.status.code(), b.status.code()];

@@ -8,7 +8,11 @@ use common::*;
 #[test]
 fn keys_mode_keeps_no_personal_fields_in_the_file() {
     let ws = Workspace::new();
-    let out = ws.cmd().args(["init", "--mode", "keys"]).output().expect("runs");
+    let out = ws
+        .cmd()
+        .args(["init", "--mode", "keys"])
+        .output()
+        .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
     let content = format!(
         "<contacts xmlns=\"{NS}\"><new><member source=\"POS\"><contactId>{}</contactId>\
@@ -41,8 +45,18 @@ fn keys_mode_keeps_no_personal_fields_in_the_file() {
 #[test]
 fn the_mode_cannot_change_silently() {
     let ws = Workspace::new();
-    assert!(ws.cmd().args(["init", "--mode", "keys"]).output().expect("runs").status.success());
-    let out = ws.cmd().args(["init", "--mode", "full"]).output().expect("runs");
+    assert!(ws
+        .cmd()
+        .args(["init", "--mode", "keys"])
+        .output()
+        .expect("runs")
+        .status
+        .success());
+    let out = ws
+        .cmd()
+        .args(["init", "--mode", "full"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(78));
     assert!(stderr_of(&out).contains("keys mode"), "{}", stderr_of(&out));
     // Without an explicit mode the replica keeps its own.
@@ -55,7 +69,13 @@ fn the_mode_cannot_change_silently() {
 fn the_database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let ws = Workspace::new();
-    assert!(ws.cmd().arg("init").output().expect("runs").status.success());
+    assert!(ws
+        .cmd()
+        .arg("init")
+        .output()
+        .expect("runs")
+        .status
+        .success());
     let mode = std::fs::metadata(ws.db()).expect("db").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let journal: String = ws

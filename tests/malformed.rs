@@ -57,7 +57,10 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 fn each_kind_of_malformed_file_changes_nothing_and_is_quarantined() {
     for (what, name, content) in cases() {
         let ws = Workspace::new();
-        let good = ws.write_export("20260101100000_0_c.xml", &export(&[member(1, "a")], &[], &[]));
+        let good = ws.write_export(
+            "20260101100000_0_c.xml",
+            &export(&[member(1, "a")], &[], &[]),
+        );
         let out = ws.cmd().arg("delta").arg(&good).output().expect("runs");
         assert!(out.status.success(), "{what}: setup");
         let before = ws.contacts();
@@ -66,17 +69,34 @@ fn each_kind_of_malformed_file_changes_nothing_and_is_quarantined() {
         let bad = ws.write_export_bytes(name, &content);
         let out = ws.cmd().arg("delta").arg(&bad).output().expect("runs");
         let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(65), "{what}: exit code; stderr: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(65),
+            "{what}: exit code; stderr: {err}"
+        );
         assert_eq!(ws.contacts(), before, "{what}: replica unchanged");
-        assert_eq!(ws.count("SELECT count(*) FROM applied_file"), ledger_before, "{what}");
+        assert_eq!(
+            ws.count("SELECT count(*) FROM applied_file"),
+            ledger_before,
+            "{what}"
+        );
         assert!(!bad.exists(), "{what}: moved out of the inbox");
-        assert_eq!(ws.quarantined(), vec![name.to_string()], "{what}: quarantined");
+        assert_eq!(
+            ws.quarantined(),
+            vec![name.to_string()],
+            "{what}: quarantined"
+        );
         assert!(err.contains(name), "{what}: error names the file: {err}");
-        assert!(err.contains("quarantine"), "{what}: error says where it went: {err}");
+        assert!(
+            err.contains("quarantine"),
+            "{what}: error says where it went: {err}"
+        );
         if name.starts_with("2026") {
             let located = err.contains(&format!("{name}:"))
                 && err.split(&format!("{name}:")).nth(1).is_some_and(|rest| {
-                    rest.split(':').take(2).all(|n| n.trim().parse::<u64>().is_ok())
+                    rest.split(':')
+                        .take(2)
+                        .all(|n| n.trim().parse::<u64>().is_ok())
                 });
             assert!(located, "{what}: error has file:line:column: {err}");
         }
@@ -111,5 +131,9 @@ fn a_contact_id_in_the_name_of_a_missing_key_is_not_personal_data_leaked() {
     let bad = ws.write_export("20260201100000_0_c.xml", &content);
     let out = ws.cmd().arg("delta").arg(&bad).output().expect("runs");
     assert_eq!(out.status.code(), Some(65));
-    assert!(!stderr_of(&out).contains("secret.person"), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("secret.person"),
+        "{}",
+        stderr_of(&out)
+    );
 }

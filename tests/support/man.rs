@@ -20,6 +20,7 @@ fn walk(cmd: &clap::Command, pages: &mut Vec<(String, Vec<u8>)>) {
     }
     let man = clap_mangen::Man::new(cmd.clone());
     let mut roff = Vec::new();
-    man.render(&mut roff).expect("rendering to memory cannot fail");
+    man.render(&mut roff)
+        .expect("rendering to memory cannot fail");
     pages.push((man.get_filename(), roff));
 }
