@@ -103,6 +103,46 @@ pub enum Command {
     /// Exits 0 when found, 1 when not.
     #[command(after_help = EXIT_CODES_HELP)]
     Lookup(LookupArgs),
+    /// Show replica freshness, counts, recent runs, failures, quarantined files and gaps
+    ///
+    /// With --check, prints one line and exits 75 when the replica is stale (no successful
+    /// delta within --max-age), so monitoring, or a POS that wants to tell the customer that
+    /// member offers are unavailable right now, can act on it.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status(StatusArgs),
+    /// Delete local personal data older than an age (GDPR)
+    ///
+    /// Deletes finished run records, quarantine records, and archived and quarantined export
+    /// files older than the age, then truncates the database's WAL and vacuums free pages so
+    /// purged data cannot be read back from the files. Prints counts only. Takes the writer lock,
+    /// so it is safe to run from cron next to the other commands.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Purge(PurgeArgs),
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 75 with a one-line reason when the replica is stale; exit 0 with one line when fine
+    #[arg(long)]
+    pub check: bool,
+
+    /// With --check: the replica is stale when its last successful sync is older than this
+    /// (e.g. 30m, 2h, 1d)
+    #[arg(long, value_name = "AGE", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub max_age: std::time::Duration,
+}
+
+/// `purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Purge what is older than this (e.g. 30d, 12h, 2w)
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+
+    /// Options of every writing command.
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 /// `init`.

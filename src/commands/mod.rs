@@ -3,6 +3,8 @@
 mod delta;
 mod init;
 mod lookup;
+mod purge;
+mod status;
 
 use std::io::Write;
 
@@ -45,7 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             overrides.archive = a.archive.clone();
             overrides.quarantine = a.quarantine.clone();
         }
-        Command::Lookup(_) => {}
+        Command::Lookup(_) | Command::Status(_) | Command::Purge(_) => {}
     }
     let ctx = Ctx {
         settings: config::resolve(&file, &base, &overrides)?,
@@ -56,6 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(a) => init::run(&ctx, &a),
         Command::Delta(a) => delta::run(&ctx, &a),
         Command::Lookup(a) => lookup::run(&ctx, &a),
+        Command::Status(a) => status::run(&ctx, &a),
+        Command::Purge(a) => purge::run(&ctx, &a),
     }
 }
 

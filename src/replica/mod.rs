@@ -8,9 +8,11 @@
 mod apply;
 pub mod ledger;
 mod lookup;
+pub mod purge;
 mod queries;
 mod row;
 mod schema;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

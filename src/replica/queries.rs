@@ -54,3 +54,37 @@ pub fn lookup_by(column: &str) -> String {
 
 /// Contact count.
 pub const COUNT_CONTACTS: &str = "SELECT count(*) FROM contact";
+
+/// Latest run per command and outcome, for `status`.
+pub const LAST_RUNS: &str = "SELECT command, outcome, started_at, finished_at, exit_code, \
+     summary, error FROM run WHERE id IN (SELECT max(id) FROM run GROUP BY command, outcome) \
+     ORDER BY command, outcome";
+/// Runs that started and never finished (crashed, killed, or still running).
+pub const UNFINISHED_RUNS: &str =
+    "SELECT command, started_at FROM run WHERE outcome = 'running' ORDER BY id DESC LIMIT 10";
+/// The most recent ledger rows.
+pub const LEDGER_TAIL: &str = "SELECT name, export_timestamp, file_number, size, sha256, \
+     members, inserted, updated, deleted, stale, applied_at FROM applied_file \
+     ORDER BY applied_at DESC, export_timestamp DESC, file_number DESC LIMIT ?1";
+/// Export timestamps with their file numbers, newest first, for the gap report.
+pub const RECENT_EXPORTS: &str = "SELECT export_timestamp, group_concat(file_number) FROM \
+     (SELECT export_timestamp, file_number FROM applied_file ORDER BY file_number) \
+     GROUP BY export_timestamp ORDER BY export_timestamp DESC LIMIT ?1";
+/// Quarantined files, newest first.
+pub const QUARANTINE_TAIL: &str = "SELECT name, moved_to, reason, quarantined_at FROM \
+     quarantined_file ORDER BY id DESC LIMIT ?1";
+/// Tombstone count.
+pub const COUNT_TOMBSTONES: &str = "SELECT count(*) FROM tombstone";
+/// Applied file count.
+pub const COUNT_APPLIED_FILES: &str = "SELECT count(*) FROM applied_file";
+
+/// Finished runs older than a cutoff (purge).
+pub const PURGE_RUNS: &str = "DELETE FROM run WHERE outcome != 'running' AND finished_at < ?1";
+/// Counting the same, for dry runs.
+pub const COUNT_PURGE_RUNS: &str =
+    "SELECT count(*) FROM run WHERE outcome != 'running' AND finished_at < ?1";
+/// Quarantine records older than a cutoff (the files go with them).
+pub const PURGE_QUARANTINE_RECORDS: &str = "DELETE FROM quarantined_file WHERE quarantined_at < ?1";
+/// Counting the same, for dry runs.
+pub const COUNT_PURGE_QUARANTINE_RECORDS: &str =
+    "SELECT count(*) FROM quarantined_file WHERE quarantined_at < ?1";

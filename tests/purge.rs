@@ -1,0 +1,189 @@
+//! `purge`: aged personal data is gone from every file under the data folder, byte for byte;
+//! `--dry-run` changes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+
+const SECRETS: [&str; 4] = [
+    "Zebulon",
+    "zebulon.secret@example.com",
+    "+46701112233",
+    "Xylophone",
+];
+
+fn age_file(path: &Path, days: u64) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(SystemTime::now() - Duration::from_secs(days * 86_400))
+        .expect("set mtime");
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn contains(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Imports a contact with known personal strings, deletes it, quarantines a file holding
+/// another, archives both exports, then ages all of it by 40 days.
+fn aged_workspace() -> Workspace {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        "archive = \"archive\"\n",
+    )
+    .expect("cfg");
+    let secret = format!(
+        "<member><contactId>{}</contactId><firstName>Zebulon</firstName>\
+         <email>zebulon.secret@example.com</email><mobilePhone>+46701112233</mobilePhone></member>",
+        guid(1)
+    );
+    let keeper = format!(
+        "<member><contactId>{}</contactId><firstName>Keeper</firstName></member>",
+        guid(2)
+    );
+    ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[secret, keeper], &[], &[]),
+    );
+    assert!(ws
+        .cmd()
+        .arg("delta")
+        .arg("inbox")
+        .output()
+        .expect("runs")
+        .status
+        .success());
+    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &[deleted(1)]));
+    assert!(ws
+        .cmd()
+        .arg("delta")
+        .arg("inbox")
+        .output()
+        .expect("runs")
+        .status
+        .success());
+    ws.write_export(
+        "20260103100000_0_c.xml",
+        &format!("<contacts xmlns=\"{NS}\"><new><member><firstName>Xylophone</firstName>"),
+    );
+    let out = ws.cmd().arg("delta").arg("inbox").output().expect("runs");
+    assert_eq!(out.status.code(), Some(65));
+    for dir in ["archive", "quarantine"] {
+        for f in files_under(&ws.path().join(dir)) {
+            age_file(&f, 40);
+        }
+    }
+    let past = (chrono::Utc::now() - chrono::Duration::days(40))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let conn = ws.conn();
+    conn.execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&past])
+        .expect("age runs");
+    conn.execute("UPDATE quarantined_file SET quarantined_at = ?1", [&past])
+        .expect("age quarantine");
+    drop(conn);
+    ws
+}
+
+#[test]
+fn purged_personal_data_is_gone_from_every_file() {
+    let ws = aged_workspace();
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["archived_files"]["files"], 2);
+    assert_eq!(summary["quarantined_files"]["files"], 1);
+    assert_eq!(summary["runs"], 3);
+    assert_eq!(summary["quarantine_records"], 1);
+    assert_eq!(summary["compaction"]["wal_truncated"], true);
+    let all_output = format!("{}{}", stdout_of(&out), stderr_of(&out));
+    for secret in SECRETS {
+        assert!(!all_output.contains(secret), "purge printed {secret}");
+    }
+    let mut scanned = 0;
+    for path in files_under(ws.path()) {
+        let bytes = std::fs::read(&path).expect("read");
+        for secret in SECRETS {
+            assert!(
+                !contains(&bytes, secret),
+                "{secret} still in {}",
+                path.display()
+            );
+        }
+        scanned += 1;
+    }
+    assert!(scanned >= 2, "scanned the database and lock at least");
+    // The scan does see live data: the contact that was not deleted is still there.
+    let db = std::fs::read(ws.db()).expect("db");
+    assert!(contains(&db, "Keeper"), "live data stays");
+    assert_eq!(ws.contacts().len(), 1);
+}
+
+#[test]
+fn dry_run_changes_nothing_and_young_data_stays() {
+    let ws = aged_workspace();
+    let before = files_under(ws.path()).len();
+    let runs_before = ws.count("SELECT count(*) FROM run");
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d", "--dry-run"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).contains("would purge"));
+    assert_eq!(files_under(ws.path()).len(), before);
+    assert_eq!(ws.count("SELECT count(*) FROM run"), runs_before);
+
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "60d"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        files_under(&ws.path().join("archive")).len(),
+        2,
+        "younger than 60 days"
+    );
+    assert_eq!(ws.count("SELECT count(*) FROM quarantined_file"), 1);
+}
+
+#[test]
+fn purge_takes_the_writer_lock() {
+    let ws = aged_workspace();
+    let lock = std::fs::File::create(ws.path().join("replica.db.lock")).expect("lock");
+    lock.try_lock().expect("held by the test");
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(75));
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "1x"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(64), "bad duration is a usage error");
+}
