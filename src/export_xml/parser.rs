@@ -137,6 +137,11 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
         }
     }
 
+    /// The input the parser reads from (e.g. to ask a counting reader how far it got).
+    pub fn input(&self) -> &R {
+        self.reader.get_ref()
+    }
+
     /// The next member, or `None` once the document ended correctly.
     pub fn next_member(&mut self) -> Result<Option<Member>, ParseError> {
         loop {

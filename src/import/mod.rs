@@ -2,15 +2,22 @@
 //! in one transaction with the file's ledger row (SPEC §4). Used by `delta` (and by
 //! `full --from-xml` once it exists).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::config::Settings;
-use crate::export_xml::{line_column, ExportFileName, ExportParser, ImportError, Section};
+use rusqlite::Connection;
+
+use crate::config::{Mode, Settings};
+use crate::export_xml::{
+    line_column, ExportFileName, ExportParser, ImportError, Member, ParseError, Section,
+};
+use crate::normalize::Country;
 use crate::progress::Progress;
 use crate::replica::{ledger, ApplyOutcome, ContactRow, ContactWriter, FileLedgerRow, Replica};
 use crate::time::now_rfc3339;
@@ -47,9 +54,12 @@ pub struct ContactAction {
     pub action: &'static str,
 }
 
-/// Applies one export file. A malformed file is an [`ImportError`] and changes nothing; a
-/// database error is returned as is (the file is fine, the database is not). `dry_run` only
-/// records per-contact actions: the caller runs a dry run inside a transaction it rolls back.
+/// Applies one export file inside the caller's open transaction, together with its ledger row.
+/// A malformed file is an [`ImportError`]; a database error is returned as is (the file is
+/// fine, the database is not). Either way part of the file may have been applied, so the caller
+/// must roll the transaction back (it owns the transaction so that it can apply several files
+/// per commit; a savepoint per file would instead copy every page the file touches into an
+/// in-memory sub-journal). `dry_run` only records per-contact actions.
 pub fn apply_file(
     replica: &mut Replica,
     name: &ExportFileName,
@@ -85,83 +95,223 @@ pub fn apply_file(
             actions: Vec::new(),
         });
     }
-    let mode = replica.mode();
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hashing = HashingReader {
-        inner: file,
-        hasher: Sha256::new(),
-        progress,
-    };
-    let mut ledger = FileLedgerRow {
+    let ledger = FileLedgerRow {
         name: name.name.clone(),
         export_timestamp: name.timestamp.clone(),
         file_number: name.file_number,
         size,
         ..FileLedgerRow::default()
     };
+    let source = Source {
+        field_map: &settings.field_map,
+        mode: replica.mode(),
+        country: settings.default_country,
+    };
     let version = name.version_ms(settings.export_offset_seconds);
+    let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+    // Parse on one core while the database is written on the other: the parser thread turns
+    // the file into ready-made rows, the writer applies them in order.
+    std::thread::scope(|scope| {
+        scope.spawn(move || source.parse(file, &sender));
+        let (ledger, actions) =
+            apply_chunks(replica.conn(), receiver, ledger, version, dry_run, progress)
+                .map_err(|e| locate(e, path))?;
+        Ok(FileReport {
+            status: FileStatus::Applied,
+            ledger,
+            actions,
+        })
+    })
+}
+
+/// Changes per message from the parser thread, and messages in flight: enough to keep both
+/// cores busy, a few MB at most.
+const CHUNK_CHANGES: usize = 512;
+const CHANNEL_CHUNKS: usize = 8;
+
+/// One contact change, built on the parser thread.
+enum Change {
+    Upsert(ContactRow),
+    Delete(String),
+}
+
+/// What the parser thread sends.
+enum Chunk {
+    Changes { changes: Vec<Change>, bytes: u64 },
+    End { sha256: String, bytes: u64 },
+    Malformed(ParseError),
+    Io(std::io::Error),
+}
+
+/// Why applying failed: the file (to be located and quarantined) or anything else.
+enum ApplyError {
+    Malformed(ParseError),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for ApplyError {
+    fn from(e: E) -> Self {
+        ApplyError::Other(e.into())
+    }
+}
+
+/// Turns a parse error into an [`ImportError`] with line and column.
+fn locate(e: ApplyError, path: &Path) -> anyhow::Error {
+    match e {
+        ApplyError::Malformed(e) => {
+            let (line, column) = line_column(path, e.offset).unwrap_or((0, 0));
+            ImportError::Malformed {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message: e.message,
+            }
+            .into()
+        }
+        ApplyError::Other(e) => e,
+    }
+}
+
+/// The writer side: applies chunks in order and fills in the ledger row.
+fn apply_chunks(
+    conn: &Connection,
+    receiver: Receiver<Chunk>,
+    mut ledger: FileLedgerRow,
+    version: i64,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<(FileLedgerRow, Vec<ContactAction>), ApplyError> {
     let now = now_rfc3339();
+    let mut writer = ContactWriter::new(conn, now.clone())?;
     let mut actions = Vec::new();
-    // A savepoint: a transaction of its own normally, nested in the dry run's outer
-    // transaction (so later files see earlier ones, and everything is rolled back at the end).
-    let tx = replica.conn().savepoint()?;
-    {
-        let mut writer = ContactWriter::new(&tx, now.clone())?;
-        let mut parser = ExportParser::new(
-            BufReader::with_capacity(256 * 1024, &mut hashing),
-            &settings.field_map,
-        );
-        loop {
-            let member = match parser.next_member() {
-                Ok(Some(m)) => m,
-                Ok(None) => break,
-                Err(e) => {
-                    let (line, column) = line_column(path, e.offset).unwrap_or((0, 0));
-                    return Err(ImportError::Malformed {
-                        file: path.to_path_buf(),
-                        line,
-                        column,
-                        message: e.message,
+    loop {
+        let chunk = receiver
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the export parser stopped unexpectedly"))?;
+        match chunk {
+            Chunk::Changes { changes, bytes } => {
+                progress.inc_bytes(bytes);
+                progress.inc_contacts(changes.len() as u64);
+                ledger.members += changes.len() as u64;
+                for change in changes {
+                    let (contact_id, outcome) = match change {
+                        Change::Delete(id) => {
+                            let outcome = writer.delete(&id, version)?;
+                            (id, outcome)
+                        }
+                        Change::Upsert(row) => {
+                            let outcome = writer.upsert(&row, version)?;
+                            (row.contact_id, outcome)
+                        }
+                    };
+                    count(&mut ledger, outcome);
+                    if dry_run {
+                        actions.push(ContactAction {
+                            contact_id,
+                            action: outcome.as_str(),
+                        });
                     }
-                    .into());
                 }
-            };
-            ledger.members += 1;
-            let outcome = match member.section {
-                Section::Deleted => writer.delete(&member.contact_id, version)?,
-                Section::New | Section::Updated => {
-                    let row = ContactRow::from_fields(
-                        member.contact_id.clone(),
-                        member.fields,
-                        mode,
-                        settings.default_country,
-                    );
-                    writer.upsert(&row, version)?
-                }
-            };
-            count(&mut ledger, outcome);
-            if dry_run {
-                actions.push(ContactAction {
-                    contact_id: member.contact_id,
-                    action: outcome.as_str(),
-                });
+            }
+            Chunk::End { sha256, bytes } => {
+                progress.inc_bytes(bytes);
+                ledger.sha256 = sha256;
+                break;
+            }
+            Chunk::Malformed(e) => return Err(ApplyError::Malformed(e)),
+            Chunk::Io(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot read {}", ledger.name))
+                    .into())
             }
         }
-        progress.inc_contacts(ledger.members);
     }
-    // Read what the parser left (nothing but trailing bytes after the root), so the hash covers
-    // the whole file.
-    std::io::copy(&mut hashing, &mut std::io::sink())
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    ledger.sha256 = hex::encode(hashing.hasher.finalize());
-    ledger::insert_applied(&tx, &ledger, &now)?;
-    tx.commit()
-        .with_context(|| format!("cannot commit {} to the replica", name.name))?;
-    Ok(FileReport {
-        status: FileStatus::Applied,
-        ledger,
-        actions,
-    })
+    drop(writer);
+    ledger::insert_applied(conn, &ledger, &now)?;
+    Ok((ledger, actions))
+}
+
+/// What the parser thread needs to build rows.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    field_map: &'a BTreeMap<String, String>,
+    mode: Mode,
+    country: Country,
+}
+
+impl Source<'_> {
+    /// Parses `file` into chunks of changes, then sends its hash. Stops quietly when the
+    /// writer hangs up (it failed, and reports why).
+    fn parse(self, file: File, sender: &SyncSender<Chunk>) {
+        let mut hashing = HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let mut sent_bytes = 0;
+        let mut chunk = Vec::with_capacity(CHUNK_CHANGES);
+        let mut parser = ExportParser::new(
+            BufReader::with_capacity(256 * 1024, &mut hashing),
+            self.field_map,
+        );
+        let failure = loop {
+            match parser.next_member() {
+                Ok(Some(member)) => {
+                    chunk.push(self.change(member));
+                    if chunk.len() == CHUNK_CHANGES {
+                        let read = parser.input().get_ref().bytes;
+                        let changes =
+                            std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_CHANGES));
+                        let bytes = read - sent_bytes;
+                        sent_bytes = read;
+                        if sender.send(Chunk::Changes { changes, bytes }).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(Chunk::Malformed(e)),
+            }
+        };
+        drop(parser);
+        let last = match failure {
+            Some(failure) => failure,
+            None => {
+                if sender
+                    .send(Chunk::Changes {
+                        changes: chunk,
+                        bytes: 0,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                // Read what the parser left (trailing bytes after the root), so the hash
+                // covers the whole file.
+                match std::io::copy(&mut hashing, &mut std::io::sink()) {
+                    Ok(_) => Chunk::End {
+                        bytes: hashing.bytes - sent_bytes,
+                        sha256: hex::encode(hashing.hasher.finalize()),
+                    },
+                    Err(e) => Chunk::Io(e),
+                }
+            }
+        };
+        let _ = sender.send(last);
+    }
+
+    fn change(&self, member: Member) -> Change {
+        match member.section {
+            Section::Deleted => Change::Delete(member.contact_id),
+            Section::New | Section::Updated => Change::Upsert(ContactRow::from_fields(
+                member.contact_id,
+                member.fields,
+                self.mode,
+                self.country,
+            )),
+        }
+    }
 }
 
 fn count(ledger: &mut FileLedgerRow, outcome: ApplyOutcome) {
@@ -183,17 +333,17 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Hashes and counts everything read through it, so the file is read once.
-struct HashingReader<'p> {
+struct HashingReader {
     inner: File,
     hasher: Sha256,
-    progress: &'p Progress,
+    bytes: u64,
 }
 
-impl Read for HashingReader<'_> {
+impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.progress.inc_bytes(n as u64);
+        self.bytes += n as u64;
         Ok(n)
     }
 }
