@@ -130,7 +130,9 @@ pub fn apply_file(
 const CHUNK_CHANGES: usize = 512;
 const CHANNEL_CHUNKS: usize = 8;
 
-/// One contact change, built on the parser thread.
+/// One contact change, built on the parser thread. Nearly all changes are upserts, so boxing
+/// the row would only add an allocation per contact.
+#[allow(clippy::large_enum_variant)]
 enum Change {
     Upsert(ContactRow),
     Delete(String),
