@@ -10,11 +10,10 @@ use serde::Serialize;
 use super::{print_json, print_lines, Ctx};
 use crate::cli::DeltaArgs;
 use crate::commands::init::DEFAULT_MODE;
-use crate::config::Settings;
 use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure};
 use crate::export_xml::{ExportFileName, ImportError};
 use crate::fsutil::move_into;
-use crate::import::{apply_file, FileReport, FileStatus};
+use crate::import::{FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
 use crate::replica::{ledger, Replica, RunLog};
@@ -133,7 +132,7 @@ fn import_all(
     );
     let mut first_failure: Option<anyhow::Error> = None;
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-    let mut batch = Batch::new(dry_run);
+    let mut importer = Importer::new(dry_run, s.archive.clone());
 
     for err in bad_names {
         let ImportError::BadName { file, .. } = &err else {
@@ -151,30 +150,16 @@ fn import_all(
         first_failure.get_or_insert(error);
     }
     for (i, (name, path)) in files.iter().enumerate() {
-        batch.begin(replica)?;
-        match apply_file(replica, name, path, s, dry_run, &progress) {
+        match importer.apply(replica, name, path, s, &progress) {
             Ok(report) => {
                 touched
                     .entry(name.timestamp.clone())
                     .or_default()
                     .insert(name.file_number);
                 add_report(summary, &report);
-                batch.applied(name, path, report.ledger.members);
                 summary.files.push(report);
-                if batch.full() {
-                    batch.commit(replica, s.archive.as_deref(), summary)?;
-                }
             }
-            Err(e) => {
-                // Part of the file may be in the transaction: roll back, re-apply the good
-                // files before it, and keep them.
-                batch.rollback_and_replay(replica, s)?;
-                batch.commit(replica, s.archive.as_deref(), summary)?;
-                if e.downcast_ref::<ImportError>().is_none() {
-                    summary.files_not_tried = (files.len() - i - 1) as u64;
-                    progress.finish();
-                    return Err(e);
-                }
+            Err(e) if e.downcast_ref::<ImportError>().is_some() => {
                 let (failure, error) = fail_file(ctx, replica, path, e, dry_run, args.keep_going)?;
                 summary.failures.push(failure);
                 summary.files_failed += 1;
@@ -184,10 +169,16 @@ fn import_all(
                     break;
                 }
             }
+            Err(e) => {
+                summary.files_not_tried = (files.len() - i - 1) as u64;
+                progress.finish();
+                summary.warnings.extend(importer.take_warnings());
+                return Err(e);
+            }
         }
     }
-    batch.commit(replica, s.archive.as_deref(), summary)?;
-    batch.finish(replica)?;
+    importer.finish(replica)?;
+    summary.warnings.extend(importer.take_warnings());
     progress.finish();
     for warning in gap_warnings(replica, &touched)? {
         tracing::warn!("{warning}");
@@ -203,104 +194,6 @@ fn import_all(
             code: exit_code_for(&e),
         }
         .into()),
-    }
-}
-
-/// Applies several files per transaction, so a large import does not pay a commit and a WAL
-/// checkpoint per file (the checkpoint rewrites every page the file touched). Each file is
-/// still all-or-nothing with its ledger row: when a file fails, the transaction is rolled back
-/// and the files before it are applied again (they were fine), so readers only ever see whole
-/// files. In a dry run the one transaction is rolled back at the end instead of committed.
-struct Batch {
-    dry_run: bool,
-    open: bool,
-    members: u64,
-    /// Files applied in the open transaction, in order.
-    applied: Vec<(ExportFileName, PathBuf)>,
-}
-
-/// Contacts per transaction: big enough to amortise commits, small enough that a crash
-/// redoes a few seconds of work and readers see progress.
-const BATCH_MEMBERS: u64 = 100_000;
-
-impl Batch {
-    fn new(dry_run: bool) -> Batch {
-        Batch {
-            dry_run,
-            open: false,
-            members: 0,
-            applied: Vec::new(),
-        }
-    }
-
-    fn begin(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        if !self.open {
-            replica.conn().execute_batch("BEGIN IMMEDIATE")?;
-            self.open = true;
-        }
-        Ok(())
-    }
-
-    fn applied(&mut self, name: &ExportFileName, path: &Path, members: u64) {
-        self.members += members;
-        self.applied.push((name.clone(), path.to_path_buf()));
-    }
-
-    /// Rolls the open transaction back and applies its good files again in a new one.
-    fn rollback_and_replay(&mut self, replica: &mut Replica, s: &Settings) -> anyhow::Result<()> {
-        if !self.open {
-            return Ok(());
-        }
-        replica.conn().execute_batch("ROLLBACK")?;
-        replica.conn().execute_batch("BEGIN IMMEDIATE")?;
-        let hidden = Progress::hidden();
-        for (name, path) in &self.applied {
-            apply_file(replica, name, path, s, false, &hidden).with_context(|| {
-                format!("{} applied once but not when applied again", path.display())
-            })?;
-        }
-        Ok(())
-    }
-
-    fn full(&self) -> bool {
-        self.members >= BATCH_MEMBERS
-    }
-
-    /// Commits the open transaction (not in a dry run), then archives its files: a file is
-    /// moved only once its contacts are durable.
-    fn commit(
-        &mut self,
-        replica: &mut Replica,
-        archive: Option<&Path>,
-        summary: &mut DeltaSummary,
-    ) -> anyhow::Result<()> {
-        if !self.open || self.dry_run {
-            return Ok(());
-        }
-        replica
-            .conn()
-            .execute_batch("COMMIT")
-            .context("cannot commit the applied files to the replica")?;
-        self.open = false;
-        self.members = 0;
-        for (_, path) in self.applied.drain(..) {
-            let Some(archive) = archive else { continue };
-            if let Err(e) = move_into(&path, archive) {
-                let msg = format!("{} was applied but not archived: {e:#}", path.display());
-                tracing::warn!("{msg}");
-                summary.warnings.push(msg);
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends a dry run's transaction, writing nothing.
-    fn finish(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        if self.open && self.dry_run {
-            replica.conn().execute_batch("ROLLBACK")?;
-            self.open = false;
-        }
-        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Applying one export file to the replica: the parser's members through the version rule,
-//! in one transaction with the file's ledger row (SPEC §4). Used by `delta` (and by
-//! `full --from-xml` once it exists).
+//! in one transaction with the file's ledger row (SPEC §4), and [`Importer`], which applies
+//! several files per transaction.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -8,10 +8,13 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
+mod batch;
+
 use anyhow::Context;
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-use rusqlite::Connection;
+pub use batch::Importer;
 
 use crate::config::{Mode, Settings};
 use crate::export_xml::{
