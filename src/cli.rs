@@ -96,6 +96,16 @@ pub enum Command {
     /// and stops the run (exit 65) unless --keep-going.
     #[command(after_help = EXIT_CODES_HELP)]
     Delta(DeltaArgs),
+    /// Build a complete replica from a full export and swap it in atomically
+    ///
+    /// The new replica is built in `<db>.d/building.db` beside the current one, which stays in
+    /// service: readers never see a half-built replica. When the build is complete, what changed
+    /// in the current replica since the export (later deltas, contacts registered at the till,
+    /// the history) is merged in, and the new replica replaces the old one in one atomic step
+    /// (`<db>` becomes a link to `<db>.d/gen-N.db`; readers of the old one finish undisturbed).
+    /// A build interrupted by a crash or --deadline resumes where it stopped when run again.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Full(FullArgs),
     /// Find a contact in the replica by one key and print the key to tag a purchase with
     ///
     /// The value is normalised as on import: e-mail is case-insensitive, phone numbers may be
@@ -191,6 +201,31 @@ pub struct DeltaArgs {
     /// `quarantine` beside the database]
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
+
+    /// Options of every writing command.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// `full`.
+#[derive(Debug, Args)]
+pub struct FullArgs {
+    /// A complete contact-export file set: files, or folders whose *.xml files are used
+    #[arg(long = "from-xml", value_name = "PATH", num_args = 1.., required = true)]
+    pub from_xml: Vec<PathBuf>,
+
+    /// Mode of the new replica [default: the current replica's, else `mode` in the config
+    /// file, else full]. `full` is the one way to change a replica's mode.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<Mode>,
+
+    /// Discard an unfinished build and start over
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Stop after this long (e.g. 10m); a later run resumes the build
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
 
     /// Options of every writing command.
     #[command(flatten)]

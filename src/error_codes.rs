@@ -19,6 +19,8 @@ pub(crate) fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::lock::LockError,
         crate::replica::ReplicaError,
         crate::export_xml::ImportError,
+        crate::commands::BuildPaused,
+        crate::engage::EngageError,
     );
     None
 }

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engage;
 pub mod error;
 mod error_codes;
 pub mod export_xml;

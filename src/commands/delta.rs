@@ -47,9 +47,9 @@ struct Failure {
 }
 
 /// An input file: its path and, if the name is valid, the parsed name.
-struct Input {
-    path: PathBuf,
-    name: Result<ExportFileName, String>,
+pub(super) struct Input {
+    pub(super) path: PathBuf,
+    pub(super) name: Result<ExportFileName, String>,
 }
 
 /// Imports the files and prints the summary.
@@ -259,7 +259,7 @@ fn add_report(summary: &mut DeltaSummary, report: &FileReport) {
 }
 
 /// Files (and `*.xml` files in folders) to import; the configured inbox when none are given.
-fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<Vec<Input>> {
+pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<Vec<Input>> {
     let default = [inbox.to_path_buf()];
     let (paths, from_config) = if paths.is_empty() {
         (&default[..], true)

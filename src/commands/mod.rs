@@ -1,6 +1,8 @@
 //! One module per command. [`run`] loads the configuration, sets up logging and dispatches.
 
 mod delta;
+mod full;
+pub use full::BuildPaused;
 mod init;
 mod lookup;
 mod purge;
@@ -47,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             overrides.archive = a.archive.clone();
             overrides.quarantine = a.quarantine.clone();
         }
+        Command::Full(a) => overrides.mode = a.mode,
         Command::Lookup(_) | Command::Status(_) | Command::Purge(_) => {}
     }
     let ctx = Ctx {
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(a) => init::run(&ctx, &a),
         Command::Delta(a) => delta::run(&ctx, &a),
+        Command::Full(a) => full::run(&ctx, &a),
         Command::Lookup(a) => lookup::run(&ctx, &a),
         Command::Status(a) => status::run(&ctx, &a),
         Command::Purge(a) => purge::run(&ctx, &a),

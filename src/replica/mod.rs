@@ -6,8 +6,10 @@
 //! overwritten, and a new file is created with mode 0600.
 
 mod apply;
+pub mod generation;
 pub mod ledger;
 mod lookup;
+mod merge;
 pub mod purge;
 mod queries;
 mod row;
@@ -26,6 +28,7 @@ use crate::error::{Coded, ExitCode};
 pub use apply::{ApplyOutcome, ContactWriter};
 pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
+pub use merge::MergeCounts;
 pub use row::ContactRow;
 
 /// Problems with the replica file itself (as opposed to I/O errors inside it).

@@ -117,3 +117,59 @@ pub const PURGE_QUARANTINE_RECORDS: &str = "DELETE FROM quarantined_file WHERE q
 /// Counting the same, for dry runs.
 pub const COUNT_PURGE_QUARANTINE_RECORDS: &str =
     "SELECT count(*) FROM quarantined_file WHERE quarantined_at < ?1";
+
+/// Reads a meta value.
+pub const GET_META: &str = "SELECT value FROM meta WHERE key = ?1";
+/// Writes a meta value.
+pub const SET_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+     ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+
+/// Merging a live replica (attached as `live`) into a newly built one (`main`) before the
+/// swap: what changed in the live replica after the build's snapshot (?1, ms) wins where it is
+/// newer; ?2 is 1 when the new replica keeps personal fields (full mode), else 0.
+pub const MERGE_UPDATE_NEWER: &str = "UPDATE main.contact AS m SET \
+     member_number = l.member_number, email = l.email, mobile_phone = l.mobile_phone, \
+     external_id = l.external_id, social_security_number = l.social_security_number, \
+     contact_type = l.contact_type, \
+     first_name = CASE WHEN ?2 THEN l.first_name END, \
+     last_name = CASE WHEN ?2 THEN l.last_name END, \
+     attributes = CASE WHEN ?2 THEN l.attributes END, \
+     version = l.version, updated_at = l.updated_at \
+     FROM live.contact AS l \
+     WHERE l.contact_id = m.contact_id AND l.version > ?1 AND l.version > m.version";
+/// Contacts the build lacks: created after the snapshot, or registered locally and not yet
+/// known to Engage (no contact_id).
+pub const MERGE_INSERT_MISSING: &str = "INSERT INTO main.contact (contact_id, local_key, \
+     member_number, email, mobile_phone, external_id, social_security_number, contact_type, \
+     first_name, last_name, attributes, version, updated_at) \
+     SELECT l.contact_id, l.local_key, l.member_number, l.email, l.mobile_phone, l.external_id, \
+     l.social_security_number, l.contact_type, CASE WHEN ?2 THEN l.first_name END, \
+     CASE WHEN ?2 THEN l.last_name END, CASE WHEN ?2 THEN l.attributes END, l.version, \
+     l.updated_at FROM live.contact AS l \
+     WHERE l.contact_id IS NULL OR (l.version > ?1 \
+       AND NOT EXISTS (SELECT 1 FROM main.contact m WHERE m.contact_id = l.contact_id) \
+       AND NOT EXISTS (SELECT 1 FROM main.tombstone t WHERE t.contact_id = l.contact_id \
+                       AND t.version > l.version))";
+/// Local keys of contacts Engage knows, so lookups by local key keep working.
+pub const MERGE_LOCAL_KEYS: &str = "UPDATE main.contact AS m SET local_key = l.local_key \
+     FROM live.contact AS l WHERE l.contact_id = m.contact_id AND l.local_key IS NOT NULL \
+     AND m.local_key IS NULL";
+/// Deletes seen by the live replica after the snapshot.
+pub const MERGE_DELETE_NEWER: &str = "DELETE FROM main.contact WHERE contact_id IN \
+     (SELECT t.contact_id FROM live.tombstone t JOIN main.contact m \
+      ON m.contact_id = t.contact_id WHERE t.version > ?1 AND t.version >= m.version)";
+/// Their tombstones.
+pub const MERGE_TOMBSTONES: &str = "INSERT INTO main.tombstone (contact_id, version, deleted_at) \
+     SELECT t.contact_id, t.version, t.deleted_at FROM live.tombstone t WHERE t.version > ?1 \
+     AND NOT EXISTS (SELECT 1 FROM main.contact m WHERE m.contact_id = t.contact_id \
+                     AND m.version > t.version) \
+     ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, \
+     deleted_at = excluded.deleted_at WHERE excluded.version > tombstone.version";
+/// History: runs, quarantine records and the file ledger (so re-delivered files are known).
+pub const MERGE_HISTORY: &str = "\
+     INSERT INTO main.run (command, started_at, finished_at, outcome, exit_code, summary, error) \
+       SELECT command, started_at, finished_at, outcome, exit_code, summary, error \
+       FROM live.run ORDER BY id; \
+     INSERT INTO main.quarantined_file (name, moved_to, reason, quarantined_at) \
+       SELECT name, moved_to, reason, quarantined_at FROM live.quarantined_file ORDER BY id; \
+     INSERT OR IGNORE INTO main.applied_file SELECT * FROM live.applied_file;";

@@ -1,0 +1,326 @@
+//! `engage-sync full --from-xml PATH...`: build a complete replica and swap it in (SPEC §2).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::delta::collect_inputs;
+use super::{print_json, print_lines, Ctx};
+use crate::cli::FullArgs;
+use crate::commands::init::DEFAULT_MODE;
+use crate::error::ExitCode;
+use crate::export_xml::{ExportFileName, ExportParser, ImportError};
+use crate::import::{FileStatus, Importer};
+use crate::lock;
+use crate::progress::Progress;
+use crate::replica::generation::{with_suffix, Layout};
+use crate::replica::{MergeCounts, Replica, RunLog};
+use crate::time::now_rfc3339;
+
+/// Meta keys of a build.
+const META_SOURCE: &str = "full_source";
+const META_STARTED: &str = "full_started_at";
+const META_SNAPSHOT: &str = "full_snapshot_version";
+
+#[derive(Debug, Default, Serialize)]
+struct FullSummary {
+    dry_run: bool,
+    resumed: bool,
+    mode: &'static str,
+    files_applied: u64,
+    files_already_applied: u64,
+    contacts: i64,
+    members: u64,
+    merged_from_previous: Option<MergeCounts>,
+    replica: Option<String>,
+    elapsed_seconds: f64,
+    contacts_per_second: f64,
+}
+
+/// Why a build stopped before it was complete: the next run resumes it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the full build stopped at its deadline after {applied} of {total} files; the current replica \
+     is unchanged and still in service. Run the same command again to resume the build"
+)]
+pub struct BuildPaused {
+    applied: usize,
+    total: usize,
+}
+
+impl crate::error::Coded for BuildPaused {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::TempFail
+    }
+}
+
+/// Builds, merges and swaps; prints the summary.
+pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let deadline = args.deadline.map(|d| started + d);
+    let s = &ctx.settings;
+    let files = export_set(&args.from_xml)?;
+    if args.write.dry_run {
+        return dry_run(ctx, &files, started);
+    }
+    let _lock = lock::acquire(&s.db, "full", args.write.wait)?;
+    let layout = Layout::new(&s.db);
+    let build_path = layout.build_path();
+    if args.restart {
+        remove_build(&build_path)?;
+    }
+    let live_mode = if s.db.exists() {
+        Some(Replica::open_writer(&s.db, None, DEFAULT_MODE, s.busy_timeout)?.mode())
+    } else {
+        None
+    };
+    let mode = s.mode.or(live_mode).unwrap_or(DEFAULT_MODE);
+    let resumed = build_path.exists();
+    crate::fsutil::create_private_dir(&layout.dir())?;
+    let mut build = Replica::open_writer(&build_path, Some(mode), mode, s.busy_timeout)
+        .context("the unfinished build does not match this run; pass --restart to start over")?;
+    check_source(&mut build, resumed)?;
+    let mut summary = FullSummary {
+        resumed,
+        mode: mode.as_str(),
+        ..FullSummary::default()
+    };
+    apply_all(ctx, &mut build, &files, deadline, &mut summary)?;
+    let snapshot = files
+        .iter()
+        .map(|(n, _)| n.version_ms(s.export_offset_seconds))
+        .max()
+        .unwrap_or(0);
+    build.set_meta(META_SNAPSHOT, &snapshot.to_string())?;
+    if live_mode.is_some() {
+        summary.merged_from_previous = Some(build.merge_from_live(&s.db, snapshot)?);
+    }
+    summary.contacts = build.contact_count()?;
+    build.checkpoint()?;
+    drop(build);
+    let generation = layout.swap_in(&build_path)?;
+    summary.replica = Some(generation.display().to_string());
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    summary.contacts_per_second = rate(summary.members, summary.elapsed_seconds);
+    record_run(ctx, &summary)?;
+    print_summary(ctx, &summary)?;
+    Ok(ExitCode::Ok)
+}
+
+/// The files of the export set, in order; a bad name is an error (a full set must be whole).
+fn export_set(paths: &[PathBuf]) -> anyhow::Result<Vec<(ExportFileName, PathBuf)>> {
+    let mut files = Vec::new();
+    for input in collect_inputs(paths, &PathBuf::new())? {
+        match input.name {
+            Ok(name) => files.push((name, input.path)),
+            Err(reason) => {
+                return Err(ImportError::BadName {
+                    file: input.path,
+                    reason,
+                }
+                .into())
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.order_key().cmp(&b.0.order_key()));
+    Ok(files)
+}
+
+/// A build remembers its source; resuming it from another kind of source would mix them.
+fn check_source(build: &mut Replica, resumed: bool) -> anyhow::Result<()> {
+    match build.meta(META_SOURCE)? {
+        Some(source) if source != "xml" => Err(anyhow::anyhow!(
+            "an unfinished build from {source} exists at {}; finish it with the same source, or \
+             pass --restart to start over",
+            build.path().display()
+        )),
+        Some(_) => Ok(()),
+        None => {
+            if resumed {
+                tracing::info!(
+                    "resuming the unfinished build at {}",
+                    build.path().display()
+                );
+            }
+            build.set_meta(META_SOURCE, "xml")?;
+            build.set_meta(META_STARTED, &now_rfc3339())
+        }
+    }
+}
+
+/// Applies the export set into the build, several files per transaction. Files the build
+/// already holds (an interrupted run) are skipped by the ledger.
+fn apply_all(
+    ctx: &Ctx,
+    build: &mut Replica,
+    files: &[(ExportFileName, PathBuf)],
+    deadline: Option<Instant>,
+    summary: &mut FullSummary,
+) -> anyhow::Result<()> {
+    let total_bytes = files
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = Progress::new("full", total_bytes, !ctx.json && ctx.verbosity >= 0);
+    let mut importer = Importer::new(false, None);
+    for (i, (name, path)) in files.iter().enumerate() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            importer.finish(build)?;
+            progress.finish();
+            return Err(BuildPaused {
+                applied: i,
+                total: files.len(),
+            }
+            .into());
+        }
+        let report = importer
+            .apply(build, name, path, &ctx.settings, &progress)
+            .with_context(|| {
+                "the full build stopped; the current replica is unchanged. Fix or replace the \
+                 file and run the same command again to resume"
+            })?;
+        match report.status {
+            FileStatus::Applied => summary.files_applied += 1,
+            FileStatus::AlreadyApplied => summary.files_already_applied += 1,
+        }
+        summary.members += report.ledger.members;
+    }
+    importer.finish(build)?;
+    progress.finish();
+    Ok(())
+}
+
+/// Removes an unfinished build and its WAL files.
+fn remove_build(build: &std::path::Path) -> anyhow::Result<()> {
+    for path in [
+        build.to_path_buf(),
+        with_suffix(build, "-wal"),
+        with_suffix(build, "-shm"),
+    ] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot remove {}", path.display()))
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records the run in the new replica's log (the previous history was merged into it).
+fn record_run(ctx: &Ctx, summary: &FullSummary) -> anyhow::Result<()> {
+    let s = &ctx.settings;
+    let mut replica = Replica::open_writer(&s.db, None, DEFAULT_MODE, s.busy_timeout)?;
+    let log = RunLog::start(replica.conn(), "full", &now_rfc3339())?;
+    let counts = serde_json::json!({
+        "files_applied": summary.files_applied, "contacts": summary.contacts,
+    });
+    log.finish(
+        replica.conn(),
+        &now_rfc3339(),
+        0,
+        Some(&counts.to_string()),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Parses every file (the real parser) and reports what a build would hold; writes nothing.
+fn dry_run(
+    ctx: &Ctx,
+    files: &[(ExportFileName, PathBuf)],
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let mut members = 0u64;
+    for (_, path) in files {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut parser = ExportParser::new(std::io::BufReader::new(file), &ctx.settings.field_map);
+        loop {
+            match parser.next_member() {
+                Ok(Some(_)) => members += 1,
+                Ok(None) => break,
+                Err(e) => {
+                    let (line, column) =
+                        crate::export_xml::line_column(path, e.offset).unwrap_or((0, 0));
+                    let err = ImportError::Malformed {
+                        file: path.clone(),
+                        line,
+                        column,
+                        message: e.message,
+                    };
+                    return Err(
+                        anyhow::Error::new(err).context("dry run: the build would stop here")
+                    );
+                }
+            }
+        }
+    }
+    let summary = FullSummary {
+        dry_run: true,
+        files_applied: files.len() as u64,
+        members,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        mode: ctx.settings.mode.unwrap_or(DEFAULT_MODE).as_str(),
+        ..FullSummary::default()
+    };
+    print_summary(ctx, &summary)?;
+    Ok(ExitCode::Ok)
+}
+
+fn rate(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        (n as f64 / seconds).round()
+    } else {
+        0.0
+    }
+}
+
+fn print_summary(ctx: &Ctx, s: &FullSummary) -> anyhow::Result<()> {
+    if ctx.json {
+        return print_json(s);
+    }
+    let mut lines = Vec::new();
+    if s.dry_run {
+        lines.push(format!(
+            "full (dry run, nothing written): {} files, {} contacts would be built into a new replica",
+            s.files_applied, s.members
+        ));
+        return print_lines(lines);
+    }
+    lines.push(format!(
+        "full: {} files applied{}, {} contacts in the new replica ({} mode){}",
+        s.files_applied,
+        if s.files_already_applied > 0 {
+            format!(
+                " ({} already in the resumed build)",
+                s.files_already_applied
+            )
+        } else {
+            String::new()
+        },
+        s.contacts,
+        s.mode,
+        match &s.replica {
+            Some(r) => format!(", now in service: {r}"),
+            None => String::new(),
+        }
+    ));
+    if let Some(m) = &s.merged_from_previous {
+        lines.push(format!(
+            "merged from the previous replica: {} newer, {} added (later or local contacts), {} deleted",
+            m.updated, m.inserted, m.deleted
+        ));
+    }
+    lines.push(format!(
+        "{} contacts read in {:.2} s ({} contacts/s)",
+        s.members, s.elapsed_seconds, s.contacts_per_second
+    ));
+    print_lines(lines)
+}

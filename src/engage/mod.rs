@@ -1,0 +1,31 @@
+//! The Voyado Engage HTTP client (SPEC §5, ENGAGE-API.md).
+//!
+//! One [`EngageClient`] per run, built from an [`EngageConfig`]. It sends the headers Engage
+//! requires on every request (`apikey`, `User-Agent: engage-sync/<version>`,
+//! `Content-Type: application/json`, `Accept`), spaces requests to the configured rate with a
+//! bounded number in flight, retries what is safe to retry with backoff and jitter, never
+//! repeats a write that may have reached Engage, and stops at the run's deadline. Failures are
+//! [`EngageError`]s, each with its exit code (SPEC §8).
+//!
+//! Personal data and the key stay out of logs: each request is logged at debug level with its
+//! method, masked path, status, time and attempt number, never with a body.
+//!
+//! Where Engage's real behaviour is unconfirmed (ENGAGE-API.md [U]), the parsers in
+//! [`models`] accept each plausible shape; each such choice is documented where it is made.
+
+mod client;
+mod config;
+mod error;
+mod limiter;
+pub mod models;
+mod retry;
+mod transport;
+
+pub use client::{format_feed_time, EngageClient, BULK_MAX, MIN_CHANGES_WINDOW};
+pub use config::{ApiKey, ApiVersion, EngageConfig, EngageSources, ENV_API_KEY, ENV_BASE_URL};
+pub use error::{EngageError, RequestName, BODY_LIMIT};
+pub use limiter::SLACK as RATE_LIMIT_SLACK;
+pub use models::{
+    ApiContact, BulkOptions, BulkRowResult, BulkState, BulkStatus, ChangeType, ChangesPage,
+    CreateOptions, CreateOutcome, KeyType, ReceiptOutcome,
+};

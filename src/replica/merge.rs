@@ -1,0 +1,81 @@
+//! Carrying the live replica's newer state into a newly built one, just before the swap.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rusqlite::params;
+
+use super::{queries, Replica};
+use crate::config::Mode;
+
+/// What the merge carried over.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct MergeCounts {
+    /// Contacts whose live data was newer than the build's.
+    pub updated: u64,
+    /// Contacts the build lacked (created after the snapshot, or local ones).
+    pub inserted: u64,
+    /// Contacts deleted after the snapshot.
+    pub deleted: u64,
+}
+
+impl Replica {
+    /// Merges `live` (the current replica) into this one, a finished build whose data is as
+    /// of `snapshot_version` (ms): live changes after the snapshot win where newer; local
+    /// contacts, local keys and the history (runs, quarantine, ledger) are carried over. In
+    /// keys mode no personal field is copied. One transaction; the caller holds the lock.
+    pub fn merge_from_live(
+        &mut self,
+        live: &Path,
+        snapshot_version: i64,
+    ) -> anyhow::Result<MergeCounts> {
+        let keep_personal = self.mode() == Mode::Full;
+        let conn = self.conn();
+        conn.execute("ATTACH DATABASE ?1 AS live", [live.to_string_lossy()])
+            .with_context(|| format!("cannot open the live replica {}", live.display()))?;
+        let result = (|| -> anyhow::Result<MergeCounts> {
+            let tx = conn.transaction()?;
+            let counts = MergeCounts {
+                updated: tx.execute(
+                    queries::MERGE_UPDATE_NEWER,
+                    params![snapshot_version, keep_personal],
+                )? as u64,
+                inserted: tx.execute(
+                    queries::MERGE_INSERT_MISSING,
+                    params![snapshot_version, keep_personal],
+                )? as u64,
+                deleted: tx.execute(queries::MERGE_DELETE_NEWER, [snapshot_version])? as u64,
+            };
+            tx.execute(queries::MERGE_LOCAL_KEYS, [])?;
+            tx.execute(queries::MERGE_TOMBSTONES, [snapshot_version])?;
+            tx.execute_batch(queries::MERGE_HISTORY)?;
+            tx.commit()?;
+            Ok(counts)
+        })();
+        conn.execute_batch("DETACH DATABASE live")?;
+        result
+    }
+
+    /// A value from the replica's meta table.
+    pub fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(queries::GET_META, [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a value in the replica's meta table.
+    pub fn set_meta(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
+        self.conn.execute(queries::SET_META, [key, value])?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL into the database file and truncates it; true when complete.
+    pub fn checkpoint(&self) -> anyhow::Result<bool> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
+    }
+}
