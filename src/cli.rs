@@ -96,7 +96,7 @@ pub enum Command {
     /// and stops the run (exit 65) unless --keep-going.
     #[command(after_help = EXIT_CODES_HELP)]
     Delta(DeltaArgs),
-    /// Build a complete replica from a full export and swap it in atomically
+    /// Build a complete replica (from a full export or the API) and swap it in atomically
     ///
     /// The new replica is built in `<db>.d/building.db` beside the current one, which stays in
     /// service: readers never see a half-built replica. When the build is complete, what changed
@@ -106,6 +106,16 @@ pub enum Command {
     /// A build interrupted by a crash or --deadline resumes where it stopped when run again.
     #[command(after_help = EXIT_CODES_HELP)]
     Full(FullArgs),
+    /// Pull contact changes from Engage's API since the stored cursor and apply them
+    ///
+    /// Asks Engage's bulk-read-changes feed for the contacts created, updated and deleted since
+    /// the cursor (minus an overlap window, `[engage] changes_overlap`, default 5m), fetches each
+    /// created or updated contact (rate-limited, concurrent), applies them with the replica's
+    /// version rule, turns deletes into tombstones, and advances the cursor in the same
+    /// transaction as the last data, so a crash at any point neither skips nor loses changes.
+    /// The first run starts where the last `full` began, or at --since.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Changes(ChangesArgs),
     /// Find a contact in the replica by one key and print the key to tag a purchase with
     ///
     /// The value is normalised as on import: e-mail is case-insensitive, phone numbers may be
@@ -207,12 +217,35 @@ pub struct DeltaArgs {
     pub write: WriteArgs,
 }
 
+/// `changes`.
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// Read changes from this time instead of the stored cursor (e.g. 2026-11-01,
+    /// "2026-11-01 08:00:00", 2026-11-01T08:00:00+01:00; no offset means UTC)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Stop after this long (e.g. 10m): no request starts later; the cursor stays where it was
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
+
+    /// Options of every writing command.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
 /// `full`.
 #[derive(Debug, Args)]
 pub struct FullArgs {
-    /// A complete contact-export file set: files, or folders whose *.xml files are used
-    #[arg(long = "from-xml", value_name = "PATH", num_args = 1.., required = true)]
+    /// Build from a complete contact-export file set: files, or folders whose *.xml files are
+    /// used. Without it, the build comes from the API: every contact created or updated since
+    /// --since is listed with the changes feed, then fetched one by one (rate-limited)
+    #[arg(long = "from-xml", value_name = "PATH", num_args = 1..)]
     pub from_xml: Vec<PathBuf>,
+
+    /// API build: list contacts created or updated since this date [default: 2000-01-01]
+    #[arg(long, value_name = "DATE", conflicts_with = "from_xml")]
+    pub since: Option<String>,
 
     /// Mode of the new replica [default: the current replica's, else `mode` in the config
     /// file, else full]. `full` is the one way to change a replica's mode.

@@ -82,6 +82,38 @@ pub struct FileConfig {
     /// Contact-export XML settings.
     #[serde(default)]
     pub export: ExportFileConfig,
+    /// Engage API settings.
+    #[serde(default)]
+    pub engage: EngageFileConfig,
+}
+
+/// `[engage]`: how to reach Engage's API. The key itself never goes in this file: use
+/// `api_key_file` or the `ENGAGE_API_KEY` environment variable.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngageFileConfig {
+    /// `https://<tenant>.voyado.com` (env `ENGAGE_BASE_URL` wins over this).
+    pub base_url: Option<String>,
+    /// A file holding only the API key (mode 0600 recommended).
+    pub api_key_file: Option<PathBuf>,
+    /// "v3" (default) or "v2".
+    pub api_version: Option<String>,
+    /// Requests per second (default 50; Engage answers 429 above 200).
+    pub rate_limit: Option<f64>,
+    /// Requests in flight at once (default 8).
+    pub max_concurrency: Option<usize>,
+    /// TCP + TLS connect timeout, e.g. "10s".
+    pub connect_timeout: Option<String>,
+    /// Whole-request timeout, e.g. "60s".
+    pub request_timeout: Option<String>,
+    /// Retries after the first attempt (default 6).
+    pub max_retries: Option<u32>,
+    /// First retry backoff, doubling per retry, e.g. "1s".
+    pub retry_base: Option<String>,
+    /// Largest retry backoff and cap on Retry-After, e.g. "60s".
+    pub retry_cap: Option<String>,
+    /// How far `changes` re-reads before its cursor, e.g. "5m" (default).
+    pub changes_overlap: Option<String>,
 }
 
 /// `[export]`: per-tenant details of Engage's contact-export files.
@@ -116,6 +148,8 @@ pub struct Settings {
     pub field_map: BTreeMap<String, String>,
     /// Offset of export file-name timestamps, in seconds east of UTC.
     pub export_offset_seconds: i32,
+    /// `[engage]` with `api_key_file` made absolute.
+    pub engage: EngageFileConfig,
 }
 
 /// Reads the config file: the named one (which must exist) or `engage-sync.toml` in the current
@@ -228,7 +262,20 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
         busy_timeout,
         field_map: file.export.field_map.clone(),
         export_offset_seconds,
+        engage: EngageFileConfig {
+            api_key_file: file.engage.api_key_file.as_ref().map(rel),
+            ..file.engage.clone()
+        },
         db,
+    })
+}
+
+/// Parses a duration setting ("10s", "5m"), naming the key when it is wrong.
+pub fn parse_duration_setting(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value).map_err(|e| {
+        ConfigError(format!(
+            "{key} = {value:?} is not a duration like \"10s\": {e}"
+        ))
     })
 }
 

@@ -2,6 +2,7 @@
 //! checkout never depends on Engage being reachable. The binary (`src/main.rs`) only parses
 //! the command line and calls [`commands::run`]; tests and benchmarks use the same code.
 
+pub mod api_sync;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -4,18 +4,24 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::changes::{CURSOR, FULL_STARTED};
 use super::delta::collect_inputs;
+use super::engage_setup::engage_client;
 use super::{print_json, print_lines, Ctx};
+use crate::api_sync::{fetch_and_apply, parse_since, ApplyCounts, RowShape};
 use crate::cli::FullArgs;
 use crate::commands::init::DEFAULT_MODE;
-use crate::error::ExitCode;
+use crate::engage::{ChangeType, EngageClient};
+use crate::error::{ExitCode, UsageError};
 use crate::export_xml::{ExportFileName, ExportParser, ImportError};
 use crate::import::{FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
 use crate::replica::generation::{with_suffix, Layout};
+use crate::replica::set_cursor;
 use crate::replica::{MergeCounts, Replica, RunLog};
 use crate::time::now_rfc3339;
 
@@ -23,10 +29,13 @@ use crate::time::now_rfc3339;
 const META_SOURCE: &str = "full_source";
 const META_STARTED: &str = "full_started_at";
 const META_SNAPSHOT: &str = "full_snapshot_version";
+const META_LISTED: &str = "full_listed_until";
 
 #[derive(Debug, Default, Serialize)]
 struct FullSummary {
     dry_run: bool,
+    /// "xml" or "api".
+    source: &'static str,
     resumed: bool,
     mode: &'static str,
     files_applied: u64,
@@ -61,8 +70,20 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let deadline = args.deadline.map(|d| started + d);
     let s = &ctx.settings;
-    let files = export_set(&args.from_xml)?;
+    let files = if args.from_xml.is_empty() {
+        Vec::new()
+    } else {
+        export_set(&args.from_xml)?
+    };
     if args.write.dry_run {
+        if files.is_empty() {
+            return Err(UsageError(
+                "full --dry-run checks an export file set; give --from-xml PATH (an API build \
+                 has nothing to check without fetching every contact)"
+                    .into(),
+            )
+            .into());
+        }
         return dry_run(ctx, &files, started);
     }
     let _lock = lock::acquire(&s.db, "full", args.write.wait)?;
@@ -81,19 +102,30 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     crate::fsutil::create_private_dir(&layout.dir())?;
     let mut build = Replica::open_writer(&build_path, Some(mode), mode, s.busy_timeout)
         .context("the unfinished build does not match this run; pass --restart to start over")?;
-    check_source(&mut build, resumed)?;
+    let source = if files.is_empty() { "api" } else { "xml" };
+    check_source(&mut build, resumed, source)?;
     let mut summary = FullSummary {
         resumed,
+        source,
         mode: mode.as_str(),
         ..FullSummary::default()
     };
-    apply_all(ctx, &mut build, &files, deadline, &mut summary)?;
-    let snapshot = files
-        .iter()
-        .map(|(n, _)| n.version_ms(s.export_offset_seconds))
-        .max()
-        .unwrap_or(0);
+    let (snapshot, cursor) = if source == "xml" {
+        apply_all(ctx, &mut build, &files, deadline, &mut summary)?;
+        let snapshot = files
+            .iter()
+            .map(|(n, _)| n.version_ms(s.export_offset_seconds))
+            .max()
+            .unwrap_or(0);
+        (snapshot, ms_to_rfc3339(snapshot))
+    } else {
+        let since = parse_since_arg(args.since.as_deref())?;
+        let client = engage_client(ctx, deadline)?;
+        build_from_api(ctx, &client, &mut build, since, &mut summary)?
+    };
     build.set_meta(META_SNAPSHOT, &snapshot.to_string())?;
+    set_cursor(build.conn(), CURSOR, &cursor)?;
+    build.set_meta(FULL_STARTED, &cursor)?;
     if live_mode.is_some() {
         summary.merged_from_previous = Some(build.merge_from_live(&s.db, snapshot)?);
     }
@@ -129,14 +161,20 @@ fn export_set(paths: &[PathBuf]) -> anyhow::Result<Vec<(ExportFileName, PathBuf)
 }
 
 /// A build remembers its source; resuming it from another kind of source would mix them.
-fn check_source(build: &mut Replica, resumed: bool) -> anyhow::Result<()> {
+fn check_source(build: &mut Replica, resumed: bool, source: &str) -> anyhow::Result<()> {
     match build.meta(META_SOURCE)? {
-        Some(source) if source != "xml" => Err(anyhow::anyhow!(
-            "an unfinished build from {source} exists at {}; finish it with the same source, or \
+        Some(stored) if stored != source => Err(anyhow::anyhow!(
+            "an unfinished build from {stored} exists at {}; finish it with the same source, or \
              pass --restart to start over",
             build.path().display()
         )),
-        Some(_) => Ok(()),
+        Some(_) => {
+            tracing::info!(
+                "resuming the unfinished build at {}",
+                build.path().display()
+            );
+            Ok(())
+        }
         None => {
             if resumed {
                 tracing::info!(
@@ -144,10 +182,96 @@ fn check_source(build: &mut Replica, resumed: bool) -> anyhow::Result<()> {
                     build.path().display()
                 );
             }
-            build.set_meta(META_SOURCE, "xml")?;
+            build.set_meta(META_SOURCE, source)?;
             build.set_meta(META_STARTED, &now_rfc3339())
         }
     }
+}
+
+/// Ids fetched per transaction in an API build (each removed from the queue with its data).
+const API_BATCH: u32 = 5_000;
+
+/// Builds from the API: lists every contact created or updated since `since` with the changes
+/// feed (once; the list is kept in the build, so a resumed build does not list again), then
+/// fetches what is left of the list. Returns the snapshot version (ms) and the time the first
+/// `changes` continues from (the end of the listed window).
+fn build_from_api(
+    ctx: &Ctx,
+    client: &EngageClient,
+    build: &mut Replica,
+    since: DateTime<Utc>,
+    summary: &mut FullSummary,
+) -> anyhow::Result<(i64, String)> {
+    let listed_until = match build.meta(META_LISTED)? {
+        Some(t) => t,
+        None => {
+            let to = Utc::now();
+            let created = client.changes_all(ChangeType::Created, since, to)?;
+            let updated = client.changes_all(ChangeType::Updated, since, to)?;
+            let queued = build.queue_pending(created.iter().chain(updated.iter()))?;
+            tracing::info!("full: {queued} contacts to fetch");
+            let t = to.to_rfc3339_opts(SecondsFormat::Millis, true);
+            build.set_meta(META_LISTED, &t)?;
+            t
+        }
+    };
+    let total = build.pending_count()?.max(0) as u64;
+    let progress = Progress::new("full", total, !ctx.json && ctx.verbosity >= 0);
+    let shape = RowShape {
+        mode: build.mode(),
+        country: ctx.settings.default_country,
+    };
+    loop {
+        let ids = build.pending_batch(API_BATCH)?;
+        if ids.is_empty() {
+            break;
+        }
+        let conn = build.conn();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut counts = ApplyCounts::default();
+        let result = fetch_and_apply(client, conn, ids, shape, false, true, &mut counts, None);
+        conn.execute_batch("COMMIT")?;
+        progress.inc_bytes(counts.fetched);
+        progress.inc_contacts(counts.fetched);
+        summary.members += counts.fetched;
+        let stop = match result {
+            Ok(None) => None,
+            Ok(Some(e)) => Some(anyhow::Error::new(e).context(format!(
+                "{} contact(s) could not be fetched; the build keeps what it has",
+                counts.failed
+            ))),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = stop {
+            progress.finish();
+            return Err(e.context(
+                "the full build stopped; the current replica is unchanged and still in service. \
+                 Run the same command again to resume the build",
+            ));
+        }
+    }
+    progress.finish();
+    let started = build
+        .meta(META_STARTED)?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map_or_else(|| Utc::now().timestamp_millis(), |t| t.timestamp_millis());
+    Ok((started, listed_until))
+}
+
+fn parse_since_arg(since: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
+    let value = since.unwrap_or("2000-01-01");
+    parse_since(value).ok_or_else(|| {
+        UsageError(format!(
+            "--since {value:?} is not a date like 2026-11-01 or 2026-11-01T08:00:00Z"
+        ))
+        .into()
+    })
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Applies the export set into the build, several files per transaction. Files the build
@@ -264,6 +388,7 @@ fn dry_run(
     }
     let summary = FullSummary {
         dry_run: true,
+        source: "xml",
         files_applied: files.len() as u64,
         members,
         elapsed_seconds: started.elapsed().as_secs_f64(),
@@ -294,9 +419,13 @@ fn print_summary(ctx: &Ctx, s: &FullSummary) -> anyhow::Result<()> {
         ));
         return print_lines(lines);
     }
+    let source = if s.source == "api" {
+        format!("{} contacts fetched from the API", s.members)
+    } else {
+        format!("{} files applied", s.files_applied)
+    };
     lines.push(format!(
-        "full: {} files applied{}, {} contacts in the new replica ({} mode){}",
-        s.files_applied,
+        "full: {source}{}, {} contacts in the new replica ({} mode){}",
         if s.files_already_applied > 0 {
             format!(
                 " ({} already in the resumed build)",

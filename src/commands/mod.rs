@@ -1,6 +1,8 @@
 //! One module per command. [`run`] loads the configuration, sets up logging and dispatches.
 
+mod changes;
 mod delta;
+mod engage_setup;
 mod full;
 pub use full::BuildPaused;
 mod init;
@@ -50,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             overrides.quarantine = a.quarantine.clone();
         }
         Command::Full(a) => overrides.mode = a.mode,
+        Command::Changes(_) => {}
         Command::Lookup(_) | Command::Status(_) | Command::Purge(_) => {}
     }
     let ctx = Ctx {
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(a) => init::run(&ctx, &a),
         Command::Delta(a) => delta::run(&ctx, &a),
         Command::Full(a) => full::run(&ctx, &a),
+        Command::Changes(a) => changes::run(&ctx, &a),
         Command::Lookup(a) => lookup::run(&ctx, &a),
         Command::Status(a) => status::run(&ctx, &a),
         Command::Purge(a) => purge::run(&ctx, &a),

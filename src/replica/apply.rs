@@ -128,6 +128,13 @@ impl<'t> ContactWriter<'t> {
         Ok(ApplyOutcome::Deleted)
     }
 
+    /// Removes an id from an API build's queue (in the same transaction as its data).
+    pub fn done_pending(&mut self, contact_id: &str) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(queries::DELETE_PENDING)?;
+        stmt.execute([contact_id])?;
+        Ok(())
+    }
+
     fn tombstone(&mut self, contact_id: &str) -> rusqlite::Result<Option<i64>> {
         if !self.tombstones_exist {
             return Ok(None);

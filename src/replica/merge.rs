@@ -49,6 +49,7 @@ impl Replica {
             tx.execute(queries::MERGE_LOCAL_KEYS, [])?;
             tx.execute(queries::MERGE_TOMBSTONES, [snapshot_version])?;
             tx.execute_batch(queries::MERGE_HISTORY)?;
+            tx.execute(queries::MERGE_CURSORS, [])?;
             tx.commit()?;
             Ok(counts)
         })();
@@ -71,6 +72,46 @@ impl Replica {
         Ok(())
     }
 
+    /// A sync cursor: the UTC instant up to which changes were applied.
+    pub fn cursor(&self, name: &str) -> anyhow::Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(queries::GET_CURSOR, [name], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Queues contact ids for an API build.
+    pub fn queue_pending<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a String>,
+    ) -> anyhow::Result<u64> {
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare(queries::INSERT_PENDING)?;
+            for id in ids {
+                n += stmt.execute([id])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Up to `limit` ids still to fetch in an API build.
+    pub fn pending_batch(&self, limit: u32) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(queries::PENDING_BATCH)?;
+        let rows = stmt.query_map([limit], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
+    /// How many ids an API build has left to fetch.
+    pub fn pending_count(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn
+            .query_row(queries::COUNT_PENDING, [], |r| r.get(0))?)
+    }
+
     /// Checkpoints the WAL into the database file and truncates it; true when complete.
     pub fn checkpoint(&self) -> anyhow::Result<bool> {
         let busy: i64 = self
@@ -78,4 +119,13 @@ impl Replica {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         Ok(busy == 0)
     }
+}
+
+/// Sets a sync cursor; call inside the transaction that applied the data up to it.
+pub fn set_cursor(conn: &rusqlite::Connection, name: &str, position: &str) -> anyhow::Result<()> {
+    conn.execute(
+        queries::SET_CURSOR,
+        [name, position, &crate::time::now_rfc3339()],
+    )?;
+    Ok(())
 }

@@ -28,7 +28,7 @@ use crate::error::{Coded, ExitCode};
 pub use apply::{ApplyOutcome, ContactWriter};
 pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
-pub use merge::MergeCounts;
+pub use merge::{set_cursor, MergeCounts};
 pub use row::ContactRow;
 
 /// Problems with the replica file itself (as opposed to I/O errors inside it).

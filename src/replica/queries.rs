@@ -173,3 +173,23 @@ pub const MERGE_HISTORY: &str = "\
      INSERT INTO main.quarantined_file (name, moved_to, reason, quarantined_at) \
        SELECT name, moved_to, reason, quarantined_at FROM live.quarantined_file ORDER BY id; \
      INSERT OR IGNORE INTO main.applied_file SELECT * FROM live.applied_file;";
+
+/// A sync cursor (where `changes` continues).
+pub const GET_CURSOR: &str = "SELECT position FROM sync_cursor WHERE name = ?1";
+/// Sets a sync cursor; call in the transaction that applied the data up to it.
+pub const SET_CURSOR: &str = "INSERT INTO sync_cursor (name, position, updated_at) \
+     VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET position = excluded.position, \
+     updated_at = excluded.updated_at";
+/// Carries the live replica's cursors into a build (the later position wins).
+pub const MERGE_CURSORS: &str = "INSERT INTO main.sync_cursor (name, position, updated_at) \
+     SELECT name, position, updated_at FROM live.sync_cursor WHERE true \
+     ON CONFLICT(name) DO UPDATE SET position = excluded.position, \
+     updated_at = excluded.updated_at WHERE excluded.position > sync_cursor.position";
+/// Ids still to fetch in an API build.
+pub const PENDING_BATCH: &str = "SELECT contact_id FROM full_pending LIMIT ?1";
+/// Queues an id for an API build.
+pub const INSERT_PENDING: &str = "INSERT OR IGNORE INTO full_pending (contact_id) VALUES (?1)";
+/// One id fetched.
+pub const DELETE_PENDING: &str = "DELETE FROM full_pending WHERE contact_id = ?1";
+/// How many ids are left.
+pub const COUNT_PENDING: &str = "SELECT count(*) FROM full_pending";

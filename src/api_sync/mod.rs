@@ -1,0 +1,187 @@
+//! Applying contacts fetched from Engage's API to the replica: shared by `changes` and
+//! `full` from the API.
+
+use std::ops::ControlFlow;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Mode;
+use crate::engage::{ApiContact, EngageClient, EngageError};
+use crate::normalize::Country;
+use crate::replica::{ApplyOutcome, ContactRow, ContactWriter};
+use crate::time::now_rfc3339;
+
+/// Contacts applied per transaction while fetching: a crash loses at most this much work,
+/// and readers see progress.
+const COMMIT_EVERY: u64 = 2_000;
+
+/// What applying fetched contacts did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ApplyCounts {
+    /// Contacts fetched (found or gone).
+    pub fetched: u64,
+    /// Rows created.
+    pub inserted: u64,
+    /// Rows replaced.
+    pub updated: u64,
+    /// Contacts deleted (gone in Engage, or in the Deleted feed).
+    pub deleted: u64,
+    /// Skipped: the replica had newer data.
+    pub stale: u64,
+    /// Fetches that failed (the run reports the first and does not advance its cursor).
+    pub failed: u64,
+}
+
+impl ApplyCounts {
+    /// Counts one outcome.
+    pub fn add(&mut self, outcome: ApplyOutcome) {
+        match outcome {
+            ApplyOutcome::Inserted => self.inserted += 1,
+            ApplyOutcome::Updated => self.updated += 1,
+            ApplyOutcome::Deleted => self.deleted += 1,
+            ApplyOutcome::Stale => self.stale += 1,
+        }
+    }
+}
+
+/// One contact's fate in a dry run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    /// Engage contact id.
+    pub contact_id: String,
+    /// insert, update, delete, skip (stale).
+    pub action: &'static str,
+}
+
+/// How fetched contacts are turned into rows.
+#[derive(Debug, Clone, Copy)]
+pub struct RowShape {
+    /// The replica's mode.
+    pub mode: Mode,
+    /// Default country for phone numbers.
+    pub country: Country,
+}
+
+/// The replica row for a contact from the API. Its version is the time it was fetched.
+pub fn row_from_api(contact: ApiContact, shape: RowShape) -> ContactRow {
+    let mut fields: Vec<(String, Value)> = contact.attributes.into_iter().collect();
+    if let Some(t) = contact.contact_type {
+        fields.retain(|(k, _)| k != "contactType");
+        fields.push(("contactType".into(), Value::String(t)));
+    }
+    ContactRow::from_fields(contact.id, fields, shape.mode, shape.country)
+}
+
+/// Fetches `ids` and applies each answer inside the caller's open transaction: a found contact
+/// is upserted with the fetch time as its version, a 404 (deleted since it was listed) becomes
+/// a delete. Commits every [`COMMIT_EVERY`] contacts unless `dry_run`. `pending` removes each id
+/// from an API build's queue in the same transaction as its data. A fetch that fails without
+/// ending the run is counted and its error returned after the rest are applied; an error that
+/// ends the run (deadline, auth, unreachable) is returned at once, with what was applied so far
+/// left in the transaction for the caller to commit.
+#[allow(clippy::too_many_arguments)]
+pub fn fetch_and_apply(
+    client: &EngageClient,
+    conn: &Connection,
+    ids: impl IntoIterator<Item = String>,
+    shape: RowShape,
+    dry_run: bool,
+    pending: bool,
+    counts: &mut ApplyCounts,
+    mut actions: Option<&mut Vec<Action>>,
+) -> anyhow::Result<Option<EngageError>> {
+    let mut writer = ContactWriter::new(conn, now_rfc3339())?;
+    let mut first_error: Option<EngageError> = None;
+    let mut db_error: Option<anyhow::Error> = None;
+    let mut since_commit = 0u64;
+    let fetch = client.get_contacts(ids, |id, result| {
+        let step = (|| -> anyhow::Result<()> {
+            let version = Utc::now().timestamp_millis();
+            let outcome = match result {
+                Ok(Some(contact)) => writer.upsert(&row_from_api(contact, shape), version)?,
+                Ok(None) => writer.delete(&id, version)?,
+                Err(e) => {
+                    counts.failed += 1;
+                    tracing::warn!("fetching contact {id} failed: {e}");
+                    first_error.get_or_insert(e);
+                    return Ok(());
+                }
+            };
+            counts.fetched += 1;
+            counts.add(outcome);
+            if pending {
+                writer.done_pending(&id)?;
+            }
+            if let Some(actions) = actions.as_deref_mut() {
+                actions.push(Action {
+                    contact_id: id,
+                    action: outcome.as_str(),
+                });
+            }
+            since_commit += 1;
+            if since_commit >= COMMIT_EVERY && !dry_run {
+                conn.execute_batch("COMMIT; BEGIN IMMEDIATE")
+                    .context("cannot commit fetched contacts")?;
+                since_commit = 0;
+            }
+            Ok(())
+        })();
+        match step {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                db_error = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    });
+    if let Some(e) = db_error {
+        return Err(e);
+    }
+    fetch?;
+    Ok(first_error)
+}
+
+/// Parses a `--since` value: `2026-11-01`, `2026-11-01 08:00:00`, or RFC 3339 with an offset.
+/// Dates and times without an offset are UTC.
+pub fn parse_since(s: &str) -> Option<DateTime<Utc>> {
+    let t = s.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Some(n.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|n| n.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_dates_times_and_offsets() {
+        let utc = |s: &str| parse_since(s).map(|d| d.to_rfc3339());
+        assert_eq!(
+            utc("2026-11-01").as_deref(),
+            Some("2026-11-01T00:00:00+00:00")
+        );
+        assert_eq!(
+            utc("2026-11-01 08:30:00").as_deref(),
+            Some("2026-11-01T08:30:00+00:00")
+        );
+        assert_eq!(
+            utc("2026-11-01T08:30:00+01:00").as_deref(),
+            Some("2026-11-01T07:30:00+00:00")
+        );
+        assert_eq!(parse_since("yesterday"), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! `engage-sync changes`: the bulk-read-changes pull (SPEC §5).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use super::engage_setup::engage_client;
+use super::{print_json, print_lines, Ctx};
+use crate::api_sync::{fetch_and_apply, parse_since, Action, ApplyCounts, RowShape};
+use crate::cli::ChangesArgs;
+use crate::commands::init::DEFAULT_MODE;
+use crate::config::parse_duration_setting;
+use crate::engage::{ChangeType, EngageClient};
+use crate::error::{exit_code_for, ConfigError, ExitCode, UsageError};
+use crate::lock;
+use crate::replica::{set_cursor, ContactWriter, Replica, RunLog};
+use crate::time::now_rfc3339;
+
+/// The cursor's name in `sync_cursor`.
+pub const CURSOR: &str = "changes";
+/// Meta key `full` sets: where the first `changes` starts.
+pub const FULL_STARTED: &str = "full_started_at";
+const DEFAULT_OVERLAP: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Default, Serialize)]
+struct ChangesSummary {
+    dry_run: bool,
+    from: String,
+    to: String,
+    created_ids: u64,
+    updated_ids: u64,
+    deleted_ids: u64,
+    #[serde(flatten)]
+    counts: ApplyCounts,
+    cursor_advanced: bool,
+    elapsed_seconds: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    actions: Vec<Action>,
+}
+
+/// Pulls and applies; prints the summary.
+pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let s = &ctx.settings;
+    let since = args
+        .since
+        .as_deref()
+        .map(|v| {
+            parse_since(v).ok_or_else(|| {
+                UsageError(format!(
+                    "--since {v:?} is not a date like 2026-11-01 or 2026-11-01T08:00:00Z"
+                ))
+            })
+        })
+        .transpose()?;
+    let _lock = lock::acquire(&s.db, "changes", args.write.wait)?;
+    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let client = engage_client(ctx, args.deadline.map(|d| started + d))?;
+    let dry_run = args.write.dry_run;
+    let run_log = (!dry_run)
+        .then(|| RunLog::start(replica.conn(), "changes", &now_rfc3339()))
+        .transpose()?;
+    let mut summary = ChangesSummary {
+        dry_run,
+        ..ChangesSummary::default()
+    };
+    let result = pull(ctx, &client, &mut replica, since, dry_run, &mut summary);
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    if let Some(log) = run_log {
+        let code = result.as_ref().err().map_or(0, |e| exit_code_for(e).code());
+        let counts = serde_json::to_string(&summary.counts)?;
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        log.finish(
+            replica.conn(),
+            &now_rfc3339(),
+            code,
+            Some(&counts),
+            error.as_deref(),
+        )?;
+    }
+    print_summary(ctx, &summary)?;
+    result.map(|()| ExitCode::Ok)
+}
+
+/// Where this pull starts: --since, else the cursor minus the overlap, else where the last
+/// `full` began.
+fn window_start(
+    ctx: &Ctx,
+    replica: &Replica,
+    since: Option<DateTime<Utc>>,
+) -> anyhow::Result<DateTime<Utc>> {
+    if let Some(since) = since {
+        return Ok(since);
+    }
+    let overlap = match &ctx.settings.engage.changes_overlap {
+        Some(v) => parse_duration_setting("[engage] changes_overlap", v)?,
+        None => DEFAULT_OVERLAP,
+    };
+    let stored = match replica.cursor(CURSOR)? {
+        Some(c) => Some(c),
+        None => replica.meta(FULL_STARTED)?,
+    };
+    let stored = stored.ok_or_else(|| {
+        ConfigError(
+            "no changes cursor yet: run `engage-sync full` first, or pass --since DATE for the \
+             first pull"
+                .into(),
+        )
+    })?;
+    let at = DateTime::parse_from_rfc3339(&stored)
+        .with_context(|| format!("the stored changes cursor {stored:?} is not a time"))?
+        .with_timezone(&Utc);
+    Ok(at - chrono::Duration::from_std(overlap).unwrap_or_default())
+}
+
+fn pull(
+    ctx: &Ctx,
+    client: &EngageClient,
+    replica: &mut Replica,
+    since: Option<DateTime<Utc>>,
+    dry_run: bool,
+    summary: &mut ChangesSummary,
+) -> anyhow::Result<()> {
+    let from = window_start(ctx, replica, since)?;
+    let to = Utc::now();
+    summary.from = from.to_rfc3339_opts(SecondsFormat::Millis, true);
+    summary.to = to.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let created = client.changes_all(ChangeType::Created, from, to)?;
+    let updated = client.changes_all(ChangeType::Updated, from, to)?;
+    let deleted = client.changes_all(ChangeType::Deleted, from, to)?;
+    summary.created_ids = created.len() as u64;
+    summary.updated_ids = updated.len() as u64;
+    summary.deleted_ids = deleted.len() as u64;
+    let fetch: BTreeSet<String> = created.into_iter().chain(updated).collect();
+    let shape = RowShape {
+        mode: replica.mode(),
+        country: ctx.settings.default_country,
+    };
+    let conn = replica.conn();
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let actions = dry_run.then_some(&mut summary.actions);
+    let outcome = fetch_and_apply(
+        client,
+        conn,
+        fetch.iter().cloned(),
+        shape,
+        dry_run,
+        false,
+        &mut summary.counts,
+        actions,
+    );
+    let result = outcome.and_then(|failed| {
+        // Deleted ids that were not fetched: tombstones. A fetched one was decided by its GET.
+        let mut writer = ContactWriter::new(conn, now_rfc3339())?;
+        for id in deleted.iter().filter(|id| !fetch.contains(*id)) {
+            let outcome = writer.delete(id, Utc::now().timestamp_millis())?;
+            summary.counts.add(outcome);
+            if dry_run {
+                summary.actions.push(Action {
+                    contact_id: id.clone(),
+                    action: outcome.as_str(),
+                });
+            }
+        }
+        drop(writer);
+        match failed {
+            // The cursor stays: the next run re-reads this window (versions make that safe).
+            Some(e) => Err(anyhow::Error::new(e).context(format!(
+                "{} contact(s) could not be fetched; the others were applied and the cursor \
+                 stays at its old place, so the next run tries them again",
+                summary.counts.failed
+            ))),
+            None => {
+                set_cursor(conn, CURSOR, &summary.to)?;
+                summary.cursor_advanced = !dry_run;
+                Ok(())
+            }
+        }
+    });
+    let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
+    replica.conn().execute_batch(end)?;
+    result
+}
+
+fn print_summary(ctx: &Ctx, s: &ChangesSummary) -> anyhow::Result<()> {
+    if ctx.json {
+        return print_json(s);
+    }
+    let mut lines: Vec<String> = s
+        .actions
+        .iter()
+        .map(|a| format!("  would {} {}", a.action, a.contact_id))
+        .collect();
+    let prefix = if s.dry_run {
+        "changes (dry run, nothing written)"
+    } else {
+        "changes"
+    };
+    lines.push(format!(
+        "{prefix}: window {} .. {}: {} created, {} updated, {} deleted ids",
+        s.from, s.to, s.created_ids, s.updated_ids, s.deleted_ids
+    ));
+    let c = &s.counts;
+    lines.push(format!(
+        "contacts: {} fetched, {} new, {} updated, {} deleted, {} stale, {} failed; cursor {} ({:.2} s)",
+        c.fetched,
+        c.inserted,
+        c.updated,
+        c.deleted,
+        c.stale,
+        c.failed,
+        if s.cursor_advanced { "advanced" } else { "unchanged" },
+        s.elapsed_seconds
+    ));
+    print_lines(lines)
+}
