@@ -1,0 +1,283 @@
+//! `full` from the API and `changes`, driving the real binary against the fake Engage over
+//! loopback HTTP: convergence, window splitting, every fault kind, auth, resume after a stop.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use common::*;
+use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind, Matcher, RetryAfter};
+use serde_json::json;
+
+/// A workspace whose config points at `fake`, with test-sized retry waits.
+fn workspace_for(fake: &FakeEngage, extra: &str) -> Workspace {
+    let ws = Workspace::new();
+    let mut config = format!(
+        "[engage]\nbase_url = \"{}\"\nretry_base = \"10ms\"\nretry_cap = \"200ms\"\n\
+         request_timeout = \"2s\"\nconnect_timeout = \"1s\"\n{extra}",
+        fake.base_url()
+    );
+    if !extra.contains("rate_limit") {
+        config.push_str("rate_limit = 200\n");
+    }
+    std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
+    ws
+}
+
+fn engage(ws: &Workspace, fake: &FakeEngage, args: &[&str]) -> std::process::Output {
+    ws.cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .env_remove("ENGAGE_BASE_URL")
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+/// A fake with `n` contacts created a minute apart over the last days (the client splits a
+/// changes window down to one second, so the ids must be spread in time).
+fn seeded(n: usize) -> FakeEngage {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let start = Utc::now() - TimeDelta::minutes(n as i64 + 60);
+    fake.seed_contacts_spaced(n, start, Duration::from_secs(60));
+    fake
+}
+
+/// (contact id, e-mail) of every contact in the replica.
+fn replica_keys(ws: &Workspace) -> Vec<(String, Option<String>)> {
+    ws.contacts()
+        .into_iter()
+        .map(|c| (c[0].clone().expect("id"), c[3].clone()))
+        .collect()
+}
+
+/// The same for the fake's live contacts, normalised as the replica stores them.
+fn fake_keys(fake: &FakeEngage) -> Vec<(String, Option<String>)> {
+    let mut keys: Vec<_> = fake
+        .contacts()
+        .into_iter()
+        .map(|(id, attrs)| {
+            let email = attrs["email"].as_str().map(|e| e.trim().to_lowercase());
+            (id.to_lowercase(), email)
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn full_from_the_api_equals_the_fake_and_changes_converge() {
+    let fake = seeded(120);
+    let ws = workspace_for(&fake, "");
+    let out = engage(&ws, &fake, &["full", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    assert!(std::fs::symlink_metadata(ws.db())
+        .expect("db")
+        .file_type()
+        .is_symlink());
+
+    // Changes on the Engage side: one created, one updated (new e-mail), one deleted.
+    let created = fake.add_contact(json!({"email": "new.person@example.com", "firstName": "Ny"}));
+    let ids = fake.contact_ids();
+    let (changed, gone) = (ids[0].clone(), ids[1].clone());
+    assert!(fake.update_contact(&changed, json!({"email": "changed@example.com"})));
+    assert!(fake.delete_contact(&gone));
+    let out = engage(&ws, &fake, &["changes", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["cursor_advanced"], true);
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    assert!(replica_keys(&ws).iter().any(|(id, _)| *id == created));
+    assert_eq!(ws.count("SELECT count(*) FROM tombstone"), 1);
+
+    // A second pull finds only the overlap window again and changes nothing.
+    let before = ws.contacts();
+    let out = engage(&ws, &fake, &["changes"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(ws.contacts().len(), before.len());
+}
+
+#[test]
+fn a_window_over_the_cap_is_split() {
+    let fake = seeded(90);
+    fake.set_changes_cap(25);
+    let ws = workspace_for(&fake, "");
+    let out = engage(&ws, &fake, &["full"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    let too_many = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/contacts/changes") && r.status == Some(400))
+        .count();
+    assert!(too_many > 0, "the cap was hit and the window split");
+}
+
+#[test]
+fn every_fault_kind_ends_with_the_same_replica() {
+    let fake = seeded(60);
+    let get = Matcher::prefix("/api/v3/contacts/");
+    let kinds = vec![
+        FaultKind::Status429 {
+            retry_after: Some(RetryAfter::Seconds(0)),
+        },
+        FaultKind::Status429 { retry_after: None },
+        FaultKind::Status(500),
+        FaultKind::Status(502),
+        FaultKind::Status(503),
+        FaultKind::Delay(Duration::from_millis(2500)),
+        FaultKind::DropBeforeResponse,
+        FaultKind::TruncatedBody,
+    ];
+    for kind in kinds {
+        fake.inject(Fault::new(kind).matching(get.clone()).times(3));
+    }
+    // Faults hit the next matching requests, the changes feed first: enough retries for all.
+    let ws = workspace_for(&fake, "max_retries = 30\n");
+    let out = engage(&ws, &fake, &["full"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(fake.pending_faults().is_empty(), "every fault was hit");
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+}
+
+#[test]
+fn exhausted_retries_fail_clearly_and_leave_the_cursor() {
+    let fake = seeded(20);
+    let ws = workspace_for(&fake, "max_retries = 2\n");
+    assert!(engage(&ws, &fake, &["full"]).status.success());
+    let cursor_before: String = ws
+        .conn()
+        .query_row(
+            "SELECT position FROM sync_cursor WHERE name = 'changes'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("cursor");
+    let id = fake.contact_ids()[0].clone();
+    assert!(fake.update_contact(&id, json!({"firstName": "Changed"})));
+    fake.inject(
+        Fault::new(FaultKind::Status(503))
+            .matching(Matcher::prefix(&format!("/api/v3/contacts/{id}")))
+            .times(100),
+    );
+    let out = engage(&ws, &fake, &["changes"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("cursor stays"),
+        "{}",
+        stderr_of(&out)
+    );
+    let cursor_after: String = ws
+        .conn()
+        .query_row(
+            "SELECT position FROM sync_cursor WHERE name = 'changes'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("cursor");
+    assert_eq!(cursor_before, cursor_after);
+    fake.clear_faults();
+    assert!(engage(&ws, &fake, &["changes"]).status.success());
+    let first_names: Vec<_> = ws
+        .contacts()
+        .into_iter()
+        .filter_map(|c| c[8].clone())
+        .collect();
+    assert!(
+        first_names.iter().any(|n| n == "Changed"),
+        "the next run caught up"
+    );
+}
+
+#[test]
+fn a_wrong_or_missing_key_is_refused_without_printing_it() {
+    let fake = seeded(5);
+    let ws = workspace_for(&fake, "");
+    let out = ws
+        .cmd()
+        .env("ENGAGE_API_KEY", "very-secret-wrong-key")
+        .args(["full"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("very-secret-wrong-key"));
+    assert!(!stdout_of(&out).contains("very-secret-wrong-key"));
+    assert!(
+        stderr_of(&out).contains("ENGAGE_API_KEY"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = ws
+        .cmd()
+        .env_remove("ENGAGE_API_KEY")
+        .args(["changes", "--since", "2026-01-01"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    // The current replica was never replaced.
+    assert!(!ws.db().exists() || ws.contacts().is_empty());
+}
+
+#[test]
+fn a_stopped_full_build_resumes_and_the_old_replica_stays_in_service() {
+    let fake = seeded(150);
+    // Slow answers so that a short deadline stops the build part way.
+    fake.set_latency(
+        Matcher::prefix("/api/v3/contacts/"),
+        Duration::from_millis(40),
+    );
+    let ws = workspace_for(&fake, "rate_limit = 100\nmax_concurrency = 4\n");
+    // An old replica with one contact, read while the build runs.
+    ws.write_export(
+        "20200101000000_0_c.xml",
+        &export(&[member(1, "old")], &[], &[]),
+    );
+    assert!(ws
+        .cmd()
+        .args(["delta", "inbox"])
+        .output()
+        .expect("runs")
+        .status
+        .success());
+    let out = engage(&ws, &fake, &["full", "--deadline", "700ms"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("resume"), "{}", stderr_of(&out));
+    assert_eq!(
+        ws.contacts().len(),
+        1,
+        "the old replica is still the one in service"
+    );
+    let pending: i64 = rusqlite::Connection::open(ws.path().join("replica.db.d/building.db"))
+        .expect("build")
+        .query_row("SELECT count(*) FROM full_pending", [], |r| r.get(0))
+        .expect("pending");
+    assert!(
+        pending > 0 && pending < 150,
+        "part of the build was done: {pending} left"
+    );
+
+    let reader = ws.conn();
+    let out = engage(&ws, &fake, &["full", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["resumed"], true);
+    assert!(
+        summary["members"].as_u64().expect("members") < 150,
+        "only the rest was fetched"
+    );
+    // The reader of the old replica still reads the old data, undisturbed.
+    let old: i64 = reader
+        .query_row("SELECT count(*) FROM contacts", [], |r| r.get(0))
+        .expect("old");
+    assert_eq!(old, 1);
+    // New readers see the new replica: Engage's contacts. The old replica's contact came from
+    // a 2020 export and Engage no longer has it; only changes newer than the build's snapshot
+    // are merged over, so it is gone.
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    assert_eq!(
+        ws.count("SELECT count(*) FROM applied_file"),
+        1,
+        "the ledger was carried over"
+    );
+}
