@@ -180,8 +180,27 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// Contact `n`'s GUID: random-looking (as Engage's are) but deterministic, so inserts land all
+/// over the contact-id index as they do for real data, and a later run can name the same
+/// contact. The low 48 bits keep `n`, so ids are unique.
 fn guid(n: u64) -> String {
-    format!("6f1c2e4a-3b1d-4c8e-9a0b-{n:012x}")
+    let h = splitmix64(n);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        0x8000 | ((h >> 50) & 0x3fff),
+        n & 0xffff_ffff_ffff
+    )
+}
+
+/// A bijective 64-bit mix (SplitMix64's finaliser).
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Picks `count` distinct contacts of `lo..hi`, starting at position `skip` of a fixed

@@ -335,8 +335,14 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
         let mut text = String::new();
         let mut children: Option<Vec<(String, Value)>> = None;
         loop {
-            match self.next_event()? {
+            match self.next_content_event()? {
                 Ev::End => break,
+                Ev::Text(t) if text.is_empty() => {
+                    text = t;
+                    if text.len() > MAX_FIELD_BYTES {
+                        return Err(self.error("a field value is larger than 1 MiB"));
+                    }
+                }
                 Ev::Text(t) => {
                     text.push_str(&t);
                     if text.len() > MAX_FIELD_BYTES {
@@ -362,7 +368,7 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
         }
         Ok(match children {
             Some(list) => Value::Object(list.into_iter().collect::<Map<String, Value>>()),
-            None => Value::String(text.trim().to_string()),
+            None => Value::String(trim_owned(text)),
         })
     }
 
@@ -383,6 +389,16 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
     /// Reads one event and turns it into an owned [`Ev`], checking UTF-8 and the things the
     /// spec calls malformed (DOCTYPE with entities, non-UTF-8 encodings, unknown entities).
     fn next_event(&mut self) -> Result<Ev, ParseError> {
+        self.read_event(false)
+    }
+
+    /// Like [`Self::next_event`], but keeps whitespace-only text (inside a field it is content;
+    /// elsewhere it is indentation, and not allocating it saves a third of the parse time).
+    fn next_content_event(&mut self) -> Result<Ev, ParseError> {
+        self.read_event(true)
+    }
+
+    fn read_event(&mut self, keep_blank: bool) -> Result<Ev, ParseError> {
         self.buf.clear();
         self.event_start = self.reader.buffer_position();
         let (ns, event) = match self.reader.read_resolved_event_into(&mut self.buf) {
@@ -429,6 +445,7 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
                 Ev::Empty { ns, name, attrs }
             }
             Event::End(_) => Ev::End,
+            Event::Text(t) if !keep_blank && t.iter().all(u8::is_ascii_whitespace) => Ev::Other,
             Event::Text(t) => Ev::Text(utf8(&t)?),
             Event::CData(c) => Ev::Text(utf8(&c)?),
             Event::GeneralRef(r) => {
@@ -520,6 +537,16 @@ fn empty_value(attrs: &[(String, String)]) -> Value {
         Value::Null
     } else {
         Value::String(String::new())
+    }
+}
+
+/// `s` without leading and trailing whitespace, reusing its allocation when there is none.
+fn trim_owned(s: String) -> String {
+    let trimmed = s.trim();
+    if trimmed.len() == s.len() {
+        s
+    } else {
+        trimmed.to_string()
     }
 }
 
