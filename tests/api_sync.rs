@@ -281,3 +281,30 @@ fn a_stopped_full_build_resumes_and_the_old_replica_stays_in_service() {
         "the ledger was carried over"
     );
 }
+
+#[test]
+fn a_full_build_killed_mid_way_resumes_to_the_same_replica() {
+    let fake = seeded(200);
+    fake.set_latency(
+        Matcher::prefix("/api/v3/contacts/"),
+        Duration::from_millis(30),
+    );
+    let ws = workspace_for(&fake, "rate_limit = 100\nmax_concurrency = 4\n");
+    let mut child = ws
+        .std_cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .args(["-q", "full"])
+        .spawn()
+        .expect("spawn");
+    // Kill it once part of the build is committed (batches commit every 2,000 contacts, and
+    // the id list is committed before any fetch), wherever it is.
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(!ws.db().exists(), "nothing was swapped in");
+    let out = engage(&ws, &fake, &["full", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["resumed"], true);
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+}
