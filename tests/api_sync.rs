@@ -308,3 +308,42 @@ fn a_full_build_killed_mid_way_resumes_to_the_same_replica() {
     assert_eq!(summary["resumed"], true);
     assert_eq!(replica_keys(&ws), fake_keys(&fake));
 }
+
+#[test]
+fn api_runs_log_no_personal_data() {
+    let fake = seeded(30);
+    fake.inject(
+        Fault::new(FaultKind::Status(503))
+            .matching(Matcher::prefix("/api/v3/contacts/"))
+            .times(2),
+    );
+    let ws = workspace_for(&fake, "");
+    let full = engage(&ws, &fake, &["-vv", "full", "--json"]);
+    assert!(full.status.success(), "{}", stderr_of(&full));
+    let id = fake.contact_ids()[0].clone();
+    assert!(fake.update_contact(&id, json!({"email": "changed.secret@example.com"})));
+    let changes = engage(&ws, &fake, &["-vv", "changes", "--json"]);
+    assert!(changes.status.success(), "{}", stderr_of(&changes));
+    let dry = engage(&ws, &fake, &["-vv", "changes", "--dry-run"]);
+    assert!(dry.status.success());
+    let mut output = String::new();
+    for out in [&full, &changes, &dry] {
+        output.push_str(&stderr_of(out));
+        output.push_str(&stdout_of(out));
+    }
+    let mut secrets: Vec<String> = fake
+        .contacts()
+        .into_iter()
+        .flat_map(|(_, a)| {
+            ["email", "mobilePhone", "socialSecurityNumber"]
+                .into_iter()
+                .filter_map(|k| a[k].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    secrets.push(fake.api_key());
+    assert!(secrets.len() > 30);
+    for secret in secrets {
+        assert!(!output.contains(&secret), "{secret} appeared in the output");
+    }
+}

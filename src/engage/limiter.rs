@@ -11,13 +11,15 @@
 //! milliseconds of jitter (a late timer wake-up for one request, a new connection for
 //! another), and with exact spacing an early-reserved request that ran late and a later one
 //! that ran on time could land `rate + 1` requests in one second at Engage. The slack absorbs
-//! up to [`SLACK`] of such jitter at the cost of 2.5 % throughput.
+//! up to [`SLACK`] of such jitter at the cost of 5 % throughput (measured against the fake on
+//! this 2-core machine, arrivals jittered by up to ~45 ms, so 25 ms let 51-52 requests land in
+//! one second at a limit of 50).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Jitter absorbed per one-second window (see the module doc).
-pub const SLACK: Duration = Duration::from_millis(25);
+pub const SLACK: Duration = Duration::from_millis(50);
 
 /// Hands out request start times `period` apart.
 #[derive(Debug)]
@@ -76,7 +78,7 @@ mod tests {
     #[test]
     fn slots_are_evenly_spaced_without_a_first_burst() {
         let l = RateLimiter::new(50.0);
-        assert_eq!(l.period(), Duration::from_micros(20_500));
+        assert_eq!(l.period(), Duration::from_micros(21_000));
         let t0 = Instant::now();
         let slots: Vec<Instant> = (0..5)
             .map(|_| l.reserve(t0, None).expect("no deadline"))
