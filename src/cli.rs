@@ -27,7 +27,8 @@ Exit codes:
   0   success
   1   lookup: no contact matches
   64  usage error (a wrong flag or value)
-  65  bad input data (malformed export XML, a file refused); nothing of it was applied
+  65  bad input data (malformed export XML, a file refused, an invalid receipt or contact);
+      nothing of it was applied. push-local: Engage rejected items (kept, see status)
   69  Engage unavailable
   73  cannot create a file or directory
   74  I/O or database error
@@ -123,21 +124,193 @@ pub enum Command {
     /// Exits 0 when found, 1 when not.
     #[command(after_help = EXIT_CODES_HELP)]
     Lookup(LookupArgs),
-    /// Show replica freshness, counts, recent runs, failures, quarantined files and gaps
+    /// Show replica freshness, counts, recent runs, failures, quarantined files, gaps and the
+    /// outboxes (depth per kind and state, the oldest undelivered item, rejected items with
+    /// Engage's reason)
     ///
     /// With --check, prints one line and exits 75 when the replica is stale (no successful
-    /// delta within --max-age), so monitoring, or a POS that wants to tell the customer that
-    /// member offers are unavailable right now, can act on it.
+    /// delta within --max-age), or, with --max-pending-age, when an outbox item has waited
+    /// longer than that to be delivered, so monitoring, or a POS that wants to tell the
+    /// customer that member offers are unavailable right now, can act on it.
     #[command(after_help = EXIT_CODES_HELP)]
     Status(StatusArgs),
     /// Delete local personal data older than an age (GDPR)
     ///
-    /// Deletes finished run records, quarantine records, and archived and quarantined export
-    /// files older than the age, then truncates the database's WAL and vacuums free pages so
+    /// Deletes finished run records, quarantine records, delivered, rejected and dropped outbox
+    /// items (never pending ones), and archived and quarantined export files older than the
+    /// age, then truncates the database's WAL and vacuums free pages so
     /// purged data cannot be read back from the files. Prints counts only. Takes the writer lock,
     /// so it is safe to run from cron next to the other commands.
     #[command(after_help = EXIT_CODES_HELP)]
     Purge(PurgeArgs),
+    /// Register or change a contact at the till, queued for push-local
+    ///
+    /// Works offline: the replica shows the contact at once (lookup finds it by any of its
+    /// keys) and the change waits in the contact outbox until `push-local` delivers it.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Buffer finalized purchases (Engage receipt JSON) for push-local
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+    /// Push queued contacts (bulk write), then buffered receipts, to Engage
+    ///
+    /// Contacts first: creates and updates go with Engage's bulk write (at most 4000 a
+    /// request); each batch id is stored before its status is polled, and a contact whose
+    /// outcome is unknown (no answer, a crash) is looked up by key before it is ever sent
+    /// again, so nothing is created twice. Then receipts, each tagged with the best key:
+    /// contactId when known, else the configured secondary key. Transient failures leave items
+    /// pending for the next run; items Engage rejects are kept with its reason (see `status`).
+    /// Exits 0 when everything was delivered, 65 when Engage rejected items in this run, 75
+    /// when items are left for the next run. --dry-run reports per item how it would be sent
+    /// and keyed, from the replica alone (Engage is not contacted); --wait queues behind
+    /// another push-local (pushes take their own lock, not the one of delta and changes).
+    #[command(after_help = EXIT_CODES_HELP)]
+    PushLocal(PushLocalArgs),
+}
+
+/// `contact add` / `contact update`.
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Register a new contact at the till (offline) and queue it for Engage
+    ///
+    /// Fields come from flags, or from a JSON object of Engage attribute names (`email`,
+    /// `mobilePhone`, `firstName`, …) with --from; a JSON array or one object per line adds
+    /// several contacts at once (all or none). E-mail and phone are checked (phone to E.164),
+    /// the contact type must be one of `[local] contact_types`, and at least one of email,
+    /// mobile phone, external id or personal identity number is needed. Each contact gets a
+    /// local key (`[local] key_prefix` + a number never reused), printed, and is written to
+    /// the replica at once. A contact whose key is already in the replica is refused with the
+    /// existing contact's keys (exit 65).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Add(ContactAddArgs),
+    /// Change a contact at the till; only the changed fields are queued for Engage
+    ///
+    /// Select the contact by one key; give the new values as flags or a JSON object with
+    /// --from (`null` clears a field). Fields equal to the stored values are left out, since
+    /// Engage overwrites whatever it is sent. The replica shows the change at once. A change
+    /// to a local contact not yet pushed is merged into its queued create.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Update(ContactUpdateArgs),
+}
+
+/// `receipt add`.
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Buffer finalized receipts (Engage receipt JSON) for push-local
+    ///
+    /// Checks the required fields (contact, uniqueReceiptId, createdDate with its UTC offset,
+    /// storeExternalId, currency, totalGrossPrice, paymentMethods, items) and buffers the
+    /// receipt; `createdDate` is kept exactly as given (local time, never converted). The
+    /// contact is named by `matchKeyType`/`matchKey` (contactId, localKey, mobilePhone, email,
+    /// memberNumber, externalId, socialSecurityNumber), or given as contact data (attributes
+    /// without matchKey) for a customer who signs up at the till. The same receipt added twice
+    /// is buffered once; another receipt under a buffered uniqueReceiptId is refused (exit 65).
+    /// A JSON array or one receipt per line adds several at once (all or none).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Add(ReceiptAddArgs),
+}
+
+/// Contact fields as flags (Engage attribute in brackets).
+#[derive(Debug, Args, Default)]
+pub struct ContactFieldArgs {
+    /// First name [firstName]
+    #[arg(long, value_name = "NAME")]
+    pub first_name: Option<String>,
+    /// Last name [lastName]
+    #[arg(long, value_name = "NAME")]
+    pub last_name: Option<String>,
+    /// Member number [memberNumber]
+    #[arg(long, value_name = "NUMBER")]
+    pub member_number: Option<String>,
+    /// External id [externalId]
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
+    /// Personal identity number [socialSecurityNumber]
+    #[arg(long, value_name = "SSN")]
+    pub ssn: Option<String>,
+    /// Any other Engage attribute, e.g. --field city=Umeå (repeatable)
+    #[arg(long = "field", value_name = "NAME=VALUE")]
+    pub fields: Vec<String>,
+    /// Read the fields from a JSON document: a file, or - for stdin
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+}
+
+/// `contact add`.
+#[derive(Debug, Args)]
+pub struct ContactAddArgs {
+    /// E-mail address [email]
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// Mobile phone, national or international form [mobilePhone]
+    #[arg(long, value_name = "PHONE")]
+    pub mobile: Option<String>,
+    /// Contact type [contactType] [default: Member]
+    #[arg(long, value_name = "TYPE")]
+    pub contact_type: Option<String>,
+    /// The other fields.
+    #[command(flatten)]
+    pub fields: ContactFieldArgs,
+    /// Validate and report what would be registered, but write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `contact update`: exactly one selector.
+#[derive(Debug, Args)]
+#[group(id = "select", required = true, multiple = false)]
+pub struct ContactUpdateArgs {
+    /// Select the contact by its Engage contact id
+    #[arg(long, group = "select", value_name = "GUID")]
+    pub contact_id: Option<String>,
+    /// Select the contact by its local key (e.g. L0600-000123)
+    #[arg(long, group = "select", value_name = "KEY")]
+    pub local_key: Option<String>,
+    /// Select the contact by e-mail address
+    #[arg(long, group = "select", value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// Select the contact by mobile phone
+    #[arg(long, group = "select", value_name = "PHONE")]
+    pub mobile: Option<String>,
+    /// New e-mail address [email]
+    #[arg(long, value_name = "EMAIL")]
+    pub new_email: Option<String>,
+    /// New mobile phone [mobilePhone]
+    #[arg(long, value_name = "PHONE")]
+    pub new_mobile: Option<String>,
+    /// The other fields.
+    #[command(flatten)]
+    pub fields: ContactFieldArgs,
+    /// Validate and report what would change, but write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `receipt add`.
+#[derive(Debug, Args)]
+pub struct ReceiptAddArgs {
+    /// The receipt JSON file, or - for stdin [default: stdin]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Validate and report what would be buffered, but write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `push-local`.
+#[derive(Debug, Args)]
+pub struct PushLocalArgs {
+    /// Stop after this long (e.g. 10m): no request starts later; what is left stays queued
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
+
+    /// Queue items Engage rejected earlier once more (after fixing them)
+    #[arg(long)]
+    pub retry_rejected: bool,
+
+    /// Options of every writing command.
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 /// `status`.
@@ -151,6 +324,11 @@ pub struct StatusArgs {
     /// (e.g. 30m, 2h, 1d)
     #[arg(long, value_name = "AGE", default_value = "2h", value_parser = humantime::parse_duration)]
     pub max_age: std::time::Duration,
+
+    /// With --check: also exit 75 when an outbox item (contact or receipt) has waited longer
+    /// than this to be delivered (e.g. 1h)
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub max_pending_age: Option<std::time::Duration>,
 }
 
 /// `purge`.

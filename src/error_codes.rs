@@ -21,6 +21,7 @@ pub(crate) fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::export_xml::ImportError,
         crate::commands::BuildPaused,
         crate::engage::EngageError,
+        crate::outbox::OutboxError,
     );
     None
 }

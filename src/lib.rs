@@ -16,6 +16,7 @@ pub mod lock;
 pub mod logging;
 pub mod mask;
 pub mod normalize;
+pub mod outbox;
 pub mod progress;
 pub mod replica;
 pub mod time;

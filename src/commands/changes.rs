@@ -14,7 +14,7 @@ use crate::cli::ChangesArgs;
 use crate::commands::init::DEFAULT_MODE;
 use crate::config::parse_duration_setting;
 use crate::engage::{ChangeType, EngageClient};
-use crate::error::{exit_code_for, ConfigError, ExitCode, UsageError};
+use crate::error::{ConfigError, ExitCode, UsageError};
 use crate::lock;
 use crate::replica::{set_cursor, ContactWriter, Replica, RunLog};
 use crate::time::now_rfc3339;
@@ -70,16 +70,7 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
     let result = pull(ctx, &client, &mut replica, since, dry_run, &mut summary);
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     if let Some(log) = run_log {
-        let code = result.as_ref().err().map_or(0, |e| exit_code_for(e).code());
-        let counts = serde_json::to_string(&summary.counts)?;
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        log.finish(
-            replica.conn(),
-            &now_rfc3339(),
-            code,
-            Some(&counts),
-            error.as_deref(),
-        )?;
+        log.close(replica.conn(), &result, &summary.counts)?;
     }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)

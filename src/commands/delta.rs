@@ -76,23 +76,12 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         0.0
     };
     if let Some(run_log) = run_log {
-        let code = match &result {
-            Ok(()) => 0,
-            Err(e) => exit_code_for(e).code(),
-        };
         let counts = serde_json::json!({
             "files_applied": summary.files_applied, "files_failed": summary.files_failed,
             "inserted": summary.inserted, "updated": summary.updated,
             "deleted": summary.deleted, "stale": summary.stale,
         });
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        run_log.finish(
-            replica.conn(),
-            &now_rfc3339(),
-            code,
-            Some(&counts.to_string()),
-            error.as_deref(),
-        )?;
+        run_log.close(replica.conn(), &result, &counts)?;
     }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)

@@ -1,13 +1,17 @@
 //! One module per command. [`run`] loads the configuration, sets up logging and dispatches.
 
 mod changes;
+mod contact;
 mod delta;
 mod engage_setup;
 mod full;
+mod healthcheck;
 pub use full::BuildPaused;
 mod init;
 mod lookup;
 mod purge;
+mod push_local;
+mod receipt;
 mod status;
 
 use std::io::Write;
@@ -54,13 +58,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Full(a) => overrides.mode = a.mode,
         Command::Changes(_) => {}
         Command::Lookup(_) | Command::Status(_) | Command::Purge(_) => {}
+        Command::Contact(_) | Command::Receipt(_) | Command::PushLocal(_) => {}
     }
     let ctx = Ctx {
         settings: config::resolve(&file, &base, &overrides)?,
         json: cli.global.json,
         verbosity,
     };
-    match cli.command {
+    let job = job_name(&cli.command);
+    let result = match cli.command {
         Command::Init(a) => init::run(&ctx, &a),
         Command::Delta(a) => delta::run(&ctx, &a),
         Command::Full(a) => full::run(&ctx, &a),
@@ -68,6 +74,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lookup(a) => lookup::run(&ctx, &a),
         Command::Status(a) => status::run(&ctx, &a),
         Command::Purge(a) => purge::run(&ctx, &a),
+        Command::Contact(c) => contact::run(&ctx, &c),
+        Command::Receipt(c) => receipt::run(&ctx, &c),
+        Command::PushLocal(a) => push_local::run(&ctx, &a),
+    };
+    if let (Some(url), Some(job)) = (&ctx.settings.healthcheck_url, job) {
+        healthcheck::ping_after(url, job, &result);
+    }
+    result
+}
+
+/// The jobs that ping the healthcheck URL (runs that cron or a timer starts), unless dry runs.
+fn job_name(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Delta(a) if !a.write.dry_run => Some("delta"),
+        Command::Changes(a) if !a.write.dry_run => Some("changes"),
+        Command::Full(a) if !a.write.dry_run => Some("full"),
+        Command::Purge(a) if !a.write.dry_run => Some("purge"),
+        Command::PushLocal(a) if !a.write.dry_run => Some("push-local"),
+        _ => None,
     }
 }
 

@@ -10,8 +10,9 @@ use serde::Serialize;
 use super::{print_json, print_lines, Ctx};
 use crate::cli::PurgeArgs;
 use crate::commands::init::DEFAULT_MODE;
-use crate::error::{exit_code_for, ExitCode, UsageError};
+use crate::error::{ExitCode, UsageError};
 use crate::lock;
+use crate::outbox::store::OutboxPurged;
 use crate::replica::purge::{compact, purge_rows, Compaction, PurgedRows};
 use crate::replica::{Replica, RunLog};
 use crate::time::now_rfc3339;
@@ -23,6 +24,8 @@ struct PurgeSummary {
     cutoff: String,
     #[serde(flatten)]
     rows: PurgedRows,
+    #[serde(flatten)]
+    outbox: OutboxPurged,
     archived_files: FileCount,
     quarantined_files: FileCount,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,16 +67,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         &mut summary,
     );
     if let Some(run_log) = run_log {
-        let code = result.as_ref().err().map_or(0, |e| exit_code_for(e).code());
-        let counts = serde_json::to_string(&summary.rows)?;
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        run_log.finish(
-            replica.conn(),
-            &now_rfc3339(),
-            code,
-            Some(&counts),
-            error.as_deref(),
-        )?;
+        run_log.close(replica.conn(), &result, &summary.rows)?;
         // The run row itself is written after compaction; truncate the WAL once more so the
         // file set holds nothing older than this run.
         if result.is_ok() {
@@ -97,6 +91,7 @@ fn purge(
 ) -> anyhow::Result<()> {
     let s = &ctx.settings;
     summary.rows = purge_rows(replica.conn(), cutoff, dry_run)?;
+    summary.outbox = crate::outbox::store::purge(replica.conn(), cutoff, dry_run)?;
     if let Some(archive) = &s.archive {
         summary.archived_files = purge_folder(archive, cutoff_time, dry_run)?;
     }
@@ -156,6 +151,10 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
         ),
         format!("  run records:        {}", s.rows.runs),
         format!("  quarantine records: {}", s.rows.quarantine_records),
+        format!(
+            "  outbox rows:        {} contact, {} receipt (delivered, rejected or dropped)",
+            s.outbox.outbox_contacts, s.outbox.outbox_receipts
+        ),
         format!(
             "  archived files:     {} ({} bytes)",
             s.archived_files.files, s.archived_files.bytes

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::{print_json, print_lines, Ctx};
 use crate::cli::StatusArgs;
 use crate::error::ExitCode;
+use crate::outbox::store::OutboxStatus;
 use crate::replica::ledger::FileLedgerRow;
 use crate::replica::status::{self, QuarantineRow, RunRow};
 use crate::replica::Replica;
@@ -35,6 +36,8 @@ struct StatusReport {
     recent_files: Vec<RecentFile>,
     gaps: Vec<Gap>,
     quarantined: Vec<QuarantineRow>,
+    /// Outbox depth per kind and state, the oldest undelivered item, rejected/dropped items.
+    outbox: OutboxStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<Check>,
 }
@@ -69,7 +72,11 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let mut replica = Replica::open_reader(&ctx.settings.db, ctx.settings.busy_timeout)?;
     let mut report = gather(&mut replica)?;
     if args.check {
-        report.check = Some(check(&report, args.max_age));
+        let mut c = check(&report, args.max_age);
+        if let Some(max) = args.max_pending_age {
+            check_outbox(&mut c, &report.outbox, max);
+        }
+        report.check = Some(c);
     }
     let code = match &report.check {
         Some(c) if !c.ok => ExitCode::TempFail,
@@ -141,6 +148,7 @@ fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
             })
             .collect(),
         quarantined: status::quarantine_tail(&tx, 5)?,
+        outbox: crate::outbox::store::status(&tx, 10)?,
         check: None,
     };
     tx.rollback()?;
@@ -172,6 +180,33 @@ fn check(report: &StatusReport, max_age: Duration) -> Check {
             ok: false,
             reason: format!("no successful sync yet{}", failure_hint(report)),
         },
+    }
+}
+
+/// `--max-pending-age`: fails the check when an outbox item has waited longer to be delivered.
+fn check_outbox(c: &mut Check, outbox: &OutboxStatus, max_age: Duration) {
+    let Some(oldest) = &outbox.oldest_undelivered_queued_at else {
+        return;
+    };
+    let age = age_seconds(oldest).unwrap_or(0).max(0);
+    let waiting: i64 = outbox
+        .depth
+        .iter()
+        .filter(|d| d.state == "pending" || d.state == "in_flight")
+        .map(|d| d.count)
+        .sum();
+    let age_text = humantime::format_duration(Duration::from_secs(age as u64));
+    if age > max_age.as_secs() as i64 {
+        c.ok = false;
+        c.reason.push_str(&format!(
+            "; outbox: {waiting} item(s) undelivered, the oldest queued {age_text} ago (max {}): \
+             run push-local, see `status` for why they wait",
+            humantime::format_duration(max_age)
+        ));
+    } else {
+        c.reason.push_str(&format!(
+            "; outbox: {waiting} undelivered, oldest {age_text} old"
+        ));
     }
 }
 
@@ -280,6 +315,40 @@ fn human(r: &StatusReport) -> Vec<String> {
             q.quarantined_at,
             q.moved_to.as_deref().unwrap_or("(not moved)"),
             one_line(&q.reason)
+        ));
+    }
+    lines.extend(outbox_lines(&r.outbox));
+    lines
+}
+
+/// The outbox part of the human status.
+fn outbox_lines(o: &OutboxStatus) -> Vec<String> {
+    if o.depth.is_empty() {
+        return vec!["outbox:       empty".into()];
+    }
+    let mut lines = Vec::new();
+    for d in &o.depth {
+        lines.push(format!(
+            "outbox:       {} {} {}: {} (oldest queued {})",
+            d.kind, d.op, d.state, d.count, d.oldest_queued_at
+        ));
+    }
+    if let Some(oldest) = &o.oldest_undelivered_queued_at {
+        lines.push(format!(
+            "  oldest undelivered item queued {} ({})",
+            oldest,
+            ago(Some(oldest))
+        ));
+    }
+    for p in &o.problems {
+        lines.push(format!(
+            "  {} {} {} {} at {}: {}",
+            p.state,
+            p.kind,
+            p.op,
+            p.item,
+            p.at.as_deref().unwrap_or("?"),
+            one_line(p.reason.as_deref().unwrap_or("no reason recorded"))
         ));
     }
     lines

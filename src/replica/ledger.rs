@@ -94,6 +94,25 @@ impl RunLog {
         })
     }
 
+    /// Closes the run's row from the command's result: the exit code and the whole error chain
+    /// of a failure, and `counts` (counts only, never personal data) as JSON.
+    pub fn close<T>(
+        self,
+        conn: &Connection,
+        result: &anyhow::Result<T>,
+        counts: &impl serde::Serialize,
+    ) -> anyhow::Result<()> {
+        let code = result
+            .as_ref()
+            .err()
+            .map_or(0, |e| crate::error::exit_code_for(e).code());
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        let counts = serde_json::to_string(counts)?;
+        let now = crate::time::now_rfc3339();
+        self.finish(conn, &now, code, Some(&counts), error.as_deref())?;
+        Ok(())
+    }
+
     /// Closes the run's row. `summary` is JSON with counts only; `error` never holds personal
     /// data (errors mask it).
     pub fn finish(

@@ -22,8 +22,9 @@ pub struct MergeCounts {
 impl Replica {
     /// Merges `live` (the current replica) into this one, a finished build whose data is as
     /// of `snapshot_version` (ms): live changes after the snapshot win where newer; local
-    /// contacts, local keys and the history (runs, quarantine, ledger) are carried over. In
-    /// keys mode no personal field is copied. One transaction; the caller holds the lock.
+    /// contacts, local keys, the outboxes and the history (runs, quarantine, ledger) are
+    /// carried over. In keys mode no personal field is copied. One transaction; the caller
+    /// holds the lock.
     pub fn merge_from_live(
         &mut self,
         live: &Path,
@@ -50,6 +51,7 @@ impl Replica {
             tx.execute(queries::MERGE_TOMBSTONES, [snapshot_version])?;
             tx.execute_batch(queries::MERGE_HISTORY)?;
             tx.execute(queries::MERGE_CURSORS, [])?;
+            tx.execute_batch(queries::MERGE_OUTBOXES)?;
             tx.commit()?;
             Ok(counts)
         })();

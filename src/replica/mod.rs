@@ -11,7 +11,7 @@ pub mod ledger;
 mod lookup;
 mod merge;
 pub mod purge;
-mod queries;
+pub(crate) mod queries;
 mod row;
 mod schema;
 pub mod status;

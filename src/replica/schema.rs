@@ -12,6 +12,7 @@ use crate::config::Mode;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_sync_state.sql"),
+    include_str!("migrations/0003_outbox.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,100 @@
+//! `engage-sync receipt add [FILE|-]`: buffers finalized purchases for `push-local`
+//! (SPEC §2, §6). Like the contact commands, it runs at checkout: one short IMMEDIATE
+//! transaction, no writer lock; all receipts of the input are buffered, or none.
+
+use rusqlite::TransactionBehavior;
+use serde::Serialize;
+
+use super::contact::open;
+use super::{print_json, print_lines, Ctx};
+use crate::cli::{ReceiptAddArgs, ReceiptCommand};
+use crate::error::ExitCode;
+use crate::outbox::input::for_each_document;
+use crate::outbox::till::{ReceiptAdded, Till};
+
+/// How many receipts a human summary lists one by one.
+const LISTED: usize = 20;
+
+#[derive(Debug, Serialize)]
+struct Output {
+    dry_run: bool,
+    buffered: usize,
+    already_buffered: usize,
+    receipts: Vec<ReceiptAdded>,
+}
+
+/// Runs `receipt add`.
+pub fn run(ctx: &Ctx, cmd: &ReceiptCommand) -> anyhow::Result<ExitCode> {
+    let ReceiptCommand::Add(a) = cmd;
+    add(ctx, a)
+}
+
+fn add(ctx: &Ctx, a: &ReceiptAddArgs) -> anyhow::Result<ExitCode> {
+    let mut replica = open(ctx)?;
+    let till = Till {
+        mode: replica.mode(),
+        country: ctx.settings.default_country,
+        local: &ctx.settings.local,
+    };
+    let tx = replica
+        .conn()
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut receipts = Vec::new();
+    for_each_document(a.file.as_deref(), |i, doc| {
+        receipts.push(till.add_receipt(&tx, i + 1, doc)?);
+        Ok(())
+    })?;
+    if a.dry_run {
+        tx.rollback()?;
+    } else {
+        tx.commit()?;
+    }
+    let buffered = receipts.iter().filter(|r| r.status == "buffered").count();
+    let out = Output {
+        dry_run: a.dry_run,
+        buffered,
+        already_buffered: receipts.len() - buffered,
+        receipts,
+    };
+    print(ctx, &out)?;
+    Ok(ExitCode::Ok)
+}
+
+fn print(ctx: &Ctx, out: &Output) -> anyhow::Result<()> {
+    if ctx.json {
+        return print_json(out);
+    }
+    let mut lines: Vec<String> = out
+        .receipts
+        .iter()
+        .take(LISTED)
+        .map(|r| {
+            let what = match (r.status, out.dry_run) {
+                ("buffered", true) => "would be buffered",
+                ("buffered", false) => "buffered",
+                _ => "already buffered (identical), not added again",
+            };
+            let registered = match &r.registered_local_key {
+                Some(k) => format!("; its customer was registered as {k}"),
+                None => String::new(),
+            };
+            format!(
+                "receipt {}: {what}, contact {}{registered}",
+                r.unique_receipt_id, r.contact
+            )
+        })
+        .collect();
+    if out.receipts.len() > LISTED {
+        lines.push(format!("… and {} more", out.receipts.len() - LISTED));
+    }
+    let prefix = if out.dry_run {
+        "receipt add (dry run, nothing written)"
+    } else {
+        "receipt add"
+    };
+    lines.push(format!(
+        "{prefix}: {} buffered, {} already buffered; push-local delivers them",
+        out.buffered, out.already_buffered
+    ));
+    print_lines(lines)
+}

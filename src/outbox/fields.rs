@@ -1,0 +1,365 @@
+//! Contact fields as given at the till (flags or a JSON object of Engage attribute names),
+//! checked and normalised the way the replica stores them, so that what the POS sees, what is
+//! compared for a change, and what is sent to Engage are the same values.
+
+use serde_json::{Map, Value};
+
+use super::OutboxError;
+use crate::error::UsageError;
+use crate::mask;
+use crate::normalize::{looks_like_email, normalize_email, normalize_phone, Country};
+
+/// Attributes that identify a contact when Engage creates it; a new contact needs one
+/// (ENGAGE-API.md §2.3: the tenant key must be present).
+pub const CREATE_KEYS: [&str; 4] = ["email", "mobilePhone", "externalId", "socialSecurityNumber"];
+
+/// Names engage-sync manages itself and never takes from input.
+const RESERVED: [&str; 3] = ["contactId", "id", "localKey"];
+
+/// What the fields are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A new contact: empty and null values are left out; a create key is required.
+    Create,
+    /// A change: `null` or `""` clears the field in Engage, so it is kept (as `null`).
+    Update,
+}
+
+/// The tenant's rules the fields are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// For national-format phone numbers.
+    pub country: Country,
+    /// The tenant's contact types (`[local] contact_types`).
+    pub contact_types: &'a [String],
+}
+
+/// Checks and normalises `raw`: strings trimmed, e-mail lower-cased and plausible, mobile
+/// phone to E.164, contact type one of the tenant's (create only: Engage changes a type only
+/// with its own call). `item` names the contact in errors.
+pub fn normalize(
+    raw: Map<String, Value>,
+    rules: &Rules<'_>,
+    purpose: Purpose,
+    item: &str,
+) -> Result<Map<String, Value>, OutboxError> {
+    let invalid = |field: &str, problem: String| OutboxError::Invalid {
+        item: item.to_string(),
+        field: field.to_string(),
+        problem,
+    };
+    let mut out = Map::new();
+    for (name, value) in raw {
+        if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
+            return Err(invalid(&name, "is not an Engage attribute name".into()));
+        }
+        if RESERVED.contains(&name.as_str()) {
+            return Err(invalid(
+                &name,
+                "is assigned by engage-sync or Engage and cannot be given".into(),
+            ));
+        }
+        let value = match value {
+            Value::String(s) => Value::String(s.trim().to_string()),
+            v => v,
+        };
+        if is_blank(&value) {
+            if purpose == Purpose::Update {
+                out.insert(name, Value::Null);
+            }
+            continue;
+        }
+        let value = normalize_value(&name, value, rules, purpose).map_err(|p| invalid(&name, p))?;
+        out.insert(name, value);
+    }
+    if purpose == Purpose::Create {
+        if !CREATE_KEYS.iter().any(|k| out.contains_key(*k)) {
+            return Err(invalid(
+                "email/mobilePhone/externalId/socialSecurityNumber",
+                "a new contact needs at least one of these keys (Engage refuses a contact \
+                 without one)"
+                    .into(),
+            ));
+        }
+        let default_type = rules.contact_types[0].clone();
+        out.entry("contactType")
+            .or_insert(Value::String(default_type));
+    }
+    Ok(out)
+}
+
+/// One field's normalised value, or what is wrong with it.
+fn normalize_value(
+    name: &str,
+    value: Value,
+    rules: &Rules<'_>,
+    purpose: Purpose,
+) -> Result<Value, String> {
+    let text = || match &value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err("must be text".to_string()),
+    };
+    match name {
+        "email" => {
+            let t = text()?;
+            let e = normalize_email(&t).unwrap_or_default();
+            if looks_like_email(&e) {
+                Ok(Value::String(e))
+            } else {
+                Err(format!(
+                    "{} is not an e-mail address (expected name@domain.tld)",
+                    mask::email(&t)
+                ))
+            }
+        }
+        "mobilePhone" => {
+            let t = text()?;
+            normalize_phone(&t, rules.country)
+                .map(Value::String)
+                .ok_or_else(|| {
+                    format!(
+                        "{} is not a phone number: use +46701234567, or a national number of \
+                         the default country {}",
+                        mask::phone(&t),
+                        rules.country.iso
+                    )
+                })
+        }
+        "contactType" if purpose == Purpose::Update => Err(
+            "cannot be changed by an update (Engage changes a contact's type only with its \
+             updateContactType call)"
+                .into(),
+        ),
+        "contactType" => {
+            let t = text()?;
+            rules
+                .contact_types
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(&t))
+                .map(|c| Value::String(c.clone()))
+                .ok_or_else(|| {
+                    format!(
+                        "{t:?} is not one of the tenant's contact types ({}; see [local] \
+                         contact_types)",
+                        rules.contact_types.join(", ")
+                    )
+                })
+        }
+        "memberNumber" | "externalId" | "socialSecurityNumber" => text().map(Value::String),
+        _ => Ok(value),
+    }
+}
+
+/// `null`, or text that is empty after trimming.
+pub fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// The fields of `wanted` whose value differs from `current`. A clear (`null`) counts only
+/// when a value is stored. `current_is_complete` is false when `current` holds only the keys
+/// (keys-mode replica): any other field given then counts as changed, since its stored value
+/// is unknown here.
+pub fn changed(
+    current: &Map<String, Value>,
+    wanted: &Map<String, Value>,
+    current_is_complete: bool,
+) -> Map<String, Value> {
+    wanted
+        .iter()
+        .filter(|(name, value)| {
+            let known = current_is_complete || is_key_field(name);
+            !known || !same(current.get(name.as_str()), value)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Whether a stored value equals a wanted (normalised) one.
+fn same(current: Option<&Value>, wanted: &Value) -> bool {
+    match (current, wanted) {
+        (None, w) => is_blank(w),
+        (Some(c), w) if is_blank(c) || is_blank(w) => is_blank(c) && is_blank(w),
+        (Some(Value::String(c)), Value::String(w)) => {
+            // Only e-mail addresses compare without case; everything else must match exactly.
+            let c = c.trim();
+            c == w || (c.contains('@') && c.eq_ignore_ascii_case(w))
+        }
+        (Some(Value::String(c)), Value::Number(n)) | (Some(Value::Number(n)), Value::String(c)) => {
+            c.trim() == n.to_string()
+        }
+        (Some(c), w) => c == w,
+    }
+}
+
+/// The attributes the replica keeps as columns (in keys mode, the only ones it knows).
+pub fn is_key_field(name: &str) -> bool {
+    matches!(
+        name,
+        "email"
+            | "mobilePhone"
+            | "externalId"
+            | "socialSecurityNumber"
+            | "memberNumber"
+            | "contactType"
+    )
+}
+
+/// Applies `changes` to `fields`: `null` removes the field, anything else sets it.
+pub fn apply(fields: &mut Map<String, Value>, changes: &Map<String, Value>) {
+    for (k, v) in changes {
+        if v.is_null() {
+            fields.remove(k);
+        } else {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Merges a later change into an earlier queued one: the later value of a field wins.
+pub fn merge(earlier: &mut Map<String, Value>, later: &Map<String, Value>) {
+    for (k, v) in later {
+        earlier.insert(k.clone(), v.clone());
+    }
+}
+
+/// Builds a JSON object from field flags: `(attribute, value)` pairs and `--field NAME=VALUE`.
+pub fn from_flags(
+    pairs: &[(&str, &Option<String>)],
+    extra: &[String],
+) -> Result<Map<String, Value>, UsageError> {
+    let mut out = Map::new();
+    for (name, value) in pairs {
+        if let Some(v) = value {
+            out.insert((*name).to_string(), Value::String(v.clone()));
+        }
+    }
+    for f in extra {
+        let (name, value) = f.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "--field {f:?}: use NAME=VALUE, e.g. --field city=Umeå"
+            ))
+        })?;
+        if name.trim().is_empty() {
+            return Err(UsageError(format!("--field {f:?}: the name is empty")));
+        }
+        out.insert(name.trim().to_string(), Value::String(value.to_string()));
+    }
+    Ok(out)
+}
+
+/// A key value masked for logs and messages, by attribute.
+pub fn masked(name: &str, value: &str) -> String {
+    match name {
+        "email" => mask::email(value),
+        "mobilePhone" => mask::phone(value),
+        "contactId" | "localKey" => value.to_string(),
+        _ => mask::key(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::calling_code;
+    use serde_json::json;
+
+    fn rules(types: &[String]) -> Rules<'_> {
+        Rules {
+            country: calling_code("SE").expect("SE"),
+            contact_types: types,
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn create_fields_are_normalised_and_need_a_key() {
+        let types = vec!["Member".to_string(), "Contact".to_string()];
+        let f = normalize(
+            obj(
+                json!({"email": " Anna@Example.COM ", "mobilePhone": "070-123 45 67",
+                       "firstName": " Anna ", "city": "", "contactType": "contact"}),
+            ),
+            &rules(&types),
+            Purpose::Create,
+            "contact 1",
+        )
+        .expect("valid");
+        assert_eq!(f["email"], "anna@example.com");
+        assert_eq!(f["mobilePhone"], "+46701234567");
+        assert_eq!(f["firstName"], "Anna");
+        assert_eq!(f["contactType"], "Contact");
+        assert!(!f.contains_key("city"));
+        let e = normalize(
+            obj(json!({"firstName": "A"})),
+            &rules(&types),
+            Purpose::Create,
+            "contact 2",
+        )
+        .expect_err("no key");
+        assert!(
+            e.to_string().starts_with("contact 2: email/mobilePhone"),
+            "{e}"
+        );
+        let e = normalize(
+            obj(json!({"email": "anna.example.com"})),
+            &rules(&types),
+            Purpose::Create,
+            "contact 3",
+        )
+        .expect_err("bad email");
+        assert!(!e.to_string().contains("anna.example"), "masked: {e}");
+        for (bad, field) in [
+            (json!({"mobilePhone": "call me"}), "mobilePhone"),
+            (
+                json!({"email": "a@b.se", "contactType": "Vip"}),
+                "contactType",
+            ),
+        ] {
+            let e = normalize(obj(bad), &rules(&types), Purpose::Create, "c").expect_err(field);
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn updates_keep_clears_and_diff_only_real_changes() {
+        let types = vec!["Member".to_string()];
+        let wanted = normalize(
+            obj(
+                json!({"email": "ANNA@example.com", "mobilePhone": "0701234568",
+                       "city": null, "street": "", "firstName": "Anna"}),
+            ),
+            &rules(&types),
+            Purpose::Update,
+            "c",
+        )
+        .expect("valid");
+        assert_eq!(wanted["city"], Value::Null);
+        let current = obj(
+            json!({"email": "anna@example.com", "mobilePhone": "+46701234567",
+                                 "street": "Storgatan 1", "firstName": "Anna"}),
+        );
+        let diff = changed(&current, &wanted, true);
+        let names: Vec<&String> = diff.keys().collect();
+        assert_eq!(names, ["mobilePhone", "street"]);
+        // Keys mode: non-key fields are unknown, so they are sent.
+        let diff = changed(&current, &wanted, false);
+        assert!(diff.contains_key("firstName") && !diff.contains_key("email"));
+    }
+
+    #[test]
+    fn flags_and_field_pairs_build_an_object() {
+        let v = Some("Anna".to_string());
+        let m = from_flags(&[("firstName", &v)], &["city=Umeå".into()]).expect("valid");
+        assert_eq!(m["firstName"], "Anna");
+        assert_eq!(m["city"], "Umeå");
+        assert!(from_flags(&[], &["city".into()]).is_err());
+    }
+}

@@ -1,0 +1,387 @@
+//! Receipts as `receipt add` takes them: Engage's receipt JSON (ENGAGE-API.md §6.1), checked
+//! for the fields Engage requires, with the contact named by a key or given as data.
+//!
+//! `createdDate` must carry its UTC offset and is kept exactly as given: Engage wants the
+//! store's local time, so it is never converted. The body is stored as given (plus
+//! `storeExternalId` from `[local] store_external_id` when missing); only `contact` is replaced
+//! at push time by the best match key.
+
+use chrono::DateTime;
+use serde_json::{Map, Value};
+
+use super::fields::masked;
+use super::OutboxError;
+use crate::normalize::{
+    looks_like_email, normalize_contact_id, normalize_email, normalize_phone, normalize_plain,
+    Country,
+};
+
+/// The match key types engage-sync resolves itself, as Engage's docs spell them, plus
+/// `localKey` (a contact registered at the till). Input may use any case or the SDK's
+/// PascalCase.
+const KEY_TYPES: [&str; 7] = [
+    "contactId",
+    "localKey",
+    "email",
+    "mobilePhone",
+    "memberNumber",
+    "externalId",
+    "socialSecurityNumber",
+];
+
+/// Further types Engage's SDK lists; passed through unchanged, since only Engage can resolve
+/// them.
+const PASS_THROUGH_TYPES: [&str; 2] = ["CardId", "MemberNumberWithCardNumberAsFallback"];
+
+/// How a receipt names its customer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactRef {
+    /// `matchKeyType`/`matchKey`, normalised (`contactId` lower-case, phone E.164, …).
+    Key {
+        /// Canonical key type (see [`KEY_TYPES`] and [`PASS_THROUGH_TYPES`]).
+        key_type: String,
+        /// The value.
+        value: String,
+    },
+    /// Contact attributes for a customer who signed up at the till (not yet validated as a
+    /// contact: the caller does that with the tenant's rules).
+    Data(Map<String, Value>),
+}
+
+/// A receipt that passed the checks.
+#[derive(Debug, Clone)]
+pub struct ValidReceipt {
+    /// Engage's idempotency key.
+    pub unique_receipt_id: String,
+    /// The body as it will be stored.
+    pub body: Value,
+    /// Its customer.
+    pub contact: ContactRef,
+}
+
+/// Checks a receipt. `position` (1-based) names it in errors when it has no id yet;
+/// `store_default` fills a missing `storeExternalId`.
+pub fn validate(
+    value: Value,
+    position: usize,
+    store_default: Option<&str>,
+    country: Country,
+) -> Result<ValidReceipt, OutboxError> {
+    let Value::Object(mut o) = value else {
+        return Err(invalid(
+            &format!("receipt #{position}"),
+            "(document)",
+            "must be a JSON object",
+        ));
+    };
+    let unique = match o.get("uniqueReceiptId") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(invalid(
+                &format!("receipt #{position}"),
+                "uniqueReceiptId",
+                "is required: the till's unique id of the purchase (Engage ignores a second \
+                 receipt with the same id)",
+            ))
+        }
+    };
+    let item = format!("receipt {unique}");
+    if !o.contains_key("storeExternalId") {
+        if let Some(store) = store_default {
+            o.insert("storeExternalId".into(), Value::String(store.to_string()));
+        }
+    }
+    check_fields(&o, &item)?;
+    let contact = contact_ref(o.get("contact"), &item, country)?;
+    Ok(ValidReceipt {
+        unique_receipt_id: unique,
+        body: Value::Object(o),
+        contact,
+    })
+}
+
+fn invalid(item: &str, field: &str, problem: &str) -> OutboxError {
+    OutboxError::Invalid {
+        item: item.to_string(),
+        field: field.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+/// The required fields of ENGAGE-API.md §6.1, besides `contact` and `uniqueReceiptId`.
+fn check_fields(o: &Map<String, Value>, item: &str) -> Result<(), OutboxError> {
+    let created =
+        text(o, "createdDate").ok_or_else(|| invalid(item, "createdDate", "is required"))?;
+    if !has_offset(&created) {
+        return Err(invalid(
+            item,
+            "createdDate",
+            &format!(
+                "{created:?} must be ISO 8601 local time with its UTC offset, e.g. \
+                 2018-09-06T15:55:54+01:00 (kept as given, never converted)"
+            ),
+        ));
+    }
+    text(o, "storeExternalId").ok_or_else(|| {
+        invalid(
+            item,
+            "storeExternalId",
+            "is required (or set [local] store_external_id in the config)",
+        )
+    })?;
+    let currency = text(o, "currency").unwrap_or_default();
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(invalid(
+            item,
+            "currency",
+            "must be an ISO 4217 code such as SEK",
+        ));
+    }
+    number(o, "totalGrossPrice").ok_or_else(|| {
+        invalid(
+            item,
+            "totalGrossPrice",
+            "must be a number (negative for a return)",
+        )
+    })?;
+    for (i, p) in objects(o, "paymentMethods", item)?.iter().enumerate() {
+        let path = format!("paymentMethods[{i}].");
+        text(p, "type").ok_or_else(|| invalid(item, &format!("{path}type"), "is required"))?;
+        number(p, "value")
+            .ok_or_else(|| invalid(item, &format!("{path}value"), "must be a number"))?;
+    }
+    for (i, it) in objects(o, "items", item)?.iter().enumerate() {
+        check_item(it, &format!("items[{i}]."), item)?;
+    }
+    Ok(())
+}
+
+fn check_item(it: &Map<String, Value>, path: &str, item: &str) -> Result<(), OutboxError> {
+    let ty = text(it, "type").unwrap_or_default();
+    if !["PURCHASE", "RETURN", "ADJUSTMENT"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(&ty))
+    {
+        return Err(invalid(
+            item,
+            &format!("{path}type"),
+            "must be PURCHASE, RETURN or ADJUSTMENT",
+        ));
+    }
+    for name in ["sku", "articleNumber", "articleName"] {
+        text(it, name).ok_or_else(|| invalid(item, &format!("{path}{name}"), "is required"))?;
+    }
+    for name in ["quantity", "grossPaidPrice", "taxAmount", "taxPercent"] {
+        number(it, name)
+            .ok_or_else(|| invalid(item, &format!("{path}{name}"), "must be a number"))?;
+    }
+    Ok(())
+}
+
+/// A non-empty text field (numbers count: ids are often numeric).
+fn text(o: &Map<String, Value>, name: &str) -> Option<String> {
+    match o.get(name)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A number, or a string holding one (Engage accepts both).
+fn number(o: &Map<String, Value>, name: &str) -> Option<f64> {
+    match o.get(name)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A non-empty array of objects.
+fn objects<'a>(
+    o: &'a Map<String, Value>,
+    name: &str,
+    item: &str,
+) -> Result<Vec<&'a Map<String, Value>>, OutboxError> {
+    let arr = match o.get(name) {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        _ => return Err(invalid(item, name, "must be a non-empty array")),
+    };
+    arr.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_object()
+                .ok_or_else(|| invalid(item, &format!("{name}[{i}]"), "must be an object"))
+        })
+        .collect()
+}
+
+/// ISO 8601 date-time with an explicit offset (`Z` counts: a till in UTC).
+fn has_offset(s: &str) -> bool {
+    DateTime::parse_from_rfc3339(s).is_ok()
+        || DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").is_ok()
+        || DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M%z").is_ok()
+}
+
+/// The receipt's customer: a match key, or contact data.
+fn contact_ref(
+    contact: Option<&Value>,
+    item: &str,
+    country: Country,
+) -> Result<ContactRef, OutboxError> {
+    let Some(Value::Object(c)) = contact else {
+        return Err(invalid(
+            item,
+            "contact",
+            "is required: {\"matchKeyType\": \"contactId\", \"matchKey\": \"…\"}, or the \
+             customer's contact data",
+        ));
+    };
+    match (c.get("matchKeyType"), c.get("matchKey")) {
+        (None, None) => Ok(ContactRef::Data(c.clone())),
+        (Some(t), Some(v)) => {
+            let t = t.as_str().map(str::trim).unwrap_or_default();
+            let key_type = canonical_key_type(t).ok_or_else(|| {
+                invalid(
+                    item,
+                    "contact.matchKeyType",
+                    &format!(
+                        "{t:?} is not a key type: use one of {}",
+                        KEY_TYPES.join(", ")
+                    ),
+                )
+            })?;
+            let raw = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => String::new(),
+            };
+            let value = normalize_key(&key_type, &raw, country).ok_or_else(|| {
+                invalid(
+                    item,
+                    "contact.matchKey",
+                    &format!("{} is not a valid {key_type}", masked(&key_type, &raw)),
+                )
+            })?;
+            Ok(ContactRef::Key { key_type, value })
+        }
+        _ => Err(invalid(
+            item,
+            "contact",
+            "give both matchKeyType and matchKey, or neither (contact data)",
+        )),
+    }
+}
+
+/// The canonical spelling of a key type, matched without case.
+pub fn canonical_key_type(t: &str) -> Option<String> {
+    KEY_TYPES
+        .iter()
+        .chain(PASS_THROUGH_TYPES.iter())
+        .find(|k| k.eq_ignore_ascii_case(t))
+        .map(|k| (*k).to_string())
+}
+
+/// A key value normalised as the replica stores it; `None` when it cannot be one.
+pub fn normalize_key(key_type: &str, raw: &str, country: Country) -> Option<String> {
+    match key_type {
+        "contactId" => normalize_contact_id(raw),
+        "email" => normalize_email(raw).filter(|e| looks_like_email(e)),
+        "mobilePhone" => normalize_phone(raw, country),
+        _ => normalize_plain(raw),
+    }
+}
+
+/// The body to post: `contact` replaced by the match key chosen at push time. The contact
+/// type given at the till travels along, except with `contactId` (Engage does not need it).
+pub fn body_with_key(stored: &Value, key_type: &str, key: &str) -> Value {
+    let mut body = stored.clone();
+    if let Value::Object(o) = &mut body {
+        let contact_type = o
+            .get("contact")
+            .and_then(|c| c.get("contactType"))
+            .cloned()
+            .filter(|_| key_type != "contactId");
+        let mut contact = Map::new();
+        contact.insert("matchKeyType".into(), Value::String(key_type.into()));
+        contact.insert("matchKey".into(), Value::String(key.into()));
+        if let Some(t) = contact_type {
+            contact.insert("contactType".into(), t);
+        }
+        o.insert("contact".into(), Value::Object(contact));
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::calling_code;
+    use serde_json::json;
+
+    fn se() -> Country {
+        calling_code("SE").expect("SE")
+    }
+
+    fn receipt() -> Value {
+        json!({
+            "contact": {"matchKey": "070-123 45 67", "matchKeyType": "MobilePhone"},
+            "uniqueReceiptId": "R1", "receiptNumber": "1",
+            "createdDate": "2018-09-06T15:55:54+01:00", "currency": "SEK",
+            "totalGrossPrice": 200.0,
+            "paymentMethods": [{"type": "Card", "value": 200.0}],
+            "items": [{"type": "PURCHASE", "quantity": 2, "grossPaidPrice": 200.0,
+                       "taxAmount": 40.0, "taxPercent": 25.0, "sku": "1",
+                       "articleNumber": "2", "articleName": "Socks"}]
+        })
+    }
+
+    #[test]
+    fn a_valid_receipt_keeps_its_date_and_gets_the_store() {
+        let r = validate(receipt(), 1, Some("0600"), se()).expect("valid");
+        assert_eq!(r.unique_receipt_id, "R1");
+        assert_eq!(r.body["createdDate"], "2018-09-06T15:55:54+01:00");
+        assert_eq!(r.body["storeExternalId"], "0600");
+        assert_eq!(
+            r.contact,
+            ContactRef::Key {
+                key_type: "mobilePhone".into(),
+                value: "+46701234567".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_receipt_and_the_field() {
+        let mut r = receipt();
+        r["createdDate"] = json!("2018-09-06T15:55:54");
+        let e = validate(r, 1, Some("1"), se()).expect_err("no offset");
+        assert!(e.to_string().starts_with("receipt R1: createdDate:"), "{e}");
+        let mut r = receipt();
+        r["items"][0].as_object_mut().expect("object").remove("sku");
+        let e = validate(r, 1, Some("1"), se()).expect_err("no sku");
+        assert!(e.to_string().contains("items[0].sku"), "{e}");
+        let e = validate(receipt(), 1, None, se()).expect_err("no store");
+        assert!(e.to_string().contains("storeExternalId"), "{e}");
+        let mut r = receipt();
+        r.as_object_mut().expect("object").remove("uniqueReceiptId");
+        let e = validate(r, 3, Some("1"), se()).expect_err("no id");
+        assert!(
+            e.to_string().starts_with("receipt #3: uniqueReceiptId"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn contact_data_and_key_body() {
+        let mut r = receipt();
+        r["contact"] = json!({"email": "a@example.com", "firstName": "A"});
+        let v = validate(r, 1, Some("1"), se()).expect("valid");
+        assert!(matches!(v.contact, ContactRef::Data(_)));
+        let body = body_with_key(&v.body, "contactId", "abc");
+        assert_eq!(
+            body["contact"],
+            json!({"matchKeyType": "contactId", "matchKey": "abc"})
+        );
+    }
+}

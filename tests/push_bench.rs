@@ -1,0 +1,171 @@
+//! Benchmark (not part of the normal suite): `push-local` of 100,000 local contacts and
+//! 100,000 receipts against the fake Engage answering every request after 50 ms. Reports the
+//! requests made against the minimum possible, the wall time, and whether the rate limit held
+//! (the busiest one-second window at the fake against the configured limit, and 429s from the
+//! fake, which like Engage refuses above 200 requests/s), and checks exactly-once delivery. Run it with `bash bench/push.sh`, or:
+//!
+//! ```sh
+//! cargo test --release --test push_bench -- --ignored --nocapture
+//! ```
+//!
+//! `BENCH_CONTACTS`, `BENCH_RECEIPTS`, `BENCH_LATENCY_MS`, `BENCH_RATE` (requests/s, default
+//! 50) and `BENCH_LOOKUP` (1: look each contact up before creating it, the default in
+//! production; 0: rely on bulk's "already exists", the minimum requests) change the run.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fake_engage::{FakeConfig, FakeEngage, Matcher};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn receipt_line(i: usize, contacts: usize) -> String {
+    format!(
+        "{{\"contact\":{{\"matchKeyType\":\"localKey\",\"matchKey\":\"L0600-{:06}\"}},\
+         \"uniqueReceiptId\":\"B-{i}\",\"receiptNumber\":\"{i}\",\
+         \"createdDate\":\"2026-11-25T15:55:54+01:00\",\"currency\":\"SEK\",\
+         \"totalGrossPrice\":199.5,\"paymentMethods\":[{{\"type\":\"Card\",\"value\":199.5}}],\
+         \"items\":[{{\"type\":\"PURCHASE\",\"quantity\":1,\"grossPaidPrice\":199.5,\
+         \"taxAmount\":39.9,\"taxPercent\":25,\"sku\":\"S{i}\",\"articleNumber\":\"A1\",\
+         \"articleName\":\"Socks\"}}]}}\n",
+        i % contacts + 1
+    )
+}
+
+fn write_inputs(ws: &Workspace, contacts: usize, receipts: usize) {
+    let mut c = std::io::BufWriter::new(
+        std::fs::File::create(ws.path().join("contacts.jsonl")).expect("create"),
+    );
+    for i in 0..contacts {
+        writeln!(
+            c,
+            "{{\"email\":\"bench{i}@example.com\",\"mobilePhone\":\"+4673{i:07}\",\
+             \"firstName\":\"Bench\",\"lastName\":\"Person {i}\"}}"
+        )
+        .expect("write");
+    }
+    c.flush().expect("flush");
+    let mut r = std::io::BufWriter::new(
+        std::fs::File::create(ws.path().join("receipts.jsonl")).expect("create"),
+    );
+    for i in 0..receipts {
+        r.write_all(receipt_line(i, contacts).as_bytes())
+            .expect("write");
+    }
+    r.flush().expect("flush");
+}
+
+fn timed(ws: &Workspace, fake: &FakeEngage, args: &[&str]) -> (std::process::Output, f64) {
+    let began = Instant::now();
+    let out = ws
+        .cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .args(args)
+        .output()
+        .expect("runs");
+    (out, began.elapsed().as_secs_f64())
+}
+
+#[test]
+#[ignore = "benchmark: about 35 minutes at the defaults; run explicitly (see the module docs)"]
+fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_requests() {
+    let contacts = env_or("BENCH_CONTACTS", 100_000).max(1);
+    let receipts = env_or("BENCH_RECEIPTS", 100_000);
+    let latency = env_or("BENCH_LATENCY_MS", 50) as u64;
+    let rate = env_or("BENCH_RATE", 50);
+    let lookup = env_or("BENCH_LOOKUP", 0) == 1;
+    // The fake refuses like Engage does: 429 above 200 requests in any second. Whether the
+    // client kept to its own (lower) limit is read from the fake's request times.
+    let fake = FakeEngage::start(FakeConfig {
+        rate_limit_per_sec: Some(200),
+        ..FakeConfig::default()
+    });
+    fake.set_latency(Matcher::Any, Duration::from_millis(latency));
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        format!(
+            "[engage]\nbase_url = \"{}\"\nrate_limit = {rate}\nmax_concurrency = 8\n\
+             [local]\nstore_external_id = \"0600\"\nlookup_before_create = {lookup}\n",
+            fake.base_url()
+        ),
+    )
+    .expect("config");
+    write_inputs(&ws, contacts, receipts);
+
+    let (out, add_contacts_s) = timed(
+        &ws,
+        &fake,
+        &["-q", "contact", "add", "--from", "contacts.jsonl"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (out, add_receipts_s) = timed(&ws, &fake, &["-q", "receipt", "add", "receipts.jsonl"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (out, push_s) = timed(&ws, &fake, &["-q", "--json", "push-local"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+
+    let requests = fake.requests();
+    let count = |method: &str, part: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == method && r.path.contains(part))
+            .count()
+    };
+    let (bulk, polls) = (
+        count("POST", "/contacts/bulk"),
+        count("GET", "/bulk/status"),
+    );
+    let (lookups, posts) = (count("GET", "/contacts/id"), count("POST", "/receipts"));
+    let too_many = requests.iter().filter(|r| r.status == Some(429)).count();
+    let batches = contacts.div_ceil(4000);
+    let minimum = 2 * batches + receipts;
+    let peak = fake.max_requests_in_any_window(Duration::from_secs(1));
+    let span = match (
+        requests.iter().map(|r| r.at).min(),
+        requests.iter().map(|r| r.at).max(),
+    ) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let report = format!(
+        "push-local: {contacts} local contacts, {receipts} receipts, {latency} ms per request, \
+         limit {rate}/s, lookup_before_create = {lookup}\n\
+         requests: {} in all = {bulk} bulk creates + {polls} status polls + {lookups} lookups + \
+         {posts} receipt posts; minimum possible {minimum} ({batches} bulk + {batches} polls + \
+         {receipts} posts): {:.3}x\n\
+         wall time: push {push_s:.1} s ({:.1} requests/s over {span:.1} s at the fake); \
+         contact add {add_contacts_s:.1} s; receipt add {add_receipts_s:.1} s\n\
+         rate limit: busiest one-second window {peak} requests (limit {rate}); 429 answers {too_many}\n\
+         summary: {summary}\n",
+        requests.len(),
+        requests.len() as f64 / minimum as f64,
+        requests.len() as f64 / span.max(0.001),
+    );
+    println!("{report}");
+    let _ = std::fs::create_dir_all("bench/out");
+    let _ = std::fs::write("bench/out/push.txt", &report);
+
+    assert_eq!(fake.contact_count(), contacts, "every contact created");
+    assert!(
+        fake.creates_per_key().values().all(|&n| n == 1),
+        "none twice"
+    );
+    assert_eq!(fake.receipts().len(), receipts, "every receipt stored");
+    assert_eq!(posts, receipts, "each receipt posted once");
+    assert_eq!(too_many, 0, "Engage's 429 limit was never reached");
+    assert!(peak <= rate, "busiest window {peak} > limit {rate}");
+}
