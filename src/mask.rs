@@ -22,6 +22,41 @@ pub fn key(value: &str) -> String {
     keep_ends(value, 0, 2)
 }
 
+/// Masks what looks like personal data in free text that came from outside (an error body or
+/// a bulk row's message from Engage, which may quote the value it rejected): tokens with an `@`
+/// as e-mail addresses, and tokens of digits and `+-.` holding at least six digits as keys
+/// (phone, personal number). GUIDs contain letters and stay readable for support.
+pub fn scrub(text: &str) -> String {
+    let is_sep = |c: char| c.is_whitespace() || "\"'`,;:()<>[]{}=".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if is_sep(c) {
+            out.push_str(&scrub_token(&token));
+            token.clear();
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    out.pop();
+    out
+}
+
+fn scrub_token(token: &str) -> String {
+    if token.contains('@') {
+        return email(token);
+    }
+    let digits = token.chars().filter(char::is_ascii_digit).count();
+    let key_like = token
+        .chars()
+        .all(|c| c.is_ascii_digit() || "+-.".contains(c));
+    if digits >= 6 && key_like {
+        return key(token);
+    }
+    token.to_string()
+}
+
 /// Keeps `head` leading and `tail` trailing characters and stars the rest; a value too short to
 /// hide anything is starred completely.
 fn keep_ends(value: &str, head: usize, tail: usize) -> String {

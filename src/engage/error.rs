@@ -6,7 +6,7 @@
 //! masked, since Engage may echo the data it rejected.
 
 use crate::error::{Coded, ExitCode};
-use crate::mask;
+use crate::mask::{self, scrub};
 
 /// How much of a response body an error quotes.
 pub const BODY_LIMIT: usize = 500;
@@ -316,40 +316,6 @@ fn cut(s: &str, limit: usize) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
-}
-
-/// Masks what looks like personal data in text Engage sent back: tokens with an `@` (e-mail)
-/// and tokens of digits and `+ -` with at least six digits (phone, personal number). GUIDs
-/// contain letters and stay readable for support.
-pub(crate) fn scrub(text: &str) -> String {
-    let is_sep = |c: char| c.is_whitespace() || "\"'`,;:()<>[]{}=".contains(c);
-    let mut out = String::with_capacity(text.len());
-    let mut token = String::new();
-    for c in text.chars().chain(std::iter::once(' ')) {
-        if is_sep(c) {
-            out.push_str(&scrub_token(&token));
-            token.clear();
-            out.push(c);
-        } else {
-            token.push(c);
-        }
-    }
-    out.pop();
-    out
-}
-
-fn scrub_token(token: &str) -> String {
-    if token.contains('@') {
-        return mask::email(token);
-    }
-    let digits = token.chars().filter(char::is_ascii_digit).count();
-    let phone_like = token
-        .chars()
-        .all(|c| c.is_ascii_digit() || "+-.".contains(c));
-    if digits >= 6 && phone_like {
-        return mask::key(token);
-    }
-    token.to_string()
 }
 
 #[cfg(test)]

@@ -124,41 +124,7 @@ impl Coded for OutboxError {
     }
 }
 
-/// Masks what looks like personal data in text Engage sent back that the client passes on as
-/// it is (a bulk row's message may quote the rejected value): tokens with an `@`, and tokens of
-/// digits and `+-.` holding at least six digits. Mirrors the client's masking of error bodies,
-/// so a stored reason or a log line never shows a whole e-mail, phone or personal number.
-pub fn scrub(text: &str) -> String {
-    let is_sep = |c: char| c.is_whitespace() || "\"'`,;:()<>[]{}=".contains(c);
-    let mut out = String::with_capacity(text.len());
-    let mut token = String::new();
-    for c in text.chars().chain(std::iter::once(' ')) {
-        if is_sep(c) {
-            out.push_str(&scrub_token(&token));
-            token.clear();
-            out.push(c);
-        } else {
-            token.push(c);
-        }
-    }
-    out.pop();
-    out
-}
-
-fn scrub_token(token: &str) -> String {
-    if token.contains('@') {
-        return crate::mask::email(token);
-    }
-    let digits = token.chars().filter(char::is_ascii_digit).count();
-    if digits >= 6
-        && token
-            .chars()
-            .all(|c| c.is_ascii_digit() || "+-.".contains(c))
-    {
-        return crate::mask::key(token);
-    }
-    token.to_string()
-}
+pub use crate::mask::scrub;
 
 /// An item state, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
