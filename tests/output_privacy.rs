@@ -119,3 +119,98 @@ fn no_command_prints_personal_data_unmasked() {
     assert!(out.status.success());
     assert!(stdout_of(&out).contains(EMAIL));
 }
+
+#[test]
+fn till_commands_print_no_personal_data_unmasked() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        "[local]\nkey_prefix = \"L0600-\"\n",
+    )
+    .unwrap_or(());
+    let receipt = format!(
+        r#"{{"contact":{{"email":"{EMAIL}","mobilePhone":"{PHONE}","firstName":"Zed"}},
+        "uniqueReceiptId":"R-1","receiptNumber":"1","createdDate":"2026-11-25T15:55:54+01:00",
+        "storeExternalId":"600","currency":"SEK","totalGrossPrice":100.0,
+        "paymentMethods":[{{"type":"Card","value":100.0}}],
+        "items":[{{"type":"PURCHASE","quantity":1,"grossPaidPrice":100.0,"taxAmount":20.0,
+        "taxPercent":25,"sku":"1","articleNumber":"1","articleName":"Socks"}}]}}"#
+    );
+    std::fs::write(ws.path().join("receipt.json"), &receipt).expect("receipt");
+    let bad_receipt = receipt.replace("\"currency\":\"SEK\",", "");
+    std::fs::write(ws.path().join("bad.json"), bad_receipt).expect("bad receipt");
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "contact add",
+            vec![
+                "-vv",
+                "contact",
+                "add",
+                "--email",
+                EMAIL,
+                "--mobile",
+                PHONE_NATIONAL,
+                "--ssn",
+                SSN,
+            ],
+        ),
+        (
+            "contact add again",
+            vec!["-vv", "contact", "add", "--email", EMAIL],
+        ),
+        (
+            "contact add json",
+            vec![
+                "-vv",
+                "--json",
+                "contact",
+                "add",
+                "--mobile",
+                "070-222 33 44",
+                "--first-name",
+                "Ann",
+            ],
+        ),
+        (
+            "contact update",
+            vec![
+                "-vv",
+                "contact",
+                "update",
+                "--email",
+                EMAIL,
+                "--new-mobile",
+                "070-555 66 77",
+            ],
+        ),
+        ("receipt add", vec!["-vv", "receipt", "add", "receipt.json"]),
+        ("receipt add bad", vec!["-vv", "receipt", "add", "bad.json"]),
+        ("push-local dry run", vec!["-vv", "push-local", "--dry-run"]),
+        (
+            "push-local dry run json",
+            vec!["-vv", "--json", "push-local", "--dry-run"],
+        ),
+        ("status", vec!["status", "--json"]),
+    ];
+    for (what, args) in runs {
+        let out = ws.cmd().args(&args).output().expect("runs");
+        let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
+        for secret in [
+            EMAIL,
+            PHONE,
+            SSN,
+            "+46702223344",
+            "+46705556677",
+            "secret.person",
+        ] {
+            assert!(!text.contains(secret), "{what} printed {secret}:\n{text}");
+        }
+    }
+    // The contact is really there (the runs above did something).
+    let out = ws
+        .cmd()
+        .args(["lookup", "--email", EMAIL])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
