@@ -139,15 +139,10 @@ fn import_all(
         first_failure.get_or_insert(error);
     }
     for (i, (name, path)) in files.iter().enumerate() {
-        match importer.apply(replica, name, path, s, &progress) {
-            Ok(report) => {
-                touched
-                    .entry(name.timestamp.clone())
-                    .or_default()
-                    .insert(name.file_number);
-                add_report(summary, &report);
-                summary.files.push(report);
-            }
+        let result = importer.apply(replica, name, path, s, &progress);
+        take_reports(&mut importer, summary, &mut touched);
+        match result {
+            Ok(()) => {}
             Err(e) if e.downcast_ref::<ImportError>().is_some() => {
                 let (failure, error) = fail_file(ctx, replica, path, e, dry_run, args.keep_going)?;
                 summary.failures.push(failure);
@@ -167,6 +162,7 @@ fn import_all(
         }
     }
     importer.finish(replica)?;
+    take_reports(&mut importer, summary, &mut touched);
     summary.warnings.extend(importer.take_warnings());
     progress.finish();
     for warning in gap_warnings(replica, &touched)? {
@@ -232,6 +228,23 @@ fn fail_file(
         },
         err,
     ))
+}
+
+/// Adds the reports of the files committed so far to the summary, and notes their export
+/// timestamps and file numbers for the gap check.
+fn take_reports(
+    importer: &mut Importer,
+    summary: &mut DeltaSummary,
+    touched: &mut BTreeMap<String, BTreeSet<u32>>,
+) {
+    for report in importer.take_reports() {
+        touched
+            .entry(report.ledger.export_timestamp.clone())
+            .or_default()
+            .insert(report.ledger.file_number);
+        add_report(summary, &report);
+        summary.files.push(report);
+    }
 }
 
 fn add_report(summary: &mut DeltaSummary, report: &FileReport) {

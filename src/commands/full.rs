@@ -300,21 +300,29 @@ fn apply_all(
             }
             .into());
         }
-        let report = importer
+        importer
             .apply(build, name, path, &ctx.settings, &progress)
             .with_context(|| {
                 "the full build stopped; the current replica is unchanged. Fix or replace the \
                  file and run the same command again to resume"
             })?;
+        count_reports(&mut importer, summary);
+    }
+    importer.finish(build)?;
+    count_reports(&mut importer, summary);
+    progress.finish();
+    Ok(())
+}
+
+/// Counts the files committed so far in the summary.
+fn count_reports(importer: &mut Importer, summary: &mut FullSummary) {
+    for report in importer.take_reports() {
         match report.status {
             FileStatus::Applied => summary.files_applied += 1,
             FileStatus::AlreadyApplied => summary.files_already_applied += 1,
         }
         summary.members += report.ledger.members;
     }
-    importer.finish(build)?;
-    progress.finish();
-    Ok(())
 }
 
 /// Removes an unfinished build and its WAL files.

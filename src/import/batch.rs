@@ -4,31 +4,48 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{apply_file, FileReport};
+use super::sorted::SortedBatch;
+use super::{count, read_file, ContactAction, FileReport, FileStatus, ReadOutcome};
 use crate::config::Settings;
 use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
 use crate::progress::Progress;
-use crate::replica::Replica;
+use crate::replica::{ledger, Replica};
+use crate::time::now_rfc3339;
 
 /// Contacts per transaction: big enough to amortise commits, small enough that a crash
 /// redoes a few seconds of work and readers see progress.
 const BATCH_MEMBERS: u64 = 100_000;
 
+/// A file read in the open transaction.
+struct OpenFile {
+    name: ExportFileName,
+    path: PathBuf,
+    report: FileReport,
+}
+
 /// Applies export files several per transaction, so a large import does not pay a commit and
-/// a WAL checkpoint per file (the checkpoint rewrites every page the file touched). Each file
-/// is still all-or-nothing with its ledger row: when a file fails, the transaction is rolled
-/// back and the files before it are applied again (they were fine), so readers only ever see
-/// whole files. In a dry run the one transaction is rolled back at the end instead of
-/// committed. Applied files are moved to the archive folder once they are committed.
+/// a WAL checkpoint per file (the checkpoint rewrites every page the file touched), and
+/// through a [`SortedBatch`] that spans files, so an update round walks the replica in order.
+/// Each file is still all-or-nothing with its ledger row: when a file fails, the transaction
+/// is rolled back and the files before it are applied again (they were fine), so readers only
+/// ever see whole files. A file's report (its counts) is final once its transaction is
+/// applied: [`take_reports`](Self::take_reports) hands out the committed ones. In a dry run
+/// the one transaction is rolled back at the end instead of committed. Applied files are
+/// moved to the archive folder once they are committed.
 pub struct Importer {
     dry_run: bool,
     archive: Option<PathBuf>,
     open: bool,
     members: u64,
-    /// Files applied in the open transaction, in order.
-    applied: Vec<(ExportFileName, PathBuf)>,
+    batch: SortedBatch,
+    /// Files read in the open transaction, in order.
+    files: Vec<OpenFile>,
+    /// Reports of committed files (or, in a dry run, of every file at the end).
+    done: Vec<FileReport>,
     warnings: Vec<String>,
+    /// `updated_at` of the open transaction's contacts.
+    now: String,
 }
 
 impl Importer {
@@ -39,13 +56,16 @@ impl Importer {
             archive,
             open: false,
             members: 0,
-            applied: Vec::new(),
+            batch: SortedBatch::default(),
+            files: Vec::new(),
+            done: Vec::new(),
             warnings: Vec::new(),
+            now: String::new(),
         }
     }
 
-    /// Applies one file. On error, nothing of the file stays applied, the files before it are
-    /// committed, and the error is returned.
+    /// Reads one file into the open transaction. On error, nothing of the file stays
+    /// applied, the files before it are committed, and the error is returned.
     pub fn apply(
         &mut self,
         replica: &mut Replica,
@@ -53,35 +73,33 @@ impl Importer {
         path: &Path,
         settings: &Settings,
         progress: &Progress,
-    ) -> anyhow::Result<FileReport> {
+    ) -> anyhow::Result<()> {
         self.begin(replica)?;
-        match apply_file(replica, name, path, settings, self.dry_run, progress) {
-            Ok(report) => {
-                self.members += report.ledger.members;
-                self.applied.push((name.clone(), path.to_path_buf()));
+        match self.read(replica, name, path, settings, progress) {
+            Ok(members) => {
+                self.members += members;
                 if self.members >= BATCH_MEMBERS {
-                    self.commit(replica)?;
+                    self.commit(replica, false)?;
                 }
-                Ok(report)
+                Ok(())
             }
             Err(e) => {
                 self.rollback_and_replay(replica, settings)?;
-                self.commit(replica)?;
+                self.commit(replica, false)?;
                 Err(e)
             }
         }
     }
 
-    /// Commits what is applied (or, in a dry run, rolls everything back).
+    /// Commits what is read (or, in a dry run, applies it and rolls everything back).
     pub fn finish(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        if self.dry_run {
-            if self.open {
-                replica.conn().execute_batch("ROLLBACK")?;
-                self.open = false;
-            }
-            return Ok(());
-        }
-        self.commit(replica)
+        self.commit(replica, true)
+    }
+
+    /// Reports of the files committed so far (in a dry run: after [`finish`](Self::finish)),
+    /// in the order they were given.
+    pub fn take_reports(&mut self) -> Vec<FileReport> {
+        std::mem::take(&mut self.done)
     }
 
     /// Warnings collected so far (files applied but not archived).
@@ -93,48 +111,165 @@ impl Importer {
         if !self.open {
             replica.conn().execute_batch("BEGIN IMMEDIATE")?;
             self.open = true;
+            self.now = now_rfc3339();
         }
         Ok(())
     }
 
-    /// Rolls the open transaction back and applies its good files again in a new one.
+    /// Reads a file into the batch (applying the batch whenever it fills) and records it as
+    /// open; returns its number of members.
+    fn read(
+        &mut self,
+        replica: &mut Replica,
+        name: &ExportFileName,
+        path: &Path,
+        settings: &Settings,
+        progress: &Progress,
+    ) -> anyhow::Result<u64> {
+        let earlier: Vec<(String, String)> = self
+            .files
+            .iter()
+            .map(|f| (f.name.name.clone(), f.report.ledger.sha256.clone()))
+            .collect();
+        let mode = replica.mode();
+        let conn = replica.conn();
+        let slot = self.files.len();
+        // The file's report is open before it is read: a batch applied while the file is
+        // read counts its changes in it.
+        self.files.push(OpenFile {
+            name: name.clone(),
+            path: path.to_path_buf(),
+            report: FileReport {
+                status: FileStatus::Applied,
+                ledger: Default::default(),
+                actions: Vec::new(),
+            },
+        });
+        let Importer {
+            batch,
+            files,
+            now,
+            dry_run,
+            ..
+        } = self;
+        let mut flush = |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run);
+        let outcome = read_file(
+            conn, mode, name, path, settings, &earlier, batch, slot, progress, &mut flush,
+        );
+        let report = &mut self.files[slot].report;
+        let read = match outcome {
+            Ok(ReadOutcome::Added(read)) => read,
+            Ok(ReadOutcome::AlreadyApplied(stored)) => {
+                report.status = FileStatus::AlreadyApplied;
+                stored
+            }
+            Err(e) => {
+                self.files.pop();
+                self.batch.clear();
+                return Err(e);
+            }
+        };
+        let ledger = &mut report.ledger;
+        ledger.name = read.name;
+        ledger.export_timestamp = read.export_timestamp;
+        ledger.file_number = read.file_number;
+        ledger.size = read.size;
+        ledger.sha256 = read.sha256;
+        ledger.members = read.members;
+        Ok(read.members)
+    }
+
+    /// Rolls the open transaction back and reads its good files again in a new one.
     fn rollback_and_replay(&mut self, replica: &mut Replica, s: &Settings) -> anyhow::Result<()> {
         if !self.open {
             return Ok(());
         }
         replica.conn().execute_batch("ROLLBACK")?;
-        replica.conn().execute_batch("BEGIN IMMEDIATE")?;
+        self.open = false;
+        self.batch.clear();
+        let files = std::mem::take(&mut self.files);
+        self.begin(replica)?;
         let hidden = Progress::hidden();
-        for (name, path) in &self.applied {
-            apply_file(replica, name, path, s, false, &hidden).with_context(|| {
-                format!("{} applied once but not when applied again", path.display())
-            })?;
+        for file in files {
+            self.read(replica, &file.name, &file.path, s, &hidden)
+                .with_context(|| {
+                    format!(
+                        "{} applied once but not when applied again",
+                        file.path.display()
+                    )
+                })?;
         }
         Ok(())
     }
 
-    /// Commits the open transaction (not in a dry run), then archives its files: a file is
-    /// moved only once its contacts are durable.
-    fn commit(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        if !self.open || self.dry_run {
+    /// Applies what is waiting, writes the ledger rows and commits the open transaction, then
+    /// archives its files: a file is moved only once its contacts are durable. A dry run only
+    /// applies what is waiting, and rolls everything back when `finishing`.
+    fn commit(&mut self, replica: &mut Replica, finishing: bool) -> anyhow::Result<()> {
+        if !self.open {
             return Ok(());
         }
-        replica
-            .conn()
-            .execute_batch("COMMIT")
-            .context("cannot commit the applied files to the replica")?;
+        let conn = replica.conn();
+        apply_batch(
+            &mut self.batch,
+            conn,
+            &self.now,
+            &mut self.files,
+            self.dry_run,
+        )
+        .context("cannot apply the files to the replica")?;
+        if self.dry_run {
+            // A dry run keeps one transaction to the end, so later files see earlier ones.
+            if !finishing {
+                return Ok(());
+            }
+            conn.execute_batch("ROLLBACK")?;
+        } else {
+            for file in &self.files {
+                if file.report.status == FileStatus::Applied {
+                    ledger::insert_applied(conn, &file.report.ledger, &self.now)?;
+                }
+            }
+            conn.execute_batch("COMMIT")
+                .context("cannot commit the applied files to the replica")?;
+        }
         self.open = false;
         self.members = 0;
-        for (_, path) in self.applied.drain(..) {
-            let Some(archive) = &self.archive else {
+        for file in self.files.drain(..) {
+            self.done.push(file.report);
+            let Some(archive) = self.archive.as_ref().filter(|_| !self.dry_run) else {
                 continue;
             };
-            if let Err(e) = move_into(&path, archive) {
-                let msg = format!("{} was applied but not archived: {e:#}", path.display());
+            if let Err(e) = move_into(&file.path, archive) {
+                let msg = format!(
+                    "{} was applied but not archived: {e:#}",
+                    file.path.display()
+                );
                 tracing::warn!("{msg}");
                 self.warnings.push(msg);
             }
         }
         Ok(())
     }
+}
+
+/// Applies the batch, counting each outcome in its file's report (and listing it, in a dry
+/// run).
+fn apply_batch(
+    batch: &mut SortedBatch,
+    conn: &rusqlite::Connection,
+    now: &str,
+    files: &mut [OpenFile],
+    dry_run: bool,
+) -> rusqlite::Result<()> {
+    batch.apply(conn, now, |slot, contact_id, outcome| {
+        let report = &mut files[slot].report;
+        count(&mut report.ledger, outcome);
+        if dry_run {
+            report.actions.push(ContactAction {
+                contact_id: contact_id.to_string(),
+                action: outcome.as_str(),
+            });
+        }
+    })
 }

@@ -9,12 +9,14 @@ use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
 mod batch;
+mod sorted;
 
 use anyhow::Context;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 pub use batch::Importer;
+use sorted::{sort_by_contact, Change, SortedBatch};
 
 use crate::config::{Mode, Settings};
 use crate::export_xml::{
@@ -22,8 +24,7 @@ use crate::export_xml::{
 };
 use crate::normalize::Country;
 use crate::progress::Progress;
-use crate::replica::{ledger, ApplyOutcome, ContactRow, ContactWriter, FileLedgerRow, Replica};
-use crate::time::now_rfc3339;
+use crate::replica::{ledger, ApplyOutcome, ContactRow, FileLedgerRow};
 
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -57,24 +58,48 @@ pub struct ContactAction {
     pub action: &'static str,
 }
 
-/// Applies one export file inside the caller's open transaction, together with its ledger row.
-/// A malformed file is an [`ImportError`]; a database error is returned as is (the file is
-/// fine, the database is not). Either way part of the file may have been applied, so the caller
-/// must roll the transaction back (it owns the transaction so that it can apply several files
-/// per commit; a savepoint per file would instead copy every page the file touches into an
-/// in-memory sub-journal). `dry_run` only records per-contact actions.
-pub fn apply_file(
-    replica: &mut Replica,
+/// What reading one file into a batch found: the file's ledger row without its counts
+/// (they come when the batch is applied), or that the same file was applied before.
+enum ReadOutcome {
+    /// The file's contacts are in the batch; `ledger` has name, size, hash and members.
+    Added(FileLedgerRow),
+    /// Applied before with the same content (its stored ledger row, counts zero).
+    AlreadyApplied(FileLedgerRow),
+}
+
+/// Reads one export file into `batch` as the file in slot `file`, applying the batch through
+/// `flush` whenever it is full. `earlier` are the files already read in the open transaction
+/// (name and hash), which the ledger does not show yet. A malformed file is an
+/// [`ImportError`]; a database error is returned as is. Either way part of the file may have
+/// been applied, so the caller must roll the transaction back.
+#[allow(clippy::too_many_arguments)]
+fn read_file(
+    conn: &Connection,
+    mode: Mode,
     name: &ExportFileName,
     path: &Path,
     settings: &Settings,
-    dry_run: bool,
+    earlier: &[(String, String)],
+    batch: &mut SortedBatch,
+    file: usize,
     progress: &Progress,
-) -> anyhow::Result<FileReport> {
+    flush: &mut dyn FnMut(&mut SortedBatch) -> rusqlite::Result<()>,
+) -> anyhow::Result<ReadOutcome> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
-    if let Some(stored) = ledger::applied_hash(replica.conn(), &name.name)? {
+    let mut ledger = FileLedgerRow {
+        name: name.name.clone(),
+        export_timestamp: name.timestamp.clone(),
+        file_number: name.file_number,
+        size,
+        ..FileLedgerRow::default()
+    };
+    let stored = match earlier.iter().find(|(n, _)| *n == name.name) {
+        Some((_, hash)) => Some(hash.clone()),
+        None => ledger::applied_hash(conn, &name.name)?,
+    };
+    if let Some(stored) = stored {
         let found = sha256_file(path)?;
         progress.inc_bytes(size);
         if stored != found {
@@ -85,47 +110,38 @@ pub fn apply_file(
             }
             .into());
         }
-        return Ok(FileReport {
-            status: FileStatus::AlreadyApplied,
-            ledger: FileLedgerRow {
-                name: name.name.clone(),
-                export_timestamp: name.timestamp.clone(),
-                file_number: name.file_number,
-                size,
-                sha256: stored,
-                ..FileLedgerRow::default()
-            },
-            actions: Vec::new(),
-        });
+        ledger.sha256 = stored;
+        return Ok(ReadOutcome::AlreadyApplied(ledger));
     }
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let ledger = FileLedgerRow {
-        name: name.name.clone(),
-        export_timestamp: name.timestamp.clone(),
-        file_number: name.file_number,
-        size,
-        ..FileLedgerRow::default()
-    };
+    let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let source = Source {
         field_map: &settings.field_map,
-        mode: replica.mode(),
+        mode,
         country: settings.default_country,
     };
     let version = name.version_ms(settings.export_offset_seconds);
     let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
     // Parse on one core while the database is written on the other: the parser thread turns
-    // the file into ready-made rows, the writer applies them in order.
+    // the file into ready-made rows, the writer batches and applies them.
     std::thread::scope(|scope| {
-        scope.spawn(move || source.parse(file, &sender));
-        let (ledger, actions) =
-            apply_chunks(replica.conn(), receiver, ledger, version, dry_run, progress)
-                .map_err(|e| locate(e, path))?;
-        Ok(FileReport {
-            status: FileStatus::Applied,
-            ledger,
-            actions,
-        })
+        scope.spawn(move || source.parse(input, &sender));
+        let mut sink = Sink {
+            batch,
+            version,
+            file,
+            flush,
+        };
+        receive(receiver, &mut ledger, &mut sink, progress).map_err(|e| locate(e, path))?;
+        Ok(ReadOutcome::Added(ledger))
     })
+}
+
+/// Where the writer side puts a file's changes.
+struct Sink<'a> {
+    batch: &'a mut SortedBatch,
+    version: i64,
+    file: usize,
+    flush: &'a mut dyn FnMut(&mut SortedBatch) -> rusqlite::Result<()>,
 }
 
 /// Changes per message from the parser thread, and messages in flight: enough to keep both
@@ -133,14 +149,6 @@ pub fn apply_file(
 /// RSS on a 1,000,000-contact file, against the "same memory for any file size" target.)
 const CHUNK_CHANGES: usize = 1024;
 const CHANNEL_CHUNKS: usize = 4;
-
-/// One contact change, built on the parser thread. Nearly all changes are upserts, so boxing
-/// the row would only add an allocation per contact.
-#[allow(clippy::large_enum_variant)]
-enum Change {
-    Upsert(ContactRow),
-    Delete(String),
-}
 
 /// What the parser thread sends.
 enum Chunk {
@@ -179,18 +187,14 @@ fn locate(e: ApplyError, path: &Path) -> anyhow::Error {
     }
 }
 
-/// The writer side: applies chunks in order and fills in the ledger row.
-fn apply_chunks(
-    conn: &Connection,
+/// The writer side: receives the parser's chunks into the batch (applying it when full)
+/// and fills in the ledger row's members and hash.
+fn receive(
     receiver: Receiver<Chunk>,
-    mut ledger: FileLedgerRow,
-    version: i64,
-    dry_run: bool,
+    ledger: &mut FileLedgerRow,
+    sink: &mut Sink<'_>,
     progress: &Progress,
-) -> Result<(FileLedgerRow, Vec<ContactAction>), ApplyError> {
-    let now = now_rfc3339();
-    let mut writer = ContactWriter::new(conn, now.clone())?;
-    let mut actions = Vec::new();
+) -> Result<(), ApplyError> {
     loop {
         let chunk = receiver
             .recv()
@@ -200,30 +204,15 @@ fn apply_chunks(
                 progress.inc_bytes(bytes);
                 progress.inc_contacts(changes.len() as u64);
                 ledger.members += changes.len() as u64;
-                for change in changes {
-                    let (contact_id, outcome) = match change {
-                        Change::Delete(id) => {
-                            let outcome = writer.delete(&id, version)?;
-                            (id, outcome)
-                        }
-                        Change::Upsert(row) => {
-                            let outcome = writer.upsert(&row, version)?;
-                            (row.contact_id, outcome)
-                        }
-                    };
-                    count(&mut ledger, outcome);
-                    if dry_run {
-                        actions.push(ContactAction {
-                            contact_id,
-                            action: outcome.as_str(),
-                        });
-                    }
+                sink.batch.extend(changes, sink.version, sink.file);
+                if sink.batch.is_full() {
+                    (sink.flush)(sink.batch)?;
                 }
             }
             Chunk::End { sha256, bytes } => {
                 progress.inc_bytes(bytes);
                 ledger.sha256 = sha256;
-                break;
+                return Ok(());
             }
             Chunk::Malformed(e) => return Err(ApplyError::Malformed(e)),
             Chunk::Io(e) => {
@@ -231,25 +220,6 @@ fn apply_chunks(
                     .context(format!("cannot read {}", ledger.name))
                     .into())
             }
-        }
-    }
-    drop(writer);
-    ledger::insert_applied(conn, &ledger, &now)?;
-    Ok((ledger, actions))
-}
-
-/// Orders a chunk by contact id, so the writer walks the contact-id index in order instead of
-/// jumping around it. The sort is stable: changes to the
-/// same contact keep their order in the file, so the later entry still wins.
-fn sort_by_contact(changes: &mut [Change]) {
-    changes.sort_by(|a, b| a.contact_id().cmp(b.contact_id()));
-}
-
-impl Change {
-    fn contact_id(&self) -> &str {
-        match self {
-            Change::Upsert(row) => &row.contact_id,
-            Change::Delete(id) => id,
         }
     }
 }
@@ -338,6 +308,7 @@ impl Source<'_> {
     }
 }
 
+/// Counts one change's outcome in its file's ledger row.
 fn count(ledger: &mut FileLedgerRow, outcome: ApplyOutcome) {
     match outcome {
         ApplyOutcome::Inserted => ledger.inserted += 1,

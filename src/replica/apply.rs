@@ -33,9 +33,19 @@ impl ApplyOutcome {
     }
 }
 
+/// Where a contact is in the replica: its row (if any) and its tombstone version (if any).
+/// Found once with [`ContactWriter::locate`], then kept current by every change applied
+/// through it, so several changes to one contact need one lookup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Located {
+    /// Row id of the contact's row.
+    pub id: Option<i64>,
+    /// Version of the contact's tombstone.
+    pub tombstone: Option<i64>,
+}
+
 /// The stored state of a contact that an upsert or delete compares against.
 struct Stored {
-    id: i64,
     version: i64,
     keys: [Option<String>; 5],
 }
@@ -43,7 +53,8 @@ struct Stored {
 /// Prepared statements for applying many changes inside one transaction.
 pub struct ContactWriter<'t> {
     conn: &'t Connection,
-    find_contact: Statement<'t>,
+    find_id: Statement<'t>,
+    find_by_id: Statement<'t>,
     find_tombstone: Statement<'t>,
     insert: Statement<'t>,
     delete: Statement<'t>,
@@ -62,7 +73,8 @@ impl<'t> ContactWriter<'t> {
     pub fn new(conn: &'t Connection, now: String) -> rusqlite::Result<Self> {
         Ok(ContactWriter {
             conn,
-            find_contact: conn.prepare(queries::FIND_CONTACT)?,
+            find_id: conn.prepare(queries::FIND_CONTACT_ID)?,
+            find_by_id: conn.prepare(queries::FIND_CONTACT_BY_ROW)?,
             find_tombstone: conn.prepare(queries::FIND_TOMBSTONE)?,
             insert: conn.prepare(queries::INSERT_CONTACT)?,
             delete: conn.prepare(queries::DELETE_CONTACT)?,
@@ -75,14 +87,52 @@ impl<'t> ContactWriter<'t> {
 
     /// Creates or replaces a contact with data of `version` (ms since epoch).
     pub fn upsert(&mut self, row: &ContactRow, version: i64) -> rusqlite::Result<ApplyOutcome> {
-        let tombstone = self.tombstone(&row.contact_id)?;
-        if tombstone.is_some_and(|t| t > version) {
+        let mut at = self.locate(&row.contact_id)?;
+        self.upsert_at(&mut at, row, version)
+    }
+
+    /// Deletes a contact as of `version`: the row (and its personal data) goes, a tombstone
+    /// with the id and time only stays.
+    pub fn delete(&mut self, contact_id: &str, version: i64) -> rusqlite::Result<ApplyOutcome> {
+        let mut at = self.locate(contact_id)?;
+        self.delete_at(&mut at, contact_id, version)
+    }
+
+    /// Finds a contact's row and tombstone. Reads only the contact-id index (and the
+    /// tombstone table), not the row: a caller applying many changes locates them all in
+    /// contact-id order, then applies them in row order, so both walks are sequential.
+    pub fn locate(&mut self, contact_id: &str) -> rusqlite::Result<Located> {
+        let id = self
+            .find_id
+            .query_row([contact_id], |r| r.get(0))
+            .optional()?;
+        let tombstone = if self.tombstones_exist {
+            self.find_tombstone
+                .query_row([contact_id], |r| r.get(0))
+                .optional()?
+        } else {
+            None
+        };
+        Ok(Located { id, tombstone })
+    }
+
+    /// [`upsert`](Self::upsert) of a contact already located; `at` is kept current.
+    pub fn upsert_at(
+        &mut self,
+        at: &mut Located,
+        row: &ContactRow,
+        version: i64,
+    ) -> rusqlite::Result<ApplyOutcome> {
+        if at.tombstone.is_some_and(|t| t > version) {
             return Ok(ApplyOutcome::Stale);
         }
-        let outcome = match self.stored(&row.contact_id)? {
-            Some(stored) if stored.version > version => return Ok(ApplyOutcome::Stale),
-            Some(stored) => {
-                self.update(&stored, row, version)?;
+        let outcome = match at.id {
+            Some(id) => {
+                let stored = self.stored(id)?;
+                if stored.version > version {
+                    return Ok(ApplyOutcome::Stale);
+                }
+                self.update(id, &stored, row, version)?;
                 ApplyOutcome::Updated
             }
             None => {
@@ -100,30 +150,36 @@ impl<'t> ContactWriter<'t> {
                     version,
                     self.now,
                 ])?;
+                at.id = Some(self.conn.last_insert_rowid());
                 ApplyOutcome::Inserted
             }
         };
-        if tombstone.is_some() {
+        if at.tombstone.take().is_some() {
             self.delete_tombstone.execute([&row.contact_id])?;
         }
         Ok(outcome)
     }
 
-    /// Deletes a contact as of `version`: the row (and its personal data) goes, a tombstone
-    /// with the id and time only stays.
-    pub fn delete(&mut self, contact_id: &str, version: i64) -> rusqlite::Result<ApplyOutcome> {
-        if self.tombstone(contact_id)?.is_some_and(|t| t > version) {
+    /// [`delete`](Self::delete) of a contact already located; `at` is kept current.
+    pub fn delete_at(
+        &mut self,
+        at: &mut Located,
+        contact_id: &str,
+        version: i64,
+    ) -> rusqlite::Result<ApplyOutcome> {
+        if at.tombstone.is_some_and(|t| t > version) {
             return Ok(ApplyOutcome::Stale);
         }
-        match self.stored(contact_id)? {
-            Some(stored) if stored.version > version => return Ok(ApplyOutcome::Stale),
-            Some(stored) => {
-                self.delete.execute([stored.id])?;
+        if let Some(id) = at.id {
+            if self.stored(id)?.version > version {
+                return Ok(ApplyOutcome::Stale);
             }
-            None => {}
+            self.delete.execute([id])?;
+            at.id = None;
         }
         self.upsert_tombstone
             .execute(params![contact_id, version, self.now])?;
+        at.tombstone = Some(at.tombstone.map_or(version, |t| t.max(version)));
         self.tombstones_exist = true;
         Ok(ApplyOutcome::Deleted)
     }
@@ -135,29 +191,23 @@ impl<'t> ContactWriter<'t> {
         Ok(())
     }
 
-    fn tombstone(&mut self, contact_id: &str) -> rusqlite::Result<Option<i64>> {
-        if !self.tombstones_exist {
-            return Ok(None);
-        }
-        self.find_tombstone
-            .query_row([contact_id], |r| r.get(0))
-            .optional()
-    }
-
-    fn stored(&mut self, contact_id: &str) -> rusqlite::Result<Option<Stored>> {
-        self.find_contact
-            .query_row([contact_id], |r| {
-                Ok(Stored {
-                    id: r.get(0)?,
-                    version: r.get(1)?,
-                    keys: [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
-                })
+    fn stored(&mut self, id: i64) -> rusqlite::Result<Stored> {
+        self.find_by_id.query_row([id], |r| {
+            Ok(Stored {
+                version: r.get(0)?,
+                keys: [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?],
             })
-            .optional()
+        })
     }
 
     /// Replaces the row's data, assigning only the key columns that changed.
-    fn update(&mut self, stored: &Stored, row: &ContactRow, version: i64) -> rusqlite::Result<()> {
+    fn update(
+        &mut self,
+        id: i64,
+        stored: &Stored,
+        row: &ContactRow,
+        version: i64,
+    ) -> rusqlite::Result<()> {
         let new_keys = [
             &row.member_number,
             &row.email,
@@ -175,7 +225,7 @@ impl<'t> ContactWriter<'t> {
             .conn
             .prepare_cached(&queries::update_contact(changed))?;
         let mut values: Vec<&dyn ToSql> = vec![
-            &stored.id,
+            &id,
             &row.contact_type,
             &row.first_name,
             &row.last_name,

@@ -1,9 +1,11 @@
 //! Every SQL statement of the replica, in one place.
 
-/// Current stored version and keys of a contact (the keys decide which indexes an update
+/// Row id of an Engage contact (answered from the contact-id index alone).
+pub const FIND_CONTACT_ID: &str = "SELECT id FROM contact WHERE contact_id = ?1";
+/// Current stored version and keys of a contact row (the keys decide which indexes an update
 /// must touch).
-pub const FIND_CONTACT: &str = "SELECT id, version, member_number, email, mobile_phone, \
-     external_id, social_security_number FROM contact WHERE contact_id = ?1";
+pub const FIND_CONTACT_BY_ROW: &str = "SELECT version, member_number, email, mobile_phone, \
+     external_id, social_security_number FROM contact WHERE id = ?1";
 /// Whether any tombstone exists (an empty table lets imports skip a lookup per contact).
 pub const ANY_TOMBSTONE: &str = "SELECT EXISTS (SELECT 1 FROM tombstone)";
 /// Version of a contact's tombstone.

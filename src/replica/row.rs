@@ -36,6 +36,21 @@ pub struct ContactRow {
 }
 
 impl ContactRow {
+    /// Bytes the row's strings hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        self.contact_id.capacity()
+            + opt(&self.member_number)
+            + opt(&self.email)
+            + opt(&self.mobile_phone)
+            + opt(&self.external_id)
+            + opt(&self.social_security_number)
+            + opt(&self.contact_type)
+            + opt(&self.first_name)
+            + opt(&self.last_name)
+            + opt(&self.attributes)
+    }
+
     /// Builds the row from attribute name/value pairs (Engage's camelCase names). In full mode
     /// every pair goes into `attributes`; in keys mode nothing but the keys is kept.
     pub fn from_fields(
