@@ -390,9 +390,39 @@ pub struct DeltaArgs {
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
 
+    /// Where the files come from: `sftp` downloads new files from Engage's SFTP server
+    /// (`[sftp]` in the config file) into the inbox first, `local` imports the inbox (or the
+    /// PATHs) only [default: sftp when `[sftp] host` is set and no PATH is given, else local]
+    #[arg(long, value_name = "SOURCE", conflicts_with = "paths")]
+    pub from: Option<DeltaSource>,
+
+    /// Trust the SFTP server's host key with this fingerprint (SHA256:…, as printed when an
+    /// unknown or changed key is refused), after checking it with the Voyado team; it is
+    /// recorded in `[sftp] known_hosts` (a changed key replaces the old entry)
+    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_trust_fingerprint)]
+    pub trust_host_key: Option<String>,
+
+    /// Stop after this long (e.g. 10m): no connection, retry or download starts later; files
+    /// downloaded completely are still imported, the rest is left for the next run (exit 75)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
+
     /// Options of every writing command.
     #[command(flatten)]
     pub write: WriteArgs,
+}
+
+/// Where `delta` takes its files from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeltaSource {
+    /// Engage's SFTP server (`[sftp]` in the config file), via the inbox.
+    Sftp,
+    /// The inbox folder or the PATHs given.
+    Local,
+}
+
+fn parse_trust_fingerprint(value: &str) -> Result<String, String> {
+    crate::sftp::parse_fingerprint(value)
 }
 
 /// `changes`.
