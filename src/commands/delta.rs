@@ -457,7 +457,10 @@ fn sftp_lines(r: &SftpReport, dry_run: bool, lines: &mut Vec<String>) {
                 .as_deref()
                 .map(|a| format!("; {a}"))
                 .unwrap_or_default();
-            lines.push(format!("sftp {} ({} bytes): {}{after}", f.name, f.size, f.action));
+            lines.push(format!(
+                "sftp {} ({} bytes): {}{after}",
+                f.name, f.size, f.action
+            ));
         }
     }
     lines.push(format!(

@@ -129,13 +129,9 @@ impl Fetched {
             s.host_key.clone(),
             opts.trust_host_key.clone(),
         );
-        let remote = self.remote.insert(Remote::new(
-            s,
-            creds,
-            check,
-            opts.dry_run,
-            opts.deadline,
-        )?);
+        let remote = self
+            .remote
+            .insert(Remote::new(s, creds, check, opts.dry_run, opts.deadline)?);
         let (dir, server) = (s.remote_dir.clone(), s.server());
         let listing = remote.call(&format!("listing {dir}"), async |sftp| {
             transfer::list(sftp, &dir, &server).await
@@ -162,7 +158,11 @@ impl Fetched {
 
     /// Fills the report from the decisions, warns about files left alone, and notes the
     /// files in the inbox that may be removed from the server after the import.
-    fn report_plan(&mut self, planned: &[(RemoteFile, Decision)], inbox: &Path) -> anyhow::Result<()> {
+    fn report_plan(
+        &mut self,
+        planned: &[(RemoteFile, Decision)],
+        inbox: &Path,
+    ) -> anyhow::Result<()> {
         let removes = self.after != AfterImport::Leave;
         for (file, decision) in planned {
             let action = match (self.dry_run, decision) {
@@ -173,8 +173,8 @@ impl Fetched {
                 tracing::warn!("{w}");
                 self.report.warnings.push(w);
             }
-            let after_import = (removes && decision.may_clean_up() && self.dry_run)
-                .then(|| self.would_remove());
+            let after_import =
+                (removes && decision.may_clean_up() && self.dry_run).then(|| self.would_remove());
             self.report.files.push(RemoteFileReport {
                 name: file.name.clone(),
                 size: file.size,
@@ -304,11 +304,10 @@ impl Fetched {
             }
             let name = entry.name.clone();
             let result = match &self.after {
-                AfterImport::Move(archive) => {
-                    remote.call(&format!("moving {name} to {archive}"), async |sftp| {
+                AfterImport::Move(archive) => remote
+                    .call(&format!("moving {name} to {archive}"), async |sftp| {
                         transfer::archive(sftp, &dir, &name, archive).await
-                    })
-                }
+                    }),
                 _ => remote.call(&format!("deleting {name}"), async |sftp| {
                     transfer::delete(sftp, &dir, &name).await
                 }),
@@ -419,9 +418,9 @@ fn warning(file: &RemoteFile, decision: &Decision) -> Option<String> {
              copy is imported and the server's is left alone",
             file.size
         )),
-        Decision::NotAnExport(why) if name.to_ascii_lowercase().ends_with(".xml") => Some(
-            format!("{name} on the SFTP server is left alone: {why}"),
-        ),
+        Decision::NotAnExport(why) if name.to_ascii_lowercase().ends_with(".xml") => {
+            Some(format!("{name} on the SFTP server is left alone: {why}"))
+        }
         Decision::NotAnExport(_) => {
             tracing::debug!("{name} on the SFTP server is not an export file; left alone");
             None

@@ -65,9 +65,9 @@ impl HostKeyCheck {
         let server = format!("{}:{}", self.host, self.port);
         let trusted_by_flag = self.trust.as_deref() == Some(fp.as_str());
         let flag_note = match &self.trust {
-            Some(t) if !trusted_by_flag => format!(
-                " (--trust-host-key {t} was given, but the server presented another key)"
-            ),
+            Some(t) if !trusted_by_flag => {
+                format!(" (--trust-host-key {t} was given, but the server presented another key)")
+            }
             _ => String::new(),
         };
         match &self.policy {
@@ -142,11 +142,7 @@ impl HostKeyCheck {
                 .into_iter()
                 .map(|(_, k)| k.algorithm())
                 .collect();
-        let known = |a: &Algorithm| {
-            recorded
-                .iter()
-                .any(|r| r == a || (is_rsa(r) && is_rsa(a)))
-        };
+        let known = |a: &Algorithm| recorded.iter().any(|r| r == a || (is_rsa(r) && is_rsa(a)));
         let (mut first, rest): (Vec<_>, Vec<_>) = default.into_iter().partition(known);
         first.extend(rest);
         first
@@ -154,7 +150,11 @@ impl HostKeyCheck {
 
     /// Records a key accepted with `--trust-host-key` in `known_hosts` (nothing to record for
     /// a pinned fingerprint: the caller tells the user to update the pin).
-    pub fn record(&self, key: &PublicKey, replaces: &[usize]) -> Result<Option<PathBuf>, SftpError> {
+    pub fn record(
+        &self,
+        key: &PublicKey,
+        replaces: &[usize],
+    ) -> Result<Option<PathBuf>, SftpError> {
         let HostKeyPolicy::KnownHosts(path) = &self.policy else {
             return Ok(None);
         };
@@ -180,7 +180,9 @@ impl HostKeyCheck {
         let mut text = String::with_capacity(old.len() + entry.len() + 64);
         for (i, line) in old.lines().enumerate() {
             if replaces.contains(&(i + 1)) {
-                text.push_str(&format!("# replaced by engage-sync --trust-host-key on {today}: "));
+                text.push_str(&format!(
+                    "# replaced by engage-sync --trust-host-key on {today}: "
+                ));
             }
             text.push_str(line);
             text.push('\n');
@@ -224,7 +226,12 @@ fn join(lines: &[usize]) -> String {
 /// Writes `path` through a temporary file and a rename, so a crash never leaves a half file.
 fn write_atomically(path: &Path, text: &str) -> Result<(), SftpError> {
     use std::io::Write;
-    let fail = |e| SftpError::local(format!("cannot write the known_hosts file {}", path.display()), e);
+    let fail = |e| {
+        SftpError::local(
+            format!("cannot write the known_hosts file {}", path.display()),
+            e,
+        )
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
@@ -265,7 +272,10 @@ mod tests {
         let Verdict::Refused(msg) = check(&path, None).verify(&a) else {
             panic!("unknown key accepted");
         };
-        assert!(msg.contains("not known") && msg.contains(&fingerprint(&a)), "{msg}");
+        assert!(
+            msg.contains("not known") && msg.contains(&fingerprint(&a)),
+            "{msg}"
+        );
         let wrong = check(&path, Some(fingerprint(&key(KEY_B))));
         assert!(matches!(wrong.verify(&a), Verdict::Refused(m) if m.contains("another key")));
         let c = check(&path, Some(fingerprint(&a)));
@@ -275,7 +285,10 @@ mod tests {
         assert!(replaces.is_empty());
         c.record(&a, &replaces).expect("records");
         let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.starts_with(&format!("[127.0.0.1]:2222 ssh-ed25519 {KEY_A}")), "{text}");
+        assert!(
+            text.starts_with(&format!("[127.0.0.1]:2222 ssh-ed25519 {KEY_A}")),
+            "{text}"
+        );
         assert_eq!(check(&path, None).verify(&a), Verdict::Known);
     }
 
@@ -305,16 +318,18 @@ mod tests {
         assert!(lines[3].starts_with("# replaced by engage-sync"), "{text}");
         assert_eq!(lines[4], format!("[127.0.0.1]:2222 ssh-ed25519 {KEY_B}"));
         assert_eq!(check(&path, None).verify(&b), Verdict::Known);
-        assert!(matches!(check(&path, None).verify(&key(KEY_A)), Verdict::Refused(_)));
+        assert!(matches!(
+            check(&path, None).verify(&key(KEY_A)),
+            Verdict::Refused(_)
+        ));
     }
 
     #[test]
     fn a_pinned_fingerprint_decides_alone() {
         let a = key(KEY_A);
         let b = key(KEY_B);
-        let pinned = |trust| {
-            HostKeyCheck::new("h", 22, HostKeyPolicy::Fingerprint(fingerprint(&a)), trust)
-        };
+        let pinned =
+            |trust| HostKeyCheck::new("h", 22, HostKeyPolicy::Fingerprint(fingerprint(&a)), trust);
         assert_eq!(pinned(None).verify(&a), Verdict::Known);
         assert!(matches!(pinned(None).verify(&b), Verdict::Refused(m) if m.contains("pinned")));
         assert_eq!(

@@ -32,6 +32,6 @@ pub use error::SftpError;
 pub use fetch::{fetch, FetchOptions, Fetched, RemoteFileReport, SftpReport};
 pub use plan::{Decision, LocalView, RemoteFile};
 pub use settings::{
-    parse_fingerprint, resolve, AfterImport, HostKeyPolicy, Secret, SftpFileConfig, SftpSettings, ENV_PASSPHRASE,
-    ENV_PASSWORD,
+    parse_fingerprint, resolve, AfterImport, HostKeyPolicy, Secret, SftpFileConfig, SftpSettings,
+    ENV_PASSPHRASE, ENV_PASSWORD,
 };

@@ -183,13 +183,19 @@ mod tests {
         assert_eq!(decide_at(&f, &applied, false), Decision::AlreadyApplied);
         assert_eq!(decide_at(&f, &applied, true), Decision::Confirm);
         // Other content under an applied name is downloaded, so the import refuses it.
-        assert_eq!(decide_at(&file(11, 9_000), &applied, false), Decision::Download);
+        assert_eq!(
+            decide_at(&file(11, 9_000), &applied, false),
+            Decision::Download
+        );
         let inbox = LocalView {
             inbox_size: Some(10),
             ..LocalView::default()
         };
         assert_eq!(decide_at(&f, &inbox, true), Decision::InInbox);
-        assert_eq!(decide_at(&file(9, 9_000), &inbox, true), Decision::InboxDiffers);
+        assert_eq!(
+            decide_at(&file(9, 9_000), &inbox, true),
+            Decision::InboxDiffers
+        );
     }
 
     #[test]
@@ -199,14 +205,21 @@ mod tests {
             ..LocalView::default()
         };
         let f = file(10, 9_000);
-        assert_eq!(decide_at(&f, &q(Some(10)), true), Decision::QuarantinedBefore);
+        assert_eq!(
+            decide_at(&f, &q(Some(10)), true),
+            Decision::QuarantinedBefore
+        );
         assert_eq!(decide_at(&f, &q(None), true), Decision::QuarantinedBefore);
         assert_eq!(decide_at(&f, &q(Some(7)), true), Decision::Download);
     }
 
     #[test]
     fn odd_names_are_left_alone() {
-        for name in ["notes.txt", "../20260101100000_0_x.xml", ".20260101100000_0_x.xml"] {
+        for name in [
+            "notes.txt",
+            "../20260101100000_0_x.xml",
+            ".20260101100000_0_x.xml",
+        ] {
             let f = RemoteFile {
                 name: name.into(),
                 ..file(1, 1)

@@ -101,11 +101,14 @@ fn status_text(e: &SftpProtoError) -> String {
     }
 }
 
+/// The key the server presented (none for a certificate) and the verdict on it.
+type Seen = Arc<Mutex<Option<(Option<PublicKey>, Verdict)>>>;
+
 /// The russh side: checks the host key and remembers what it decided, so a refusal can be
 /// reported with its reason (russh itself only says "unknown server key").
 struct Client {
     check: Arc<HostKeyCheck>,
-    seen: Arc<Mutex<Option<(Option<PublicKey>, Verdict)>>>,
+    seen: Seen,
 }
 
 impl russh::client::Handler for Client {
@@ -173,7 +176,7 @@ impl Connector {
             Ok(Ok(tcp)) => tcp,
         };
         let _ = tcp.set_nodelay(true);
-        let seen = Arc::new(Mutex::new(None));
+        let seen: Seen = Arc::new(Mutex::new(None));
         let client = Client {
             check: self.check.clone(),
             seen: seen.clone(),
@@ -222,7 +225,12 @@ impl Connector {
         let mut tried = Vec::new();
         if let Some((key, path)) = &self.creds.key {
             let hash = if key.algorithm().is_rsa() {
-                handle.best_supported_rsa_hash().await.ok().flatten().flatten()
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten()
             } else {
                 None
             };

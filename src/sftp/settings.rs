@@ -361,7 +361,10 @@ fn read_password_file(path: &Path) -> Result<Secret, SftpError> {
     Ok(Secret::new(password))
 }
 
-fn load_key(path: &Path, passphrase: Option<&Secret>) -> Result<russh::keys::PrivateKey, SftpError> {
+fn load_key(
+    path: &Path,
+    passphrase: Option<&Secret>,
+) -> Result<russh::keys::PrivateKey, SftpError> {
     use russh::keys::Error as KeyError;
     russh::keys::load_secret_key(path, passphrase.map(Secret::expose)).map_err(|e| {
         let why = match (&e, passphrase) {
@@ -388,7 +391,11 @@ mod tests {
 
     fn parse(text: &str) -> Result<Option<SftpSettings>, ConfigError> {
         let file: SftpFileConfig = toml::from_str(text).expect("valid toml");
-        resolve(&file, |p| Path::new("/etc/es").join(p), Path::new("/var/lib/es"))
+        resolve(
+            &file,
+            |p| Path::new("/etc/es").join(p),
+            Path::new("/var/lib/es"),
+        )
     }
 
     #[test]
@@ -413,7 +420,10 @@ mod tests {
     fn after_import_and_archive_dir_must_agree() {
         let base = "host = \"h\"\nuser = \"u\"\n";
         let s = parse(&format!("{base}remote_archive_dir = \"done/\"")).expect("ok");
-        assert_eq!(s.expect("on").after_import, AfterImport::Move("done".into()));
+        assert_eq!(
+            s.expect("on").after_import,
+            AfterImport::Move("done".into())
+        );
         let s = parse(&format!("{base}after_import = \"delete\"")).expect("ok");
         assert_eq!(s.expect("on").after_import, AfterImport::Delete);
         let e = parse(&format!("{base}after_import = \"move\"")).expect_err("no dir");
@@ -423,7 +433,10 @@ mod tests {
         ))
         .expect_err("both");
         assert!(e.0.contains("\"delete\""), "{e}");
-        assert!(parse("host = \"h\"").expect_err("no user").0.contains("user"));
+        assert!(parse("host = \"h\"")
+            .expect_err("no user")
+            .0
+            .contains("user"));
         assert!(toml::from_str::<SftpFileConfig>("hots = \"h\"").is_err());
     }
 
@@ -447,7 +460,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("pw");
         std::fs::write(&file, "hunter2 x\n").expect("write");
-        let mut s = parse("host = \"h\"\nuser = \"u\"").expect("ok").expect("on");
+        let mut s = parse("host = \"h\"\nuser = \"u\"")
+            .expect("ok")
+            .expect("on");
         s.password_file = Some(file);
         let c = Credentials::load(&s, |_| None).expect("loads");
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("hunter2 x"));

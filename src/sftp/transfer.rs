@@ -85,14 +85,17 @@ pub(crate) async fn download(
 ) -> Result<Transfer, OpError> {
     let path = remote_path(dir, &file.name);
     let tmp = temp_path(inbox, &file.name);
-    let local_err = |what: &str, e| OpError::Fatal(SftpError::local(format!("{what} {}", tmp.display()), e));
+    let local_err =
+        |what: &str, e| OpError::Fatal(SftpError::local(format!("{what} {}", tmp.display()), e));
     let mut local = open_private_append(&tmp).map_err(|e| local_err("cannot create", e))?;
     let mut offset = local
         .metadata()
         .map_err(|e| local_err("cannot read", e))?
         .len();
     if offset > file.size {
-        local.set_len(0).map_err(|e| local_err("cannot truncate", e))?;
+        local
+            .set_len(0)
+            .map_err(|e| local_err("cannot truncate", e))?;
         offset = 0;
     }
     let mut remote = match sftp.open(path.as_str()).await {
@@ -269,7 +272,10 @@ mod tests {
 
     #[test]
     fn remote_paths_join_with_slashes() {
-        assert_eq!(remote_path("integration/customerExport", "a.xml"), "integration/customerExport/a.xml");
+        assert_eq!(
+            remote_path("integration/customerExport", "a.xml"),
+            "integration/customerExport/a.xml"
+        );
         assert_eq!(remote_path(".", "a.xml"), "a.xml");
         assert_eq!(remote_path("/", "a.xml"), "/a.xml");
     }
