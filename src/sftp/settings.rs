@@ -456,6 +456,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_and_resolves() {
+        let text = include_str!("../../engage-sync.toml.example");
+        let file: crate::config::FileConfig = toml::from_str(text).expect("example parses");
+        let s = resolve(&file.sftp, |p| p.clone(), Path::new("/db"))
+            .expect("resolves")
+            .expect("on");
+        assert_eq!(s.server(), "yourtenant@ftp.voyado.com:22");
+        assert_eq!(s.after_import, AfterImport::Leave);
+    }
+
+    #[test]
     fn secrets_never_print() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("pw");
