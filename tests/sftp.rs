@@ -23,6 +23,8 @@ struct Cfg<'a> {
     top: &'a str,
     /// More `[sftp]` keys.
     sftp: &'a str,
+    /// `[sftp] min_age`.
+    min_age: &'a str,
 }
 
 impl Cfg<'_> {
@@ -32,6 +34,7 @@ impl Cfg<'_> {
             key: Some(sshd.user_key()),
             top: "",
             sftp: "",
+            min_age: "0s",
         }
     }
 }
@@ -45,7 +48,7 @@ fn configure(ws: &Workspace, sshd: &Sshd, cfg: &Cfg, trusted: bool) {
         .unwrap_or_default();
     let text = format!(
         "inbox = \"inbox\"\n{top}\n[sftp]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\n\
-         {key}remote_dir = \"{remote}\"\nknown_hosts = \"known_hosts\"\nmin_age = \"0s\"\n\
+         {key}remote_dir = \"{remote}\"\nknown_hosts = \"known_hosts\"\nmin_age = \"{min_age}\"\n\
          connect_timeout = \"5s\"\nrequest_timeout = \"5s\"\nmax_retries = 2\n\
          retry_base = \"50ms\"\nretry_cap = \"200ms\"\n{extra}\n",
         top = cfg.top,
@@ -53,6 +56,7 @@ fn configure(ws: &Workspace, sshd: &Sshd, cfg: &Cfg, trusted: bool) {
         user = sshd::user(),
         remote = sshd.remote_dir().display(),
         extra = cfg.sftp,
+        min_age = cfg.min_age,
     );
     std::fs::write(ws.path().join("engage-sync.toml"), text).expect("config");
     if trusted {
@@ -637,4 +641,24 @@ fn local_paths_and_from_local_bypass_the_server() {
     let path: &Path = &ws.inbox().join(A0);
     let out = delta(&ws, &[path.to_str().expect("utf-8")]);
     assert_eq!(code(&out), 0, "{}", stderr_of(&out));
+}
+
+#[test]
+fn a_file_engage_may_still_be_writing_waits_for_the_next_run() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    let cfg = Cfg {
+        min_age: "1h",
+        ..Cfg::new(&sshd)
+    };
+    configure(&ws, &sshd, &cfg, true);
+    sshd.put(A0, export(&[member(1, "a")], &[], &[]).as_bytes());
+    let out = delta(&ws, &[]);
+    assert_eq!(code(&out), 0, "{}", stderr_of(&out));
+    let s = json(&out);
+    assert_eq!(actions(&s), vec![(A0.to_string(), "too_new".to_string())]);
+    assert!(inbox_names(&ws).is_empty());
+    configure(&ws, &sshd, &Cfg::new(&sshd), true);
+    let out = delta(&ws, &[]);
+    assert_eq!(applied_names(&json(&out)), vec![A0.to_string()]);
 }

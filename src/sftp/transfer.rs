@@ -50,13 +50,27 @@ pub(crate) async fn list(
     };
     let mut files = Vec::new();
     for entry in entries {
-        let meta = entry.metadata();
-        if !entry.file_type().is_file() {
+        let mut meta = entry.metadata();
+        // Regular files; a server that does not report types (no permissions) is taken at
+        // its word that the folder holds files.
+        let regular = entry.file_type().is_file()
+            || (meta.permissions.is_none() && entry.file_type().is_other());
+        if !regular {
             continue;
         }
+        if meta.size.is_none() {
+            meta = sftp.metadata(entry.path()).await?;
+        }
+        let Some(size) = meta.size else {
+            tracing::warn!(
+                "{} on the SFTP server has no size in its listing; left alone",
+                entry.file_name()
+            );
+            continue;
+        };
         files.push(RemoteFile {
             name: entry.file_name(),
-            size: meta.size.unwrap_or(0),
+            size,
             mtime: meta.mtime,
         });
     }
