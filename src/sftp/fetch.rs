@@ -336,14 +336,6 @@ impl Fetched {
             remote.close();
         }
     }
-
-    /// The run's deadline passed (nothing more should be started).
-    pub fn past_deadline(&self) -> bool {
-        self.remote
-            .as_ref()
-            .and_then(Remote::deadline)
-            .is_some_and(|d| Instant::now() >= d)
-    }
 }
 
 /// Errors after which no further operation in this run can succeed.

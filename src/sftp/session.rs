@@ -379,11 +379,6 @@ impl Remote {
         std::mem::take(&mut self.connector.notes)
     }
 
-    /// The run's deadline, if any.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
     /// Runs `op` on a session, connecting first if needed; retries on a new connection when
     /// the connection drops or stalls, with backoff, until the retries or the deadline run
     /// out. `what` names the operation in logs and errors.
