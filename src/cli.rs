@@ -29,11 +29,11 @@ Exit codes:
   64  usage error (a wrong flag or value)
   65  bad input data (malformed export XML, a file refused, an invalid receipt or contact);
       nothing of it was applied. push-local: Engage rejected items (kept, see status)
-  69  Engage unavailable
+  69  Engage unavailable (the API, or its SFTP server)
   73  cannot create a file or directory
   74  I/O or database error
   75  temporary failure, try again later (another run holds the lock, Engage 429/5xx)
-  77  permission denied (file system, or Engage 401/403)
+  77  permission denied (file system, Engage 401/403, SFTP login or host key refused)
   78  configuration error";
 
 /// Options shared by every command.
@@ -95,6 +95,19 @@ pub enum Command {
     /// only. A file already applied with the same content is skipped; the same name with other
     /// content is refused. A malformed file changes nothing, is moved to the quarantine folder,
     /// and stops the run (exit 65) unless --keep-going.
+    ///
+    /// With `[sftp]` in the config file (or --from sftp), new files are first downloaded from
+    /// Engage's SFTP server into the inbox, in import order: each to a hidden temporary name,
+    /// its size checked against the listing and the server looked at again, then renamed, so a
+    /// half-downloaded file is never imported. Files the ledger holds with the same name and
+    /// size are not downloaded again. Once a file is applied it can be deleted on the server or
+    /// moved to a remote archive folder (`[sftp] after_import`; default: left there); a
+    /// refused file never is. The server's host key must be in `[sftp] known_hosts` or match
+    /// `host_key_fingerprint`: an unknown or changed key is refused (exit 77) until trusted
+    /// with --trust-host-key. The password comes from ENGAGE_SYNC_SFTP_PASSWORD or `[sftp]
+    /// password_file`, a private key's passphrase from ENGAGE_SYNC_SFTP_PASSPHRASE. A dropped
+    /// connection is retried with backoff; when the server stays away (exit 69) or the
+    /// --deadline passes (75), the files downloaded completely are still imported.
     #[command(after_help = EXIT_CODES_HELP)]
     Delta(DeltaArgs),
     /// Build a complete replica (from a full export or the API) and swap it in atomically
@@ -390,9 +403,39 @@ pub struct DeltaArgs {
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
 
+    /// Where the files come from: `sftp` downloads new files from Engage's SFTP server
+    /// (`[sftp]` in the config file) into the inbox first, `local` imports the inbox (or the
+    /// PATHs) only [default: sftp when `[sftp] host` is set and no PATH is given, else local]
+    #[arg(long, value_name = "SOURCE", conflicts_with = "paths")]
+    pub from: Option<DeltaSource>,
+
+    /// Trust the SFTP server's host key with this fingerprint (SHA256:…, as printed when an
+    /// unknown or changed key is refused), after checking it with the Voyado team; it is
+    /// recorded in `[sftp] known_hosts` (a changed key replaces the old entry)
+    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_trust_fingerprint)]
+    pub trust_host_key: Option<String>,
+
+    /// Stop after this long (e.g. 10m): no connection, retry or download starts later; files
+    /// downloaded completely are still imported, the rest is left for the next run (exit 75)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
+
     /// Options of every writing command.
     #[command(flatten)]
     pub write: WriteArgs,
+}
+
+/// Where `delta` takes its files from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeltaSource {
+    /// Engage's SFTP server (`[sftp]` in the config file), via the inbox.
+    Sftp,
+    /// The inbox folder or the PATHs given.
+    Local,
+}
+
+fn parse_trust_fingerprint(value: &str) -> Result<String, String> {
+    crate::sftp::parse_fingerprint(value)
 }
 
 /// `changes`.

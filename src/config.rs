@@ -91,6 +91,9 @@ pub struct FileConfig {
     /// Offline outboxes: contacts and receipts registered at the till.
     #[serde(default)]
     pub local: LocalFileConfig,
+    /// Engage's SFTP server, where `delta` fetches the export files from.
+    #[serde(default)]
+    pub sftp: crate::sftp::SftpFileConfig,
 }
 
 /// `[local]`: contacts and receipts registered at the till while Engage may be unreachable
@@ -186,6 +189,8 @@ pub struct Settings {
     pub engage: EngageFileConfig,
     /// `[local]` with defaults applied and durations parsed.
     pub local: LocalSettings,
+    /// `[sftp]` resolved; `None` when no SFTP host is configured.
+    pub sftp: Option<crate::sftp::SftpSettings>,
 }
 
 /// The keys a local contact or receipt may name, as Engage spells them.
@@ -339,6 +344,7 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
             ..file.engage.clone()
         },
         local: resolve_local(&file.local)?,
+        sftp: crate::sftp::resolve(&file.sftp, rel, &db_dir)?,
         db,
     })
 }

@@ -22,6 +22,7 @@ pub(crate) fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::commands::BuildPaused,
         crate::engage::EngageError,
         crate::outbox::OutboxError,
+        crate::sftp::SftpError,
     );
     None
 }

@@ -19,4 +19,5 @@ pub mod normalize;
 pub mod outbox;
 pub mod progress;
 pub mod replica;
+pub mod sftp;
 pub mod time;

@@ -16,6 +16,8 @@ pub struct Progress {
     total_bytes: u64,
     bytes: Cell<u64>,
     contacts: Cell<u64>,
+    /// What [`Progress::inc_items`] counts ("contacts" unless [`Progress::counting`] says).
+    unit: &'static str,
     started: Instant,
     last_log: Cell<Instant>,
 }
@@ -45,6 +47,7 @@ impl Progress {
             total_bytes,
             bytes: Cell::new(0),
             contacts: Cell::new(0),
+            unit: "contacts",
             started: now,
             last_log: Cell::new(now),
         }
@@ -64,11 +67,22 @@ impl Progress {
         }
     }
 
+    /// Counts something other than contacts (e.g. "files" for downloads).
+    pub fn counting(mut self, unit: &'static str) -> Progress {
+        self.unit = unit;
+        self
+    }
+
     /// Contacts processed.
     pub fn inc_contacts(&self, n: u64) {
+        self.inc_items(n);
+    }
+
+    /// Items (contacts, or the unit given to [`Progress::counting`]) done.
+    pub fn inc_items(&self, n: u64) {
         self.contacts.set(self.contacts.get() + n);
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("{} contacts", self.contacts.get()));
+            bar.set_message(format!("{} {}", self.contacts.get(), self.unit));
         }
     }
 
@@ -83,12 +97,13 @@ impl Progress {
             100.0
         };
         tracing::info!(
-            "{}: {:.0}% ({} of {} bytes), {} contacts, {:.0}s elapsed",
+            "{}: {:.0}% ({} of {} bytes), {} {}, {:.0}s elapsed",
             self.label,
             pct,
             self.bytes.get(),
             self.total_bytes,
             self.contacts.get(),
+            self.unit,
             self.started.elapsed().as_secs_f64()
         );
     }

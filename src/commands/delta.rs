@@ -1,4 +1,5 @@
-//! `engage-sync delta`: import contact-export XML files (SPEC §4).
+//! `engage-sync delta`: import contact-export XML files (SPEC §4), from the inbox or the
+//! paths given, or fetched from Engage's SFTP server into the inbox first ([`crate::sftp`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,8 +9,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::{print_json, print_lines, Ctx};
-use crate::cli::DeltaArgs;
+use crate::cli::{DeltaArgs, DeltaSource};
 use crate::commands::init::DEFAULT_MODE;
+use crate::config::Settings;
 use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure};
 use crate::export_xml::{ExportFileName, ImportError};
 use crate::fsutil::move_into;
@@ -17,6 +19,7 @@ use crate::import::{FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
 use crate::replica::{ledger, Replica, RunLog};
+use crate::sftp::{self, FetchOptions, SftpReport, SftpSettings};
 use crate::time::now_rfc3339;
 
 /// The run's result, printed as the summary (and as JSON with `--json`).
@@ -37,6 +40,8 @@ struct DeltaSummary {
     warnings: Vec<String>,
     failures: Vec<Failure>,
     files: Vec<FileReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sftp: Option<SftpReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,7 +61,11 @@ pub(super) struct Input {
 pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let s = &ctx.settings;
-    let inputs = collect_inputs(&args.paths, &s.inbox)?;
+    let source = sftp_source(s, args)?;
+    let inputs = match source {
+        Some(_) => Vec::new(),
+        None => collect_inputs(&args.paths, &s.inbox)?,
+    };
     let _lock = lock::acquire(&s.db, "delta", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
     let run_log = if args.write.dry_run {
@@ -68,7 +77,10 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.write.dry_run,
         ..DeltaSummary::default()
     };
-    let result = import_all(ctx, args, &mut replica, inputs, &mut summary);
+    let result = match source {
+        Some(cfg) => fetch_and_import(ctx, args, cfg, started, &mut replica, &mut summary),
+        None => import_all(ctx, args, &mut replica, inputs, &mut summary),
+    };
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.contacts_per_second = if summary.elapsed_seconds > 0.0 {
         (summary.members as f64 / summary.elapsed_seconds).round()
@@ -80,11 +92,72 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
             "files_applied": summary.files_applied, "files_failed": summary.files_failed,
             "inserted": summary.inserted, "updated": summary.updated,
             "deleted": summary.deleted, "stale": summary.stale,
+            "files_downloaded": summary.sftp.as_ref().map(|r| r.files_downloaded),
         });
         run_log.close(replica.conn(), &result, &counts)?;
     }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
+}
+
+/// SFTP when `--from sftp`, or when `[sftp]` is configured and neither `--from local` nor
+/// paths were given.
+fn sftp_source<'a>(s: &'a Settings, args: &DeltaArgs) -> anyhow::Result<Option<&'a SftpSettings>> {
+    match (args.from, &s.sftp) {
+        (Some(DeltaSource::Local), _) => Ok(None),
+        (Some(DeltaSource::Sftp), Some(cfg)) => Ok(Some(cfg)),
+        (Some(DeltaSource::Sftp), None) => Err(ConfigError(
+            "--from sftp needs an [sftp] section with host, user and credentials in the config \
+             file; see engage-sync.toml.example"
+                .into(),
+        )
+        .into()),
+        (None, Some(cfg)) if args.paths.is_empty() => Ok(Some(cfg)),
+        (None, _) => Ok(None),
+    }
+}
+
+/// `delta` from SFTP: new files are downloaded into the inbox, the inbox is imported as
+/// usual, then the files now applied are removed from the server (if configured). When the
+/// fetch stops early (server gone, deadline), the complete files are still imported. The exit
+/// code is a refused file's first, then the fetch's failure, then the clean-up's.
+fn fetch_and_import(
+    ctx: &Ctx,
+    args: &DeltaArgs,
+    cfg: &SftpSettings,
+    started: Instant,
+    replica: &mut Replica,
+    summary: &mut DeltaSummary,
+) -> anyhow::Result<()> {
+    let s = &ctx.settings;
+    let dry_run = args.write.dry_run;
+    let opts = FetchOptions {
+        dry_run,
+        deadline: args.deadline.map(|d| started + d),
+        trust_host_key: args.trust_host_key.clone(),
+        show_progress: !ctx.json && ctx.verbosity >= 0 && !dry_run,
+    };
+    let mut fetched = sftp::fetch(cfg, &s.inbox, replica.conn(), &opts);
+    // The inbox is created by the fetch; it may be missing if the fetch failed first.
+    let inputs = if s.inbox.exists() {
+        collect_inputs(&[], &s.inbox)?
+    } else {
+        Vec::new()
+    };
+    let imported = import_all(ctx, args, replica, inputs, summary);
+    let cleaned = fetched.after_import(replica.conn());
+    fetched.close();
+    summary.sftp = Some(std::mem::take(&mut fetched.report));
+    match (imported, fetched.error.take(), cleaned) {
+        (Err(e), fetch_error, _) => {
+            if let Some(f) = fetch_error {
+                tracing::error!("{f:#}");
+            }
+            Err(e)
+        }
+        (Ok(()), Some(f), _) => Err(f),
+        (Ok(()), None, cleaned) => cleaned,
+    }
 }
 
 /// Applies the inputs in order; stops at the first bad file unless `--keep-going`.
@@ -355,6 +428,9 @@ fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(r) = &s.sftp {
+        sftp_lines(r, s.dry_run, &mut lines);
+    }
     let prefix = if s.dry_run {
         "delta (dry run, nothing written)"
     } else {
@@ -382,4 +458,31 @@ fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
         s.contacts_per_second
     ));
     print_lines(lines)
+}
+
+/// The SFTP part of the summary: per file in a dry run (what would be downloaded, in import
+/// order), then one line of counts.
+fn sftp_lines(r: &SftpReport, dry_run: bool, lines: &mut Vec<String>) {
+    if dry_run {
+        for f in &r.files {
+            let after = f
+                .after_import
+                .as_deref()
+                .map(|a| format!("; {a}"))
+                .unwrap_or_default();
+            lines.push(format!(
+                "sftp {} ({} bytes): {}{after}",
+                f.name, f.size, f.action
+            ));
+        }
+    }
+    lines.push(format!(
+        "sftp {} {}: {} files listed, {} downloaded ({} bytes), {} removed from the server",
+        r.server,
+        r.remote_dir,
+        r.files_listed,
+        r.files_downloaded,
+        r.bytes_downloaded,
+        r.files_removed
+    ));
 }

@@ -18,7 +18,7 @@ mod config;
 mod error;
 mod limiter;
 pub mod models;
-mod retry;
+pub(crate) mod retry;
 mod transport;
 
 pub use client::{format_feed_time, EngageClient, BULK_MAX, MIN_CHANGES_WINDOW};

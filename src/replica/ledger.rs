@@ -35,6 +35,24 @@ pub fn applied_hash(conn: &Connection, name: &str) -> rusqlite::Result<Option<St
         .optional()
 }
 
+/// Size and hash of the applied file of that name, if any.
+pub fn applied_size_and_hash(
+    conn: &Connection,
+    name: &str,
+) -> rusqlite::Result<Option<(u64, String)>> {
+    conn.query_row(queries::APPLIED_FILE_SIZE_HASH, [name], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+    })
+    .optional()
+}
+
+/// Whether a file of that name was quarantined (purge forgets old records): `Some(moved_to)`
+/// of the latest time, else `None`.
+pub fn last_quarantine(conn: &Connection, name: &str) -> rusqlite::Result<Option<Option<String>>> {
+    conn.query_row(queries::LAST_QUARANTINE_OF_NAME, [name], |r| r.get(0))
+        .optional()
+}
+
 /// Records an applied file; call inside the file's transaction.
 pub fn insert_applied(conn: &Connection, row: &FileLedgerRow, now: &str) -> rusqlite::Result<()> {
     conn.execute(

@@ -55,6 +55,11 @@ pub const DELETE_TOMBSTONE: &str = "DELETE FROM tombstone WHERE contact_id = ?1"
 
 /// Hash of an applied file, by name.
 pub const APPLIED_FILE_HASH: &str = "SELECT sha256 FROM applied_file WHERE name = ?1";
+/// Size and hash of an applied file (`delta` from SFTP: what not to download again).
+pub const APPLIED_FILE_SIZE_HASH: &str = "SELECT size, sha256 FROM applied_file WHERE name = ?1";
+/// Where the latest quarantined file of a name went (`delta` from SFTP).
+pub const LAST_QUARANTINE_OF_NAME: &str =
+    "SELECT moved_to FROM quarantined_file WHERE name = ?1 ORDER BY id DESC LIMIT 1";
 /// Ledger row of an applied file.
 pub const INSERT_APPLIED_FILE: &str = "INSERT INTO applied_file (name, export_timestamp, \
      file_number, size, sha256, members, inserted, updated, deleted, stale, applied_at) \
