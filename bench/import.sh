@@ -9,7 +9,9 @@
 # Environment: CONTACTS (1000000), UPDATES (100000, at most CONTACTS/10 by default),
 # DELETES (10000, at most CONTACTS/100 by default), MODES ("keys full"),
 # PER_FILE (10000), LOOKUPS (200), SINGLE_FILE (1: also compare one big file with one small),
-# MEM_MODE (full, else the last of MODES), OUT (bench/out), KEEP_DATA (0), CARGO_TARGET_DIR.
+# MEM_MODE (full, else the last of MODES), OUT (bench/out), KEEP_DATA (0), CARGO_TARGET_DIR,
+# FULL (1: also `full --from-xml` of the initial export into a new replica, per mode),
+# PY_MODES ("keys": modes in which bench/python_baseline.py imports the same files; "" = none).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +22,8 @@ CONTACTS="${CONTACTS:-1000000}"
 UPDATES="${UPDATES:-$(((CONTACTS / 10) < 100000 ? (CONTACTS / 10) : 100000))}"
 DELETES="${DELETES:-$(((CONTACTS / 100) < 10000 ? (CONTACTS / 100) : 10000))}"
 MODES="${MODES:-keys full}"
+FULL="${FULL:-1}"
+PY_MODES="${PY_MODES-keys}"
 PER_FILE="${PER_FILE:-10000}"
 LOOKUPS="${LOOKUPS:-200}"
 SINGLE_FILE="${SINGLE_FILE:-1}"
@@ -33,6 +37,8 @@ TS_UPDATE=20260102000000
 # Targets (bench/README.md).
 T_INITIAL=50000   # contacts/s, initial import
 T_UPDATE=25000    # contacts/s, update round
+T_FULL=250000     # contacts/s, full --from-xml (issue 7)
+T_UPDATE_NEXT=100000 # contacts/s, update round (issue 7)
 T_RSS_MB=100      # peak RSS of any import
 T_LOOKUP_MS=5     # whole-process median of `lookup`
 
@@ -156,6 +162,44 @@ print(d["members"], "%.2f" % d["elapsed_seconds"], d["inserted"], d["updated"], 
         "$(verdict "$rate_json" "$min" "$RSS_MB")"
 }
 
+# full_step NAME MODE DB DIR EXPECTED: `full --from-xml DIR` into a new replica; records a row.
+full_step() {
+    local name="$1" mode="$2" db="$3" dir="$4" expected="$5" fields
+    echo "== full --from-xml ($mode)" >&2
+    measure "$name" "$BIN" --db "$db" full --mode "$mode" --from-xml "$dir" --json
+    fields="$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+if d["members"] != int(sys.argv[2]) or d["contacts"] != int(sys.argv[2]):
+    sys.exit("unexpected summary: members=%s contacts=%s" % (d["members"], d["contacts"]))
+print(d["members"], "%.2f" % d["elapsed_seconds"])
+' "$LOGS/$name.out" "$expected")" || die "step $name: see $LOGS/$name.out"
+    local members engine rate_json rate_wall
+    read -r members engine <<<"$fields"
+    rate_json="$(awk -v m="$members" -v s="$engine" 'BEGIN { printf "%.0f", (s > 0 ? m / s : 0) }')"
+    rate_wall="$(awk -v m="$members" -v s="$WALL" 'BEGIN { printf "%.0f", (s > 0 ? m / s : 0) }')"
+    echo "   $members contacts in ${engine} s (wall ${WALL} s, cpu ${CPU_S} s): $rate_json contacts/s," \
+        "peak RSS ${RSS_MB} MB" >&2
+    row "full --from-xml (new replica, swap)" "$mode" "$members" "$engine" "$WALL" "$CPU_S" \
+        "$rate_json" "$rate_wall" "$RSS_MB" "$(verdict "$rate_json" "$T_FULL" "$RSS_MB")"
+}
+
+# py_step NAME MODE DB DIR LABEL: bench/python_baseline.py on DIR; records a row.
+py_step() {
+    local name="$1" mode="$2" db="$3" dir="$4" label="$5" members engine rate
+    echo "== $label ($mode)" >&2
+    measure "$name" python3 "$ROOT/bench/python_baseline.py" --db "$db" --mode "$mode" "$dir"
+    read -r members engine rate <<<"$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["members"], "%.2f" % d["elapsed_seconds"], d["contacts_per_second"])
+' "$LOGS/$name.out")" || die "step $name: see $LOGS/$name.out"
+    echo "   $members contacts in ${engine} s: $rate contacts/s, peak RSS ${RSS_MB} MB" >&2
+    row "$label" "$mode" "$members" "$engine" "$WALL" "$CPU_S" "$rate" \
+        "$(awk -v m="$members" -v s="$WALL" 'BEGIN { printf "%.0f", (s > 0 ? m / s : 0) }')" \
+        "$RSS_MB" "baseline"
+}
+
 # lookup_step MODE DB: whole-process latency of `lookup --mobile` for random existing contacts.
 lookup_step() {
     local mode="$1" db="$2" stats median p95 found
@@ -250,6 +294,20 @@ for mode in $MODES; do
             "$T_UPDATE" "update round (${UPDATES} upd + ${DELETES} del)"
     fi
     DB_MB[$mode]="$(size_mb "$db" "$db-wal")"
+    if [[ "$FULL" == 1 ]]; then
+        full_step "full-$mode" "$mode" "$WORK/full-$mode.db" "$DATA/initial" "$CONTACTS"
+        rm -rf "$WORK/full-$mode.db" "$WORK/full-$mode.db.d" "$WORK/full-$mode.db.lock"
+    fi
+done
+
+for mode in $PY_MODES; do
+    db="$WORK/py-$mode.db"
+    measure "py-init-$mode" "$BIN" --db "$db" init --mode "$mode"
+    py_step "py-initial-$mode" "$mode" "$db" "$DATA/initial" "initial import, Python baseline"
+    if ((UPDATES + DELETES > 0)); then
+        py_step "py-update-$mode" "$mode" "$db" "$DATA/update" "update round, Python baseline"
+    fi
+    rm -f "$db" "$db-wal" "$db-shm" "$db.lock"
 done
 
 if [[ "$SINGLE_FILE" == 1 ]]; then
@@ -307,6 +365,21 @@ report() {
     for mode in $MODES; do
         echo "replica size after both rounds, $mode mode: ${DB_MB[$mode]} MB"
     done
+    for mode in $PY_MODES; do
+        awk -F '\t' -v m="$mode" '
+            $2 == m && $1 ~ /^initial import \(/ { ours_i = $7 }
+            $2 == m && $1 ~ /^update round \(/ { ours_u = $7 }
+            $2 == m && $1 ~ /^full --from-xml/ { ours_f = $7 }
+            $2 == m && $1 == "initial import, Python baseline" { py_i = $7 }
+            $2 == m && $1 == "update round, Python baseline" { py_u = $7 }
+            END {
+                if (py_i > 0) printf "vs Python baseline, %s mode: delta initial %.1fx, full --from-xml %.1fx", m, ours_i / py_i, ours_f / py_i
+                if (py_u > 0) printf ", update round %.1fx", ours_u / py_u
+                if (py_i > 0) printf " (target >= 10x)\n"
+            }' "$ROWS"
+    done
+    echo "issue 7 targets: full --from-xml >= ${T_FULL}/s (its verdict above), update round" \
+        ">= ${T_UPDATE_NEXT}/s, >= 10x the Python baseline on the same files"
     echo "targets: initial >= ${T_INITIAL}/s, update round >= ${T_UPDATE}/s, peak RSS <= ${T_RSS_MB} MB" \
         "and the same for one ${CONTACTS}-contact file as for ${PER_FILE}-contact files," \
         "lookup median <= ${T_LOOKUP_MS} ms"
