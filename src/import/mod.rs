@@ -133,6 +133,10 @@ pub fn apply_file(
 /// RSS on a 1,000,000-contact file, against the "same memory for any file size" target.)
 const CHUNK_CHANGES: usize = 1024;
 const CHANNEL_CHUNKS: usize = 4;
+/// A chunk is also sent once this much of the file went into it, so that members with large
+/// fields (a parser limit allows 2 MiB of text each) cannot make the chunks in flight hold
+/// hundreds of MB: 5,000 members of 50 KB each peaked at 132 MB before this bound.
+const CHUNK_BYTES: u64 = 4 << 20;
 
 /// One contact change, built on the parser thread. Nearly all changes are upserts, so boxing
 /// the row would only add an allocation per contact.
@@ -281,8 +285,8 @@ impl Source<'_> {
             match parser.next_member() {
                 Ok(Some(member)) => {
                     chunk.push(self.change(member));
-                    if chunk.len() == CHUNK_CHANGES {
-                        let read = parser.input().get_ref().bytes;
+                    let read = parser.input().get_ref().bytes;
+                    if chunk.len() == CHUNK_CHANGES || read - sent_bytes >= CHUNK_BYTES {
                         let mut changes =
                             std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_CHANGES));
                         sort_by_contact(&mut changes);
