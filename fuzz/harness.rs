@@ -93,7 +93,7 @@ pub fn receipt_validate(data: &[u8]) -> Result<usize, String> {
     let country = calling_code("SE").expect("SE is known");
     let mut valid = 0;
     let result = read_all(BufReader::new(data), "fuzz input", &mut |i, doc| {
-        let store = (i % 2 == 0).then_some("0600");
+        let store = i.is_multiple_of(2).then_some("0600");
         let receipt = validate(doc, i + 1, store, country)?;
         assert!(!receipt.unique_receipt_id.is_empty());
         assert_eq!(receipt.unique_receipt_id.trim(), receipt.unique_receipt_id);

@@ -464,7 +464,7 @@ fn hostile_exports() -> Vec<(&'static str, String, Vec<u8>, &'static str)> {
         with_bytes(
             &format!("<contacts xmlns=\"{NS}\"><new><member contactId=\"{id}\" source=\""),
             &[0xFE],
-            &format!("\"/></new></contacts>"),
+            "\"/></new></contacts>",
         ),
         "UTF-8",
     );
@@ -473,7 +473,7 @@ fn hostile_exports() -> Vec<(&'static str, String, Vec<u8>, &'static str)> {
         with_bytes(
             &format!("<contacts xmlns=\"{NS}\"><deleted><member><contactId>{id}"),
             &[0xFF],
-            &format!("</contactId></member></deleted></contacts>"),
+            "</contactId></member></deleted></contacts>",
         ),
         "UTF-8",
     );
@@ -869,6 +869,7 @@ fn every_prefix_of_an_export_is_refused_by_the_parser() {
 
 /// Peak resident memory of a finished child, from the kernel (`wait4`), in KiB.
 #[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child does not know about
 fn run_measured(mut cmd: Command) -> (Option<i32>, String, u64) {
     let stderr = tempfile::NamedTempFile::new().expect("temp");
     cmd.stdout(Stdio::null())

@@ -182,7 +182,7 @@ fn lookup_reader(
     let bin = assert_cmd::cargo::cargo_bin("engage-sync");
     let mut n = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        let (flag, value) = if n % 2 == 0 {
+        let (flag, value) = if n.is_multiple_of(2) {
             (
                 "--email",
                 format!("c{}@rw.example.com", shared_id(n % SHARED)),
