@@ -36,6 +36,19 @@ Exit codes:
   77  permission denied (file system, Engage 401/403, SFTP login or host key refused)
   78  configuration error";
 
+/// Longest duration a flag accepts: 100 years. Longer ones mean nothing here, and adding one
+/// to the current time overflowed (`--deadline 500000000000y` panicked).
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 24 * 3600);
+
+/// A duration flag (`30d`, `2h`, `10m`): humantime's syntax, at most [`MAX_DURATION`].
+fn duration_arg(value: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err("longer than 100 years; give a shorter duration such as 30d".into());
+    }
+    Ok(d)
+}
+
 /// Options shared by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -314,7 +327,7 @@ pub struct ReceiptAddArgs {
 #[derive(Debug, Args)]
 pub struct PushLocalArgs {
     /// Stop after this long (e.g. 10m): no request starts later; what is left stays queued
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub deadline: Option<std::time::Duration>,
 
     /// Queue items Engage rejected earlier once more (after fixing them)
@@ -335,12 +348,12 @@ pub struct StatusArgs {
 
     /// With --check: the replica is stale when its last successful sync is older than this
     /// (e.g. 30m, 2h, 1d)
-    #[arg(long, value_name = "AGE", default_value = "2h", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "AGE", default_value = "2h", value_parser = duration_arg)]
     pub max_age: std::time::Duration,
 
     /// With --check: also exit 75 when an outbox item (contact or receipt) has waited longer
     /// than this to be delivered (e.g. 1h)
-    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "AGE", value_parser = duration_arg)]
     pub max_pending_age: Option<std::time::Duration>,
 }
 
@@ -348,7 +361,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// Purge what is older than this (e.g. 30d, 12h, 2w)
-    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "AGE", value_parser = duration_arg)]
     pub older_than: std::time::Duration,
 
     /// Options of every writing command.
@@ -447,7 +460,7 @@ pub struct ChangesArgs {
     pub since: Option<String>,
 
     /// Stop after this long (e.g. 10m): no request starts later; the cursor stays where it was
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub deadline: Option<std::time::Duration>,
 
     /// Options of every writing command.
@@ -478,7 +491,7 @@ pub struct FullArgs {
     pub restart: bool,
 
     /// Stop after this long (e.g. 10m); a later run resumes the build
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub deadline: Option<std::time::Duration>,
 
     /// Options of every writing command.

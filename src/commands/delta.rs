@@ -12,7 +12,7 @@ use super::{print_json, print_lines, Ctx};
 use crate::cli::{DeltaArgs, DeltaSource};
 use crate::commands::init::DEFAULT_MODE;
 use crate::config::Settings;
-use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure};
+use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure, UsageError};
 use crate::export_xml::{ExportFileName, ImportError};
 use crate::fsutil::move_into;
 use crate::import::{FileReport, FileStatus, Importer};
@@ -368,8 +368,16 @@ pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<
                     files.insert(entry.path());
                 }
             }
-        } else {
+        } else if meta.is_file() {
             files.insert(path.clone());
+        } else {
+            // A FIFO would block the import forever, a device never ends.
+            return Err(UsageError(format!(
+                "{} is neither a regular file nor a folder (a FIFO, device or socket); pass \
+                 export files or folders",
+                path.display()
+            ))
+            .into());
         }
     }
     Ok(files

@@ -13,7 +13,7 @@
 //! an element we do not understand may hold contacts we would otherwise lose.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{self, BufRead, Read};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
@@ -27,8 +27,21 @@ pub const EXPORT_NAMESPACE: &str = "http://eClub.Schemas.ExportMember";
 
 /// Largest accepted text of one field. Real fields are short; a huge one is hostile input.
 const MAX_FIELD_BYTES: usize = 1 << 20;
+/// Largest accepted text of one `<member>`, all fields together.
+const MAX_MEMBER_BYTES: usize = 2 << 20;
+/// Most values (fields, nested fields, repeated values) accepted in one `<member>`. Engage
+/// contacts have tens of attributes; the cap keeps a hostile member from costing memory and,
+/// since repeated names are found by a linear search, quadratic time.
+const MAX_MEMBER_VALUES: usize = 1024;
 /// Deepest accepted nesting inside a `<member>`.
 const MAX_FIELD_DEPTH: usize = 8;
+/// Largest accepted single piece of XML (a text node, a tag with its attributes, a comment, a
+/// DOCTYPE). quick-xml buffers a whole piece before it returns it, so without this bound a
+/// 50 MB text node cost over 100 MB of memory before the field check could refuse it.
+const MAX_TOKEN_BYTES: u64 = 2 << 20;
+/// Most attributes accepted on one element. quick-xml's duplicate-attribute check is
+/// quadratic: 100,000 attributes on one tag (under 1 MB) took minutes.
+const MAX_ATTRIBUTES: usize = 64;
 
 /// Which part of the file a member came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,17 +126,58 @@ enum State {
 
 /// Pull parser over an export document.
 pub struct ExportParser<'m, R: BufRead> {
-    reader: NsReader<R>,
+    reader: NsReader<TokenLimit<R>>,
     buf: Vec<u8>,
     state: State,
     field_map: &'m BTreeMap<String, String>,
     event_start: u64,
+    /// What the current member may still hold: values, and bytes of text.
+    member_values_left: usize,
+    member_bytes_left: usize,
+}
+
+/// Counts the bytes quick-xml takes for one event and refuses to hand it more than
+/// [`MAX_TOKEN_BYTES`], so one hostile piece of XML cannot make the parser buffer it whole.
+/// The parser resets the count before each event.
+struct TokenLimit<R> {
+    inner: R,
+    used: u64,
+    tripped: bool,
+}
+
+impl<R: BufRead> Read for TokenLimit<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for TokenLimit<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.used > MAX_TOKEN_BYTES {
+            self.tripped = true;
+            return Err(io::Error::other("XML token too large"));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.used += amount as u64;
+        self.inner.consume(amount);
+    }
 }
 
 impl<'m, R: BufRead> ExportParser<'m, R> {
     /// A parser over `input` renaming fields with `field_map` (element name → attribute name).
     pub fn new(input: R, field_map: &'m BTreeMap<String, String>) -> Self {
-        let mut reader = NsReader::from_reader(input);
+        let mut reader = NsReader::from_reader(TokenLimit {
+            inner: input,
+            used: 0,
+            tripped: false,
+        });
         let config = reader.config_mut();
         config.check_end_names = true;
         config.allow_unmatched_ends = false;
@@ -134,12 +188,14 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
             state: State::BeforeRoot,
             field_map,
             event_start: 0,
+            member_values_left: MAX_MEMBER_VALUES,
+            member_bytes_left: MAX_MEMBER_BYTES,
         }
     }
 
     /// The input the parser reads from (e.g. to ask a counting reader how far it got).
     pub fn input(&self) -> &R {
-        self.reader.get_ref()
+        &self.reader.get_ref().inner
     }
 
     /// The next member, or `None` once the document ended correctly.
@@ -182,6 +238,12 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
                     return Err(self.error("content after the end of the root element"))
                 }
                 (_, Ev::Text(t)) if t.trim().is_empty() => {}
+                (State::BeforeRoot, Ev::Text(_)) => {
+                    return Err(self.error(
+                        "the file starts with text, not XML (JSON, CSV or binary?); expected \
+                         <contacts xmlns=\"http://eClub.Schemas.ExportMember\">",
+                    ))
+                }
                 (_, Ev::Text(_)) => {
                     return Err(self.error("unexpected text outside of a member field"))
                 }
@@ -253,7 +315,10 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
     ) -> Result<Member, ParseError> {
         let mut contact_id_raw: Option<String> = None;
         let mut fields: Vec<(String, Value)> = Vec::with_capacity(16);
+        self.member_values_left = MAX_MEMBER_VALUES;
+        self.member_bytes_left = MAX_MEMBER_BYTES;
         for (name, value) in attrs {
+            self.spend(value.len())?;
             if name.eq_ignore_ascii_case("contactid") {
                 contact_id_raw = Some(value);
             } else if section != Section::Deleted {
@@ -266,11 +331,13 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
                 match self.next_event()? {
                     Ev::End => break,
                     Ev::Start { name, .. } => {
+                        self.spend(0)?;
                         let name = self.map_name(name);
                         let value = self.field_value(1)?;
                         self.take_field(name, value, &mut contact_id_raw, &mut fields, section);
                     }
                     Ev::Empty { name, attrs, .. } => {
+                        self.spend(0)?;
                         let name = self.map_name(name);
                         let value = empty_value(&attrs);
                         self.take_field(name, value, &mut contact_id_raw, &mut fields, section);
@@ -338,22 +405,26 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
             match self.next_content_event()? {
                 Ev::End => break,
                 Ev::Text(t) if text.is_empty() => {
+                    self.spend_text(t.len())?;
                     text = t;
                     if text.len() > MAX_FIELD_BYTES {
                         return Err(self.error("a field value is larger than 1 MiB"));
                     }
                 }
                 Ev::Text(t) => {
+                    self.spend_text(t.len())?;
                     text.push_str(&t);
                     if text.len() > MAX_FIELD_BYTES {
                         return Err(self.error("a field value is larger than 1 MiB"));
                     }
                 }
                 Ev::Start { name, .. } => {
+                    self.spend(0)?;
                     let value = self.field_value(depth + 1)?;
                     push_field(children.get_or_insert_with(Vec::new), name, value);
                 }
                 Ev::Empty { name, attrs, .. } => {
+                    self.spend(0)?;
                     push_field(
                         children.get_or_insert_with(Vec::new),
                         name,
@@ -370,6 +441,26 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
             Some(list) => Value::Object(list.into_iter().collect::<Map<String, Value>>()),
             None => Value::String(trim_owned(text)),
         })
+    }
+
+    /// Counts one more value of `bytes` bytes of text against the member's limits.
+    fn spend(&mut self, bytes: usize) -> Result<(), ParseError> {
+        if self.member_values_left == 0 {
+            return Err(self.error(&format!(
+                "a <member> has more than {MAX_MEMBER_VALUES} fields and values"
+            )));
+        }
+        self.member_values_left -= 1;
+        self.spend_text(bytes)
+    }
+
+    /// Counts `bytes` bytes of text against the member's limit.
+    fn spend_text(&mut self, bytes: usize) -> Result<(), ParseError> {
+        self.member_bytes_left = self
+            .member_bytes_left
+            .checked_sub(bytes)
+            .ok_or_else(|| self.error("a <member> holds more than 2 MiB of text"))?;
+        Ok(())
     }
 
     fn map_name(&self, name: String) -> String {
@@ -401,13 +492,25 @@ impl<'m, R: BufRead> ExportParser<'m, R> {
     fn read_event(&mut self, keep_blank: bool) -> Result<Ev, ParseError> {
         self.buf.clear();
         self.event_start = self.reader.buffer_position();
+        self.reader.get_mut().used = 0;
         let (ns, event) = match self.reader.read_resolved_event_into(&mut self.buf) {
             Ok(pair) => pair,
             Err(e) => {
-                return Err(ParseError {
-                    offset: self.reader.error_position(),
-                    message: format!("not well-formed XML: {e}"),
-                })
+                let message = format!("not well-formed XML: {e}");
+                return Err(if self.reader.get_ref().tripped {
+                    ParseError {
+                        offset: self.event_start,
+                        message: "a single piece of XML (a text node, a tag with its attributes, \
+                                  a comment or a DOCTYPE) is larger than 2 MiB; export fields \
+                                  are short, so the file is damaged or not an export"
+                            .into(),
+                    }
+                } else {
+                    ParseError {
+                        offset: self.reader.error_position(),
+                        message,
+                    }
+                });
             }
         };
         let ns = match ns {
@@ -513,7 +616,12 @@ fn element(s: &BytesStart<'_>, offset: u64) -> Result<(String, Vec<(String, Stri
         .map_err(|_| bad("invalid UTF-8 in an element name".into()))?
         .to_string();
     let mut attrs = Vec::new();
-    for attr in s.attributes() {
+    for (i, attr) in s.attributes().enumerate() {
+        if i == MAX_ATTRIBUTES {
+            return Err(bad(format!(
+                "the element <{name}> has more than {MAX_ATTRIBUTES} attributes"
+            )));
+        }
         let attr = attr.map_err(|e| bad(format!("not well-formed XML: {e}")))?;
         let key = attr.key;
         if key.as_namespace_binding().is_some() {

@@ -149,6 +149,10 @@ struct Sink<'a> {
 /// RSS on a 1,000,000-contact file, against the "same memory for any file size" target.)
 const CHUNK_CHANGES: usize = 1024;
 const CHANNEL_CHUNKS: usize = 4;
+/// A chunk is also sent once this much of the file went into it, so that members with large
+/// fields (a parser limit allows 2 MiB of text each) cannot make the chunks in flight hold
+/// hundreds of MB: 5,000 members of 50 KB each peaked at 132 MB before this bound.
+const CHUNK_BYTES: u64 = 4 << 20;
 
 /// What the parser thread sends.
 enum Chunk {
@@ -251,8 +255,8 @@ impl Source<'_> {
             match parser.next_member() {
                 Ok(Some(member)) => {
                     chunk.push(self.change(member));
-                    if chunk.len() == CHUNK_CHANGES {
-                        let read = parser.input().get_ref().bytes;
+                    let read = parser.input().get_ref().bytes;
+                    if chunk.len() == CHUNK_CHANGES || read - sent_bytes >= CHUNK_BYTES {
                         let mut changes =
                             std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_CHANGES));
                         sort_by_contact(&mut changes);

@@ -28,7 +28,9 @@ pub fn for_each_document(
     }
 }
 
-fn read_all<R: Read>(
+/// The reading behind [`for_each_document`], for any reader; `name` names the input in errors.
+/// Public for the fuzz target (`fuzz/`), which feeds it arbitrary bytes.
+pub fn read_all<R: Read>(
     mut reader: BufReader<R>,
     name: &str,
     each: &mut impl FnMut(usize, Value) -> anyhow::Result<()>,

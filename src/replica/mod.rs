@@ -153,7 +153,17 @@ impl Replica {
         .with_context(|| format!("cannot open the replica {}", path.display()))?;
         configure(&conn, busy_timeout, false)
             .with_context(|| format!("cannot configure the replica {}", path.display()))?;
-        let mode = schema::check_current(&conn, path)?;
+        let mode = schema::check_current(&conn, path).map_err(|e| {
+            if e.downcast_ref::<ReplicaError>().is_some() {
+                e
+            } else {
+                // E.g. "file is not a database": say which file.
+                e.context(format!(
+                    "cannot read the replica {} (is it an engage-sync database? check --db)",
+                    path.display()
+                ))
+            }
+        })?;
         Ok(Replica {
             conn,
             mode,
