@@ -144,15 +144,14 @@ struct Sink<'a> {
     flush: &'a mut dyn FnMut(&mut SortedBatch) -> rusqlite::Result<()>,
 }
 
-/// Changes per message from the parser thread, and messages in flight: enough to keep both
-/// cores busy, a few MB at most. (Chunks of 4096 sorted slightly better but added 10 MB of peak
-/// RSS on a 1,000,000-contact file, against the "same memory for any file size" target.)
+/// Changes per message from the parser thread, and messages in flight: enough to keep the
+/// parser busy while the writer applies a batch, 8 MB at most.
 const CHUNK_CHANGES: usize = 1024;
-const CHANNEL_CHUNKS: usize = 4;
+const CHANNEL_CHUNKS: usize = 8;
 /// A chunk is also sent once this much of the file went into it, so that members with large
 /// fields (a parser limit allows 2 MiB of text each) cannot make the chunks in flight hold
 /// hundreds of MB: 5,000 members of 50 KB each peaked at 132 MB before this bound.
-const CHUNK_BYTES: u64 = 4 << 20;
+const CHUNK_BYTES: u64 = 1 << 20;
 
 /// What the parser thread sends.
 enum Chunk {
