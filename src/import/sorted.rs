@@ -20,13 +20,13 @@ impl Change {
         }
     }
 
-    /// Memory the change holds, roughly.
+    /// Memory the change's strings hold, roughly (with malloc's overhead per string).
     fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Pending>()
-            + match self {
-                Change::Upsert(row) => row.heap_bytes(),
-                Change::Delete(id) => id.capacity(),
-            }
+        const PER_STRING: usize = 16;
+        match self {
+            Change::Upsert(row) => row.heap_bytes() + 10 * PER_STRING,
+            Change::Delete(id) => id.capacity() + PER_STRING,
+        }
     }
 }
 
@@ -101,7 +101,8 @@ impl SortedBatch {
 
     /// Whether the batch should be applied before more is added.
     pub(super) fn is_full(&self) -> bool {
-        self.bytes >= self.limit
+        // The vector's spare capacity counts: it doubles as it grows.
+        self.bytes + self.items.capacity() * std::mem::size_of::<Pending>() >= self.limit
     }
 
     /// Drops what is waiting (the transaction it was for is rolled back).
