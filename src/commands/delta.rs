@@ -195,6 +195,8 @@ fn import_all(
     let mut first_failure: Option<anyhow::Error> = None;
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     let mut importer = Importer::new(dry_run, s.archive.clone());
+    let paths = files.iter().map(|(_, p)| p.clone()).collect();
+    importer.parse_ahead(paths, s, replica.mode());
 
     for err in bad_names {
         let ImportError::BadName { file, .. } = &err else {

@@ -290,6 +290,8 @@ fn apply_all(
         .sum();
     let progress = Progress::new("full", total_bytes, !ctx.json && ctx.verbosity >= 0);
     let mut importer = Importer::new(false, None);
+    let paths = files.iter().map(|(_, p)| p.clone()).collect();
+    importer.parse_ahead(paths, &ctx.settings, build.mode());
     for (i, (name, path)) in files.iter().enumerate() {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             importer.finish(build)?;

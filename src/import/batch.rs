@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::ahead::ParseAhead;
 use super::sorted::SortedBatch;
 use super::{count, read_file, ContactAction, FileReport, FileStatus, ReadOutcome};
-use crate::config::Settings;
+use crate::config::{Mode, Settings};
 use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
 use crate::progress::Progress;
@@ -46,6 +47,8 @@ pub struct Importer {
     warnings: Vec<String>,
     /// `updated_at` of the open transaction's contacts.
     now: String,
+    /// Parsers started ahead, if the caller gave the files in advance.
+    ahead: Option<ParseAhead>,
 }
 
 impl Importer {
@@ -61,7 +64,14 @@ impl Importer {
             done: Vec::new(),
             warnings: Vec::new(),
             now: String::new(),
+            ahead: None,
         }
+    }
+
+    /// Announces the files that will be applied, in the order they will be given to
+    /// [`apply`](Self::apply), so that each is parsed while the one before is written.
+    pub fn parse_ahead(&mut self, paths: Vec<PathBuf>, settings: &Settings, mode: Mode) {
+        self.ahead = Some(ParseAhead::start(paths, settings, mode));
     }
 
     /// Reads one file into the open transaction. On error, nothing of the file stays
@@ -75,7 +85,8 @@ impl Importer {
         progress: &Progress,
     ) -> anyhow::Result<()> {
         self.begin(replica)?;
-        match self.read(replica, name, path, settings, progress) {
+        let prefetched = self.ahead.as_ref().and_then(|a| a.take(path));
+        match self.read(replica, name, path, settings, progress, prefetched) {
             Ok(members) => {
                 self.members += members;
                 if self.members >= BATCH_MEMBERS {
@@ -125,6 +136,7 @@ impl Importer {
         path: &Path,
         settings: &Settings,
         progress: &Progress,
+        prefetched: Option<std::sync::mpsc::Receiver<super::Chunk>>,
     ) -> anyhow::Result<u64> {
         let earlier: Vec<(String, String)> = self
             .files
@@ -155,6 +167,7 @@ impl Importer {
         let mut flush = |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run);
         let outcome = read_file(
             conn, mode, name, path, settings, &earlier, batch, slot, progress, &mut flush,
+            prefetched,
         );
         let report = &mut self.files[slot].report;
         let read = match outcome {
@@ -191,7 +204,7 @@ impl Importer {
         self.begin(replica)?;
         let hidden = Progress::hidden();
         for file in files {
-            self.read(replica, &file.name, &file.path, s, &hidden)
+            self.read(replica, &file.name, &file.path, s, &hidden, None)
                 .with_context(|| {
                     format!(
                         "{} applied once but not when applied again",

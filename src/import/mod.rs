@@ -7,7 +7,9 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 
+mod ahead;
 mod batch;
 mod sorted;
 
@@ -71,7 +73,8 @@ enum ReadOutcome {
 /// `flush` whenever it is full. `earlier` are the files already read in the open transaction
 /// (name and hash), which the ledger does not show yet. A malformed file is an
 /// [`ImportError`]; a database error is returned as is. Either way part of the file may have
-/// been applied, so the caller must roll the transaction back.
+/// been applied, so the caller must roll the transaction back. `prefetched` is the file's
+/// parser, if one was started ahead (see [`ahead`]).
 #[allow(clippy::too_many_arguments)]
 fn read_file(
     conn: &Connection,
@@ -84,6 +87,7 @@ fn read_file(
     file: usize,
     progress: &Progress,
     flush: &mut dyn FnMut(&mut SortedBatch) -> rusqlite::Result<()>,
+    prefetched: Option<Receiver<Chunk>>,
 ) -> anyhow::Result<ReadOutcome> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -113,27 +117,21 @@ fn read_file(
         ledger.sha256 = stored;
         return Ok(ReadOutcome::AlreadyApplied(ledger));
     }
-    let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let source = Source {
-        field_map: &settings.field_map,
-        mode,
-        country: settings.default_country,
-    };
-    let version = name.version_ms(settings.export_offset_seconds);
-    let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
     // Parse on one core while the database is written on the other: the parser thread turns
-    // the file into ready-made rows, the writer batches and applies them.
-    std::thread::scope(|scope| {
-        scope.spawn(move || source.parse(input, &sender));
-        let mut sink = Sink {
-            batch,
-            version,
-            file,
-            flush,
-        };
-        receive(receiver, &mut ledger, &mut sink, progress).map_err(|e| locate(e, path))?;
-        Ok(ReadOutcome::Added(ledger))
-    })
+    // the file into ready-made rows, the writer batches and applies them. The thread may have
+    // been started ahead, while the file before was being written.
+    let receiver = match prefetched {
+        Some(receiver) => receiver,
+        None => Source::new(settings, mode).spawn(path)?,
+    };
+    let mut sink = Sink {
+        batch,
+        version: name.version_ms(settings.export_offset_seconds),
+        file,
+        flush,
+    };
+    receive(receiver, &mut ledger, &mut sink, progress).map_err(|e| locate(e, path))?;
+    Ok(ReadOutcome::Added(ledger))
 }
 
 /// Where the writer side puts a file's changes.
@@ -228,14 +226,33 @@ fn receive(
 }
 
 /// What the parser thread needs to build rows.
-#[derive(Clone, Copy)]
-struct Source<'a> {
-    field_map: &'a BTreeMap<String, String>,
+#[derive(Clone)]
+struct Source {
+    field_map: Arc<BTreeMap<String, String>>,
     mode: Mode,
     country: Country,
 }
 
-impl Source<'_> {
+impl Source {
+    fn new(settings: &Settings, mode: Mode) -> Source {
+        Source {
+            field_map: Arc::new(settings.field_map.clone()),
+            mode,
+            country: settings.default_country,
+        }
+    }
+
+    /// Starts a parser thread on `path`; its chunks arrive on the receiver.
+    fn spawn(self, path: &Path) -> anyhow::Result<Receiver<Chunk>> {
+        let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+        std::thread::Builder::new()
+            .name("export-parser".into())
+            .spawn(move || self.parse(input, &sender))
+            .context("cannot start the export parser thread")?;
+        Ok(receiver)
+    }
+
     /// Parses `file` into chunks of changes, then sends its hash. Stops quietly when the
     /// writer hangs up (it failed, and reports why).
     fn parse(self, file: File, sender: &SyncSender<Chunk>) {
@@ -248,7 +265,7 @@ impl Source<'_> {
         let mut chunk = Vec::with_capacity(CHUNK_CHANGES);
         let mut parser = ExportParser::new(
             BufReader::with_capacity(256 * 1024, &mut hashing),
-            self.field_map,
+            &self.field_map,
         );
         let failure = loop {
             match parser.next_member() {

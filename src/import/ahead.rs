@@ -1,0 +1,52 @@
+//! Parsing the next export file while the current one is written (see [`ParseAhead`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
+
+use super::{Chunk, Source};
+use crate::config::{Mode, Settings};
+
+/// Starts each file's parser thread while the file before it is still being written. Without
+/// it the two cores idle in turn at every file boundary: the writer drains the parser's
+/// backlog alone, then waits for the next file's first chunk (measured: one file of
+/// 1,000,000 contacts imported 25 % faster than the same contacts in 100 files). One thread
+/// walks the files in import order and hands out each file's parser, at most one file ahead;
+/// a file that is not taken (already applied, or the run stopped) is dropped, which stops its
+/// parser at its next chunk.
+pub(super) struct ParseAhead {
+    parsers: Receiver<(PathBuf, anyhow::Result<Receiver<Chunk>>)>,
+}
+
+impl ParseAhead {
+    /// Starts parsing `paths`, in this order.
+    pub(super) fn start(paths: Vec<PathBuf>, settings: &Settings, mode: Mode) -> ParseAhead {
+        let source = Source::new(settings, mode);
+        let (sender, parsers) = mpsc::sync_channel(0);
+        let spawned = std::thread::Builder::new()
+            .name("parse-ahead".into())
+            .spawn(move || {
+                for path in paths {
+                    let parser = source.clone().spawn(&path);
+                    if sender.send((path, parser)).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Not fatal: every file then starts its own parser when it is read.
+            tracing::debug!("cannot start the parse-ahead thread: {e}");
+        }
+        ParseAhead { parsers }
+    }
+
+    /// The parser of `path`, if it was started ahead. Files the caller skipped are passed
+    /// over; `None` when `path` is not among the files still ahead.
+    pub(super) fn take(&self, path: &Path) -> Option<Receiver<Chunk>> {
+        while let Ok((ahead, parser)) = self.parsers.recv() {
+            if ahead == path {
+                return parser.ok();
+            }
+        }
+        None
+    }
+}
