@@ -59,6 +59,7 @@ impl Importer {
             Ok(report) => {
                 self.members += report.ledger.members;
                 self.applied.push((name.clone(), path.to_path_buf()));
+                crate::failpoint::hit("import.file_applied");
                 if self.members >= BATCH_MEMBERS {
                     self.commit(replica)?;
                 }
@@ -119,10 +120,12 @@ impl Importer {
         if !self.open || self.dry_run {
             return Ok(());
         }
+        crate::failpoint::hit("import.before_commit");
         replica
             .conn()
             .execute_batch("COMMIT")
             .context("cannot commit the applied files to the replica")?;
+        crate::failpoint::hit("import.after_commit");
         self.open = false;
         self.members = 0;
         for (_, path) in self.applied.drain(..) {
@@ -134,6 +137,7 @@ impl Importer {
                 tracing::warn!("{msg}");
                 self.warnings.push(msg);
             }
+            crate::failpoint::hit("import.after_archive");
         }
         Ok(())
     }

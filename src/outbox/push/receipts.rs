@@ -122,6 +122,7 @@ impl Pusher<'_> {
             };
             after = last.id;
             let ready = self.tag_and_claim(items)?;
+            crate::failpoint::hit("push.receipts_claimed");
             self.post_all(ready)?;
         }
     }
@@ -236,6 +237,7 @@ impl Pusher<'_> {
         result: Result<ReceiptOutcome, EngageError>,
         stop: &mut Option<EngageError>,
     ) -> anyhow::Result<()> {
+        crate::failpoint::hit("push.receipt_posted");
         self.summary.requests.receipt_posts += 1;
         let now = now_rfc3339();
         let id = item.id;
@@ -246,6 +248,7 @@ impl Pusher<'_> {
                     ReceiptOutcome::Duplicate => "Duplicate",
                 };
                 self.write(|tx| store::finish_receipt(tx, id, State::Delivered, word, None, &now))?;
+                crate::failpoint::hit("push.receipt_recorded");
                 match outcome {
                     ReceiptOutcome::Created => self.summary.receipts_delivered += 1,
                     ReceiptOutcome::Duplicate => self.summary.receipts_duplicate += 1,
