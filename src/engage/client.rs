@@ -218,6 +218,50 @@ impl EngageClient {
         self.rt.block_on(self.api.bulk_status(batch_id))
     }
 
+    /// Posts many receipts concurrently within the rate limit and concurrency bound, calling
+    /// `on_result` on this thread as each answer arrives (not in input order), as
+    /// [`EngageClient::get_contacts`] does: the requests run as tasks on the client's runtime,
+    /// not on a thread each, so no blocked thread can wake late and send a burst.
+    ///
+    /// `on_result` returns [`ControlFlow::Break`] to stop starting new posts. Unlike
+    /// `get_contacts`, every error reaches `on_result` (the caller records it), and posts that
+    /// have started when it breaks still finish and reach it: their request may have reached
+    /// Engage, so their outcome must be recorded. At most `max_concurrency` posts are under way.
+    /// Returns the keys of the receipts never posted.
+    pub fn post_receipts<K, F>(&self, receipts: Vec<(K, Value)>, mut on_result: F) -> Vec<K>
+    where
+        K: Send + 'static,
+        F: FnMut(K, Result<ReceiptOutcome, EngageError>) -> ControlFlow<()>,
+    {
+        let window = self.max_concurrency.max(1);
+        self.rt.block_on(async {
+            let mut queue = receipts.into_iter();
+            let mut pending = tokio::task::JoinSet::new();
+            let mut stopped = false;
+            loop {
+                while !stopped && pending.len() < window {
+                    let Some((key, body)) = queue.next() else {
+                        break;
+                    };
+                    let api = self.api.clone();
+                    pending.spawn(async move {
+                        let result = api.post_receipt(&body).await;
+                        (key, result)
+                    });
+                }
+                let (key, result) = match pending.join_next().await {
+                    None => break,
+                    Some(Ok(done)) => done,
+                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // Cancelled: only `pending`'s drop aborts tasks, and then nobody joins.
+                    Some(Err(_)) => continue,
+                };
+                stopped |= on_result(key, result).is_break();
+            }
+            queue.map(|(key, _)| key).collect()
+        })
+    }
+
     /// Posts a finalized receipt. Repeating a receipt with the same `uniqueReceiptId` is safe
     /// (Engage ignores duplicates), but the client still does not repeat one that may have
     /// arrived: it returns [`EngageError::OutcomeUnknown`] and the caller re-posts on its next

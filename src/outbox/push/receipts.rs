@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use serde_json::Value;
 
-use super::{parallel, PushSummary, Pusher};
+use super::{PushSummary, Pusher};
 use crate::engage::{EngageError, ReceiptOutcome};
 use crate::outbox::fields::masked;
 use crate::outbox::local::{find_by, resolve_local_key};
@@ -198,26 +198,22 @@ impl Pusher<'_> {
         let client = self.client;
         let mut stop: Option<EngageError> = None;
         let mut record_error: Option<anyhow::Error> = None;
-        let unstarted = parallel::run(
-            self.opts.concurrency,
-            ready,
-            |r| client.post_receipt(&r.body),
-            |r, result| {
-                if let Err(e) = self.record_post(&r.item, result, &mut stop) {
-                    record_error.get_or_insert(e);
-                }
-                if stop.is_some() || record_error.is_some() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        );
+        let posts = ready.into_iter().map(|r| (r.item, r.body)).collect();
+        let unstarted = client.post_receipts(posts, |item, result| {
+            if let Err(e) = self.record_post(&item, result, &mut stop) {
+                record_error.get_or_insert(e);
+            }
+            if stop.is_some() || record_error.is_some() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
         let now = now_rfc3339();
         let reason = "not posted before the run stopped";
         self.write(|tx| {
-            for r in &unstarted {
-                store::receipt_to_pending(tx, r.item.id, reason, true, &now)?;
+            for item in &unstarted {
+                store::receipt_to_pending(tx, item.id, reason, true, &now)?;
             }
             Ok(())
         })?;
