@@ -658,7 +658,7 @@ fn full_xml_world(per_file: u32, linked: bool) -> Workspace {
 
 /// Everything `full` must carry over or produce, to compare with the uninterrupted run.
 fn replica_state(ws: &Workspace) -> Vec<Rows> {
-    vec![contacts(&ws), ledger(ws), outboxes(ws), history(ws)]
+    vec![contacts(ws), ledger(ws), outboxes(ws), history(ws)]
 }
 
 /// What a rerun of `full` must leave: the uninterrupted run's state, with one more `full` in
@@ -913,14 +913,14 @@ fn api_matrix(plan: Plan) {
             assert!(c > before.1, "{kill}: cursor moved back");
             same(
                 &[contacts(&ws)],
-                &[after.clone()],
+                std::slice::from_ref(&after),
                 &format!("{kill}: cursor advanced without its data"),
             );
         }
         ok(changes(&ws));
         same(
             &[contacts(&ws)],
-            &[after.clone()],
+            std::slice::from_ref(&after),
             &format!("{kill}: after the rerun"),
         );
         assert!(cursor(&ws).expect("cursor") > before.1, "{kill}: cursor");
@@ -1119,7 +1119,7 @@ fn assert_exactly_once(ws: &Workspace, fake: &FakeEngage, what: &str) {
     );
     let (_, receipts) = engage_state(fake);
     assert_eq!(receipts, push_customers(), "{what}: receipts' customers");
-    for row in contacts(&ws) {
+    for row in contacts(ws) {
         let (Some(id), Some(email)) = (&row[0], &row[3]) else {
             panic!("{what}: a contact without a contactId or e-mail: {row:?}");
         };

@@ -218,29 +218,30 @@ impl EngageClient {
         self.rt.block_on(self.api.bulk_status(batch_id))
     }
 
-    /// Posts many receipts concurrently within the rate limit and concurrency bound, calling
-    /// `on_result` on this thread as each answer arrives (not in input order), as
-    /// [`EngageClient::get_contacts`] does: the requests run as tasks on the client's runtime,
-    /// not on a thread each, so no blocked thread can wake late and send a burst.
+    /// Posts many receipts concurrently within the rate limit and concurrency bound, as
+    /// [`EngageClient::get_contacts`] fetches: the requests run as tasks on the client's
+    /// runtime, not on a thread each, so no blocked thread can wake late and send a burst.
+    /// `feed` supplies the receipts (asked again whenever its last batch is all started, while
+    /// those posts are still under way, so preparing the next batch costs no rate slots) and
+    /// takes each answer on this thread as it arrives.
     ///
-    /// `on_result` returns [`ControlFlow::Break`] to stop starting new posts. Unlike
-    /// `get_contacts`, every error reaches `on_result` (the caller records it), and posts that
-    /// have started when it breaks still finish and reach it: their request may have reached
-    /// Engage, so their outcome must be recorded. At most `max_concurrency` posts are under way.
-    /// Returns the keys of the receipts never posted.
-    pub fn post_receipts<K, F>(&self, receipts: Vec<(K, Value)>, mut on_result: F) -> Vec<K>
-    where
-        K: Send + 'static,
-        F: FnMut(K, Result<ReceiptOutcome, EngageError>) -> ControlFlow<()>,
-    {
+    /// When [`ReceiptFeed::posted`] breaks, no new post starts; posts already started still
+    /// finish and reach it (their request may have reached Engage, so their outcome must be
+    /// recorded). Every error reaches the feed. At most `max_concurrency` posts are under way.
+    /// Returns the receipts supplied but never posted.
+    pub fn post_receipts<F: ReceiptFeed>(&self, feed: &mut F) -> Vec<F::Key> {
         let window = self.max_concurrency.max(1);
         self.rt.block_on(async {
-            let mut queue = receipts.into_iter();
+            let mut queue = std::collections::VecDeque::new();
             let mut pending = tokio::task::JoinSet::new();
-            let mut stopped = false;
+            let (mut stopped, mut dry) = (false, false);
             loop {
                 while !stopped && pending.len() < window {
-                    let Some((key, body)) = queue.next() else {
+                    if queue.is_empty() && !dry {
+                        queue.extend(feed.next_receipts());
+                        dry = queue.is_empty();
+                    }
+                    let Some((key, body)) = queue.pop_front() else {
                         break;
                     };
                     let api = self.api.clone();
@@ -256,9 +257,9 @@ impl EngageClient {
                     // Cancelled: only `pending`'s drop aborts tasks, and then nobody joins.
                     Some(Err(_)) => continue,
                 };
-                stopped |= on_result(key, result).is_break();
+                stopped |= feed.posted(key, result).is_break();
             }
-            queue.map(|(key, _)| key).collect()
+            queue.into_iter().map(|(key, _)| key).collect()
         })
     }
 
@@ -269,6 +270,21 @@ impl EngageClient {
     pub fn post_receipt(&self, receipt: &Value) -> Result<ReceiptOutcome, EngageError> {
         self.rt.block_on(self.api.post_receipt(receipt))
     }
+}
+
+/// What [`EngageClient::post_receipts`] posts, and where the answers go. Both methods run on
+/// the caller's thread.
+pub trait ReceiptFeed {
+    /// Names a receipt to the feed.
+    type Key: Send + 'static;
+    /// The next receipts (key and body); none when there are no more.
+    fn next_receipts(&mut self) -> Vec<(Self::Key, Value)>;
+    /// One post's answer; `Break` stops starting new posts.
+    fn posted(
+        &mut self,
+        key: Self::Key,
+        result: Result<ReceiptOutcome, EngageError>,
+    ) -> ControlFlow<()>;
 }
 
 /// The async operations; cheap to clone into tasks.
