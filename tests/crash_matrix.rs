@@ -1219,3 +1219,14 @@ fn crash_matrix_long() {
     api_matrix(plan);
     push_matrix(plan);
 }
+
+#[test]
+fn every_failpoint_is_in_the_matrix() {
+    let source = include_str!("crash_matrix.rs");
+    for name in engage_sync::failpoint::NAMES {
+        assert!(
+            source.contains(&format!("\"{name}\",")) || source.contains(&format!("at(\"{name}\"")),
+            "failpoint {name} is never killed at"
+        );
+    }
+}

@@ -415,7 +415,7 @@ fn replica_view(ws: &Workspace) -> BTreeMap<String, Vec<Option<String>>> {
         .collect()
 }
 
-fn storm(rounds: usize, contacts: usize, probability: f64, what: &str) {
+fn storm(rounds: usize, contacts: usize, probability: f64, what: &str) -> String {
     let seed = env_num("STORM_SEED", fastrand::u64(..));
     println!("fault storm ({what}): seed {seed} (STORM_SEED={seed} replays it)");
     let began = Instant::now();
@@ -429,10 +429,7 @@ fn storm(rounds: usize, contacts: usize, probability: f64, what: &str) {
     s.settle_and_check();
     let report = s.report(what, rounds, seed, began.elapsed());
     println!("{report}");
-    if what == "long" {
-        let _ = std::fs::create_dir_all("bench/out");
-        let _ = std::fs::write("bench/out/fault_storm.txt", &report);
-    }
+    report
 }
 
 #[test]
@@ -516,7 +513,7 @@ fn deadline_overshoot(runs: usize) -> Vec<(String, Duration, i32)> {
     overshoot
 }
 
-fn report_overshoot(overshoot: &[(String, Duration, i32)], bound: Duration) {
+fn report_overshoot(overshoot: &[(String, Duration, i32)], bound: Duration) -> String {
     let mut worst: BTreeMap<&str, (Duration, usize, usize)> = BTreeMap::new();
     for (job, d, code) in overshoot {
         let w = worst.entry(job.as_str()).or_default();
@@ -524,7 +521,7 @@ fn report_overshoot(overshoot: &[(String, Duration, i32)], bound: Duration) {
         w.1 += usize::from(*code == 75);
         w.2 += 1;
     }
-    println!(
+    let line = format!(
         "deadline 1.5 s under slow answers (200 ms each; 30 % of requests 3 s, or 503): worst \
          overshoot of the whole process (spawn to exit) past the deadline: {}",
         worst
@@ -536,6 +533,7 @@ fn report_overshoot(overshoot: &[(String, Duration, i32)], bound: Duration) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!("{line}");
     for (job, d, _) in overshoot {
         assert!(
             *d < bound,
@@ -543,6 +541,7 @@ fn report_overshoot(overshoot: &[(String, Duration, i32)], bound: Duration) {
             d.as_millis()
         );
     }
+    line
 }
 
 #[test]
@@ -554,9 +553,12 @@ fn the_deadline_holds_under_slow_answers() {
 #[ignore = "long form: many minutes; run with bash bench/fault_storm.sh"]
 fn fault_storm_long() {
     let rounds = env_num("STORM_ROUNDS", 60) as usize;
-    storm(rounds, 400, 0.3, "long");
-    report_overshoot(
+    let mut report = storm(rounds, 400, 0.3, "long");
+    report.push_str(&report_overshoot(
         &deadline_overshoot(env_num("STORM_DEADLINE_RUNS", 10) as usize),
         Duration::from_millis(1000),
-    );
+    ));
+    report.push('\n');
+    let _ = std::fs::create_dir_all("bench/out");
+    let _ = std::fs::write("bench/out/fault_storm.txt", &report);
 }
