@@ -23,7 +23,7 @@
 //!
 //! What remains is jitter after the start (sending, the network, the server reading): up to
 //! 48 ms of it is absorbed, since `⌊rate⌋ + 1` arrivals then still span more than a second.
-//! Measured at the fake on this 2-core machine, it used up to 36 ms (`full` from the API,
+//! Measured at the fake on this 2-core machine, it used up to 41 ms (`full` from the API,
 //! 10,000 GETs). The slack costs 5 % of throughput: at most `rate / (1 + SLACK)`, 47.6/s for 50.
 
 use std::collections::VecDeque;
