@@ -5,4 +5,5 @@
 # BENCH_CONTACTS and BENCH_RATE change the size and the limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p bench/out
 cargo test --release --test bench_api_rate -- --ignored --nocapture 2>&1 | tee bench/out/api_rate.txt

@@ -8,6 +8,15 @@ use anyhow::Context;
 /// name or, if taken, adding `.1`, `.2`, …. Falls back to copy + fsync + remove across file
 /// systems. Returns the new path.
 pub fn move_into(file: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    let target = free_path_in(file, dir)?;
+    move_to(file, &target)?;
+    Ok(target)
+}
+
+/// Where [`move_into`] would move `file`: `dir` (created, mode 0700) joined with the file's
+/// name, or the name with `.1`, `.2`, … when taken. Lets a caller record the destination
+/// before moving.
+pub fn free_path_in(file: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     create_private_dir(dir)?;
     let name = file
         .file_name()
@@ -20,26 +29,28 @@ pub fn move_into(file: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         target = dir.join(numbered);
         n += 1;
     }
-    match std::fs::rename(file, &target) {
-        Ok(()) => {}
+    Ok(target)
+}
+
+/// Moves `file` to `target` (a rename, or copy + fsync + remove across file systems).
+pub fn move_to(file: &Path, target: &Path) -> anyhow::Result<()> {
+    match std::fs::rename(file, target) {
+        Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(18) => {
             // EXDEV: another file system.
-            std::fs::copy(file, &target).with_context(|| {
+            std::fs::copy(file, target).with_context(|| {
                 format!("cannot copy {} to {}", file.display(), target.display())
             })?;
-            std::fs::File::open(&target)?.sync_all()?;
+            std::fs::File::open(target)?.sync_all()?;
             std::fs::remove_file(file)
-                .with_context(|| format!("cannot remove {} after copying it", file.display()))?;
+                .with_context(|| format!("cannot remove {} after copying it", file.display()))
         }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "cannot move {} to {}",
-                file.display(),
-                target.display()
-            )))
-        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot move {} to {}",
+            file.display(),
+            target.display()
+        ))),
     }
-    Ok(target)
 }
 
 /// Creates a folder (and parents) readable by the owner only.

@@ -10,6 +10,7 @@ pub mod engage;
 pub mod error;
 mod error_codes;
 pub mod export_xml;
+pub mod failpoint;
 pub mod fsutil;
 pub mod import;
 pub mod lock;

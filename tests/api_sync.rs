@@ -296,7 +296,7 @@ fn a_full_build_killed_mid_way_resumes_to_the_same_replica() {
         .args(["-q", "full"])
         .spawn()
         .expect("spawn");
-    // Kill it once part of the build is committed (batches commit every 2,000 contacts, and
+    // Kill it once part of the build is committed (batches commit every 500 contacts, and
     // the id list is committed before any fetch), wherever it is.
     std::thread::sleep(Duration::from_millis(1200));
     child.kill().expect("SIGKILL");

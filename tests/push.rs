@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind};
+use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind, Matcher};
 use serde_json::{json, Value};
 
 const BULK: &str = "/api/v3/contacts/bulk";
@@ -824,4 +824,45 @@ fn a_passed_deadline_sends_nothing_and_leaves_everything_queued() {
         5
     );
     push_until_done(&ws, &fake, 1);
+}
+
+#[test]
+fn receipts_reach_engage_within_the_rate_limit_in_every_second() {
+    // The limit as Engage sees it: arrivals at the fake, in any sliding second, with every
+    // answer taking 30 ms (so several posts are in flight at once).
+    let fake = FakeEngage::start(FakeConfig::default());
+    fake.set_latency(Matcher::Any, Duration::from_millis(30));
+    let id = fake.add_contact(json!({"email": "regular@example.com"}));
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        format!(
+            "[engage]\nbase_url = \"{}\"\nrate_limit = 50\nmax_concurrency = 8\n\
+             [local]\nstore_external_id = \"0600\"\n",
+            fake.base_url()
+        ),
+    )
+    .expect("config");
+    let n = 260;
+    let lines: String = (0..n)
+        .map(|i| {
+            let r = receipt(
+                &format!("RL-{i}"),
+                json!({"matchKeyType": "contactId", "matchKey": id}),
+            );
+            format!("{r}\n")
+        })
+        .collect();
+    let out = sync_stdin(&ws, &["receipt", "add", "-"], &lines);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let began = Instant::now();
+    let out = sync(&ws, &fake, &["push-local"]);
+    let took = began.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(fake.receipts().len(), n);
+    let peak = fake.max_requests_in_any_window(Duration::from_secs(1));
+    eprintln!("{n} receipts at 50/s: {took:.2} s, at most {peak} in any second at the fake");
+    assert!(peak <= 50, "{peak} requests in one second");
+    // 260 posts at (1 s + 50 ms) / 50 apart take 5.4 s; allow for a slow debug build.
+    assert!((5.0..9.0).contains(&took), "{took:.2} s");
 }

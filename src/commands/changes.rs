@@ -122,6 +122,7 @@ fn pull(
     let created = client.changes_all(ChangeType::Created, from, to)?;
     let updated = client.changes_all(ChangeType::Updated, from, to)?;
     let deleted = client.changes_all(ChangeType::Deleted, from, to)?;
+    crate::failpoint::hit("changes.listed");
     summary.created_ids = created.len() as u64;
     summary.updated_ids = updated.len() as u64;
     summary.deleted_ids = deleted.len() as u64;
@@ -172,7 +173,13 @@ fn pull(
         }
     });
     let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
+    if result.is_ok() && !dry_run {
+        crate::failpoint::hit("changes.before_cursor_commit");
+    }
     replica.conn().execute_batch(end)?;
+    if result.is_ok() && !dry_run {
+        crate::failpoint::hit("changes.after_cursor_commit");
+    }
     result
 }
 

@@ -14,7 +14,7 @@ use crate::commands::init::DEFAULT_MODE;
 use crate::config::Settings;
 use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure, UsageError};
 use crate::export_xml::{ExportFileName, ImportError};
-use crate::fsutil::move_into;
+use crate::fsutil::{free_path_in, move_to};
 use crate::import::{FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
@@ -271,9 +271,11 @@ fn fail_file(
     let moved_to = if dry_run {
         None
     } else {
-        let target = move_into(path, &ctx.settings.quarantine)
-            .with_context(|| format!("{reason}; and the file could not be moved to quarantine"))?;
+        let cannot_move = || format!("{reason}; and the file could not be moved to quarantine");
+        let target = free_path_in(path, &ctx.settings.quarantine).with_context(cannot_move)?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
+        // Recorded before the move: a crash between the two leaves the file in the inbox, to be
+        // refused (and recorded) again by the next run, never in quarantine without a record.
         ledger::insert_quarantined(
             replica.conn(),
             &name,
@@ -281,6 +283,8 @@ fn fail_file(
             &reason,
             &now_rfc3339(),
         )?;
+        crate::failpoint::hit("delta.quarantined");
+        move_to(path, &target).with_context(cannot_move)?;
         Some(target)
     };
     let what = match &moved_to {

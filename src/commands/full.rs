@@ -126,9 +126,11 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     build.set_meta(META_SNAPSHOT, &snapshot.to_string())?;
     set_cursor(build.conn(), CURSOR, &cursor)?;
     build.set_meta(FULL_STARTED, &cursor)?;
+    crate::failpoint::hit("full.built");
     if live_mode.is_some() {
         summary.merged_from_previous = Some(build.merge_from_live(&s.db, snapshot)?);
     }
+    crate::failpoint::hit("full.merged");
     summary.contacts = build.contact_count()?;
     build.checkpoint()?;
     drop(build);
@@ -209,6 +211,7 @@ fn build_from_api(
             let created = client.changes_all(ChangeType::Created, since, to)?;
             let updated = client.changes_all(ChangeType::Updated, since, to)?;
             let queued = build.queue_pending(created.iter().chain(updated.iter()))?;
+            crate::failpoint::hit("full.api_listed");
             tracing::info!("full: {queued} contacts to fetch");
             let t = to.to_rfc3339_opts(SecondsFormat::Millis, true);
             build.set_meta(META_LISTED, &t)?;
@@ -231,6 +234,7 @@ fn build_from_api(
         let mut counts = ApplyCounts::default();
         let result = fetch_and_apply(client, conn, ids, shape, false, true, &mut counts, None);
         conn.execute_batch("COMMIT")?;
+        crate::failpoint::hit("full.api_batch");
         progress.inc_bytes(counts.fetched);
         progress.inc_contacts(counts.fetched);
         summary.members += counts.fetched;

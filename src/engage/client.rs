@@ -218,6 +218,51 @@ impl EngageClient {
         self.rt.block_on(self.api.bulk_status(batch_id))
     }
 
+    /// Posts many receipts concurrently within the rate limit and concurrency bound, as
+    /// [`EngageClient::get_contacts`] fetches: the requests run as tasks on the client's
+    /// runtime, not on a thread each, so no blocked thread can wake late and send a burst.
+    /// `feed` supplies the receipts (asked again whenever its last batch is all started, while
+    /// those posts are still under way, so preparing the next batch costs no rate slots) and
+    /// takes each answer on this thread as it arrives.
+    ///
+    /// When [`ReceiptFeed::posted`] breaks, no new post starts; posts already started still
+    /// finish and reach it (their request may have reached Engage, so their outcome must be
+    /// recorded). Every error reaches the feed. At most `max_concurrency` posts are under way.
+    /// Returns the receipts supplied but never posted.
+    pub fn post_receipts<F: ReceiptFeed>(&self, feed: &mut F) -> Vec<F::Key> {
+        let window = self.max_concurrency.max(1);
+        self.rt.block_on(async {
+            let mut queue = std::collections::VecDeque::new();
+            let mut pending = tokio::task::JoinSet::new();
+            let (mut stopped, mut dry) = (false, false);
+            loop {
+                while !stopped && pending.len() < window {
+                    if queue.is_empty() && !dry {
+                        queue.extend(feed.next_receipts());
+                        dry = queue.is_empty();
+                    }
+                    let Some((key, body)) = queue.pop_front() else {
+                        break;
+                    };
+                    let api = self.api.clone();
+                    pending.spawn(async move {
+                        let result = api.post_receipt(&body).await;
+                        (key, result)
+                    });
+                }
+                let (key, result) = match pending.join_next().await {
+                    None => break,
+                    Some(Ok(done)) => done,
+                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // Cancelled: only `pending`'s drop aborts tasks, and then nobody joins.
+                    Some(Err(_)) => continue,
+                };
+                stopped |= feed.posted(key, result).is_break();
+            }
+            queue.into_iter().map(|(key, _)| key).collect()
+        })
+    }
+
     /// Posts a finalized receipt. Repeating a receipt with the same `uniqueReceiptId` is safe
     /// (Engage ignores duplicates), but the client still does not repeat one that may have
     /// arrived: it returns [`EngageError::OutcomeUnknown`] and the caller re-posts on its next
@@ -225,6 +270,21 @@ impl EngageClient {
     pub fn post_receipt(&self, receipt: &Value) -> Result<ReceiptOutcome, EngageError> {
         self.rt.block_on(self.api.post_receipt(receipt))
     }
+}
+
+/// What [`EngageClient::post_receipts`] posts, and where the answers go. Both methods run on
+/// the caller's thread.
+pub trait ReceiptFeed {
+    /// Names a receipt to the feed.
+    type Key: Send + 'static;
+    /// The next receipts (key and body); none when there are no more.
+    fn next_receipts(&mut self) -> Vec<(Self::Key, Value)>;
+    /// One post's answer; `Break` stops starting new posts.
+    fn posted(
+        &mut self,
+        key: Self::Key,
+        result: Result<ReceiptOutcome, EngageError>,
+    ) -> ControlFlow<()>;
 }
 
 /// The async operations; cheap to clone into tasks.

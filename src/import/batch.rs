@@ -89,6 +89,7 @@ impl Importer {
         match self.read(replica, name, path, settings, progress, prefetched) {
             Ok(members) => {
                 self.members += members;
+                crate::failpoint::hit("import.file_applied");
                 if self.members >= BATCH_MEMBERS {
                     self.commit(replica, false)?;
                 }
@@ -243,8 +244,10 @@ impl Importer {
                     ledger::insert_applied(conn, &file.report.ledger, &self.now)?;
                 }
             }
+            crate::failpoint::hit("import.before_commit");
             conn.execute_batch("COMMIT")
                 .context("cannot commit the applied files to the replica")?;
+            crate::failpoint::hit("import.after_commit");
         }
         self.open = false;
         self.members = 0;
@@ -261,6 +264,7 @@ impl Importer {
                 tracing::warn!("{msg}");
                 self.warnings.push(msg);
             }
+            crate::failpoint::hit("import.after_archive");
         }
         Ok(())
     }

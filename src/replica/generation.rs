@@ -55,16 +55,18 @@ impl Layout {
         create_private_dir(&dir)?;
         let generation = format!("gen-{:08}.db", self.next_number()?);
         let target = dir.join(&generation);
+        crate::failpoint::hit("full.before_fsync");
         sync_file(built)?;
         std::fs::rename(built, &target)
             .with_context(|| format!("cannot move {} to {}", built.display(), target.display()))?;
         sync_dir(&dir)?;
-        let previous = std::fs::read_link(&self.db).ok();
+        crate::failpoint::hit("full.generation_moved");
         let link = self.db.with_file_name(format!("{}.swap", self.file_name()));
         let _ = std::fs::remove_file(&link);
         let relative = Path::new(&format!("{}.d", self.file_name())).join(&generation);
         std::os::unix::fs::symlink(&relative, &link)
             .with_context(|| format!("cannot create the link {}", link.display()))?;
+        crate::failpoint::hit("full.link_made");
         std::fs::rename(&link, &self.db).with_context(|| {
             format!("cannot point {} at {}", self.db.display(), target.display())
         })?;
@@ -74,26 +76,30 @@ impl Layout {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new(".")),
         )?;
-        self.remove_previous(previous.as_deref());
+        crate::failpoint::hit("full.swapped");
+        self.remove_stale(&generation);
         Ok(target)
     }
 
-    /// Deletes the files of the generation that was current before a swap. Readers that still
-    /// have them open keep reading their (now unlinked) files.
-    fn remove_previous(&self, previous_link: Option<&Path>) {
-        let old_db = match previous_link {
-            Some(rel) => self
-                .db
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join(rel),
-            // The replica was a plain file, replaced by the link; only its WAL files remain.
-            None => self.db.clone(),
-        };
-        let mut doomed = vec![with_suffix(&old_db, "-wal"), with_suffix(&old_db, "-shm")];
-        if previous_link.is_some() {
-            doomed.push(old_db);
+    /// Deletes every replica file but the current generation's: the generation that was
+    /// current before the swap, and whatever a crash in an earlier swap left behind (a
+    /// generation moved into place but never linked, or linked with its predecessor still
+    /// there; a half-made link; the WAL files of the plain file the first swap replaced).
+    /// They all hold personal data, and nothing will ever read them again: readers that still
+    /// have an old generation open keep reading their (now unlinked) files. A failure is only
+    /// a warning, and the next swap tries again.
+    fn remove_stale(&self, current: &str) {
+        let mut doomed = vec![
+            with_suffix(&self.db, "-wal"),
+            with_suffix(&self.db, "-shm"),
+            self.db.with_file_name(format!("{}.swap", self.file_name())),
+        ];
+        match std::fs::read_dir(self.dir()) {
+            Ok(entries) => doomed.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.starts_with("gen-") && !name.starts_with(current)
+            })),
+            Err(e) => tracing::warn!("cannot list {}: {e}", self.dir().display()),
         }
         for path in doomed {
             if let Err(e) = std::fs::remove_file(&path) {
@@ -166,5 +172,34 @@ mod tests {
         assert_eq!(std::fs::read(&db).expect("read through link"), b"gen2");
         assert!(!first.exists(), "previous generation removed");
         assert!(!layout.build_path().exists());
+    }
+
+    #[test]
+    fn a_swap_removes_what_a_crash_in_an_earlier_swap_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("r.db");
+        let layout = Layout::new(&db);
+        create_private_dir(&layout.dir()).expect("dir");
+        std::fs::write(layout.build_path(), b"gen1").expect("build");
+        layout.swap_in(&layout.build_path()).expect("swap");
+        // A crash after moving the next build into place, before linking it; another after
+        // making the link, before renaming it over the replica; WAL files beside the link.
+        let unlinked = layout.dir().join("gen-00000002.db");
+        std::fs::write(&unlinked, b"gen2").expect("gen2");
+        std::fs::write(with_suffix(&unlinked, "-wal"), b"wal").expect("wal");
+        let half_link = dir.path().join("r.db.swap");
+        std::os::unix::fs::symlink("r.db.d/gen-00000002.db", &half_link).expect("link");
+        std::fs::write(with_suffix(&db, "-wal"), b"stale").expect("stale wal");
+        std::fs::write(layout.build_path(), b"gen3").expect("build");
+        let third = layout.swap_in(&layout.build_path()).expect("swap");
+        assert_eq!(std::fs::read(&db).expect("read through link"), b"gen3");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("r.db.d"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["gen-00000003.db"], "{third:?}");
+        assert!(std::fs::symlink_metadata(&half_link).is_err());
+        assert!(!with_suffix(&db, "-wal").exists());
     }
 }

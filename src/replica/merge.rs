@@ -36,6 +36,9 @@ impl Replica {
             .with_context(|| format!("cannot open the live replica {}", live.display()))?;
         let result = (|| -> anyhow::Result<MergeCounts> {
             let tx = conn.transaction()?;
+            // Idempotent: a build resumed after a crash between its merge and its swap is
+            // merged again (the live replica may have changed meanwhile).
+            tx.execute(queries::MERGE_DROP_LOCAL_ONLY, [])?;
             let counts = MergeCounts {
                 updated: tx.execute(
                     queries::MERGE_UPDATE_NEWER,

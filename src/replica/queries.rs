@@ -157,6 +157,9 @@ pub const MERGE_INSERT_MISSING: &str = "INSERT INTO main.contact (contact_id, lo
        AND NOT EXISTS (SELECT 1 FROM main.contact m WHERE m.contact_id = l.contact_id) \
        AND NOT EXISTS (SELECT 1 FROM main.tombstone t WHERE t.contact_id = l.contact_id \
                        AND t.version > l.version))";
+/// Local contacts a previous merge into this build copied (a build itself only holds contacts
+/// with an Engage id): a merge run again after a crash copies them afresh from the live replica.
+pub const MERGE_DROP_LOCAL_ONLY: &str = "DELETE FROM main.contact WHERE contact_id IS NULL";
 /// Local keys of contacts Engage knows, so lookups by local key keep working.
 pub const MERGE_LOCAL_KEYS: &str = "UPDATE main.contact AS m SET local_key = l.local_key \
      FROM live.contact AS l WHERE l.contact_id = m.contact_id AND l.local_key IS NOT NULL \
@@ -173,7 +176,10 @@ pub const MERGE_TOMBSTONES: &str = "INSERT INTO main.tombstone (contact_id, vers
      ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, \
      deleted_at = excluded.deleted_at WHERE excluded.version > tombstone.version";
 /// History: runs, quarantine records and the file ledger (so re-delivered files are known).
+/// A build records no runs or quarantined files of its own, so what it holds is a previous
+/// merge's copy: replaced, so that merging again after a crash duplicates nothing.
 pub const MERGE_HISTORY: &str = "\
+     DELETE FROM main.run; DELETE FROM main.quarantined_file; \
      INSERT INTO main.run (command, started_at, finished_at, outcome, exit_code, summary, error) \
        SELECT command, started_at, finished_at, outcome, exit_code, summary, error \
        FROM live.run ORDER BY id; \
@@ -406,11 +412,15 @@ pub const COUNT_PURGE_RECEIPT_OUTBOX: &str = "SELECT count(*) FROM receipt_outbo
 pub const PURGE_OUTBOX_BATCHES: &str =
     "DELETE FROM outbox_batch WHERE state != 'sent' AND finished_at < ?1";
 
-/// Carries the outboxes, local key sequence and links into a `full` build before the swap.
+/// Carries the outboxes, local key sequence and links into a `full` build before the swap. The
+/// live replica's outboxes are the truth (a build never writes them): they replace whatever an
+/// earlier merge into the same build copied, which a push or purge may have changed since.
 pub const MERGE_OUTBOXES: &str = "\
      INSERT INTO main.local_key_seq (prefix, last) SELECT prefix, last FROM live.local_key_seq \
        WHERE true ON CONFLICT(prefix) DO UPDATE SET last = max(last, excluded.last); \
-     INSERT OR IGNORE INTO main.local_key_link SELECT * FROM live.local_key_link; \
-     INSERT OR IGNORE INTO main.contact_outbox SELECT * FROM live.contact_outbox; \
-     INSERT OR IGNORE INTO main.outbox_batch SELECT * FROM live.outbox_batch; \
-     INSERT OR IGNORE INTO main.receipt_outbox SELECT * FROM live.receipt_outbox;";
+     DELETE FROM main.local_key_link; DELETE FROM main.contact_outbox; \
+     DELETE FROM main.outbox_batch; DELETE FROM main.receipt_outbox; \
+     INSERT INTO main.local_key_link SELECT * FROM live.local_key_link; \
+     INSERT INTO main.contact_outbox SELECT * FROM live.contact_outbox; \
+     INSERT INTO main.outbox_batch SELECT * FROM live.outbox_batch; \
+     INSERT INTO main.receipt_outbox SELECT * FROM live.receipt_outbox;";

@@ -48,6 +48,49 @@ enum RowOutcome {
     Unknown,
 }
 
+/// What a completed batch means for one of its items.
+enum Fate {
+    /// Created (or found existing): delivered and linked.
+    Created {
+        id: String,
+        existed: bool,
+        word: String,
+    },
+    /// Updated: delivered.
+    Updated(String),
+    /// Refused by Engage: the reason.
+    Rejected(String),
+    /// An update of a contact deleted in Engage: the reason.
+    Dropped(String),
+    /// A create the answer does not settle: looked up by key.
+    Check,
+    /// An update the answer does not settle: read back.
+    Verify,
+}
+
+/// Writes one item's fate (inside the batch's transaction).
+fn record_fate(
+    tx: &rusqlite::Transaction<'_>,
+    item: &ContactItem,
+    fate: &Fate,
+    now: &str,
+) -> rusqlite::Result<()> {
+    let finish = |state, word: &str, reason: Option<&str>, id: Option<&str>| {
+        store::finish_contact(tx, item.id, state, word, reason, id, now)
+    };
+    match fate {
+        Fate::Created { id, existed, word } => {
+            finish(State::Delivered, word, None, Some(id))?;
+            let local_key = item.local_key.as_deref().unwrap_or_default();
+            local::link(tx, local_key, id, *existed, now)
+        }
+        Fate::Updated(word) => finish(State::Delivered, word, None, None),
+        Fate::Rejected(reason) => finish(State::Rejected, "Rejected", Some(reason), None),
+        Fate::Dropped(reason) => finish(State::Dropped, "Dropped", Some(reason), None),
+        Fate::Check | Fate::Verify => store::forget_batch(tx, item.id, now),
+    }
+}
+
 impl Pusher<'_> {
     /// Every contact step of a run, in order (see the module doc of `push`).
     pub(super) fn push_contacts(&mut self) -> anyhow::Result<()> {
@@ -228,10 +271,7 @@ impl Pusher<'_> {
                 &now,
             )
         })?;
-        tracing::warn!(item = %item.name(), op = item.op.as_str(), "{reason}");
-        self.summary.contacts_rejected += 1;
-        PushSummary::note(&mut self.summary.rejected, "contact", &item.name(), reason);
-        self.progress.inc("contacts");
+        self.count_rejected(item, reason);
         Ok(())
     }
 
@@ -248,10 +288,7 @@ impl Pusher<'_> {
                 &now,
             )
         })?;
-        tracing::warn!(item = %item.name(), "update dropped: {reason}");
-        self.summary.contacts_dropped += 1;
-        PushSummary::note(&mut self.summary.dropped, "contact", &item.name(), reason);
-        self.progress.inc("contacts");
+        self.count_dropped(item, reason);
         Ok(())
     }
 
@@ -344,6 +381,7 @@ impl Pusher<'_> {
         if items.is_empty() || self.past_deadline() {
             return self.release(items, "not sent before the deadline", true);
         }
+        crate::failpoint::hit("push.claimed");
         let now = now_rfc3339();
         self.write(|tx| {
             for item in &items {
@@ -365,6 +403,7 @@ impl Pusher<'_> {
             Ok(batch) => batch,
             Err(e) => return self.bulk_failed(op, items, e),
         };
+        crate::failpoint::hit("push.bulk_sent");
         let now = now_rfc3339();
         self.write(|tx| {
             store::insert_batch(tx, &batch, op, rows.len(), &now)?;
@@ -373,6 +412,7 @@ impl Pusher<'_> {
             }
             Ok(())
         })?;
+        crate::failpoint::hit("push.batch_stored");
         tracing::info!(batch_id = %batch, op = op.as_str(), contacts = items.len(), "bulk write accepted");
         Ok(())
     }
@@ -470,6 +510,7 @@ impl Pusher<'_> {
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
             let (batch, op, _, interval) = open.remove(0);
             if !self.poll_once(&batch, op)? {
+                crate::failpoint::hit("push.polled");
                 let next = interval.mul_f64(1.5).min(MAX_POLL_INTERVAL);
                 open.push((batch, op, Instant::now() + interval, next));
             }
@@ -486,7 +527,6 @@ impl Pusher<'_> {
         match status {
             Ok(s) if s.state == BulkState::Completed => {
                 self.record_batch(batch, op, &s.results)?;
-                self.write(|tx| store::finish_batch(tx, batch, "completed", &now))?;
                 Ok(true)
             }
             Ok(s) if s.state == BulkState::Failed => {
@@ -529,7 +569,14 @@ impl Pusher<'_> {
         }
     }
 
-    /// Records a completed batch's outcome for each of its items.
+    /// Records a completed batch's outcome for each of its items, all in one transaction with
+    /// the batch's own state: a crash part way would otherwise leave some items recorded and
+    /// the batch open, and the next run, polling it again, would place Engage's result rows
+    /// (numbered over the whole request) against only the items still open, linking local
+    /// contacts to the wrong Engage contacts. Items the answer does not settle (no contact id,
+    /// an unknown word) leave the batch in the same transaction and are then checked in Engage
+    /// by key or read back; a crash during those checks leaves them for the next run's
+    /// recheck, like any item sent without an answer.
     fn record_batch(
         &mut self,
         batch: &str,
@@ -539,7 +586,7 @@ impl Pusher<'_> {
         let items = store::batch_items(self.conn, batch)?;
         let groups = rows_of(&items, op);
         let placed = place_results(&groups, &items, results);
-        let (mut check_creates, mut verify) = (Vec::new(), Vec::new());
+        let mut fates = Vec::with_capacity(items.len());
         for (group, row) in groups.into_iter().zip(placed) {
             let outcome = match row {
                 Some(r) => classify(r),
@@ -554,28 +601,46 @@ impl Pusher<'_> {
                 .unwrap_or_else(|| "Completed".into());
             for idx in group {
                 let item = items[idx].clone();
-                match (&outcome, op) {
-                    (RowOutcome::Done { existed }, Op::Create) => match &row_id {
-                        Some(id) => self.created(&item, id, *existed, &word)?,
-                        None => check_creates.push(item),
+                let fate = match (&outcome, op, &row_id) {
+                    (RowOutcome::Done { existed }, Op::Create, Some(id)) => Fate::Created {
+                        id: id.clone(),
+                        existed: *existed,
+                        word: word.clone(),
                     },
-                    (RowOutcome::Done { .. }, Op::Update) => self.updated(&item, &word)?,
-                    (RowOutcome::Failed(msg), _) => self.row_failed(&item, msg)?,
-                    (RowOutcome::Unknown, Op::Create) => match &row_id {
-                        Some(id) => self.created(&item, id, false, &word)?,
-                        None => check_creates.push(item),
+                    (RowOutcome::Unknown, Op::Create, Some(id)) => Fate::Created {
+                        id: id.clone(),
+                        existed: false,
+                        word: word.clone(),
                     },
-                    (RowOutcome::Unknown, Op::Update) => verify.push(item),
-                }
+                    (RowOutcome::Done { .. } | RowOutcome::Unknown, Op::Create, None) => {
+                        Fate::Check
+                    }
+                    (RowOutcome::Done { .. }, Op::Update, _) => Fate::Updated(word.clone()),
+                    (RowOutcome::Unknown, Op::Update, _) => Fate::Verify,
+                    (RowOutcome::Failed(msg), _, _) => self.row_failed(&item, msg)?,
+                };
+                fates.push((item, fate));
             }
         }
         let now = now_rfc3339();
         self.write(|tx| {
-            for item in check_creates.iter().chain(&verify) {
-                store::forget_batch(tx, item.id, &now)?;
+            for (item, fate) in &fates {
+                record_fate(tx, item, fate, &now)?;
             }
-            Ok(())
+            store::finish_batch(tx, batch, "completed", &now)
         })?;
+        crate::failpoint::hit("push.batch_recorded");
+        let (mut check_creates, mut verify) = (Vec::new(), Vec::new());
+        for (item, fate) in fates {
+            match fate {
+                Fate::Created { existed, .. } => self.count_created(existed),
+                Fate::Updated(_) => self.count_updated(),
+                Fate::Rejected(reason) => self.count_rejected(&item, &reason),
+                Fate::Dropped(reason) => self.count_dropped(&item, &reason),
+                Fate::Check => check_creates.push(item),
+                Fate::Verify => verify.push(item),
+            }
+        }
         for item in self.check_creates(check_creates)? {
             let key = lookup_key(&item.fields, &self.local.secondary_key)
                 .map(|(_, name, value)| format!("{name} {}", masked(&name, &value)))
@@ -600,13 +665,36 @@ impl Pusher<'_> {
             store::finish_contact(tx, item.id, State::Delivered, word, None, Some(id), &now)?;
             local::link(tx, &local_key, id, existed, &now)
         })?;
+        self.count_created(existed);
+        Ok(())
+    }
+
+    fn count_created(&mut self, existed: bool) {
         if existed {
             self.summary.contacts_linked_existing += 1;
         } else {
             self.summary.contacts_created += 1;
         }
         self.progress.inc("contacts");
-        Ok(())
+    }
+
+    fn count_updated(&mut self) {
+        self.summary.contacts_updated += 1;
+        self.progress.inc("contacts");
+    }
+
+    fn count_rejected(&mut self, item: &ContactItem, reason: &str) {
+        tracing::warn!(item = %item.name(), op = item.op.as_str(), "{reason}");
+        self.summary.contacts_rejected += 1;
+        PushSummary::note(&mut self.summary.rejected, "contact", &item.name(), reason);
+        self.progress.inc("contacts");
+    }
+
+    fn count_dropped(&mut self, item: &ContactItem, reason: &str) {
+        tracing::warn!(item = %item.name(), "update dropped: {reason}");
+        self.summary.contacts_dropped += 1;
+        PushSummary::note(&mut self.summary.dropped, "contact", &item.name(), reason);
+        self.progress.inc("contacts");
     }
 
     fn updated(&mut self, item: &ContactItem, word: &str) -> anyhow::Result<()> {
@@ -614,22 +702,23 @@ impl Pusher<'_> {
         self.write(|tx| {
             store::finish_contact(tx, item.id, State::Delivered, word, None, None, &now)
         })?;
-        self.summary.contacts_updated += 1;
-        self.progress.inc("contacts");
+        self.count_updated();
         Ok(())
     }
 
-    /// A row Engage refused. An update of a contact the replica knows is deleted is dropped.
-    fn row_failed(&mut self, item: &ContactItem, msg: &str) -> anyhow::Result<()> {
+    /// A row Engage refused: rejected, or dropped for an update of a contact the replica
+    /// knows is deleted.
+    fn row_failed(&mut self, item: &ContactItem, msg: &str) -> anyhow::Result<Fate> {
         if item.op == Op::Update {
             if let Some(id) = &item.contact_id {
                 if is_deleted_in_engage(self.conn, id)? {
-                    return self
-                        .drop_contact(item, &format!("the contact was deleted in Engage ({msg})"));
+                    return Ok(Fate::Dropped(format!(
+                        "the contact was deleted in Engage ({msg})"
+                    )));
                 }
             }
         }
-        self.reject_contact(item, &format!("Engage rejected it: {msg}"))
+        Ok(Fate::Rejected(format!("Engage rejected it: {msg}")))
     }
 
     /// Reads each update's contact back from Engage: delivered when every sent field is

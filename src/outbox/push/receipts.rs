@@ -6,8 +6,8 @@ use std::ops::ControlFlow;
 
 use serde_json::Value;
 
-use super::{parallel, PushSummary, Pusher};
-use crate::engage::{EngageError, ReceiptOutcome};
+use super::{PushSummary, Pusher};
+use crate::engage::{EngageError, ReceiptFeed, ReceiptOutcome};
 use crate::outbox::fields::masked;
 use crate::outbox::local::{find_by, resolve_local_key};
 use crate::outbox::receipt::body_with_key;
@@ -107,22 +107,55 @@ struct Ready {
 }
 
 impl Pusher<'_> {
-    /// Posts every pending receipt whose contact can be tagged.
+    /// Posts every pending receipt whose contact can be tagged. The outbox is read a chunk at a
+    /// time, the next chunk tagged and claimed while the last posts of the previous one are
+    /// under way.
     pub(super) fn push_receipts(&mut self) -> anyhow::Result<()> {
         let now = now_rfc3339();
         self.write(|tx| store::in_flight_receipts_to_pending(tx, &now))?;
-        let mut after = 0;
+        let client = self.client;
+        let mut feed = Feed {
+            pusher: self,
+            after: 0,
+            stop: None,
+            error: None,
+        };
+        let unstarted = client.post_receipts(&mut feed);
+        let Feed { stop, error, .. } = feed;
+        let now = now_rfc3339();
+        let reason = "not posted before the run stopped";
+        self.write(|tx| {
+            for item in &unstarted {
+                store::receipt_to_pending(tx, item.id, reason, true, &now)?;
+            }
+            Ok(())
+        })?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        match stop {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The next chunk of the outbox with receipts ready to post (tagged and claimed); none when
+    /// the outbox is done or the deadline has passed.
+    fn next_chunk(&mut self, after: &mut i64) -> anyhow::Result<Vec<(ReceiptItem, Value)>> {
         loop {
             if self.past_deadline() {
-                return Ok(());
+                return Ok(Vec::new());
             }
-            let items = store::pending_receipts(self.conn, after, CHUNK)?;
+            let items = store::pending_receipts(self.conn, *after, CHUNK)?;
             let Some(last) = items.last() else {
-                return Ok(());
+                return Ok(Vec::new());
             };
-            after = last.id;
+            *after = last.id;
             let ready = self.tag_and_claim(items)?;
-            self.post_all(ready)?;
+            crate::failpoint::hit("push.receipts_claimed");
+            if !ready.is_empty() {
+                return Ok(ready.into_iter().map(|r| (r.item, r.body)).collect());
+            }
         }
     }
 
@@ -188,47 +221,6 @@ impl Pusher<'_> {
         self.progress.inc("receipts");
     }
 
-    /// Posts the claimed receipts concurrently, recording each outcome as it arrives. An error
-    /// that ends the run stops new posts; posts under way are still recorded.
-    fn post_all(&mut self, ready: Vec<Ready>) -> anyhow::Result<()> {
-        if ready.is_empty() {
-            return Ok(());
-        }
-        let client = self.client;
-        let mut stop: Option<EngageError> = None;
-        let mut record_error: Option<anyhow::Error> = None;
-        let unstarted = parallel::run(
-            self.opts.concurrency,
-            ready,
-            |r| client.post_receipt(&r.body),
-            |r, result| {
-                if let Err(e) = self.record_post(&r.item, result, &mut stop) {
-                    record_error.get_or_insert(e);
-                }
-                if stop.is_some() || record_error.is_some() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        );
-        let now = now_rfc3339();
-        let reason = "not posted before the run stopped";
-        self.write(|tx| {
-            for r in &unstarted {
-                store::receipt_to_pending(tx, r.item.id, reason, true, &now)?;
-            }
-            Ok(())
-        })?;
-        if let Some(e) = record_error {
-            return Err(e);
-        }
-        match stop {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
-    }
-
     /// Records one post's outcome.
     fn record_post(
         &mut self,
@@ -236,6 +228,7 @@ impl Pusher<'_> {
         result: Result<ReceiptOutcome, EngageError>,
         stop: &mut Option<EngageError>,
     ) -> anyhow::Result<()> {
+        crate::failpoint::hit("push.receipt_posted");
         self.summary.requests.receipt_posts += 1;
         let now = now_rfc3339();
         let id = item.id;
@@ -246,6 +239,7 @@ impl Pusher<'_> {
                     ReceiptOutcome::Duplicate => "Duplicate",
                 };
                 self.write(|tx| store::finish_receipt(tx, id, State::Delivered, word, None, &now))?;
+                crate::failpoint::hit("push.receipt_recorded");
                 match outcome {
                     ReceiptOutcome::Created => self.summary.receipts_delivered += 1,
                     ReceiptOutcome::Duplicate => self.summary.receipts_duplicate += 1,
@@ -278,6 +272,45 @@ impl Pusher<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The outbox as [`crate::engage::EngageClient::post_receipts`] reads it: chunks of claimed
+/// receipts in, outcomes recorded as they arrive. The first error that ends the run, or a
+/// database error, stops new posts.
+struct Feed<'p, 'a> {
+    pusher: &'p mut Pusher<'a>,
+    after: i64,
+    stop: Option<EngageError>,
+    error: Option<anyhow::Error>,
+}
+
+impl ReceiptFeed for Feed<'_, '_> {
+    type Key = ReceiptItem;
+
+    fn next_receipts(&mut self) -> Vec<(ReceiptItem, Value)> {
+        if self.stop.is_some() || self.error.is_some() {
+            return Vec::new();
+        }
+        self.pusher.next_chunk(&mut self.after).unwrap_or_else(|e| {
+            self.error = Some(e);
+            Vec::new()
+        })
+    }
+
+    fn posted(
+        &mut self,
+        item: ReceiptItem,
+        result: Result<ReceiptOutcome, EngageError>,
+    ) -> ControlFlow<()> {
+        if let Err(e) = self.pusher.record_post(&item, result, &mut self.stop) {
+            self.error.get_or_insert(e);
+        }
+        if self.stop.is_some() || self.error.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 }
 

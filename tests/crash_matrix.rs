@@ -1,0 +1,1232 @@
+//! The crash matrix: the real binary is killed with SIGKILL at many points of `delta`,
+//! `full --from-xml`, `full` from the API, `changes` and `push-local`, then run again, and the
+//! result must equal an uninterrupted run's.
+//!
+//! Kill points come two ways: every failpoint of the command (`src/failpoint.rs`,
+//! `ENGAGE_SYNC_FAILPOINT=NAME:N` makes the process SIGKILL itself at the N-th hit), and
+//! SIGKILL from outside after a random delay within an uninterrupted run's duration. After each
+//! kill, before the rerun, the state left behind is checked:
+//! - imports: the ledger holds a prefix of the files in order, and the contacts are exactly
+//!   those of that prefix (each file all-or-nothing with its ledger row); no file is lost,
+//!   none is archived before it is committed;
+//! - `full`: the replica in service is the old one or the complete new one, nothing between;
+//! - `changes`: the cursor is the old one, or the new one with all the window's data;
+//! - `push-local`: nothing to check until the reruns finish (items may be in flight).
+//!
+//! After the reruns: the same `contacts` rows, ledger, outboxes and history as the
+//! uninterrupted run; for `full`, no stray generation, build or link files; for `push-local`,
+//! every contact created exactly once (the fake's uniqueness check is off, so a second create
+//! would be stored and counted) and linked to the right Engage contact, every receipt stored
+//! exactly once and tagged to the right customer, the update delivered, the outboxes empty.
+//!
+//! The short form runs in `cargo test`. The long form (many more random kills, larger data) is
+//! `#[ignore]`d: `bash bench/crash_matrix.sh`, or
+//! `CRASH_KILLS=200 cargo test --release --test crash_matrix -- --ignored --nocapture`.
+//! `CRASH_SEED` replays a run's random kill delays (each run prints its seed).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use common::*;
+use fake_engage::{FakeConfig, FakeEngage};
+use serde_json::{json, Value};
+
+// ---- the plan ------------------------------------------------------------------------------
+
+/// How much to do: the short form in `cargo test`, the long form explicitly.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// Contacts per export file.
+    per_file: u32,
+    /// Contacts in Engage for the API scenarios (more than a fetch page of 500).
+    api_contacts: usize,
+    /// Random-delay kills per scenario.
+    timed_kills: usize,
+    /// Trials run at once (most of an API trial is waiting on the rate limit).
+    parallel: usize,
+    seed: u64,
+}
+
+impl Plan {
+    fn short() -> Plan {
+        Plan {
+            per_file: 150,
+            api_contacts: 520,
+            timed_kills: env_num("CRASH_KILLS", 4),
+            parallel: 3,
+            seed: seed(),
+        }
+    }
+
+    fn long() -> Plan {
+        Plan {
+            per_file: env_num("CRASH_PER_FILE", 2000) as u32,
+            api_contacts: env_num("CRASH_API_CONTACTS", 1200),
+            timed_kills: env_num("CRASH_KILLS", 60),
+            parallel: env_num("CRASH_PARALLEL", 3),
+            seed: seed(),
+        }
+    }
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("crash matrix: seed {seed} (CRASH_SEED={seed} replays the random kill delays)");
+    seed
+}
+
+/// Where a run is killed.
+#[derive(Clone, Debug)]
+enum Kill {
+    /// At the N-th hit of a failpoint.
+    At(&'static str, u64),
+    /// From outside, after this long.
+    After(Duration),
+}
+
+impl std::fmt::Display for Kill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kill::At(name, n) => write!(f, "{name}:{n}"),
+            Kill::After(d) => write!(f, "after {} ms", d.as_millis()),
+        }
+    }
+}
+
+/// How a run under a kill ended.
+#[derive(Debug)]
+enum Ended {
+    Killed,
+    /// It finished before the kill came (possible for timed kills only).
+    Finished,
+}
+
+/// Runs `cmd` and kills it as `kill` says.
+fn run_killed(mut cmd: Command, kill: &Kill) -> Ended {
+    match kill {
+        Kill::At(name, n) => {
+            let out = cmd
+                .env("ENGAGE_SYNC_FAILPOINT", format!("{name}:{n}"))
+                .output()
+                .expect("runs");
+            assert_eq!(
+                out.status.signal(),
+                Some(9),
+                "failpoint {name}:{n} was never reached (exit {:?}): {}",
+                out.status.code(),
+                stderr_of(&out)
+            );
+            Ended::Killed
+        }
+        Kill::After(delay) => {
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn");
+            std::thread::sleep(*delay);
+            if child.try_wait().expect("wait").is_some() {
+                return Ended::Finished;
+            }
+            child.kill().expect("SIGKILL");
+            let status = child.wait().expect("wait");
+            if status.signal() == Some(9) {
+                Ended::Killed
+            } else {
+                Ended::Finished
+            }
+        }
+    }
+}
+
+/// Failpoint kills `name:1..=n`.
+fn at(name: &'static str, hits: &[u64]) -> Vec<Kill> {
+    hits.iter().map(|&n| Kill::At(name, n)).collect()
+}
+
+/// `n` kills at random delays below `within`.
+fn timed(rng: &mut fastrand::Rng, n: usize, within: Duration) -> Vec<Kill> {
+    let ms = within.as_millis().max(2) as u64;
+    (0..n)
+        .map(|_| Kill::After(Duration::from_millis(rng.u64(1..ms))))
+        .collect()
+}
+
+/// What a scenario did, for the report.
+#[derive(Default)]
+struct Tally {
+    failpoint_kills: usize,
+    timed_kills: usize,
+    timed_finished_first: usize,
+}
+
+impl Tally {
+    fn count(&mut self, kill: &Kill, ended: &Ended) {
+        match (kill, ended) {
+            (Kill::At(..), _) => self.failpoint_kills += 1,
+            (Kill::After(_), Ended::Killed) => self.timed_kills += 1,
+            (Kill::After(_), Ended::Finished) => self.timed_finished_first += 1,
+        }
+    }
+
+    fn report(&self, what: &str, seed: u64) {
+        println!(
+            "crash matrix: {what}: {} failpoint kills, {} timed kills ({} more timed runs finished \
+             before their kill), nothing lost or duplicated (seed {seed})",
+            self.failpoint_kills, self.timed_kills, self.timed_finished_first
+        );
+    }
+}
+
+/// Runs `trial` for each kill, `parallel` at a time; tallies the endings.
+fn run_trials(kills: Vec<Kill>, parallel: usize, trial: impl Fn(&Kill) -> Ended + Sync) -> Tally {
+    let queue = Mutex::new(kills);
+    let tally = Mutex::new(Tally::default());
+    std::thread::scope(|s| {
+        for _ in 0..parallel.max(1) {
+            s.spawn(|| loop {
+                let Some(kill) = queue.lock().expect("queue").pop() else {
+                    break;
+                };
+                let ended = trial(&kill);
+                tally.lock().expect("tally").count(&kill, &ended);
+            });
+        }
+    });
+    tally.into_inner().expect("tally")
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+fn write_config(ws: &Workspace, body: &str) {
+    std::fs::write(ws.path().join("engage-sync.toml"), body).expect("config");
+}
+
+/// The binary in `ws`, with the fake's key when one is given.
+fn cmd(ws: &Workspace, fake: Option<&FakeEngage>, args: &[&str]) -> Command {
+    let mut c = ws.std_cmd();
+    c.env_remove("ENGAGE_BASE_URL")
+        .env_remove("ENGAGE_SYNC_FAILPOINT");
+    match fake {
+        Some(f) => c.env("ENGAGE_API_KEY", f.api_key()),
+        None => c.env_remove("ENGAGE_API_KEY"),
+    };
+    c.args(args);
+    c
+}
+
+fn output(mut c: Command) -> Output {
+    c.output().expect("runs")
+}
+
+fn ok(c: Command) -> Output {
+    let out = output(c);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}{}",
+        out.status.code(),
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    out
+}
+
+fn timed_ok(c: Command) -> Duration {
+    let t = Instant::now();
+    ok(c);
+    t.elapsed()
+}
+
+/// Copies a folder, keeping symbolic links as links.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().expect("type");
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("link"), &dst)
+                .expect("symlink");
+        } else if kind.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+/// A new workspace holding a copy of `template`'s files.
+fn clone_ws(template: &Workspace) -> Workspace {
+    let ws = Workspace::new();
+    std::fs::remove_dir(ws.inbox()).expect("empty inbox");
+    copy_dir(template.path(), ws.path());
+    ws
+}
+
+/// The `contacts` rows without `updated_at`, as `Workspace::contacts`, but also for a replica
+/// a kill left without tables.
+fn contacts(ws: &Workspace) -> Vec<Vec<Option<String>>> {
+    rows(
+        ws,
+        "SELECT contact_id, local_key, member_number, email, mobile_phone, external_id, \
+         social_security_number, contact_type, first_name, last_name, attributes \
+         FROM contacts ORDER BY contact_id",
+    )
+}
+
+/// The rows of a query as text; none when the replica or the table does not exist yet (a
+/// kill at the start can leave an empty database file).
+fn rows(ws: &Workspace, sql: &str) -> Vec<Vec<Option<String>>> {
+    if !ws.db().exists() {
+        return Vec::new();
+    }
+    let conn = ws.conn();
+    let mut stmt = match conn.prepare(sql) {
+        Ok(stmt) => stmt,
+        Err(e) if e.to_string().contains("no such table") => return Vec::new(),
+        Err(e) => panic!("{sql}: {e}"),
+    };
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                        rusqlite::types::Value::Null => None,
+                        rusqlite::types::Value::Integer(i) => Some(i.to_string()),
+                        rusqlite::types::Value::Real(f) => Some(f.to_string()),
+                        rusqlite::types::Value::Text(t) => Some(t),
+                        rusqlite::types::Value::Blob(b) => Some(format!("{b:?}")),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .expect("query");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+/// The file ledger without the time of application.
+fn ledger(ws: &Workspace) -> Vec<Vec<Option<String>>> {
+    rows(
+        ws,
+        "SELECT name, export_timestamp, file_number, size, sha256, members, inserted, updated, \
+         deleted, stale FROM applied_file ORDER BY export_timestamp, file_number",
+    )
+}
+
+fn ledger_names(ws: &Workspace) -> Vec<String> {
+    ledger(ws)
+        .into_iter()
+        .map(|r| r[0].clone().expect("name"))
+        .collect()
+}
+
+/// The outboxes without times and attempt counts (a crash may cost an attempt).
+fn outboxes(ws: &Workspace) -> Vec<Vec<Option<String>>> {
+    let mut all = rows(
+        ws,
+        "SELECT 'c', op, local_key, contact_id, fields, state FROM contact_outbox ORDER BY id",
+    );
+    all.extend(rows(
+        ws,
+        "SELECT 'r', unique_receipt_id, state FROM receipt_outbox ORDER BY id",
+    ));
+    all.extend(rows(ws, "SELECT 'k', prefix, last FROM local_key_seq"));
+    all
+}
+
+/// The run history: command and outcome of finished runs.
+fn history(ws: &Workspace) -> Vec<Vec<Option<String>>> {
+    rows(
+        ws,
+        "SELECT command, outcome FROM run WHERE finished_at IS NOT NULL ORDER BY id",
+    )
+}
+
+fn xml_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".xml"))
+        .collect();
+    names.sort();
+    names
+}
+
+type Rows = Vec<Vec<Option<String>>>;
+
+/// Asserts two row sets are equal; on a difference, names the first differing rows instead of
+/// printing thousands of them.
+fn same(found: &[Rows], expected: &[Rows], what: &str) {
+    for (part, (f, e)) in found.iter().zip(expected).enumerate() {
+        if f == e {
+            continue;
+        }
+        let first = f.iter().zip(e).position(|(a, b)| a != b);
+        let show = |rows: &Rows, i: Option<usize>| {
+            i.and_then(|i| rows.get(i))
+                .map(|r| format!("{r:?}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        let extra = |a: &Rows, b: &Rows| {
+            a.iter()
+                .filter(|r| !b.contains(r))
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        panic!(
+            "{what}: part {part} differs: {} rows found, {} expected; first difference at {first:?}: \
+             found {} expected {}; only found: {:?}; only expected: {:?}",
+            f.len(),
+            e.len(),
+            show(f, first),
+            show(e, first),
+            extra(f, e),
+            extra(e, f),
+        );
+    }
+    assert_eq!(found.len(), expected.len(), "{what}: parts");
+}
+
+// ---- export files --------------------------------------------------------------------------
+
+/// An export file set: (name, content) in import order; `bad` is the index of a malformed one.
+struct ExportSet {
+    files: Vec<(String, String)>,
+    bad: Option<usize>,
+}
+
+impl ExportSet {
+    fn good(&self) -> Vec<&(String, String)> {
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != self.bad)
+            .map(|(_, f)| f)
+            .collect()
+    }
+
+    fn write_to(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        for (name, content) in &self.files {
+            std::fs::write(dir.join(name), content).expect("write");
+        }
+    }
+}
+
+fn members(range: std::ops::Range<u32>, tag: &str) -> Vec<String> {
+    range.map(|n| member(n, tag)).collect()
+}
+
+fn deletions(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(deleted).collect()
+}
+
+/// Deltas: new, updated and deleted contacts over three exports, with a truncated file in the
+/// middle (so a `--keep-going` run commits twice: at the bad file and at the end).
+fn delta_set(s: u32) -> ExportSet {
+    let mut bad = export(&members(s..s + 10, "x"), &[], &[]);
+    let mut cut = bad.len() / 2;
+    while !bad.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    bad.truncate(cut);
+    ExportSet {
+        files: vec![
+            (
+                "20260101000000_0_m.xml".into(),
+                export(&members(0..s, "a"), &[], &[]),
+            ),
+            (
+                "20260101000000_1_m.xml".into(),
+                export(&members(s..2 * s, "a"), &[], &[]),
+            ),
+            (
+                "20260102000000_0_m.xml".into(),
+                export(&[], &members(0..s / 2, "b"), &deletions(2 * s - 10..2 * s)),
+            ),
+            ("20260102000000_1_m.xml".into(), bad),
+            (
+                "20260103000000_0_m.xml".into(),
+                export(
+                    &members(2 * s..2 * s + s / 2, "c"),
+                    &members(s / 2..s, "c"),
+                    &[],
+                ),
+            ),
+            (
+                "20260103000000_1_m.xml".into(),
+                export(&[], &members(10..20, "d"), &deletions(0..5)),
+            ),
+        ],
+        bad: Some(3),
+    }
+}
+
+/// A full export set of four files.
+fn full_set(s: u32, timestamp: &str, tag: &str) -> ExportSet {
+    ExportSet {
+        files: (0..4)
+            .map(|i| {
+                (
+                    format!("{timestamp}_{i}_full.xml"),
+                    export(&members(i * s..(i + 1) * s, tag), &[], &[]),
+                )
+            })
+            .collect(),
+        bad: None,
+    }
+}
+
+/// The `contacts` rows after each prefix of `set`'s good files, applied one `delta` each.
+fn prefix_states(set: &ExportSet) -> Vec<Rows> {
+    let ws = Workspace::new();
+    let mut states = vec![Vec::new()];
+    for (name, content) in set.good() {
+        let path = ws.write_export(name, content);
+        ok(cmd(&ws, None, &["delta", &path.to_string_lossy()]));
+        states.push(contacts(&ws));
+    }
+    states
+}
+
+const XML_CONFIG: &str = "inbox = \"inbox\"\narchive = \"archive\"\nquarantine = \"quarantine\"\n\
+    [local]\nstore_external_id = \"0600\"\n";
+
+// ---- delta ---------------------------------------------------------------------------------
+
+/// `delta --keep-going` over six files (one malformed), killed at every import failpoint and
+/// at random moments.
+fn delta_matrix(plan: Plan) {
+    let set = delta_set(plan.per_file);
+    let states = prefix_states(&set);
+    let good: Vec<String> = set.good().iter().map(|(n, _)| n.clone()).collect();
+    let bad_name = set.files[set.bad.expect("bad")].0.clone();
+    let world = || {
+        let ws = Workspace::new();
+        write_config(&ws, XML_CONFIG);
+        set.write_to(&ws.inbox());
+        ws
+    };
+    let delta = |ws: &Workspace| cmd(ws, None, &["delta", "--keep-going"]);
+
+    // The uninterrupted run.
+    let reference = world();
+    let began = Instant::now();
+    let out = output(delta(&reference));
+    let took = began.elapsed();
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    same(
+        &[contacts(&reference)],
+        &[states[good.len()].clone()],
+        "uninterrupted",
+    );
+    let ref_ledger = ledger(&reference);
+
+    let mut kills = at("import.file_applied", &[1, 2, 3, 4, 5]);
+    kills.extend(at("import.before_commit", &[1, 2]));
+    kills.extend(at("import.after_commit", &[1, 2]));
+    kills.extend(at("import.after_archive", &[2, 4]));
+    kills.extend(at("delta.quarantined", &[1]));
+    let mut rng = fastrand::Rng::with_seed(plan.seed);
+    kills.extend(timed(&mut rng, plan.timed_kills, took));
+
+    let tally = run_trials(kills, plan.parallel, |kill| {
+        let ws = world();
+        let ended = run_killed(delta(&ws), kill);
+        // Each file is all or nothing with its ledger row, in order.
+        let applied = ledger_names(&ws);
+        let k = applied.len();
+        assert_eq!(applied, good[..k], "{kill}: ledger is not a prefix");
+        same(
+            &[contacts(&ws)],
+            &[states[k].clone()],
+            &format!("{kill}: contacts of {k} whole files"),
+        );
+        // No file lost; only committed files archived.
+        let (inbox, archive) = (
+            xml_names(&ws.inbox()),
+            xml_names(&ws.path().join("archive")),
+        );
+        for name in &good {
+            let places = usize::from(inbox.contains(name)) + usize::from(archive.contains(name));
+            assert_eq!(places, 1, "{kill}: {name} is in the inbox or the archive");
+        }
+        assert!(
+            archive.iter().all(|n| applied.contains(n)),
+            "{kill}: archived before committed"
+        );
+        // Run again: the same result as one uninterrupted run.
+        let out = output(delta(&ws));
+        assert!(
+            matches!(out.status.code(), Some(0 | 65)),
+            "{kill}: rerun: {}",
+            stderr_of(&out)
+        );
+        same(
+            &[contacts(&ws), ledger(&ws)],
+            &[states[good.len()].clone(), ref_ledger.clone()],
+            &format!("{kill}: after the rerun"),
+        );
+        assert_eq!(
+            xml_names(&ws.path().join("archive")),
+            good,
+            "{kill}: archive"
+        );
+        assert!(xml_names(&ws.inbox()).is_empty(), "{kill}: inbox empty");
+        // The refused file is in quarantine and on record (status lists it).
+        assert_eq!(
+            xml_names(&ws.path().join("quarantine")),
+            vec![bad_name.clone()],
+            "{kill}: quarantine"
+        );
+        assert!(
+            ws.count(&format!(
+                "SELECT count(*) FROM quarantined_file WHERE name = '{bad_name}'"
+            )) >= 1,
+            "{kill}: the quarantined file has no record: status would not show it"
+        );
+        ended
+    });
+    tally.report("delta", plan.seed);
+}
+
+// ---- full --from-xml -----------------------------------------------------------------------
+
+/// A live replica (plain file, or already a generation from an earlier `full`) with a local
+/// contact and a receipt in the outboxes, and a full export set to build from.
+fn full_xml_world(per_file: u32, linked: bool) -> Workspace {
+    let ws = Workspace::new();
+    write_config(&ws, XML_CONFIG);
+    ws.write_export(
+        "20250101000000_0_m.xml",
+        &export(&members(0..per_file, "old"), &[], &[]),
+    );
+    ok(cmd(&ws, None, &["-q", "delta"]));
+    if linked {
+        let old = full_set(per_file / 2, "20250601000000", "older-full");
+        old.write_to(&ws.path().join("oldset"));
+        ok(cmd(&ws, None, &["-q", "full", "--from-xml", "oldset"]));
+    }
+    ok(cmd(
+        &ws,
+        None,
+        &[
+            "-q",
+            "contact",
+            "add",
+            "--email",
+            "till@example.com",
+            "--mobile",
+            "070-999 99 99",
+        ],
+    ));
+    let receipt = json!({
+        "contact": {"matchKeyType": "localKey", "matchKey": "L0600-000001"},
+        "uniqueReceiptId": "R-1", "createdDate": "2026-11-25T15:55:54+01:00",
+        "currency": "SEK", "totalGrossPrice": 10.0,
+        "paymentMethods": [{"type": "Card", "value": 10.0}],
+        "items": [{"type": "PURCHASE", "quantity": 1, "grossPaidPrice": 10.0, "taxAmount": 2.0,
+                   "taxPercent": 25.0, "sku": "1", "articleNumber": "2", "articleName": "Sock"}]
+    });
+    let path = ws.path().join("receipt.json");
+    std::fs::write(&path, receipt.to_string()).expect("receipt");
+    ok(cmd(&ws, None, &["-q", "receipt", "add", "receipt.json"]));
+    full_set(per_file, "20260201000000", "full").write_to(&ws.path().join("fullset"));
+    ws
+}
+
+/// Everything `full` must carry over or produce, to compare with the uninterrupted run.
+fn replica_state(ws: &Workspace) -> Vec<Rows> {
+    vec![contacts(ws), ledger(ws), outboxes(ws), history(ws)]
+}
+
+/// What a rerun of `full` must leave: the uninterrupted run's state, with one more `full` in
+/// the history when the killed run had already finished everything (killed on its way out).
+fn after_rerun(killed: &[Rows], new_state: &[Rows]) -> Vec<Rows> {
+    let mut expected = new_state.to_vec();
+    if killed == new_state {
+        expected[3].push(vec![Some("full".into()), Some("ok".into())]);
+    }
+    expected
+}
+
+/// After a `full` finished: `<db>` links to the one generation there is, and nothing else of
+/// a build, an earlier generation or a half-made link is left (they hold personal data).
+fn assert_no_leftovers(ws: &Workspace, what: &str) {
+    let db = ws.db();
+    let link = std::fs::read_link(&db).unwrap_or_else(|e| panic!("{what}: {db:?} link: {e}"));
+    let current = link
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let dir = ws.path().join("replica.db.d");
+    for entry in std::fs::read_dir(&dir).expect("dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with(&current),
+            "{what}: stray file {name} in {} (current {current})",
+            dir.display()
+        );
+    }
+    for stray in ["replica.db.swap", "replica.db-wal", "replica.db-shm"] {
+        assert!(
+            std::fs::symlink_metadata(ws.path().join(stray)).is_err(),
+            "{what}: stray {stray}"
+        );
+    }
+}
+
+fn full_xml_matrix(plan: Plan) {
+    let per_file = plan.per_file;
+    let build_states = prefix_states(&full_set(per_file, "20260201000000", "full"));
+    let full = |ws: &Workspace| cmd(ws, None, &["full", "--from-xml", "fullset"]);
+    let mut tally = Tally::default();
+    for linked in [false, true] {
+        let reference = full_xml_world(per_file, linked);
+        let old_state = replica_state(&reference);
+        let took = timed_ok(full(&reference));
+        let new_state = replica_state(&reference);
+        assert_ne!(old_state[0], new_state[0]);
+        assert_no_leftovers(&reference, "uninterrupted");
+
+        let mut kills = Vec::new();
+        if !linked {
+            kills.extend(at("import.file_applied", &[1, 2, 3, 4]));
+            kills.extend(at("import.before_commit", &[1]));
+            kills.extend(at("import.after_commit", &[1]));
+            kills.extend(at("full.built", &[1]));
+            kills.extend(at("full.merged", &[1]));
+        }
+        for name in [
+            "full.before_fsync",
+            "full.generation_moved",
+            "full.link_made",
+            "full.swapped",
+        ] {
+            kills.extend(at(name, &[1]));
+        }
+        let mut rng = fastrand::Rng::with_seed(plan.seed ^ u64::from(linked));
+        kills.extend(timed(&mut rng, plan.timed_kills, took));
+        let t = run_trials(kills, plan.parallel, |kill| {
+            let ws = full_xml_world(per_file, linked);
+            let ended = run_killed(full(&ws), kill);
+            // Readers see the old replica or the whole new one.
+            let now = replica_state(&ws);
+            assert!(
+                now == old_state || now[..3] == new_state[..3],
+                "{kill}: the replica in service is neither the old nor the new one"
+            );
+            if now == old_state {
+                check_build_prefix(&ws, &build_states, kill);
+            }
+            ok(full(&ws));
+            same(
+                &replica_state(&ws),
+                &after_rerun(&now, &new_state),
+                &format!("{kill}: after the rerun"),
+            );
+            assert_no_leftovers(&ws, &kill.to_string());
+            ended
+        });
+        tally.failpoint_kills += t.failpoint_kills;
+        tally.timed_kills += t.timed_kills;
+        tally.timed_finished_first += t.timed_finished_first;
+    }
+    tally.report("full --from-xml", plan.seed);
+}
+
+/// An unfinished build holds whole files only (before the merge adds the live replica's).
+fn check_build_prefix(ws: &Workspace, states: &[Rows], kill: &Kill) {
+    let build = ws.path().join("replica.db.d/building.db");
+    if !build.exists() {
+        return;
+    }
+    let conn = rusqlite::Connection::open(&build).expect("build");
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .expect("schema");
+    if tables == 0 {
+        return; // killed before the build's schema was made
+    }
+    let merged: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM meta WHERE key = 'full_snapshot_version'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("meta");
+    let files: i64 = conn
+        .query_row("SELECT count(*) FROM applied_file", [], |r| r.get(0))
+        .expect("ledger");
+    if merged {
+        return;
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT contact_id, local_key, member_number, email, mobile_phone, external_id, \
+             social_security_number, contact_type, first_name, last_name, attributes \
+             FROM contacts ORDER BY contact_id",
+        )
+        .expect("prepare");
+    let contacts: Vec<Vec<Option<String>>> = stmt
+        .query_map([], |r| (0..11).map(|i| r.get(i)).collect())
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    same(
+        &[contacts],
+        &[states[files as usize].clone()],
+        &format!("{kill}: the build holds whole files only"),
+    );
+}
+
+// ---- full from the API, then changes -------------------------------------------------------
+
+/// A fake Engage with `n` contacts created a minute apart until an hour ago, ids from a fixed
+/// seed (so every trial sees the same data).
+fn api_fake(n: usize) -> FakeEngage {
+    let fake = FakeEngage::start(FakeConfig {
+        id_seed: Some(20261125),
+        ..FakeConfig::default()
+    });
+    let start = Utc::now() - TimeDelta::minutes(n as i64 + 60);
+    fake.seed_contacts_spaced(n, start, Duration::from_secs(60));
+    fake
+}
+
+fn api_config(fake: &FakeEngage) -> String {
+    format!(
+        "[engage]\nbase_url = \"{}\"\nrate_limit = 200\nmax_concurrency = 8\nretry_base = \"10ms\"\n\
+         retry_cap = \"100ms\"\nrequest_timeout = \"5s\"\n[local]\nstore_external_id = \"0600\"\n",
+        fake.base_url()
+    )
+}
+
+/// `full` from the API (into a replica holding a local contact), killed at every failpoint
+/// and at random; then, on the same Engage after changes there, `changes`.
+fn api_matrix(plan: Plan) {
+    let fake = api_fake(plan.api_contacts);
+    let template = Workspace::new();
+    write_config(&template, &api_config(&fake));
+    ok(cmd(
+        &template,
+        None,
+        &["-q", "contact", "add", "--email", "till@example.com"],
+    ));
+    let full = |ws: &Workspace| cmd(ws, Some(&fake), &["full"]);
+
+    let reference = clone_ws(&template);
+    let old_state = replica_state(&reference);
+    let took = timed_ok(full(&reference));
+    let new_state = replica_state(&reference);
+    assert_eq!(new_state[0].len(), plan.api_contacts + 1);
+
+    let mut kills = at("full.api_listed", &[1]);
+    kills.extend(at("fetch.page_committed", &[1]));
+    kills.extend(at("full.api_batch", &[1]));
+    kills.extend(at("full.built", &[1]));
+    kills.extend(at("full.merged", &[1]));
+    kills.extend(at("full.swapped", &[1]));
+    let mut rng = fastrand::Rng::with_seed(plan.seed ^ 2);
+    kills.extend(timed(&mut rng, plan.timed_kills, took));
+    let tally = run_trials(kills, plan.parallel, |kill| {
+        let ws = clone_ws(&template);
+        let ended = run_killed(full(&ws), kill);
+        let now = replica_state(&ws);
+        assert!(
+            now == old_state || now[..3] == new_state[..3],
+            "{kill}: the replica in service is neither the old nor the new one"
+        );
+        ok(full(&ws));
+        same(
+            &replica_state(&ws),
+            &after_rerun(&now, &new_state),
+            &format!("{kill}: after the rerun"),
+        );
+        assert_no_leftovers(&ws, &kill.to_string());
+        ended
+    });
+    tally.report("full from the API", plan.seed);
+
+    // Changes in Engage after the reference's full: most contacts updated (more than a page),
+    // some deleted, some created.
+    let ids = fake.contact_ids();
+    for id in ids.iter().take(plan.api_contacts - 10) {
+        assert!(fake.update_contact(id, json!({"city": "Changed"})));
+    }
+    for id in ids.iter().rev().take(5) {
+        assert!(fake.delete_contact(id));
+    }
+    for i in 0..5 {
+        fake.add_contact(json!({"email": format!("new{i}@example.com"), "firstName": "Ny"}));
+    }
+    let changes_template = reference;
+    let before = (
+        contacts(&changes_template),
+        cursor(&changes_template).expect("cursor after full"),
+    );
+    let changes = |ws: &Workspace| cmd(ws, Some(&fake), &["changes"]);
+    let reference = clone_ws(&changes_template);
+    let took = timed_ok(changes(&reference));
+    let after = contacts(&reference);
+    assert_eq!(after.len(), plan.api_contacts + 1, "5 deleted, 5 created");
+    assert_ne!(after, before.0);
+
+    let mut kills = at("changes.listed", &[1]);
+    kills.extend(at("fetch.page_committed", &[1]));
+    kills.extend(at("changes.before_cursor_commit", &[1]));
+    kills.extend(at("changes.after_cursor_commit", &[1]));
+    let mut rng = fastrand::Rng::with_seed(plan.seed ^ 3);
+    kills.extend(timed(&mut rng, plan.timed_kills, took));
+    let tally = run_trials(kills, plan.parallel, |kill| {
+        let ws = clone_ws(&changes_template);
+        let ended = run_killed(changes(&ws), kill);
+        // The cursor is never ahead of the data.
+        let c = cursor(&ws).expect("cursor");
+        if c != before.1 {
+            assert!(c > before.1, "{kill}: cursor moved back");
+            same(
+                &[contacts(&ws)],
+                std::slice::from_ref(&after),
+                &format!("{kill}: cursor advanced without its data"),
+            );
+        }
+        ok(changes(&ws));
+        same(
+            &[contacts(&ws)],
+            std::slice::from_ref(&after),
+            &format!("{kill}: after the rerun"),
+        );
+        assert!(cursor(&ws).expect("cursor") > before.1, "{kill}: cursor");
+        ended
+    });
+    tally.report("changes", plan.seed);
+}
+
+fn cursor(ws: &Workspace) -> Option<String> {
+    rows(
+        ws,
+        "SELECT position FROM sync_cursor WHERE name = 'changes'",
+    )
+    .into_iter()
+    .next()
+    .and_then(|r| r[0].clone())
+}
+
+// ---- push-local ----------------------------------------------------------------------------
+
+const MEMBERS: usize = 6;
+const CONTACTS: usize = 3;
+
+fn push_world(fake: &FakeEngage) -> Workspace {
+    let ws = Workspace::new();
+    write_config(
+        &ws,
+        &format!(
+            "[engage]\nbase_url = \"{}\"\nrate_limit = 200\nretry_base = \"10ms\"\n\
+             retry_cap = \"100ms\"\nrequest_timeout = \"3s\"\nmax_retries = 3\n\
+             [local]\nstore_external_id = \"0600\"\nbulk_poll_interval = \"10ms\"\n\
+             bulk_poll_timeout = \"5s\"\nrecheck_after = \"0s\"\n",
+            fake.base_url()
+        ),
+    );
+    // A contact Engage and the replica both know, changed at the till: a bulk update.
+    let known = fake.add_contact(json!({"email": "known@example.com", "firstName": "Known"}));
+    ws.write_export(
+        "20260101000000_0_m.xml",
+        &format!(
+            "<?xml version=\"1.0\"?><contacts xmlns=\"{NS}\"><new><member source=\"POS\">\
+             <contactId>{known}</contactId><email>known@example.com</email>\
+             <firstName>Known</firstName></member></new></contacts>"
+        ),
+    );
+    ok(cmd(&ws, None, &["-q", "delta"]));
+    ok(cmd(
+        &ws,
+        None,
+        &[
+            "-q",
+            "contact",
+            "update",
+            "--contact-id",
+            &known,
+            "--first-name",
+            "Changed",
+        ],
+    ));
+    // Local contacts of two types (two bulk creates) and receipts for them.
+    let mut lines = String::new();
+    for i in 0..MEMBERS + CONTACTS {
+        let t = if i < MEMBERS { "Member" } else { "Contact" };
+        lines.push_str(&format!(
+            "{{\"email\":\"local{i}@example.com\",\"mobilePhone\":\"+4673000{i:04}\",\
+             \"firstName\":\"Local\",\"contactType\":\"{t}\"}}\n"
+        ));
+    }
+    std::fs::write(ws.path().join("contacts.jsonl"), lines).expect("contacts");
+    ok(cmd(
+        &ws,
+        None,
+        &["-q", "contact", "add", "--from", "contacts.jsonl"],
+    ));
+    let mut receipts = String::new();
+    for (id, contact) in push_receipts(&known) {
+        receipts.push_str(&receipt_json(&id, contact).to_string());
+        receipts.push('\n');
+    }
+    std::fs::write(ws.path().join("receipts.jsonl"), receipts).expect("receipts");
+    ok(cmd(&ws, None, &["-q", "receipt", "add", "receipts.jsonl"]));
+    ws
+}
+
+/// (uniqueReceiptId, contact reference) of the till's receipts; customer e-mails in
+/// [`push_customers`].
+fn push_receipts(known: &str) -> Vec<(String, Value)> {
+    let mut r: Vec<(String, Value)> = (0..MEMBERS + CONTACTS)
+        .map(|i| {
+            (
+                format!("R-{i}"),
+                json!({"matchKeyType": "localKey", "matchKey": format!("L0600-{:06}", i + 1)}),
+            )
+        })
+        .collect();
+    r.push((
+        "R-known".into(),
+        json!({"matchKeyType": "contactId", "matchKey": known}),
+    ));
+    r.push((
+        "R-phone".into(),
+        json!({"matchKeyType": "mobilePhone", "matchKey": "+46730000001"}),
+    ));
+    r.push((
+        "R-walkin".into(),
+        json!({"email": "walkin@example.com", "firstName": "Walk"}),
+    ));
+    r
+}
+
+/// uniqueReceiptId → the e-mail of the customer it must be tagged to.
+fn push_customers() -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = (0..MEMBERS + CONTACTS)
+        .map(|i| (format!("R-{i}"), format!("local{i}@example.com")))
+        .collect();
+    m.insert("R-known".into(), "known@example.com".into());
+    m.insert("R-phone".into(), "local1@example.com".into());
+    m.insert("R-walkin".into(), "walkin@example.com".into());
+    m
+}
+
+fn receipt_json(id: &str, contact: Value) -> Value {
+    json!({
+        "contact": contact, "uniqueReceiptId": id, "receiptNumber": id,
+        "createdDate": "2026-11-25T15:55:54+01:00", "currency": "SEK", "totalGrossPrice": 20.0,
+        "paymentMethods": [{"type": "Card", "value": 20.0}],
+        "items": [{"type": "PURCHASE", "quantity": 1, "grossPaidPrice": 20.0, "taxAmount": 4.0,
+                   "taxPercent": 25.0, "sku": "1", "articleNumber": "2", "articleName": "Sock"}]
+    })
+}
+
+/// Runs push-local until it exits 0.
+fn push_until_done(ws: &Workspace, fake: &FakeEngage, what: &str) {
+    for _ in 0..6 {
+        let out = output(cmd(ws, Some(fake), &["push-local"]));
+        if out.status.success() {
+            return;
+        }
+        assert_eq!(out.status.code(), Some(75), "{what}: {}", stderr_of(&out));
+    }
+    panic!("{what}: push-local did not finish in 6 runs");
+}
+
+/// Engage's side of a finished push: contacts by e-mail (without the ids and member numbers
+/// Engage assigns in arrival order) and receipts by id with their customer's e-mail.
+fn engage_state(fake: &FakeEngage) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
+    let email_of = |id: &str| {
+        fake.contact(id).expect("customer")["email"]
+            .as_str()
+            .expect("email")
+            .to_string()
+    };
+    let contacts = fake
+        .contacts()
+        .into_iter()
+        .map(|(_, mut attrs)| {
+            attrs
+                .as_object_mut()
+                .expect("object")
+                .remove("memberNumber");
+            (attrs["email"].as_str().expect("email").to_string(), attrs)
+        })
+        .collect();
+    let receipts = fake
+        .receipts()
+        .into_iter()
+        .map(|r| (r.unique_receipt_id.clone(), email_of(&r.contact_id)))
+        .collect();
+    (contacts, receipts)
+}
+
+/// Exactly once: every contact created once and linked to the right Engage contact, every
+/// receipt stored once for the right customer, the update delivered, nothing left queued.
+fn assert_exactly_once(ws: &Workspace, fake: &FakeEngage, what: &str) {
+    let mut emails: Vec<String> = (0..MEMBERS + CONTACTS)
+        .map(|i| format!("local{i}@example.com"))
+        .collect();
+    emails.push("walkin@example.com".into());
+    for email in &emails {
+        assert_eq!(
+            fake.creates_for("email", email),
+            1,
+            "{what}: {email} created once"
+        );
+    }
+    assert_eq!(
+        fake.contact_count(),
+        emails.len() + 1,
+        "{what}: no other contact"
+    );
+    let stored = fake.receipts();
+    assert_eq!(
+        stored.len(),
+        push_customers().len(),
+        "{what}: receipts stored once each"
+    );
+    let (_, receipts) = engage_state(fake);
+    assert_eq!(receipts, push_customers(), "{what}: receipts' customers");
+    for row in contacts(ws) {
+        let (Some(id), Some(email)) = (&row[0], &row[3]) else {
+            panic!("{what}: a contact without a contactId or e-mail: {row:?}");
+        };
+        let engage = fake
+            .contact(id)
+            .unwrap_or_else(|| panic!("{what}: {id} unknown"));
+        assert_eq!(
+            engage["email"].as_str(),
+            Some(email.as_str()),
+            "{what}: {id} linked to the wrong Engage contact"
+        );
+    }
+    let known = fake.find_contacts("email", "known@example.com");
+    assert_eq!(
+        fake.contact(&known[0]).expect("known")["firstName"],
+        "Changed",
+        "{what}: the update was delivered"
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM contact_outbox WHERE state != 'delivered'")
+            + ws.count("SELECT count(*) FROM receipt_outbox WHERE state != 'delivered'"),
+        0,
+        "{what}: everything delivered"
+    );
+}
+
+fn lenient_fake() -> FakeEngage {
+    FakeEngage::start(FakeConfig {
+        unique_keys: Vec::new(),
+        ..FakeConfig::default()
+    })
+}
+
+fn push_matrix(plan: Plan) {
+    let fake = lenient_fake();
+    let reference = push_world(&fake);
+    let took = timed_ok(cmd(&reference, Some(&fake), &["push-local"]));
+    assert_exactly_once(&reference, &fake, "uninterrupted");
+    let expected = engage_state(&fake);
+    drop(fake);
+
+    let mut kills = at("push.claimed", &[1, 2, 3]);
+    kills.extend(at("push.bulk_sent", &[1, 2, 3]));
+    kills.extend(at("push.batch_stored", &[1, 3]));
+    kills.extend(at("push.polled", &[1, 3]));
+    kills.extend(at("push.batch_recorded", &[1, 2, 3]));
+    kills.extend(at("push.receipts_claimed", &[1]));
+    kills.extend(at("push.receipt_posted", &[1, 6]));
+    kills.extend(at("push.receipt_recorded", &[1, 11]));
+    let mut rng = fastrand::Rng::with_seed(plan.seed ^ 4);
+    kills.extend(timed(&mut rng, plan.timed_kills, took));
+    let tally = run_trials(kills, plan.parallel, |kill| {
+        let fake = lenient_fake();
+        let ws = push_world(&fake);
+        let ended = run_killed(cmd(&ws, Some(&fake), &["push-local"]), kill);
+        push_until_done(&ws, &fake, &kill.to_string());
+        assert_exactly_once(&ws, &fake, &kill.to_string());
+        assert_eq!(engage_state(&fake), expected, "{kill}: Engage's state");
+        ended
+    });
+    tally.report("push-local", plan.seed);
+}
+
+// ---- the tests -----------------------------------------------------------------------------
+
+#[test]
+fn delta_killed_anywhere_applies_whole_files_once() {
+    delta_matrix(Plan::short());
+}
+
+#[test]
+fn full_from_xml_killed_anywhere_swaps_in_once_and_leaves_nothing_behind() {
+    full_xml_matrix(Plan::short());
+}
+
+#[test]
+fn full_from_the_api_and_changes_killed_anywhere_converge() {
+    api_matrix(Plan::short());
+}
+
+#[test]
+fn push_local_killed_anywhere_delivers_exactly_once() {
+    push_matrix(Plan::short());
+}
+
+#[test]
+#[ignore = "long form: minutes; run with bash bench/crash_matrix.sh"]
+fn crash_matrix_long() {
+    let plan = Plan::long();
+    println!(
+        "crash matrix (long): {} contacts per export file, {} in Engage, {} timed kills per \
+         scenario, seed {}",
+        plan.per_file, plan.api_contacts, plan.timed_kills, plan.seed
+    );
+    delta_matrix(plan);
+    full_xml_matrix(plan);
+    api_matrix(plan);
+    push_matrix(plan);
+}
+
+#[test]
+fn every_failpoint_is_in_the_matrix() {
+    let source = include_str!("crash_matrix.rs");
+    for name in engage_sync::failpoint::NAMES {
+        assert!(
+            source.contains(&format!("\"{name}\",")) || source.contains(&format!("at(\"{name}\"")),
+            "failpoint {name} is never killed at"
+        );
+    }
+}
