@@ -142,10 +142,10 @@ struct Sink<'a> {
     flush: &'a mut dyn FnMut(&mut SortedBatch) -> rusqlite::Result<()>,
 }
 
-/// Changes per message from the parser thread, and messages in flight: enough to keep the
-/// parser busy while the writer applies a batch, 8 MB at most.
+/// Changes per message from the parser thread, and messages in flight per parser (two run at
+/// a file boundary, see [`ahead`]): 8 MB at most in all.
 const CHUNK_CHANGES: usize = 1024;
-const CHANNEL_CHUNKS: usize = 8;
+const CHANNEL_CHUNKS: usize = 4;
 /// A chunk is also sent once this much of the file went into it, so that members with large
 /// fields (a parser limit allows 2 MiB of text each) cannot make the chunks in flight hold
 /// hundreds of MB: 5,000 members of 50 KB each peaked at 132 MB before this bound.

@@ -47,9 +47,10 @@ struct Pending {
 
 /// Memory of changes held before they are applied, when they are mostly changes to existing
 /// contacts. Large enough that a batch covers many changes per page of the replica (about
-/// 40,000 contacts in keys mode, 20,000 in full mode), small enough for the memory target
-/// (the same peak for any file size, under 100 MB with the writer's page cache).
-const BATCH_BYTES: usize = 16 << 20;
+/// 30,000 contacts in keys mode, 12,000 in full mode), small enough for the memory target
+/// (the same peak for any file size, under 100 MB with the writer's page cache and the
+/// parsers' chunks in flight).
+const BATCH_BYTES: usize = 12 << 20;
 /// The same when the last batch was mostly new contacts. Sorting gains nothing for them
 /// (their rows are appended, their index entries land at random either way) and a large
 /// batch stalls the parser thread while it is applied: measured on 1,000,000 new contacts,
