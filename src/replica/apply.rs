@@ -3,7 +3,7 @@
 //! Equal versions apply, so within one file the later entry wins.
 
 use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, OptionalExtension, Statement};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
 
 use super::queries;
 use super::row::ContactRow;
@@ -50,16 +50,17 @@ struct Stored {
     keys: [Option<String>; 5],
 }
 
-/// Prepared statements for applying many changes inside one transaction.
+/// Prepared statements for applying many changes inside one transaction. They come from the
+/// connection's statement cache: an import makes a writer per batch.
 pub struct ContactWriter<'t> {
     conn: &'t Connection,
-    find_id: Statement<'t>,
-    find_by_id: Statement<'t>,
-    find_tombstone: Statement<'t>,
-    insert: Statement<'t>,
-    delete: Statement<'t>,
-    upsert_tombstone: Statement<'t>,
-    delete_tombstone: Statement<'t>,
+    find_id: CachedStatement<'t>,
+    find_by_id: CachedStatement<'t>,
+    find_tombstone: CachedStatement<'t>,
+    insert: CachedStatement<'t>,
+    delete: CachedStatement<'t>,
+    upsert_tombstone: CachedStatement<'t>,
+    delete_tombstone: CachedStatement<'t>,
     /// False while the tombstone table is known to be empty: a fresh replica's import then
     /// skips one lookup per contact.
     tombstones_exist: bool,
@@ -73,13 +74,13 @@ impl<'t> ContactWriter<'t> {
     pub fn new(conn: &'t Connection, now: String) -> rusqlite::Result<Self> {
         Ok(ContactWriter {
             conn,
-            find_id: conn.prepare(queries::FIND_CONTACT_ID)?,
-            find_by_id: conn.prepare(queries::FIND_CONTACT_BY_ROW)?,
-            find_tombstone: conn.prepare(queries::FIND_TOMBSTONE)?,
-            insert: conn.prepare(queries::INSERT_CONTACT)?,
-            delete: conn.prepare(queries::DELETE_CONTACT)?,
-            upsert_tombstone: conn.prepare(queries::UPSERT_TOMBSTONE)?,
-            delete_tombstone: conn.prepare(queries::DELETE_TOMBSTONE)?,
+            find_id: conn.prepare_cached(queries::FIND_CONTACT_ID)?,
+            find_by_id: conn.prepare_cached(queries::FIND_CONTACT_BY_ROW)?,
+            find_tombstone: conn.prepare_cached(queries::FIND_TOMBSTONE)?,
+            insert: conn.prepare_cached(queries::INSERT_CONTACT)?,
+            delete: conn.prepare_cached(queries::DELETE_CONTACT)?,
+            upsert_tombstone: conn.prepare_cached(queries::UPSERT_TOMBSTONE)?,
+            delete_tombstone: conn.prepare_cached(queries::DELETE_TOMBSTONE)?,
             tombstones_exist: conn.query_row(queries::ANY_TOMBSTONE, [], |r| r.get(0))?,
             now,
         })

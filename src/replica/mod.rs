@@ -230,6 +230,9 @@ fn configure(conn: &Connection, busy_timeout: Duration, writer: bool) -> rusqlit
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(journal_mode = %mode, "the replica could not switch to WAL mode");
         }
+        // The import's statements (one per combination of changed keys in an update, up to
+        // 32) stay cached across batches.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(&format!(
             "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
              PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
