@@ -36,6 +36,7 @@ pub const NAMES: &[&str] = &[
     // full (src/commands/full.rs, src/replica/generation.rs).
     "full.api_listed",   // API build: ids queued, the listing not yet marked done
     "full.api_batch",    // API build: one batch of ids fetched and committed
+    "full.indexed",      // XML build: deletes applied and indexes built, not yet committed
     "full.built",        // the build is complete, before the merge
     "full.merged",       // the live replica's newer state merged in, before the swap
     "full.before_fsync", // the build closed, before it is flushed to disk

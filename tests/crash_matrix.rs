@@ -720,6 +720,7 @@ fn full_xml_matrix(plan: Plan) {
             kills.extend(at("import.file_applied", &[1, 2, 3, 4]));
             kills.extend(at("import.before_commit", &[1]));
             kills.extend(at("import.after_commit", &[1]));
+            kills.extend(at("full.indexed", &[1]));
             kills.extend(at("full.built", &[1]));
             kills.extend(at("full.merged", &[1]));
         }

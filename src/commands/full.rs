@@ -17,9 +17,10 @@ use crate::commands::init::DEFAULT_MODE;
 use crate::engage::{ChangeType, EngageClient};
 use crate::error::{ExitCode, UsageError};
 use crate::export_xml::{ExportFileName, ExportParser, ImportError};
-use crate::import::{FileStatus, Importer};
+use crate::import::{BulkLoader, FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
+use crate::replica::bulk::{BulkCounts, BulkState};
 use crate::replica::generation::{with_suffix, Layout};
 use crate::replica::set_cursor;
 use crate::replica::{MergeCounts, Replica, RunLog};
@@ -42,6 +43,8 @@ struct FullSummary {
     files_already_applied: u64,
     contacts: i64,
     members: u64,
+    /// What finishing the load resolved (contacts loaded more than once, deletes).
+    resolved: Option<BulkCounts>,
     merged_from_previous: Option<MergeCounts>,
     replica: Option<String>,
     elapsed_seconds: f64,
@@ -98,11 +101,28 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let mode = s.mode.or(live_mode).unwrap_or(DEFAULT_MODE);
-    let resumed = build_path.exists();
+    let mut resumed = build_path.exists();
     crate::fsutil::create_private_dir(&layout.dir())?;
-    let mut build = Replica::open_writer(&build_path, Some(mode), mode, s.busy_timeout)
-        .context("the unfinished build does not match this run; pass --restart to start over")?;
+    let open_build = || {
+        Replica::open_writer(&build_path, Some(mode), mode, s.busy_timeout)
+            .context("the unfinished build does not match this run; pass --restart to start over")
+    };
+    let mut build = open_build()?;
     let source = if files.is_empty() { "api" } else { "xml" };
+    if source == "xml" && build.bulk_state()? == BulkState::FromEarlierBoot {
+        tracing::warn!(
+            "the unfinished build at {} was written before the machine last started and may \
+             have lost writes in an OS crash: starting it over",
+            build_path.display()
+        );
+        drop(build);
+        remove_build(&build_path)?;
+        build = open_build()?;
+        resumed = false;
+    }
+    if source == "xml" && build.meta(META_SOURCE)?.is_none() {
+        build.begin_bulk()?;
+    }
     check_source(&mut build, resumed, source)?;
     let mut summary = FullSummary {
         resumed,
@@ -112,6 +132,10 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     };
     let (snapshot, cursor) = if source == "xml" {
         apply_all(ctx, &mut build, &files, deadline, &mut summary)?;
+        if build.bulk_state()? == BulkState::Loading {
+            tracing::info!("full: all files loaded; building the new replica's indexes");
+            summary.resolved = Some(build.finish_bulk(&now_rfc3339())?);
+        }
         let snapshot = files
             .iter()
             .map(|(n, _)| n.version_ms(s.export_offset_seconds))
@@ -293,7 +317,13 @@ fn apply_all(
         .map(|m| m.len())
         .sum();
     let progress = Progress::new("full", total_bytes, !ctx.json && ctx.verbosity >= 0);
-    let mut importer = Importer::new(false, None);
+    let mut importer = if build.bulk_state()? == BulkState::Loading {
+        build.bulk_pragmas()?;
+        Loader::Bulk(BulkLoader::new(build)?)
+    } else {
+        // A build begun by an engage-sync from before bulk loading.
+        Loader::Sorted(Importer::new(false, None))
+    };
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
     importer.parse_ahead(paths, &ctx.settings, build.mode());
     for (i, (name, path)) in files.iter().enumerate() {
@@ -320,8 +350,57 @@ fn apply_all(
     Ok(())
 }
 
+/// How a build's files are applied: appended without indexes (every build this engage-sync
+/// begins), or through the replica's indexes (a build an older one began).
+enum Loader {
+    Bulk(BulkLoader),
+    Sorted(Importer),
+}
+
+impl Loader {
+    fn parse_ahead(
+        &mut self,
+        paths: Vec<PathBuf>,
+        settings: &crate::config::Settings,
+        mode: crate::config::Mode,
+    ) {
+        match self {
+            Loader::Bulk(l) => l.parse_ahead(paths, settings, mode),
+            Loader::Sorted(l) => l.parse_ahead(paths, settings, mode),
+        }
+    }
+
+    fn apply(
+        &mut self,
+        build: &mut Replica,
+        name: &ExportFileName,
+        path: &std::path::Path,
+        settings: &crate::config::Settings,
+        progress: &Progress,
+    ) -> anyhow::Result<()> {
+        match self {
+            Loader::Bulk(l) => l.apply(build, name, path, settings, progress),
+            Loader::Sorted(l) => l.apply(build, name, path, settings, progress),
+        }
+    }
+
+    fn finish(&mut self, build: &mut Replica) -> anyhow::Result<()> {
+        match self {
+            Loader::Bulk(l) => l.finish(build),
+            Loader::Sorted(l) => l.finish(build),
+        }
+    }
+
+    fn take_reports(&mut self) -> Vec<FileReport> {
+        match self {
+            Loader::Bulk(l) => l.take_reports(),
+            Loader::Sorted(l) => l.take_reports(),
+        }
+    }
+}
+
 /// Counts the files committed so far in the summary.
-fn count_reports(importer: &mut Importer, summary: &mut FullSummary) {
+fn count_reports(importer: &mut Loader, summary: &mut FullSummary) {
     for report in importer.take_reports() {
         match report.status {
             FileStatus::Applied => summary.files_applied += 1,
@@ -455,6 +534,13 @@ fn print_summary(ctx: &Ctx, s: &FullSummary) -> anyhow::Result<()> {
             None => String::new(),
         }
     ));
+    if let Some(r) = s.resolved.filter(|r| r.superseded + r.deleted > 0) {
+        lines.push(format!(
+            "resolved after loading: {} rows replaced by a later one of the same contact, {} \
+             contacts deleted",
+            r.superseded, r.deleted
+        ));
+    }
     if let Some(m) = &s.merged_from_previous {
         lines.push(format!(
             "merged from the previous replica: {} newer, {} added (later or local contacts), {} deleted",

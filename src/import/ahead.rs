@@ -17,16 +17,47 @@ pub(super) struct ParseAhead {
     parsers: Receiver<(PathBuf, anyhow::Result<Receiver<Chunk>>)>,
 }
 
+/// How far parsers run ahead of the writer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lookahead {
+    /// Files whose parsers run before the writer takes them (at least 1).
+    pub files: usize,
+    /// Chunks each parser may have parsed and not yet handed over.
+    pub chunks: usize,
+}
+
+impl Lookahead {
+    /// For imports into a replica, where the writer is the slower side: one file ahead, a
+    /// few chunks each (8 MB in flight at most).
+    pub(super) const WRITER_BOUND: Lookahead = Lookahead {
+        files: 1,
+        chunks: super::CHANNEL_CHUNKS,
+    };
+    /// For a bulk load, where appending rows is faster than parsing them: two files parse
+    /// ahead on the second core while the writer's file finishes, each up to a file of
+    /// 10,000 contacts (at most 1 MiB of export per chunk: 36 MiB in flight at most).
+    pub(super) const PARSER_BOUND: Lookahead = Lookahead {
+        files: 2,
+        chunks: 12,
+    };
+}
+
 impl ParseAhead {
     /// Starts parsing `paths`, in this order.
-    pub(super) fn start(paths: Vec<PathBuf>, settings: &Settings, mode: Mode) -> ParseAhead {
+    pub(super) fn start(
+        paths: Vec<PathBuf>,
+        settings: &Settings,
+        mode: Mode,
+        lookahead: Lookahead,
+    ) -> ParseAhead {
         let source = Source::new(settings, mode);
-        let (sender, parsers) = mpsc::sync_channel(0);
+        // The thread blocks with one parser started in `send`, after `files - 1` queued.
+        let (sender, parsers) = mpsc::sync_channel(lookahead.files.max(1) - 1);
         let spawned = std::thread::Builder::new()
             .name("parse-ahead".into())
             .spawn(move || {
                 for path in paths {
-                    let parser = source.clone().spawn(&path);
+                    let parser = source.clone().spawn(&path, lookahead.chunks);
                     if sender.send((path, parser)).is_err() {
                         return;
                     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::ahead::ParseAhead;
+use super::ahead::{Lookahead, ParseAhead};
 use super::sorted::SortedBatch;
 use super::{count, read_file, ContactAction, FileReport, FileStatus, ReadOutcome};
 use crate::config::{Mode, Settings};
@@ -71,7 +71,12 @@ impl Importer {
     /// Announces the files that will be applied, in the order they will be given to
     /// [`apply`](Self::apply), so that each is parsed while the one before is written.
     pub fn parse_ahead(&mut self, paths: Vec<PathBuf>, settings: &Settings, mode: Mode) {
-        self.ahead = Some(ParseAhead::start(paths, settings, mode));
+        self.ahead = Some(ParseAhead::start(
+            paths,
+            settings,
+            mode,
+            Lookahead::WRITER_BOUND,
+        ));
     }
 
     /// Reads one file into the open transaction. On error, nothing of the file stays

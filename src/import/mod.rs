@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 mod ahead;
 mod batch;
+mod bulk;
 mod sorted;
 
 use anyhow::Context;
@@ -18,6 +19,7 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 pub use batch::Importer;
+pub use bulk::BulkLoader;
 use sorted::{sort_by_contact, Change, SortedBatch};
 
 use crate::config::{Mode, Settings};
@@ -122,7 +124,7 @@ fn read_file(
     // been started ahead, while the file before was being written.
     let receiver = match prefetched {
         Some(receiver) => receiver,
-        None => Source::new(settings, mode).spawn(path)?,
+        None => Source::new(settings, mode).spawn(path, CHANNEL_CHUNKS)?,
     };
     let mut sink = Sink {
         batch,
@@ -242,10 +244,11 @@ impl Source {
         }
     }
 
-    /// Starts a parser thread on `path`; its chunks arrive on the receiver.
-    fn spawn(self, path: &Path) -> anyhow::Result<Receiver<Chunk>> {
+    /// Starts a parser thread on `path`; its chunks arrive on the receiver, which holds up to
+    /// `chunks` of them.
+    fn spawn(self, path: &Path, chunks: usize) -> anyhow::Result<Receiver<Chunk>> {
         let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+        let (sender, receiver) = mpsc::sync_channel(chunks);
         std::thread::Builder::new()
             .name("export-parser".into())
             .spawn(move || self.parse(input, &sender))

@@ -137,20 +137,7 @@ impl<'t> ContactWriter<'t> {
                 ApplyOutcome::Updated
             }
             None => {
-                self.insert.execute(params![
-                    row.contact_id,
-                    row.member_number,
-                    row.email,
-                    row.mobile_phone,
-                    row.external_id,
-                    row.social_security_number,
-                    row.contact_type,
-                    row.first_name,
-                    row.last_name,
-                    row.attributes,
-                    version,
-                    self.now,
-                ])?;
+                insert_contact(&mut self.insert, row, version, &self.now)?;
                 at.id = Some(self.conn.last_insert_rowid());
                 ApplyOutcome::Inserted
             }
@@ -242,4 +229,27 @@ impl<'t> ContactWriter<'t> {
         stmt.execute(values.as_slice())?;
         Ok(())
     }
+}
+
+/// Inserts a contact row with [`queries::INSERT_CONTACT`] (prepared by the caller).
+pub fn insert_contact(
+    insert: &mut rusqlite::Statement<'_>,
+    row: &ContactRow,
+    version: i64,
+    now: &str,
+) -> rusqlite::Result<usize> {
+    insert.execute(params![
+        row.contact_id,
+        row.member_number,
+        row.email,
+        row.mobile_phone,
+        row.external_id,
+        row.social_security_number,
+        row.contact_type,
+        row.first_name,
+        row.last_name,
+        row.attributes,
+        version,
+        now,
+    ])
 }

@@ -6,6 +6,7 @@
 //! overwritten, and a new file is created with mode 0600.
 
 mod apply;
+pub mod bulk;
 pub mod generation;
 pub mod ledger;
 mod lookup;
@@ -25,7 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::config::Mode;
 use crate::error::{Coded, ExitCode};
 
-pub use apply::{ApplyOutcome, ContactWriter, Located};
+pub use apply::{insert_contact, ApplyOutcome, ContactWriter, Located};
 pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
@@ -233,12 +234,17 @@ fn configure(conn: &Connection, busy_timeout: Duration, writer: bool) -> rusqlit
         // The import's statements (one per combination of changed keys in an update, up to
         // 32) stay cached across batches.
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
-        ))?;
+        writer_pragmas(conn)?;
     } else {
         conn.execute_batch("PRAGMA query_only = ON;")?;
     }
     Ok(())
+}
+
+/// A writer's settings besides the journal mode (a bulk load changes them for a while).
+fn writer_pragmas(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
+    ))
 }

@@ -424,3 +424,33 @@ pub const MERGE_OUTBOXES: &str = "\
      INSERT INTO main.contact_outbox SELECT * FROM live.contact_outbox; \
      INSERT INTO main.outbox_batch SELECT * FROM live.outbox_batch; \
      INSERT INTO main.receipt_outbox SELECT * FROM live.receipt_outbox;";
+
+// A `full` build from XML loads its contacts without secondary indexes (src/replica/bulk.rs).
+
+/// The contact table's indexes, as created by the migrations (name and SQL), in creation
+/// order.
+pub const CONTACT_INDEXES: &str = "SELECT name, sql FROM sqlite_master \
+     WHERE type = 'index' AND tbl_name = 'contact' AND sql IS NOT NULL ORDER BY rowid";
+/// Deletes read during a bulk load, applied when the load is finished. `after` is the
+/// greatest contact row id at the time of the delete: rows up to it came before it.
+pub const CREATE_BULK_DELETE: &str = "CREATE TABLE IF NOT EXISTS bulk_delete (\
+     seq INTEGER PRIMARY KEY, contact_id TEXT NOT NULL, version INTEGER NOT NULL, \
+     after INTEGER NOT NULL)";
+/// A delete read during a bulk load.
+pub const INSERT_BULK_DELETE: &str =
+    "INSERT INTO bulk_delete (contact_id, version, after) VALUES (?1, ?2, ?3)";
+/// The deletes of a bulk load, grouped by contact, in the order the version rule ranks them.
+pub const BULK_DELETES: &str =
+    "SELECT contact_id, version, after FROM bulk_delete ORDER BY contact_id, version, after";
+/// Drops the table once the deletes are applied.
+pub const DROP_BULK_DELETE: &str = "DROP TABLE IF EXISTS bulk_delete";
+/// The greatest contact row id.
+pub const MAX_CONTACT_ROW: &str = "SELECT coalesce(max(id), 0) FROM contact";
+/// Keeps, of the rows a bulk load gave one contact, only the one the version rule lets win:
+/// the highest version, and of equal versions the later row.
+pub const BULK_DROP_SUPERSEDED: &str = "DELETE FROM contact WHERE id IN (SELECT id FROM \
+     (SELECT id, row_number() OVER (PARTITION BY contact_id ORDER BY version DESC, id DESC) \
+      AS n FROM contact WHERE contact_id IS NOT NULL) WHERE n > 1)";
+/// A contact's row and version (a bulk load's delete compares against it).
+pub const ROW_AND_VERSION_OF_CONTACT: &str =
+    "SELECT id, version FROM contact WHERE contact_id = ?1";

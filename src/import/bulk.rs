@@ -1,0 +1,243 @@
+//! Loading a full export into a new build without its indexes (see [`BulkLoader`] and
+//! `replica::bulk`).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+
+use anyhow::Context;
+use rusqlite::{params, Connection};
+
+use super::ahead::{Lookahead, ParseAhead};
+use super::sorted::Change;
+use super::{locate, sha256_file, ApplyError, Chunk, FileReport, FileStatus, Source};
+use crate::config::{Mode, Settings};
+use crate::export_xml::{ExportFileName, ImportError};
+use crate::progress::Progress;
+use crate::replica::{insert_contact, ledger, queries, FileLedgerRow, Replica};
+use crate::time::now_rfc3339;
+
+/// Contacts per transaction. A build has no readers, and its commits are not synced, so a
+/// transaction only bounds what a crash makes the next run redo.
+const TXN_MEMBERS: u64 = 200_000;
+
+/// Appends export files to a build that is bulk loading (`Replica::begin_bulk`): every upsert
+/// becomes a new row and every delete a record, with no index to maintain; the build resolves
+/// both when it is finished (`Replica::finish_bulk`). Several files go in one transaction,
+/// each in its own savepoint with its ledger row, so a file is all-or-nothing: a malformed
+/// file is rolled back, the files before it are committed, and the error is returned.
+///
+/// A file's ledger row counts its upserts as `inserted` and its deletes as `deleted`: which
+/// of them replaced an earlier row, lost to a newer one or found nothing to delete is only
+/// known when the build is finished, and the build's summary reports that.
+pub struct BulkLoader {
+    open: bool,
+    members: u64,
+    /// Reports of the files in the open transaction (their ledger rows are written).
+    pending: Vec<FileReport>,
+    done: Vec<FileReport>,
+    now: String,
+    ahead: Option<ParseAhead>,
+    /// The greatest contact row id so far: a delete records it, so that finishing knows
+    /// which rows came before the delete.
+    last_row: i64,
+}
+
+impl BulkLoader {
+    /// A loader appending to `build`.
+    pub fn new(build: &Replica) -> anyhow::Result<BulkLoader> {
+        Ok(BulkLoader {
+            open: false,
+            members: 0,
+            pending: Vec::new(),
+            done: Vec::new(),
+            now: String::new(),
+            ahead: None,
+            last_row: build.max_contact_row()?,
+        })
+    }
+
+    /// Announces the files, in the order they will be given to [`apply`](Self::apply), so
+    /// that each is parsed while the one before is written.
+    pub fn parse_ahead(&mut self, paths: Vec<PathBuf>, settings: &Settings, mode: Mode) {
+        self.ahead = Some(ParseAhead::start(
+            paths,
+            settings,
+            mode,
+            Lookahead::PARSER_BOUND,
+        ));
+    }
+
+    /// Loads one file. On error nothing of the file stays, the files before it are
+    /// committed, and the error is returned.
+    pub fn apply(
+        &mut self,
+        build: &mut Replica,
+        name: &ExportFileName,
+        path: &Path,
+        settings: &Settings,
+        progress: &Progress,
+    ) -> anyhow::Result<()> {
+        let mode = build.mode();
+        if !self.open {
+            build.conn().execute_batch("BEGIN IMMEDIATE")?;
+            self.open = true;
+            self.now = now_rfc3339();
+        }
+        let conn = build.conn();
+        conn.execute_batch("SAVEPOINT export_file")?;
+        let prefetched = self.ahead.as_ref().and_then(|a| a.take(path));
+        match self.load(conn, mode, name, path, settings, progress, prefetched) {
+            Ok(report) => {
+                conn.execute_batch("RELEASE export_file")?;
+                self.members += report.ledger.members;
+                self.pending.push(report);
+                crate::failpoint::hit("import.file_applied");
+                if self.members >= TXN_MEMBERS {
+                    self.commit(build)?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                conn.execute_batch("ROLLBACK TO export_file; RELEASE export_file")?;
+                self.last_row = build.max_contact_row()?;
+                self.commit(build)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits what is loaded.
+    pub fn finish(&mut self, build: &mut Replica) -> anyhow::Result<()> {
+        self.commit(build)
+    }
+
+    /// Reports of the files committed so far, in the order they were given.
+    pub fn take_reports(&mut self) -> Vec<FileReport> {
+        std::mem::take(&mut self.done)
+    }
+
+    fn commit(&mut self, build: &mut Replica) -> anyhow::Result<()> {
+        if !self.open {
+            return Ok(());
+        }
+        crate::failpoint::hit("import.before_commit");
+        build
+            .conn()
+            .execute_batch("COMMIT")
+            .context("cannot commit the loaded files to the build")?;
+        crate::failpoint::hit("import.after_commit");
+        self.open = false;
+        self.members = 0;
+        self.done.append(&mut self.pending);
+        Ok(())
+    }
+
+    /// Loads one file inside the open savepoint and writes its ledger row.
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        &mut self,
+        conn: &Connection,
+        mode: Mode,
+        name: &ExportFileName,
+        path: &Path,
+        settings: &Settings,
+        progress: &Progress,
+        prefetched: Option<Receiver<Chunk>>,
+    ) -> anyhow::Result<FileReport> {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        let mut ledger = FileLedgerRow {
+            name: name.name.clone(),
+            export_timestamp: name.timestamp.clone(),
+            file_number: name.file_number,
+            size,
+            ..FileLedgerRow::default()
+        };
+        let earlier = self.pending.iter().find(|r| r.ledger.name == name.name);
+        let stored = match earlier {
+            Some(report) => Some(report.ledger.sha256.clone()),
+            None => ledger::applied_hash(conn, &name.name)?,
+        };
+        if let Some(stored) = stored {
+            let found = sha256_file(path)?;
+            progress.inc_bytes(size);
+            if stored != found {
+                return Err(ImportError::NameConflict {
+                    file: path.to_path_buf(),
+                    stored,
+                    found,
+                }
+                .into());
+            }
+            ledger.sha256 = stored;
+            return Ok(FileReport {
+                status: FileStatus::AlreadyApplied,
+                ledger,
+                actions: Vec::new(),
+            });
+        }
+        let receiver = match prefetched {
+            Some(receiver) => receiver,
+            None => Source::new(settings, mode).spawn(path, Lookahead::PARSER_BOUND.chunks)?,
+        };
+        let version = name.version_ms(settings.export_offset_seconds);
+        self.receive(conn, receiver, version, &mut ledger, progress)
+            .map_err(|e| locate(e, path))?;
+        ledger::insert_applied(conn, &ledger, &self.now)?;
+        Ok(FileReport {
+            status: FileStatus::Applied,
+            ledger,
+            actions: Vec::new(),
+        })
+    }
+
+    /// Appends the parser's changes as they arrive.
+    fn receive(
+        &mut self,
+        conn: &Connection,
+        receiver: Receiver<Chunk>,
+        version: i64,
+        ledger: &mut FileLedgerRow,
+        progress: &Progress,
+    ) -> Result<(), ApplyError> {
+        let mut insert = conn.prepare_cached(queries::INSERT_CONTACT)?;
+        let mut delete = conn.prepare_cached(queries::INSERT_BULK_DELETE)?;
+        loop {
+            let chunk = receiver
+                .recv()
+                .map_err(|_| anyhow::anyhow!("the export parser stopped unexpectedly"))?;
+            match chunk {
+                Chunk::Changes { changes, bytes } => {
+                    progress.inc_bytes(bytes);
+                    progress.inc_contacts(changes.len() as u64);
+                    ledger.members += changes.len() as u64;
+                    for change in changes {
+                        match change {
+                            Change::Upsert(row) => {
+                                insert_contact(&mut insert, &row, version, &self.now)?;
+                                self.last_row = conn.last_insert_rowid();
+                                ledger.inserted += 1;
+                            }
+                            Change::Delete(contact_id) => {
+                                delete.execute(params![contact_id, version, self.last_row])?;
+                                ledger.deleted += 1;
+                            }
+                        }
+                    }
+                }
+                Chunk::End { sha256, bytes } => {
+                    progress.inc_bytes(bytes);
+                    ledger.sha256 = sha256;
+                    return Ok(());
+                }
+                Chunk::Malformed(e) => return Err(ApplyError::Malformed(e)),
+                Chunk::Io(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot read {}", ledger.name))
+                        .into())
+                }
+            }
+        }
+    }
+}

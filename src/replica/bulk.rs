@@ -1,0 +1,215 @@
+//! Loading a new replica (a `full` build from XML) without its secondary indexes, then making
+//! it whole.
+//!
+//! Inserting a million contacts into a table whose indexes take every contact id and e-mail
+//! address at a random place costs random page reads and writes per key once the indexes
+//! outgrow the page cache (measured: ~50,000 contacts/s, most of it in those indexes); SQLite
+//! builds the same index from a finished table by sorting, several times faster. So a build
+//! drops the contact table's indexes when it starts (their SQL is kept in `meta`, so that a
+//! resumed build recreates exactly what the migrations made), appends every upsert as a new
+//! row and records every delete, and at the end ([`Replica::finish_bulk`]) resolves contacts
+//! that came more than once and the deletes with the version rule, and builds the indexes,
+//! all in one transaction.
+//!
+//! Nobody reads a build before it is swapped in, so it is written with `synchronous = OFF`
+//! and a rollback journal (pages appended to the file need no journal). A killed process is
+//! still rolled back to its last commit: the journal reaches the OS before the pages it
+//! protects. Only an OS crash or power loss could leave a torn file, so the build records
+//! the boot it was written in and a build from an earlier boot is started over
+//! ([`BulkState::FromEarlierBoot`]); where the boot cannot be known, every commit is synced.
+//! The swap fsyncs the finished file before it is put in service.
+
+use rusqlite::{params, ErrorCode, OptionalExtension};
+
+use super::{queries, Replica};
+
+/// Meta key: the contact table's indexes (JSON `[[name, sql], ...]`) while a load defers them.
+const META_INDEXES: &str = "bulk_deferred_indexes";
+/// Meta key: the boot the build was written in (Linux boot id), if known.
+const META_BOOT: &str = "bulk_boot_id";
+
+/// Where a build stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkState {
+    /// The contact table has its indexes: an ordinary replica, or a build that is finished
+    /// (or was begun by an engage-sync without bulk loading).
+    Indexed,
+    /// Loading, written in this boot.
+    Loading,
+    /// Loading, but the file was written before the machine last started: an OS crash may
+    /// have lost writes that were never synced. Start over.
+    FromEarlierBoot,
+}
+
+/// What [`Replica::finish_bulk`] resolved.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct BulkCounts {
+    /// Rows dropped because a later row (or a newer version) of the same contact won.
+    pub superseded: u64,
+    /// Contacts deleted (or tombstoned) by a delete that won.
+    pub deleted: u64,
+}
+
+/// The id of this boot of the machine, where the OS tells it.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+impl Replica {
+    /// Starts a bulk load in a new, empty build: records and drops the contact table's
+    /// indexes and records the boot. One transaction.
+    pub fn begin_bulk(&mut self) -> anyhow::Result<()> {
+        let boot = boot_id();
+        let tx = self.conn.transaction()?;
+        let indexes = {
+            let mut stmt = tx.prepare(queries::CONTACT_INDEXES)?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for (name, _) in &indexes {
+            tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+        }
+        tx.execute(
+            queries::SET_META,
+            params![META_INDEXES, serde_json::to_string(&indexes)?],
+        )?;
+        if let Some(boot) = &boot {
+            tx.execute(queries::SET_META, params![META_BOOT, boot])?;
+        }
+        tx.execute_batch(queries::CREATE_BULK_DELETE)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether this build is bulk loading, and from which boot.
+    pub fn bulk_state(&self) -> anyhow::Result<BulkState> {
+        if self.meta(META_INDEXES)?.is_none() {
+            return Ok(BulkState::Indexed);
+        }
+        let written_in = self.meta(META_BOOT)?;
+        Ok(match (written_in, boot_id()) {
+            (Some(then), Some(now)) if then != now => BulkState::FromEarlierBoot,
+            _ => BulkState::Loading,
+        })
+    }
+
+    /// Sets the connection up for loading: no sync per commit when the boot is known (see
+    /// the module documentation), a rollback journal, a small page cache (rows are only
+    /// appended).
+    pub fn bulk_pragmas(&mut self) -> anyhow::Result<()> {
+        let sync = if self.meta(META_BOOT)?.is_some() {
+            "OFF"
+        } else {
+            "FULL"
+        };
+        self.conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
+        self.conn.execute_batch(&format!(
+            "PRAGMA synchronous = {sync}; PRAGMA cache_size = -8192;"
+        ))?;
+        Ok(())
+    }
+
+    /// The greatest contact row id (a bulk load's deletes record it).
+    pub fn max_contact_row(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn
+            .query_row(queries::MAX_CONTACT_ROW, [], |r| r.get(0))?)
+    }
+
+    /// Finishes a bulk load in one transaction: keeps, of every contact loaded more than
+    /// once, the row the version rule lets win; applies the deletes the same way (a delete
+    /// wins over a row of a lower version, or of the same version loaded before it); builds
+    /// the indexes. Then puts the connection back in WAL mode with the usual settings.
+    /// `now` is the tombstones' `deleted_at`.
+    pub fn finish_bulk(&mut self, now: &str) -> anyhow::Result<BulkCounts> {
+        let Some(indexes) = self.meta(META_INDEXES)? else {
+            return Ok(BulkCounts::default());
+        };
+        let indexes: Vec<(String, String)> = serde_json::from_str(&indexes)
+            .map_err(|e| anyhow::anyhow!("the build's deferred index list is damaged: {e}"))?;
+        // The index sorts spill to temporary files (the OS page cache), not to this process's
+        // memory: with temp_store = MEMORY a 1,000,000-contact sort peaked above 100 MB.
+        // The page cache is kept small: the sort does not use it, and measured faster so.
+        self.conn
+            .execute_batch("PRAGMA temp_store = FILE; PRAGMA cache_size = -2048;")?;
+        let tx = self.conn.transaction()?;
+        let mut counts = BulkCounts::default();
+        for (name, sql) in &indexes {
+            match tx.execute_batch(sql) {
+                Ok(()) => {}
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == ErrorCode::ConstraintViolation =>
+                {
+                    // A contact that came more than once: keep the winning row, then retry.
+                    counts.superseded += tx.execute(queries::BULK_DROP_SUPERSEDED, [])? as u64;
+                    tx.execute_batch(sql).map_err(|e| {
+                        anyhow::anyhow!("cannot build the index {name} of the new replica: {e}")
+                    })?;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot build the index {name} of the new replica")))
+                }
+            }
+        }
+        counts.deleted = apply_deletes(&tx, now)?;
+        crate::failpoint::hit("full.indexed");
+        tx.execute_batch(queries::DROP_BULK_DELETE)?;
+        tx.execute(
+            "DELETE FROM meta WHERE key IN (?1, ?2)",
+            [META_INDEXES, META_BOOT],
+        )?;
+        tx.commit()?;
+        self.conn
+            .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        super::writer_pragmas(&self.conn)?;
+        Ok(counts)
+    }
+}
+
+/// Applies a bulk load's deletes: per contact the greatest (version, position) delete, if it
+/// beats the contact's row (by version; of equal versions, the later loaded wins), removes
+/// the row and leaves a tombstone. Returns how many deletes won.
+fn apply_deletes(tx: &rusqlite::Transaction<'_>, now: &str) -> anyhow::Result<u64> {
+    let mut deletes = tx.prepare(queries::BULK_DELETES)?;
+    let mut find = tx.prepare(queries::ROW_AND_VERSION_OF_CONTACT)?;
+    let mut delete = tx.prepare(queries::DELETE_CONTACT)?;
+    let mut tombstone = tx.prepare(queries::UPSERT_TOMBSTONE)?;
+    let mut rows = deletes.query([])?;
+    let mut winner: Option<(String, i64, i64)> = None;
+    let mut applied = 0;
+    let mut apply = |d: (String, i64, i64)| -> anyhow::Result<()> {
+        let (contact_id, version, after) = d;
+        let row: Option<(i64, i64)> = find
+            .query_row([&contact_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let wins = row.is_none_or(|(id, v)| v < version || (v == version && id <= after));
+        if wins {
+            if let Some((id, _)) = row {
+                delete.execute([id])?;
+            }
+            tombstone.execute(params![contact_id, version, now])?;
+            applied += 1;
+        }
+        Ok(())
+    };
+    while let Some(r) = rows.next()? {
+        let d: (String, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        // Ordered by contact, version, position: the last of a contact's group wins.
+        if let Some(previous) = winner.take() {
+            if previous.0 != d.0 {
+                apply(previous)?;
+            }
+        }
+        winner = Some(d);
+    }
+    if let Some(last) = winner {
+        apply(last)?;
+    }
+    Ok(applied)
+}

@@ -1,0 +1,275 @@
+//! `full --from-xml` loads its new replica in bulk (no indexes while loading, repeated contacts
+//! and deletes resolved at the end): it must end exactly where `delta` of the same files into
+//! an empty replica ends, with the same indexes, across resumes and restarts.
+
+mod common;
+
+use common::{deleted, export, guid, member, stderr_of, Workspace};
+use rusqlite::Connection;
+
+type Rows = Vec<Vec<Option<String>>>;
+/// Contacts and tombstones.
+type State = (Rows, Vec<(String, i64)>);
+/// Names and SQL of the schema's objects.
+type Schema = Vec<(String, String)>;
+
+/// An export set in which contacts come back in later files, are updated twice in one file,
+/// deleted and re-created, deleted before they were ever seen, and deleted in the same file
+/// that creates them.
+fn tangled_set(seed: u64, files: u32) -> Vec<(String, String)> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut set = Vec::new();
+    for f in 0..files {
+        let mut new = Vec::new();
+        let mut updated = Vec::new();
+        let mut gone = Vec::new();
+        for _ in 0..rng.u32(20..60) {
+            let n = rng.u32(0..80);
+            match rng.u8(0..10) {
+                0..=4 => new.push(member(n, &format!("f{f}"))),
+                5..=7 => updated.push(member(n, &format!("u{f}-{}", rng.u8(..)))),
+                _ => gone.push(deleted(n)),
+            }
+        }
+        // Timestamps repeat (two files per export), so versions tie across files too.
+        let name = format!("2026010{}000000_{}_full.xml", 1 + f / 2, f % 2);
+        set.push((name, export(&new, &updated, &gone)));
+    }
+    set
+}
+
+fn write_set(ws: &Workspace, folder: &str, set: &[(String, String)]) {
+    let dir = ws.path().join(folder);
+    std::fs::create_dir_all(&dir).expect("folder");
+    for (name, content) in set {
+        std::fs::write(dir.join(name), content).expect("write");
+    }
+}
+
+/// Contacts (without updated_at) and tombstones (id, version).
+fn state(db: &std::path::Path) -> State {
+    let conn = Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare(
+            "SELECT contact_id, member_number, email, mobile_phone, first_name, last_name, \
+             attributes, CAST(version AS TEXT) FROM contact ORDER BY contact_id",
+        )
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| {
+            (0..8)
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    let mut stmt = conn
+        .prepare("SELECT contact_id, version FROM tombstone ORDER BY contact_id")
+        .expect("prepare");
+    let tombstones = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    (rows, tombstones)
+}
+
+/// Names and SQL of every index and table in the replica.
+fn schema(db: &std::path::Path) -> Schema {
+    let conn = Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type IN ('index', 'table') \
+             ORDER BY name",
+        )
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+/// What `delta` of the set into an empty replica gives.
+fn reference(set: &[(String, String)]) -> (State, Schema) {
+    let ws = Workspace::new();
+    write_set(&ws, "set", set);
+    let out = ws
+        .cmd()
+        .args(["init", "--mode", "full"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = ws.cmd().args(["delta", "set"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    (state(&ws.db()), schema(&ws.db()))
+}
+
+fn full(ws: &Workspace, folder: &str) -> std::process::Output {
+    ws.cmd()
+        .args(["full", "--mode", "full", "--from-xml", folder, "--json"])
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn bulk_build_equals_delta_of_the_same_files() {
+    for seed in 1..=6 {
+        let set = tangled_set(seed, 8);
+        let (expected, expected_schema) = reference(&set);
+        assert!(
+            !expected.0.is_empty() && !expected.1.is_empty(),
+            "seed {seed}"
+        );
+        let ws = Workspace::new();
+        write_set(&ws, "set", &set);
+        let out = full(&ws, "set");
+        assert!(out.status.success(), "seed {seed}: {}", stderr_of(&out));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(summary["files_applied"], 8);
+        assert!(summary["resolved"]["superseded"].as_u64().expect("n") > 0);
+        assert!(summary["resolved"]["deleted"].as_u64().expect("n") > 0);
+        assert_eq!(state(&ws.db()), expected, "seed {seed}");
+        assert_eq!(
+            schema(&ws.db()),
+            expected_schema,
+            "seed {seed}: the indexes"
+        );
+        let conn = Connection::open(ws.db()).expect("open");
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("journal");
+        assert_eq!(journal, "wal", "the new replica is in WAL mode again");
+        let meta: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM meta WHERE key LIKE 'bulk%'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("meta");
+        assert_eq!(meta, 0, "no load state left in the new replica");
+    }
+}
+
+#[test]
+fn a_bad_file_stops_the_load_and_the_rerun_finishes_it() {
+    let set = tangled_set(11, 6);
+    let (expected, expected_schema) = reference(&set);
+    let ws = Workspace::new();
+    let mut broken = set.clone();
+    let half = broken[3].1.len() / 2;
+    broken[3].1.truncate(half);
+    write_set(&ws, "set", &broken);
+    let out = full(&ws, "set");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&broken[3].0),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        !ws.db().exists(),
+        "nothing in service before the build is whole"
+    );
+    // The build holds the three good files before the bad one, nothing of it, no indexes.
+    let build = ws.path().join("replica.db.d/building.db");
+    let conn = Connection::open(&build).expect("build");
+    let files: i64 = conn
+        .query_row("SELECT count(*) FROM applied_file", [], |r| r.get(0))
+        .expect("files");
+    assert_eq!(files, 3);
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contact'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("indexes");
+    assert_eq!(indexes, 0, "indexes are built when the load is complete");
+    drop(conn);
+    write_set(&ws, "set", &set);
+    let out = full(&ws, "set");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["files_already_applied"], 3);
+    assert_eq!(summary["files_applied"], 3);
+    assert_eq!(state(&ws.db()), expected);
+    assert_eq!(schema(&ws.db()), expected_schema);
+}
+
+#[test]
+fn a_build_written_before_a_reboot_starts_over() {
+    let set = tangled_set(21, 4);
+    let (expected, _) = reference(&set);
+    let ws = Workspace::new();
+    let mut broken = set.clone();
+    broken[2].1.truncate(10);
+    write_set(&ws, "set", &broken);
+    assert_eq!(full(&ws, "set").status.code(), Some(65));
+    let build = ws.path().join("replica.db.d/building.db");
+    let conn = Connection::open(&build).expect("build");
+    let changed = conn
+        .execute(
+            "UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'bulk_boot_id'",
+            [],
+        )
+        .expect("meta");
+    assert_eq!(changed, 1, "the build records the boot it was written in");
+    drop(conn);
+    write_set(&ws, "set", &set);
+    let out = full(&ws, "set");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("before the machine last started"),
+        "{}",
+        stderr_of(&out)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["files_already_applied"], 0, "started over");
+    assert_eq!(summary["files_applied"], 4);
+    assert_eq!(state(&ws.db()), expected);
+}
+
+#[test]
+fn contacts_of_a_bulk_build_are_found_by_every_key() {
+    let ws = Workspace::new();
+    let set = vec![
+        (
+            "20260101000000_0_full.xml".to_string(),
+            export(&[member(1, "a"), member(2, "a")], &[], &[]),
+        ),
+        (
+            "20260101000000_1_full.xml".to_string(),
+            export(&[], &[member(1, "b")], &[deleted(2)]),
+        ),
+    ];
+    write_set(&ws, "set", &set);
+    assert!(full(&ws, "set").status.success());
+    let out = ws
+        .cmd()
+        .args(["lookup", "--email", "user1@example.com", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(found["contact"]["contact_id"], guid(1));
+    assert_eq!(found["contact"]["first_name"], "Åsab");
+    for (key, value) in [
+        ("--member-number", "M1".to_string()),
+        ("--mobile", "+46700000001".to_string()),
+        ("--contact-id", guid(1).to_uppercase()),
+    ] {
+        let out = ws
+            .cmd()
+            .args(["lookup", key, &value])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{key}: {}", stderr_of(&out));
+    }
+    let out = ws
+        .cmd()
+        .args(["lookup", "--contact-id", &guid(2)])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "deleted in the second file");
+}
