@@ -239,6 +239,11 @@ fn import_all(
     importer.finish(replica)?;
     take_reports(&mut importer, summary, &mut touched);
     summary.warnings.extend(importer.take_warnings());
+    // A first import counts a contact loaded again as new until its load is resolved.
+    let resolved = importer.resolved();
+    let superseded = resolved.superseded.min(summary.inserted);
+    summary.inserted -= superseded;
+    summary.updated += superseded;
     progress.finish();
     for warning in gap_warnings(replica, &touched)? {
         tracing::warn!("{warning}");

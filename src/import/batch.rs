@@ -11,6 +11,7 @@ use crate::config::{Mode, Settings};
 use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
 use crate::progress::Progress;
+use crate::replica::bulk::{self, BulkCounts};
 use crate::replica::{ledger, Replica};
 use crate::time::now_rfc3339;
 
@@ -34,6 +35,14 @@ struct OpenFile {
 /// applied: [`take_reports`](Self::take_reports) hands out the committed ones. In a dry run
 /// the one transaction is rolled back at the end instead of committed. Applied files are
 /// moved to the archive folder once they are committed.
+///
+/// The first import into an empty replica is a bulk load (`replica::bulk`): one transaction
+/// for the whole run, the contact table's indexes dropped at its start and built again at
+/// its end, every upsert appended and the version rule applied among the loaded changes when
+/// it commits. Readers see the empty replica until then, then every file at once; a file that
+/// fails rolls it back and the files before it are loaded again, as above. Its files' ledger
+/// rows count upserts as inserted: [`resolved`](Self::resolved) says how many of them the
+/// version rule then dropped.
 pub struct Importer {
     dry_run: bool,
     archive: Option<PathBuf>,
@@ -49,6 +58,11 @@ pub struct Importer {
     now: String,
     /// Parsers started ahead, if the caller gave the files in advance.
     ahead: Option<ParseAhead>,
+    /// While the open transaction is a bulk load into an empty replica: the greatest contact
+    /// row id so far (see [`Importer`]).
+    bulk: Option<i64>,
+    /// What the bulk loads resolved when they were committed.
+    resolved: BulkCounts,
 }
 
 impl Importer {
@@ -65,6 +79,8 @@ impl Importer {
             warnings: Vec::new(),
             now: String::new(),
             ahead: None,
+            bulk: None,
+            resolved: BulkCounts::default(),
         }
     }
 
@@ -95,7 +111,7 @@ impl Importer {
             Ok(members) => {
                 self.members += members;
                 crate::failpoint::hit("import.file_applied");
-                if self.members >= BATCH_MEMBERS {
+                if self.members >= BATCH_MEMBERS && self.bulk.is_none() {
                     self.commit(replica, false)?;
                 }
                 Ok(())
@@ -119,16 +135,40 @@ impl Importer {
         std::mem::take(&mut self.done)
     }
 
+    /// What the bulk loads committed so far resolved.
+    pub fn resolved(&self) -> BulkCounts {
+        self.resolved
+    }
+
     /// Warnings collected so far (files applied but not archived).
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
     }
 
     fn begin(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        if !self.open {
-            replica.conn().execute_batch("BEGIN IMMEDIATE")?;
-            self.open = true;
-            self.now = now_rfc3339();
+        if self.open {
+            return Ok(());
+        }
+        let conn = replica.conn();
+        let bulk = !self.dry_run && bulk::is_empty(conn)?;
+        if bulk {
+            bulk::sort_in_files(conn)?;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.open = true;
+        self.now = now_rfc3339();
+        // Checked again under the write lock: a till may have written in between.
+        if bulk && bulk::is_empty(conn)? {
+            bulk::defer_indexes(conn)?;
+            self.bulk = Some(replica.max_contact_row()?);
+        }
+        Ok(())
+    }
+
+    /// Ends the open transaction's bulk load, if it was one, after its commit or rollback.
+    fn end_bulk(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
+        if self.bulk.take().is_some() {
+            bulk::usual_settings(replica.conn())?;
         }
         Ok(())
     }
@@ -168,9 +208,11 @@ impl Importer {
             files,
             now,
             dry_run,
+            bulk,
             ..
         } = self;
-        let mut flush = |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run);
+        let mut flush =
+            |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk);
         let outcome = read_file(
             conn, mode, name, path, settings, &earlier, batch, slot, progress, &mut flush,
             prefetched,
@@ -205,6 +247,7 @@ impl Importer {
         }
         replica.conn().execute_batch("ROLLBACK")?;
         self.open = false;
+        self.end_bulk(replica)?;
         self.batch.clear();
         let files = std::mem::take(&mut self.files);
         self.begin(replica)?;
@@ -235,8 +278,14 @@ impl Importer {
             &self.now,
             &mut self.files,
             self.dry_run,
+            &mut self.bulk,
         )
         .context("cannot apply the files to the replica")?;
+        if self.bulk.is_some() {
+            let resolved = bulk::resolve(conn, &self.now)?;
+            self.resolved.superseded += resolved.superseded;
+            self.resolved.deleted += resolved.deleted;
+        }
         if self.dry_run {
             // A dry run keeps one transaction to the end, so later files see earlier ones.
             if !finishing {
@@ -255,6 +304,7 @@ impl Importer {
             crate::failpoint::hit("import.after_commit");
         }
         self.open = false;
+        self.end_bulk(replica)?;
         self.members = 0;
         for file in self.files.drain(..) {
             self.done.push(file.report);
@@ -275,16 +325,17 @@ impl Importer {
     }
 }
 
-/// Applies the batch, counting each outcome in its file's report (and listing it, in a dry
-/// run).
+/// Applies the batch (appends it, in a bulk load), counting each outcome in its file's
+/// report (and listing it, in a dry run).
 fn apply_batch(
     batch: &mut SortedBatch,
     conn: &rusqlite::Connection,
     now: &str,
     files: &mut [OpenFile],
     dry_run: bool,
+    bulk: &mut Option<i64>,
 ) -> rusqlite::Result<()> {
-    batch.apply(conn, now, |slot, contact_id, outcome| {
+    let record = |slot: usize, contact_id: &str, outcome| {
         let report = &mut files[slot].report;
         count(&mut report.ledger, outcome);
         if dry_run {
@@ -293,5 +344,9 @@ fn apply_batch(
                 action: outcome.as_str(),
             });
         }
-    })
+    };
+    match bulk {
+        Some(last_row) => batch.append(conn, now, last_row, record),
+        None => batch.apply(conn, now, record),
+    }
 }

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 
 use anyhow::Context;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use super::ahead::{Lookahead, ParseAhead};
-use super::sorted::Change;
-use super::{locate, sha256_file, ApplyError, Chunk, FileReport, FileStatus, Source};
+use super::sorted::SortedBatch;
+use super::{count, locate, sha256_file, ApplyError, Chunk, FileReport, FileStatus, Source};
 use crate::config::{Mode, Settings};
 use crate::export_xml::{ExportFileName, ImportError};
 use crate::progress::Progress;
-use crate::replica::{insert_contact, ledger, queries, FileLedgerRow, Replica};
+use crate::replica::{ledger, FileLedgerRow, Replica};
 use crate::time::now_rfc3339;
 
 /// Contacts per transaction. A build has no readers, and its commits are not synced, so a
@@ -201,8 +201,7 @@ impl BulkLoader {
         ledger: &mut FileLedgerRow,
         progress: &Progress,
     ) -> Result<(), ApplyError> {
-        let mut insert = conn.prepare_cached(queries::INSERT_CONTACT)?;
-        let mut delete = conn.prepare_cached(queries::INSERT_BULK_DELETE)?;
+        let mut batch = SortedBatch::default();
         loop {
             let chunk = receiver
                 .recv()
@@ -212,19 +211,10 @@ impl BulkLoader {
                     progress.inc_bytes(bytes);
                     progress.inc_contacts(changes.len() as u64);
                     ledger.members += changes.len() as u64;
-                    for change in changes {
-                        match change {
-                            Change::Upsert(row) => {
-                                insert_contact(&mut insert, &row, version, &self.now)?;
-                                self.last_row = conn.last_insert_rowid();
-                                ledger.inserted += 1;
-                            }
-                            Change::Delete(contact_id) => {
-                                delete.execute(params![contact_id, version, self.last_row])?;
-                                ledger.deleted += 1;
-                            }
-                        }
-                    }
+                    batch.extend(changes, version, 0);
+                    batch.append(conn, &self.now, &mut self.last_row, |_, _, outcome| {
+                        count(ledger, outcome)
+                    })?;
                 }
                 Chunk::End { sha256, bytes } => {
                     progress.inc_bytes(bytes);

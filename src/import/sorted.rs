@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use crate::replica::{ApplyOutcome, ContactRow, ContactWriter};
+use crate::replica::{insert_contact, queries, ApplyOutcome, ContactRow, ContactWriter};
 
 /// One contact change, built on the parser thread. Nearly all changes are upserts, so boxing
 /// the row would only add an allocation per contact.
@@ -156,6 +156,40 @@ impl SortedBatch {
                 };
                 record(p.file, p.change.contact_id(), outcome);
             }
+        }
+        Ok(())
+    }
+}
+
+impl SortedBatch {
+    /// Empties the batch into a replica that is bulk loading (`replica::bulk`), in arrival
+    /// order: every upsert becomes a new row (counted as inserted), every delete a record for
+    /// the end of the load (counted as deleted). `last_row` is the greatest contact row id so
+    /// far; a delete records it, so that the end of the load knows which rows came before.
+    pub(super) fn append(
+        &mut self,
+        conn: &Connection,
+        now: &str,
+        last_row: &mut i64,
+        mut record: impl FnMut(usize, &str, ApplyOutcome),
+    ) -> rusqlite::Result<()> {
+        let items = std::mem::take(&mut self.items);
+        self.bytes = 0;
+        let mut insert = conn.prepare_cached(queries::INSERT_CONTACT)?;
+        let mut delete = conn.prepare_cached(queries::INSERT_BULK_DELETE)?;
+        for p in items {
+            let outcome = match &p.change {
+                Change::Upsert(row) => {
+                    insert_contact(&mut insert, row, p.version, now)?;
+                    *last_row = conn.last_insert_rowid();
+                    ApplyOutcome::Inserted
+                }
+                Change::Delete(id) => {
+                    delete.execute(rusqlite::params![id, p.version, *last_row])?;
+                    ApplyOutcome::Deleted
+                }
+            };
+            record(p.file, p.change.contact_id(), outcome);
         }
         Ok(())
     }

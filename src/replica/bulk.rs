@@ -19,7 +19,7 @@
 //! ([`BulkState::FromEarlierBoot`]); where the boot cannot be known, every commit is synced.
 //! The swap fsyncs the finished file before it is put in service.
 
-use rusqlite::{params, ErrorCode, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::{queries, Replica};
 
@@ -59,28 +59,10 @@ fn boot_id() -> Option<String> {
 }
 
 impl Replica {
-    /// Starts a bulk load in a new, empty build: records and drops the contact table's
-    /// indexes and records the boot. One transaction.
+    /// Starts a bulk load in a new, empty build (see [`defer_indexes`]). One transaction.
     pub fn begin_bulk(&mut self) -> anyhow::Result<()> {
-        let boot = boot_id();
         let tx = self.conn.transaction()?;
-        let indexes = {
-            let mut stmt = tx.prepare(queries::CONTACT_INDEXES)?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        for (name, _) in &indexes {
-            tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
-        }
-        tx.execute(
-            queries::SET_META,
-            params![META_INDEXES, serde_json::to_string(&indexes)?],
-        )?;
-        if let Some(boot) = &boot {
-            tx.execute(queries::SET_META, params![META_BOOT, boot])?;
-        }
-        tx.execute_batch(queries::CREATE_BULK_DELETE)?;
+        defer_indexes(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -121,61 +103,109 @@ impl Replica {
             .query_row(queries::MAX_CONTACT_ROW, [], |r| r.get(0))?)
     }
 
-    /// Finishes a bulk load in one transaction: keeps, of every contact loaded more than
-    /// once, the row the version rule lets win; applies the deletes the same way (a delete
-    /// wins over a row of a lower version, or of the same version loaded before it); builds
-    /// the indexes. Then puts the connection back in WAL mode with the usual settings.
-    /// `now` is the tombstones' `deleted_at`.
+    /// Finishes a bulk load (see [`resolve`]) in one transaction, then puts the connection
+    /// back in WAL mode with the usual settings. `now` is the tombstones' `deleted_at`.
     pub fn finish_bulk(&mut self, now: &str) -> anyhow::Result<BulkCounts> {
-        let Some(indexes) = self.meta(META_INDEXES)? else {
+        if self.meta(META_INDEXES)?.is_none() {
             return Ok(BulkCounts::default());
-        };
-        let indexes: Vec<(String, String)> = serde_json::from_str(&indexes)
-            .map_err(|e| anyhow::anyhow!("the build's deferred index list is damaged: {e}"))?;
-        // The index sorts spill to temporary files (the OS page cache), not to this process's
-        // memory: with temp_store = MEMORY a 1,000,000-contact sort peaked above 100 MB.
-        // The page cache is kept small: the sort does not use it, and measured faster so.
-        self.conn
-            .execute_batch("PRAGMA temp_store = FILE; PRAGMA cache_size = -2048;")?;
-        let tx = self.conn.transaction()?;
-        let mut counts = BulkCounts::default();
-        for (name, sql) in &indexes {
-            match tx.execute_batch(sql) {
-                Ok(()) => {}
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == ErrorCode::ConstraintViolation =>
-                {
-                    // A contact that came more than once: keep the winning row, then retry.
-                    counts.superseded += tx.execute(queries::BULK_DROP_SUPERSEDED, [])? as u64;
-                    tx.execute_batch(sql).map_err(|e| {
-                        anyhow::anyhow!("cannot build the index {name} of the new replica: {e}")
-                    })?;
-                }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("cannot build the index {name} of the new replica")))
-                }
-            }
         }
-        counts.deleted = apply_deletes(&tx, now)?;
+        sort_in_files(&self.conn)?;
+        let tx = self.conn.transaction()?;
+        let counts = resolve(&tx, now)?;
         crate::failpoint::hit("full.indexed");
-        tx.execute_batch(queries::DROP_BULK_DELETE)?;
-        tx.execute(
-            "DELETE FROM meta WHERE key IN (?1, ?2)",
-            [META_INDEXES, META_BOOT],
-        )?;
         tx.commit()?;
         self.conn
             .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        super::writer_pragmas(&self.conn)?;
+        usual_settings(&self.conn)?;
         Ok(counts)
     }
+}
+
+/// Whether a bulk load may start in the open transaction: the replica holds no contact from
+/// Engage and no tombstone, so nothing loaded can meet older state (the version rule is
+/// applied among the loaded changes only).
+pub fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(queries::NOTHING_FROM_ENGAGE, [], |r| r.get(0))
+}
+
+/// Starts a bulk load in the caller's transaction: records and drops the contact table's
+/// indexes, records the boot, and makes the table for deletes.
+pub fn defer_indexes(conn: &Connection) -> anyhow::Result<()> {
+    let indexes = {
+        let mut stmt = conn.prepare(queries::CONTACT_INDEXES)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    for (name, _) in &indexes {
+        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    conn.execute(
+        queries::SET_META,
+        params![META_INDEXES, serde_json::to_string(&indexes)?],
+    )?;
+    if let Some(boot) = boot_id() {
+        conn.execute(queries::SET_META, params![META_BOOT, boot])?;
+    }
+    conn.execute_batch(queries::CREATE_BULK_DELETE)?;
+    Ok(())
+}
+
+/// Sets the connection up for [`resolve`] (outside a transaction: SQLite refuses to change
+/// where temporary data goes inside one). The index sorts spill to temporary files (the OS
+/// page cache), not to this process's memory: with `temp_store = MEMORY` sorting 1,000,000
+/// contact ids peaked above 100 MB. The page cache is kept small: the sorts do not use it,
+/// and measured faster so. [`Replica`]'s usual settings come back with `writer_pragmas`.
+pub fn sort_in_files(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA temp_store = FILE; PRAGMA cache_size = -2048;")
+}
+
+/// Puts back a writer's usual settings after [`sort_in_files`] (outside a transaction).
+pub fn usual_settings(conn: &Connection) -> rusqlite::Result<()> {
+    super::writer_pragmas(conn)
+}
+
+/// Finishes a bulk load inside the caller's transaction: keeps, of every contact loaded more
+/// than once, the row the version rule lets win; builds the indexes; applies the deletes the
+/// same way (a delete wins over a row of a lower version, or of the same version loaded
+/// before it); forgets the load's state. `now` is the tombstones' `deleted_at`.
+pub fn resolve(conn: &Connection, now: &str) -> anyhow::Result<BulkCounts> {
+    let Some(indexes) = conn
+        .query_row(queries::GET_META, [META_INDEXES], |r| r.get::<_, String>(0))
+        .optional()?
+    else {
+        return Ok(BulkCounts::default());
+    };
+    let indexes: Vec<(String, String)> = serde_json::from_str(&indexes)
+        .map_err(|e| anyhow::anyhow!("the replica's deferred index list is damaged: {e}"))?;
+    let mut counts = BulkCounts::default();
+    for (name, sql) in &indexes {
+        match conn.execute_batch(sql) {
+            Ok(()) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::ConstraintViolation =>
+            {
+                // A contact that came more than once: keep the winning row, then retry.
+                counts.superseded += conn.execute(queries::BULK_DROP_SUPERSEDED, [])? as u64;
+                conn.execute_batch(sql).map_err(|e| {
+                    anyhow::anyhow!("cannot build the index {name} of the replica: {e}")
+                })?;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot build the index {name} of the replica")))
+            }
+        }
+    }
+    counts.deleted = apply_deletes(conn, now)?;
+    conn.execute_batch(queries::DROP_BULK_DELETE)?;
+    conn.execute(queries::DELETE_BULK_META, [META_INDEXES, META_BOOT])?;
+    Ok(counts)
 }
 
 /// Applies a bulk load's deletes: per contact the greatest (version, position) delete, if it
 /// beats the contact's row (by version; of equal versions, the later loaded wins), removes
 /// the row and leaves a tombstone. Returns how many deletes won.
-fn apply_deletes(tx: &rusqlite::Transaction<'_>, now: &str) -> anyhow::Result<u64> {
+fn apply_deletes(tx: &Connection, now: &str) -> anyhow::Result<u64> {
     let mut deletes = tx.prepare(queries::BULK_DELETES)?;
     let mut find = tx.prepare(queries::ROW_AND_VERSION_OF_CONTACT)?;
     let mut delete = tx.prepare(queries::DELETE_CONTACT)?;

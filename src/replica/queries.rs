@@ -454,3 +454,9 @@ pub const BULK_DROP_SUPERSEDED: &str = "DELETE FROM contact WHERE id IN (SELECT 
 /// A contact's row and version (a bulk load's delete compares against it).
 pub const ROW_AND_VERSION_OF_CONTACT: &str =
     "SELECT id, version FROM contact WHERE contact_id = ?1";
+/// Forgets a finished bulk load's state.
+pub const DELETE_BULK_META: &str = "DELETE FROM meta WHERE key IN (?1, ?2)";
+/// True when the replica holds no contact with an Engage id and no tombstone (contacts
+/// registered at the till may exist).
+pub const NOTHING_FROM_ENGAGE: &str = "SELECT NOT EXISTS (SELECT 1 FROM contact \
+     WHERE contact_id IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM tombstone)";

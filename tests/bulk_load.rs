@@ -1,6 +1,7 @@
-//! `full --from-xml` loads its new replica in bulk (no indexes while loading, repeated contacts
-//! and deletes resolved at the end): it must end exactly where `delta` of the same files into
-//! an empty replica ends, with the same indexes, across resumes and restarts.
+//! Bulk loads: `full --from-xml` and the first `delta` into an empty replica load without
+//! indexes and resolve repeated contacts and deletes at the end. Both must end exactly where
+//! applying the same files change by change ends, with the same indexes, across failures,
+//! resumes and restarts.
 
 mod common;
 
@@ -90,19 +91,41 @@ fn schema(db: &std::path::Path) -> Schema {
         .collect()
 }
 
-/// What `delta` of the set into an empty replica gives.
+/// A contact deleted before any test set, so that the reference replica is never empty and
+/// applies every change one by one (an empty replica's first import is a bulk load).
+const SEED: u32 = 0xfff_fff;
+
+/// What applying the set change by change gives (`delta` into a replica that is not empty).
 fn reference(set: &[(String, String)]) -> (State, Schema) {
     let ws = Workspace::new();
-    write_set(&ws, "set", set);
     let out = ws
         .cmd()
         .args(["init", "--mode", "full"])
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let out = ws.cmd().args(["delta", "set"]).output().expect("runs");
+    write_set(
+        &ws,
+        "seed",
+        &[(
+            "20250101000000_0_seed.xml".into(),
+            export(&[], &[], &[deleted(SEED)]),
+        )],
+    );
+    let out = ws.cmd().args(["delta", "seed"]).output().expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
-    (state(&ws.db()), schema(&ws.db()))
+    write_set(&ws, "set", set);
+    let out = ws
+        .cmd()
+        .args(["delta", "set", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(summary["updated"].as_u64().expect("n") > 0);
+    let (rows, mut tombstones) = state(&ws.db());
+    tombstones.retain(|(id, _)| *id != guid(SEED));
+    ((rows, tombstones), schema(&ws.db()))
 }
 
 fn full(ws: &Workspace, folder: &str) -> std::process::Output {
@@ -272,4 +295,82 @@ fn contacts_of_a_bulk_build_are_found_by_every_key() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1), "deleted in the second file");
+}
+
+#[test]
+fn a_first_delta_into_an_empty_replica_equals_change_by_change() {
+    for seed in 31..=34 {
+        let set = tangled_set(seed, 6);
+        let (expected, expected_schema) = reference(&set);
+        let ws = Workspace::new();
+        assert!(ws
+            .cmd()
+            .args(["init", "--mode", "full"])
+            .output()
+            .expect("runs")
+            .status
+            .success());
+        write_set(&ws, "set", &set);
+        let out = ws
+            .cmd()
+            .args(["delta", "set", "--json"])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "seed {seed}: {}", stderr_of(&out));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(summary["files_applied"], 6);
+        assert_eq!(state(&ws.db()), expected, "seed {seed}");
+        assert_eq!(
+            schema(&ws.db()),
+            expected_schema,
+            "seed {seed}: the indexes"
+        );
+        let left: i64 = ws.count("SELECT count(*) FROM meta WHERE key LIKE 'bulk%'");
+        assert_eq!(left, 0, "no load state left");
+        // The next import is an ordinary one, through the indexes.
+        let more = vec![(
+            "20260201000000_0_more.xml".to_string(),
+            export(&[member(500, "x")], &[member(1, "later")], &[deleted(2)]),
+        )];
+        write_set(&ws, "more", &more);
+        let out = ws.cmd().args(["delta", "more"]).output().expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let email: String = ws
+            .conn()
+            .query_row(
+                "SELECT email FROM contact WHERE contact_id = ?1",
+                [guid(500)],
+                |r| r.get(0),
+            )
+            .expect("the new contact");
+        assert_eq!(email, "user500@example.com");
+    }
+}
+
+#[test]
+fn a_bad_file_in_a_first_delta_keeps_the_files_before_it() {
+    let set = tangled_set(41, 5);
+    let ws = Workspace::new();
+    let mut broken = set.clone();
+    broken[3].1 = "<contacts".into();
+    write_set(&ws, "set", &broken);
+    let out = ws.cmd().args(["delta", "set"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    let (expected, expected_schema) = reference(&set[..3]);
+    assert_eq!(state(&ws.db()), expected);
+    assert_eq!(schema(&ws.db()), expected_schema);
+    assert_eq!(ws.count("SELECT count(*) FROM applied_file"), 3);
+    // With --keep-going the good file after it goes in too, as an ordinary import.
+    let ws = Workspace::new();
+    write_set(&ws, "set", &broken);
+    let out = ws
+        .cmd()
+        .args(["delta", "set", "--keep-going"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    let mut good = set[..3].to_vec();
+    good.push(set[4].clone());
+    let (expected, _) = reference(&good);
+    assert_eq!(state(&ws.db()), expected);
 }
