@@ -196,7 +196,7 @@ fn import_all(
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     let mut importer = Importer::new(dry_run, s.archive.clone());
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
-    importer.parse_ahead(paths, s, replica.mode());
+    importer.parse_ahead(replica, paths, s)?;
 
     for err in bad_names {
         let ImportError::BadName { file, .. } = &err else {

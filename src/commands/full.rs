@@ -325,7 +325,7 @@ fn apply_all(
         Loader::Sorted(Importer::new(false, None))
     };
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
-    importer.parse_ahead(paths, &ctx.settings, build.mode());
+    importer.parse_ahead(build, paths, &ctx.settings)?;
     for (i, (name, path)) in files.iter().enumerate() {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             importer.finish(build)?;
@@ -360,14 +360,15 @@ enum Loader {
 impl Loader {
     fn parse_ahead(
         &mut self,
+        build: &mut Replica,
         paths: Vec<PathBuf>,
         settings: &crate::config::Settings,
-        mode: crate::config::Mode,
-    ) {
+    ) -> anyhow::Result<()> {
         match self {
-            Loader::Bulk(l) => l.parse_ahead(paths, settings, mode),
-            Loader::Sorted(l) => l.parse_ahead(paths, settings, mode),
+            Loader::Bulk(l) => l.parse_ahead(paths, settings, build.mode()),
+            Loader::Sorted(l) => l.parse_ahead(build, paths, settings)?,
         }
+        Ok(())
     }
 
     fn apply(

@@ -7,7 +7,7 @@ use anyhow::Context;
 use super::ahead::{Lookahead, ParseAhead};
 use super::sorted::SortedBatch;
 use super::{count, read_file, ContactAction, FileReport, FileStatus, ReadOutcome};
-use crate::config::{Mode, Settings};
+use crate::config::Settings;
 use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
 use crate::progress::Progress;
@@ -84,15 +84,28 @@ impl Importer {
         }
     }
 
-    /// Announces the files that will be applied, in the order they will be given to
-    /// [`apply`](Self::apply), so that each is parsed while the one before is written.
-    pub fn parse_ahead(&mut self, paths: Vec<PathBuf>, settings: &Settings, mode: Mode) {
+    /// Announces the files that will be applied to `replica`, in the order they will be given
+    /// to [`apply`](Self::apply), so that each is parsed while the one before is written.
+    /// Parsers run further ahead when the import will be a bulk load (the writer then only
+    /// appends, and parsing is the slower side).
+    pub fn parse_ahead(
+        &mut self,
+        replica: &mut Replica,
+        paths: Vec<PathBuf>,
+        settings: &Settings,
+    ) -> anyhow::Result<()> {
+        let lookahead = if !self.dry_run && bulk::is_empty(replica.conn())? {
+            Lookahead::PARSER_BOUND
+        } else {
+            Lookahead::WRITER_BOUND
+        };
         self.ahead = Some(ParseAhead::start(
             paths,
             settings,
-            mode,
-            Lookahead::WRITER_BOUND,
+            replica.mode(),
+            lookahead,
         ));
+        Ok(())
     }
 
     /// Reads one file into the open transaction. On error, nothing of the file stays
