@@ -16,8 +16,12 @@ use crate::replica::{ledger, Replica};
 use crate::time::now_rfc3339;
 
 /// Contacts per transaction: big enough to amortise commits, small enough that a crash
-/// redoes a few seconds of work and readers see progress.
-const BATCH_MEMBERS: u64 = 100_000;
+/// redoes a few seconds of work and readers see progress. Every commit ends in a checkpoint
+/// that writes each page the transaction dirtied into the database; an update round of
+/// 100,000 random contacts dirties nearly every table page, so a second transaction for the
+/// rest of the round rewrites most of them again: measured, 250,000 made an update round of
+/// 110,000 changes 8-25 % faster than 100,000 (three interleaved pairs).
+const BATCH_MEMBERS: u64 = 250_000;
 
 /// A file read in the open transaction.
 struct OpenFile {
