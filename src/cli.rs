@@ -107,7 +107,9 @@ pub enum Command {
     /// is applied in one transaction together with its ledger row, so readers see whole files
     /// only. A file already applied with the same content is skipped; the same name with other
     /// content is refused. A malformed file changes nothing, is moved to the quarantine folder,
-    /// and stops the run (exit 65) unless --keep-going.
+    /// and stops the run (exit 65) unless --keep-going. The first import into an empty replica
+    /// is one transaction that builds the replica's indexes at its end (readers see nothing,
+    /// then every file; contacts registered at the till wait for it).
     ///
     /// With `[sftp]` in the config file (or --from sftp), new files are first downloaded from
     /// Engage's SFTP server into the inbox, in import order: each to a hidden temporary name,
@@ -131,6 +133,9 @@ pub enum Command {
     /// the history) is merged in, and the new replica replaces the old one in one atomic step
     /// (`<db>` becomes a link to `<db>.d/gen-N.db`; readers of the old one finish undisturbed).
     /// A build interrupted by a crash or --deadline resumes where it stopped when run again.
+    /// A build from XML loads its contacts without indexes and builds them at the end; it is
+    /// synced to disk only when complete, so after an OS crash or power loss (a new boot) an
+    /// unfinished build starts over.
     #[command(after_help = EXIT_CODES_HELP)]
     Full(FullArgs),
     /// Pull contact changes from Engage's API since the stored cursor and apply them
