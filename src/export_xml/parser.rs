@@ -1,7 +1,8 @@
 //! Streaming parser for Engage's contact-export XML (SPEC §4, ENGAGE-API.md §5.2).
 //!
 //! It yields one [`Member`] at a time and keeps nothing else, so memory does not grow with the
-//! file. Only the root, its namespace, `<new>` and `<member source="…">` with camelCase children
+//! file (a file of up to [`WHOLE_DOCUMENT_MAX`] bytes may be read whole and parsed in memory,
+//! see [`ExportParser::from_slice`]; a larger one is always streamed). Only the root, its namespace, `<new>` and `<member source="…">` with camelCase children
 //! are confirmed by Voyado; the rest is tolerated:
 //! - any namespace prefix (resolution, not prefix text, is compared);
 //! - `contactId` as a child element or an attribute of `<member>` (any letter case);
@@ -14,8 +15,8 @@
 //!
 //! Speed: quick-xml's events are looked at where they lie (in the read buffer, or in the
 //! document itself when a small file was read whole) and only what a [`Member`] keeps is
-//! allocated; namespaces are resolved for the root, section and member tags only. A dry run of
-//! 1,000,000 contacts went from 9.25 s to under half that this way.
+//! allocated; namespaces are resolved for the root, section and member tags only. Building an
+//! owned event per XML event and resolving every namespace took half the parse time.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -50,8 +51,9 @@ const MAX_TOKEN_BYTES: u64 = 2 << 20;
 /// memory does not grow with the file.
 pub const WHOLE_DOCUMENT_MAX: u64 = 8 << 20;
 /// In a document in memory, a piece of XML at least this large is left to the streaming
-/// parser to judge (see [`ExportParser::next_member`]). Half the token limit: whatever the
-/// stream's buffer sizes, such a piece is near the limit, and no export field is that large.
+/// parser to judge (see [`ExportParser::next_member`]). Half the token limit, well clear of
+/// where the stream's limit refuses a piece; real export fields are far smaller (and a field
+/// over 1 MiB is refused anyway).
 const MEMORY_TOKEN_DOUBT: u64 = MAX_TOKEN_BYTES / 2;
 /// Most attributes accepted on one element. quick-xml's duplicate-attribute check is
 /// quadratic: 100,000 attributes on one tag (under 1 MB) took minutes.
@@ -441,14 +443,14 @@ impl<'m> ExportParser<'m> {
                 Tok::End => return Ok(()),
                 Tok::Start(e) => {
                     self.budget.spend(0, self.xml.event_start)?;
-                    let name = map_name(self.field_map, e.name());
+                    let slot = member.slot(mapped_name(self.field_map, e.name()));
                     let value = self.field_value(1)?;
-                    member.take_field(name, value);
+                    member.take(slot, value);
                 }
                 Tok::Empty(e) => {
                     self.budget.spend(0, self.xml.event_start)?;
-                    let name = map_name(self.field_map, e.name());
-                    member.take_field(name, empty_value(&e));
+                    let slot = member.slot(mapped_name(self.field_map, e.name()));
+                    member.take(slot, empty_value(&e));
                 }
                 Tok::Text(t) if t.trim().is_empty() => {}
                 Tok::Text(_) => {
@@ -515,6 +517,13 @@ impl<'m> ExportParser<'m> {
     }
 }
 
+/// Where a child field's value goes.
+enum Slot {
+    ContactId,
+    Field(String),
+    Nowhere,
+}
+
 /// A member being read.
 struct PartMember {
     section: Section,
@@ -549,7 +558,7 @@ impl PartMember {
             if name.eq_ignore_ascii_case("contactid") {
                 member.contact_id_raw = Some(value.into_owned());
             } else if section != Section::Deleted {
-                let name = map_name(field_map, name);
+                let name = mapped_name(field_map, name).to_owned();
                 member.names |= name_bit(&name);
                 member
                     .fields
@@ -560,23 +569,37 @@ impl PartMember {
         Ok(member)
     }
 
-    /// Takes a child field: the contact id, or (outside `<deleted>`) a field.
-    fn take_field(&mut self, name: String, value: Value) {
+    /// Where the value of a child field named `name` (after the field map) goes: the
+    /// contact id, a field (outside `<deleted>`), or nowhere. Decided before the value is
+    /// read, so that a name the member does not keep is never allocated.
+    fn slot(&self, name: &str) -> Slot {
         if name.eq_ignore_ascii_case("contactid") {
-            if let Value::String(s) = value {
-                self.contact_id_raw = Some(s);
-            }
-            return;
-        }
-        if self.section == Section::Deleted {
-            return;
-        }
-        let bit = name_bit(&name);
-        if self.names & bit == 0 {
-            self.names |= bit;
-            self.fields.push((name, value));
+            Slot::ContactId
+        } else if self.section == Section::Deleted {
+            Slot::Nowhere
         } else {
-            push_field(&mut self.fields, name, value);
+            Slot::Field(name.to_owned())
+        }
+    }
+
+    /// Takes a child field's value.
+    fn take(&mut self, slot: Slot, value: Value) {
+        match slot {
+            Slot::ContactId => {
+                if let Value::String(s) = value {
+                    self.contact_id_raw = Some(s);
+                }
+            }
+            Slot::Nowhere => {}
+            Slot::Field(name) => {
+                let bit = name_bit(&name);
+                if self.names & bit == 0 {
+                    self.names |= bit;
+                    self.fields.push((name, value));
+                } else {
+                    push_field(&mut self.fields, name, value);
+                }
+            }
         }
     }
 
@@ -714,21 +737,7 @@ impl XmlState {
         lend: impl Fn(&[u8]) -> Option<&'b str>,
     ) -> Result<Tok<'b>, ParseError> {
         let start = self.event_start;
-        let text = |bytes: Cow<'b, [u8]>| -> Result<Cow<'b, str>, ParseError> {
-            let bad = |e: std::str::Utf8Error| ParseError {
-                offset: start + e.valid_up_to() as u64,
-                message: "invalid UTF-8 (export files must be UTF-8)".into(),
-            };
-            match bytes {
-                Cow::Borrowed(b) => match lend(b) {
-                    Some(s) => Ok(Cow::Borrowed(s)),
-                    None => std::str::from_utf8(b).map(Cow::Borrowed).map_err(bad),
-                },
-                Cow::Owned(v) => String::from_utf8(v)
-                    .map(Cow::Owned)
-                    .map_err(|e| bad(e.utf8_error())),
-            }
-        };
+        let text = |bytes| text_of(bytes, start, &lend);
         Ok(match event {
             Event::Start(s) => {
                 let local_at = self.open_scope(&s, error_position)?;
@@ -893,6 +902,28 @@ impl XmlState {
     }
 }
 
+/// Text bytes of an event starting at `offset` as UTF-8: lent by `lend` where it can, else
+/// checked.
+fn text_of<'b>(
+    bytes: Cow<'b, [u8]>,
+    offset: u64,
+    lend: &impl Fn(&[u8]) -> Option<&'b str>,
+) -> Result<Cow<'b, str>, ParseError> {
+    let bad = |e: std::str::Utf8Error| ParseError {
+        offset: offset + e.valid_up_to() as u64,
+        message: "invalid UTF-8 (export files must be UTF-8)".into(),
+    };
+    match bytes {
+        Cow::Borrowed(b) => match lend(b) {
+            Some(s) => Ok(Cow::Borrowed(s)),
+            None => std::str::from_utf8(b).map(Cow::Borrowed).map_err(bad),
+        },
+        Cow::Owned(v) => String::from_utf8(v)
+            .map(Cow::Owned)
+            .map_err(|e| bad(e.utf8_error())),
+    }
+}
+
 /// `bytes` as UTF-8; an error names the offset of the first bad byte (`bytes` start at
 /// `offset`).
 fn utf8_at(bytes: &[u8], offset: u64) -> Result<&str, ParseError> {
@@ -969,11 +1000,8 @@ fn for_each_attribute<'s>(
 }
 
 /// A field name renamed by the field map.
-fn map_name(field_map: &BTreeMap<String, String>, name: &str) -> String {
-    match field_map.get(name) {
-        Some(mapped) => mapped.clone(),
-        None => name.to_owned(),
-    }
+fn mapped_name<'a>(field_map: &'a BTreeMap<String, String>, name: &'a str) -> &'a str {
+    field_map.get(name).map_or(name, String::as_str)
 }
 
 /// The value of an empty element: `null` for `xsi:nil="true"`, else the empty string.
