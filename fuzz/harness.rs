@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::BufReader;
 
 use engage_sync::config::Mode;
-use engage_sync::export_xml::{ExportFileName, ExportParser, Section};
+use engage_sync::export_xml::{ExportFileName, ExportParser, Member, ParseError, Section};
 use engage_sync::normalize::calling_code;
 use engage_sync::outbox::input::read_all;
 use engage_sync::outbox::receipt::{body_with_key, validate, ContactRef};
@@ -18,57 +18,71 @@ use engage_sync::replica::ContactRow;
 
 /// Parses `data` as a contact-export document, the way `delta` does (streaming, through a
 /// small buffer so that tokens straddle buffer ends), and builds each member's replica row
-/// in both modes. Ok: how many members; Err: the parser's message.
+/// in both modes. The document parsed in memory (as `delta` parses a small file) must give
+/// the same members and the same error. Ok: how many members; Err: the parser's message.
 pub fn export_parser(data: &[u8]) -> Result<usize, String> {
     file_name(data);
     let mut field_map = BTreeMap::new();
     field_map.insert("customerNo".to_string(), "memberNumber".to_string());
     field_map.insert("phone".to_string(), "mobilePhone".to_string());
     let country = calling_code("SE").expect("SE is known");
-    let mut parser = ExportParser::new(BufReader::with_capacity(64, data), &field_map);
-    let mut members = 0;
+    let streamed = all_members(ExportParser::new(
+        BufReader::with_capacity(64, data),
+        &field_map,
+    ));
+    let in_memory = all_members(ExportParser::from_slice(data, &field_map));
+    assert!(
+        streamed == in_memory,
+        "a document in memory parses as the stream does:\n{streamed:?}\n{in_memory:?}"
+    );
+    let (members, error) = streamed;
+    for m in &members {
+        assert_eq!(m.contact_id.len(), 36, "a contact id is a GUID");
+        assert!(
+            m.contact_id
+                .bytes()
+                .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "a contact id is stored lower-case"
+        );
+        assert!(
+            m.offset < data.len() as u64,
+            "a member starts inside the input"
+        );
+        if m.section == Section::Deleted {
+            assert!(m.fields.is_empty(), "a delete keeps no personal data");
+        }
+        let keys =
+            ContactRow::from_fields(m.contact_id.clone(), m.fields.clone(), Mode::Keys, country);
+        assert!(keys.attributes.is_none() && keys.first_name.is_none());
+        let full =
+            ContactRow::from_fields(m.contact_id.clone(), m.fields.clone(), Mode::Full, country);
+        let attributes = full.attributes.expect("full mode keeps attributes");
+        serde_json::from_str::<serde_json::Value>(&attributes).expect("attributes are valid JSON");
+    }
+    match error {
+        None => Ok(members.len()),
+        Some(e) => {
+            assert!(
+                e.offset <= data.len() as u64,
+                "error offset {} beyond the input ({} bytes): {}",
+                e.offset,
+                data.len(),
+                e.message
+            );
+            assert!(!e.message.is_empty(), "an error says what is wrong");
+            Err(e.message)
+        }
+    }
+}
+
+/// Every member up to the end of the document or the first error.
+fn all_members(mut parser: ExportParser<'_>) -> (Vec<Member>, Option<ParseError>) {
+    let mut members = Vec::new();
     loop {
         match parser.next_member() {
-            Ok(Some(m)) => {
-                assert_eq!(m.contact_id.len(), 36, "a contact id is a GUID");
-                assert!(
-                    m.contact_id
-                        .bytes()
-                        .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-                    "a contact id is stored lower-case"
-                );
-                assert!(
-                    m.offset < data.len() as u64,
-                    "a member starts inside the input"
-                );
-                if m.section == Section::Deleted {
-                    assert!(m.fields.is_empty(), "a delete keeps no personal data");
-                }
-                let keys = ContactRow::from_fields(
-                    m.contact_id.clone(),
-                    m.fields.clone(),
-                    Mode::Keys,
-                    country,
-                );
-                assert!(keys.attributes.is_none() && keys.first_name.is_none());
-                let full = ContactRow::from_fields(m.contact_id, m.fields, Mode::Full, country);
-                let attributes = full.attributes.expect("full mode keeps attributes");
-                serde_json::from_str::<serde_json::Value>(&attributes)
-                    .expect("attributes are valid JSON");
-                members += 1;
-            }
-            Ok(None) => return Ok(members),
-            Err(e) => {
-                assert!(
-                    e.offset <= data.len() as u64,
-                    "error offset {} beyond the input ({} bytes): {}",
-                    e.offset,
-                    data.len(),
-                    e.message
-                );
-                assert!(!e.message.is_empty(), "an error says what is wrong");
-                return Err(e.message);
-            }
+            Ok(Some(m)) => members.push(m),
+            Ok(None) => return (members, None),
+            Err(e) => return (members, Some(e)),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::cli::FullArgs;
 use crate::commands::init::DEFAULT_MODE;
 use crate::engage::{ChangeType, EngageClient};
 use crate::error::{ExitCode, UsageError};
-use crate::export_xml::{ExportFileName, ExportParser, ImportError};
+use crate::export_xml::{file_parser, ExportFileName, ImportError};
 use crate::import::{BulkLoader, FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
@@ -456,10 +456,15 @@ fn dry_run(
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
     let mut members = 0u64;
+    // A small file's bytes, read whole (reused from file to file).
+    let mut whole = Vec::new();
     for (_, path) in files {
+        let cannot_read = || format!("cannot read {}", path.display());
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let mut parser = ExportParser::new(std::io::BufReader::new(file), &ctx.settings.field_map);
+        let size = file.metadata().with_context(cannot_read)?.len();
+        let mut parser = file_parser(file, size, &mut whole, &ctx.settings.field_map, 64 * 1024)
+            .with_context(cannot_read)?;
         loop {
             match parser.next_member() {
                 Ok(Some(_)) => members += 1,

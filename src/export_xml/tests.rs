@@ -11,13 +11,48 @@ fn parse(xml: &str) -> Result<Vec<Member>, ParseError> {
     parse_with(xml, &BTreeMap::new())
 }
 
+/// Parses `xml` streamed and in memory, checks that both agree, and returns the result.
 fn parse_with(xml: &str, map: &BTreeMap<String, String>) -> Result<Vec<Member>, ParseError> {
-    let mut p = ExportParser::new(xml.as_bytes(), map);
-    let mut out = Vec::new();
-    while let Some(m) = p.next_member()? {
-        out.push(m);
+    let streamed = all(ExportParser::new(xml.as_bytes(), map));
+    assert_eq!(streamed, all(ExportParser::from_slice(xml.as_bytes(), map)));
+    let (members, error) = streamed;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(members),
     }
-    Ok(out)
+}
+
+/// Every member up to the end or the first error.
+fn all(mut p: ExportParser<'_>) -> (Vec<Member>, Option<ParseError>) {
+    let mut members = Vec::new();
+    loop {
+        match p.next_member() {
+            Ok(Some(m)) => members.push(m),
+            Ok(None) => return (members, None),
+            Err(e) => return (members, Some(e)),
+        }
+    }
+}
+
+/// `data` through every way in: in memory, and streamed through buffers of several sizes (a
+/// whole slice as one buffer included). All must give the same members and error.
+fn every_way(data: &[u8]) -> (Vec<Member>, Option<ParseError>) {
+    every_way_through(data, &[5, 64, 8 << 10, 256 << 10])
+}
+
+/// [`every_way`] with buffers of the given sizes.
+fn every_way_through(data: &[u8], capacities: &[usize]) -> (Vec<Member>, Option<ParseError>) {
+    let map = BTreeMap::new();
+    let in_memory = all(ExportParser::from_slice(data, &map));
+    assert_eq!(in_memory, all(ExportParser::new(data, &map)), "whole slice");
+    for &capacity in capacities {
+        let streamed = all(ExportParser::new(
+            std::io::BufReader::with_capacity(capacity, data),
+            &map,
+        ));
+        assert_eq!(in_memory, streamed, "buffer of {capacity} bytes");
+    }
+    in_memory
 }
 
 fn field<'a>(m: &'a Member, name: &str) -> Option<&'a Value> {
@@ -148,16 +183,129 @@ fn malformed_documents_are_errors() {
         format!(r#"<contacts xmlns="{ns}"><new><member contactId="{ID1}"><a>"#).into_bytes();
     bytes.extend_from_slice(&[0xff, 0xfe]);
     bytes.extend_from_slice(b"</a></member></new></contacts>");
-    let map = BTreeMap::new();
-    let mut p = ExportParser::new(&bytes[..], &map);
-    let err = loop {
-        match p.next_member() {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("invalid UTF-8 accepted"),
-            Err(e) => break e,
-        }
-    };
+    let (_, err) = every_way(&bytes);
+    let err = err.expect("invalid UTF-8 refused");
     assert!(err.message.contains("UTF-8"), "{err:?}");
+    assert_eq!(
+        err.offset,
+        bytes.iter().position(|&b| b == 0xff).expect("0xff") as u64
+    );
+}
+
+#[test]
+fn in_memory_and_streamed_documents_give_the_same_members_and_errors() {
+    let ns = EXPORT_NAMESPACE;
+    let members: String = (0..50)
+        .map(|i| {
+            format!(
+                "<member source=\"POS\"><contactId>1c277c0a-0000-4e6b-93dc-{i:012}</contactId>\
+                 <firstName> Åsa &amp; {i} </firstName><tag>a</tag><tag>b</tag>\
+                 <address><city>Umeå</city></address><note xsi:nil=\"true\"/></member>\n"
+            )
+        })
+        .collect();
+    let good = format!(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!-- export -->\n\
+         <e:contacts xmlns:e=\"{ns}\" xmlns=\"{ns}\"><new>\n{members}</new><e:deleted>\
+         <member contactId=\"{ID2}\"/></e:deleted></e:contacts>\n"
+    );
+    let (found, error) = every_way(good.as_bytes());
+    assert_eq!((found.len(), error), (51, None));
+    assert_eq!(
+        found[0].fields[1],
+        ("firstName".to_string(), Value::from("Åsa & 0"))
+    );
+    // An error after many members: the members before it, then the same error, either way
+    // (in memory, the error makes the parser go over the document again as a stream).
+    let at = good
+        .find("<member source=\"POS\"><contactId>1c277c0a-0000-4e6b-93dc-000000000040")
+        .expect("member 40");
+    let from_40 =
+        |from: &str, to: &str| format!("{}{}", &good[..at], good[at..].replacen(from, to, 1));
+    let cases = [
+        from_40("<tag>a</tag>", "<tag>&nope;</tag>"),
+        from_40("</firstName>", "</lastName>"),
+        format!("{}<undeclared:x/>{}", &good[..at], &good[at..]),
+        format!("{}<member/>{}", &good[..at], &good[at..]),
+        good[..good.len() - 30].to_string(),
+        good.replace("xmlns=\"", "xmlns:xml=\""),
+    ];
+    for (i, doc) in cases.iter().enumerate() {
+        let (found, error) = every_way(doc.as_bytes());
+        assert!(error.is_some(), "case {i}: refused");
+        assert!(
+            !found.is_empty() || i == 5,
+            "case {i}: members before the error"
+        );
+    }
+    // (Without the BOM, which quick-xml leaves out of its offsets.)
+    let good = good.trim_start_matches('\u{feff}');
+    let mut bad = good.as_bytes().to_vec();
+    let at = good.find("Umeå</city>").expect("city") + 3;
+    bad[at] = 0xff;
+    let (found, error) = every_way(&bad);
+    assert_eq!(found.len(), 0);
+    let error = error.expect("refused");
+    assert_eq!(error.offset, at as u64, "{error:?}");
+}
+
+#[test]
+fn a_piece_of_xml_over_2_mib_is_refused_however_it_is_read() {
+    let ns = EXPORT_NAMESPACE;
+    let head = format!("<contacts xmlns=\"{ns}\"><new><member contactId=\"{ID1}\">");
+    let tail = "</member></new></contacts>";
+    let limit = 2usize << 20;
+    // Around the limit, the answer must not depend on buffer sizes; well over it, a refusal.
+    for size in [limit - 2, limit - 1, limit, limit + 1, limit + 2, 3 << 20] {
+        let pieces = [
+            format!("{head}<!--{}-->{tail}", "c".repeat(size - 7)),
+            format!("{head}<x><![CDATA[{}]]></x>{tail}", "d".repeat(size - 12)),
+            format!("{head}{}{tail}", " ".repeat(size)),
+            format!("{head}<x a=\"{}\"/>{tail}", "v".repeat(size - 8)),
+            format!("<contacts xmlns=\"{ns}\"/>{}", " ".repeat(size)),
+        ];
+        for (i, doc) in pieces.iter().enumerate() {
+            let (_, error) = every_way_through(doc.as_bytes(), &[1000, 256 << 10]);
+            if size == 3 << 20 {
+                let error = error.expect("refused");
+                assert!(
+                    error.message.contains("larger than 2 MiB"),
+                    "piece {i} of {size} bytes: {error:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn file_parser_reads_small_files_whole_and_streams_large_ones() {
+    let map = BTreeMap::new();
+    let member = |i: usize| {
+        format!("<member><contactId>1c277c0a-0000-4e6b-93dc-{i:012}</contactId><note>{}</note></member>", "n".repeat(1000))
+    };
+    let body: String = (0..9_000).map(member).collect();
+    let doc = format!("<contacts xmlns=\"{EXPORT_NAMESPACE}\"><new>{body}</new></contacts>");
+    assert!(doc.len() as u64 > WHOLE_DOCUMENT_MAX);
+    let count = |p: ExportParser<'_>| {
+        let (members, error) = all(p);
+        assert_eq!(error, None);
+        members.len()
+    };
+    let mut whole = Vec::new();
+    // Large: streamed (nothing kept whole), whatever size the caller thought it had.
+    for size in [doc.len() as u64, 1000] {
+        let p = file_parser(doc.as_bytes(), size, &mut whole, &map, 4096).expect("reads");
+        assert_eq!(count(p), 9_000);
+        assert!(whole.is_empty());
+    }
+    // Small: read whole.
+    let small = &doc.as_bytes()[..doc
+        .find("<member><contactId>1c277c0a-0000-4e6b-93dc-000000000100")
+        .expect("member 100")];
+    let small = [small, b"</new></contacts>"].concat();
+    let p = file_parser(&small[..], small.len() as u64, &mut whole, &map, 4096).expect("reads");
+    assert_eq!(count(p), 100);
+    assert_eq!(whole, small);
 }
 
 #[test]

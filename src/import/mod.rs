@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use sorted::{sort_by_contact, Change, SortedBatch};
 
 use crate::config::{Mode, Settings};
 use crate::export_xml::{
-    line_column, ExportFileName, ExportParser, ImportError, Member, ParseError, Section,
+    file_parser, line_column, ExportFileName, ImportError, Member, ParseError, Section,
 };
 use crate::normalize::Country;
 use crate::progress::Progress;
@@ -257,8 +257,18 @@ impl Source {
     }
 
     /// Parses `file` into chunks of changes, then sends its hash. Stops quietly when the
-    /// writer hangs up (it failed, and reports why).
+    /// writer hangs up (it failed, and reports why). A file of up to
+    /// [`crate::export_xml::WHOLE_DOCUMENT_MAX`] bytes (8 MiB; Engage's are about 5 MB) is read
+    /// and hashed whole first and parsed in memory, which halves the parse time; a larger one
+    /// is streamed.
     fn parse(self, file: File, sender: &SyncSender<Chunk>) {
+        let size = match file.metadata() {
+            Ok(metadata) => metadata.len(),
+            Err(e) => {
+                let _ = sender.send(Chunk::Io(e));
+                return;
+            }
+        };
         let mut hashing = HashingReader {
             inner: file,
             hasher: Sha256::new(),
@@ -266,15 +276,20 @@ impl Source {
         };
         let mut sent_bytes = 0;
         let mut chunk = Vec::with_capacity(CHUNK_CHANGES);
-        let mut parser = ExportParser::new(
-            BufReader::with_capacity(256 * 1024, &mut hashing),
-            &self.field_map,
-        );
+        let mut whole = Vec::new();
+        let mut parser =
+            match file_parser(&mut hashing, size, &mut whole, &self.field_map, 256 * 1024) {
+                Ok(parser) => parser,
+                Err(e) => {
+                    let _ = sender.send(Chunk::Io(e));
+                    return;
+                }
+            };
         let failure = loop {
             match parser.next_member() {
                 Ok(Some(member)) => {
                     chunk.push(self.change(member));
-                    let read = parser.input().get_ref().bytes;
+                    let read = parser.position();
                     if chunk.len() == CHUNK_CHANGES || read - sent_bytes >= CHUNK_BYTES {
                         let mut changes =
                             std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_CHANGES));

@@ -8,6 +8,23 @@ pub use phone::{calling_code, normalize_phone, Country};
 /// Contact ids are GUIDs compared case-insensitively: stored lower-case, without braces.
 /// Returns `None` when the value is not a GUID (8-4-4-4-12 hex digits).
 pub fn normalize_contact_id(raw: &str) -> Option<String> {
+    guid(raw).map(str::to_ascii_lowercase)
+}
+
+/// [`normalize_contact_id`] of an owned value, reusing its allocation when it is a bare GUID
+/// (as in export files, where the parser saves an allocation per contact this way).
+pub fn normalize_contact_id_owned(mut raw: String) -> Option<String> {
+    let inner = guid(&raw)?;
+    if inner.len() == raw.len() {
+        raw.make_ascii_lowercase();
+        Some(raw)
+    } else {
+        Some(inner.to_ascii_lowercase())
+    }
+}
+
+/// The GUID in `raw` (trimmed, without braces), if it is one.
+fn guid(raw: &str) -> Option<&str> {
     let trimmed = raw.trim();
     let inner = trimmed
         .strip_prefix('{')
@@ -26,7 +43,7 @@ pub fn normalize_contact_id(raw: &str) -> Option<String> {
             return None;
         }
     }
-    Some(inner.to_ascii_lowercase())
+    Some(inner)
 }
 
 /// E-mail addresses are trimmed and lower-cased (Engage matches them case-insensitively).
