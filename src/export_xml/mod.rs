@@ -71,6 +71,8 @@ pub fn file_parser<'a>(
 ) -> std::io::Result<ExportParser<'a>> {
     whole.clear();
     let small = size <= WHOLE_DOCUMENT_MAX && {
+        // One allocation of the right size (a pooled buffer usually has it already).
+        whole.reserve(size as usize + 1);
         (&mut input)
             .take(WHOLE_DOCUMENT_MAX + 1)
             .read_to_end(whole)?;

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 mod ahead;
 mod batch;
@@ -233,6 +233,46 @@ struct Source {
     field_map: Arc<BTreeMap<String, String>>,
     mode: Mode,
     country: Country,
+    /// Buffers for files read whole, handed from one parser thread to the next.
+    buffers: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+/// Whole-file buffers kept for the next parser: as many as parsers run at once.
+const POOLED_BUFFERS: usize = 4;
+
+/// A buffer from a [`Source`]'s pool, returned to it when dropped. Each parser thread
+/// allocating and freeing its own 5-8 MB buffer raised glibc's mmap threshold (it follows the
+/// largest block freed), after which the buffers came from the heap and were never returned
+/// to the OS: a bulk load of 1,000,000 contacts peaked at 126 MB instead of 59 MB.
+struct PooledBuffer {
+    buf: Vec<u8>,
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl PooledBuffer {
+    fn take(pool: &Arc<Mutex<Vec<Vec<u8>>>>) -> PooledBuffer {
+        let buf = pool
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default();
+        PooledBuffer {
+            buf,
+            pool: Arc::clone(pool),
+        }
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.lock() {
+            if free.len() < POOLED_BUFFERS {
+                let mut buf = std::mem::take(&mut self.buf);
+                buf.clear();
+                free.push(buf);
+            }
+        }
+    }
 }
 
 impl Source {
@@ -241,6 +281,7 @@ impl Source {
             field_map: Arc::new(settings.field_map.clone()),
             mode,
             country: settings.default_country,
+            buffers: Arc::default(),
         }
     }
 
@@ -276,15 +317,20 @@ impl Source {
         };
         let mut sent_bytes = 0;
         let mut chunk = Vec::with_capacity(CHUNK_CHANGES);
-        let mut whole = Vec::new();
-        let mut parser =
-            match file_parser(&mut hashing, size, &mut whole, &self.field_map, 256 * 1024) {
-                Ok(parser) => parser,
-                Err(e) => {
-                    let _ = sender.send(Chunk::Io(e));
-                    return;
-                }
-            };
+        let mut whole = PooledBuffer::take(&self.buffers);
+        let mut parser = match file_parser(
+            &mut hashing,
+            size,
+            &mut whole.buf,
+            &self.field_map,
+            256 * 1024,
+        ) {
+            Ok(parser) => parser,
+            Err(e) => {
+                let _ = sender.send(Chunk::Io(e));
+                return;
+            }
+        };
         let failure = loop {
             match parser.next_member() {
                 Ok(Some(member)) => {
