@@ -2,8 +2,9 @@
 //!
 //! It yields one [`Member`] at a time and keeps nothing else, so memory does not grow with the
 //! file (a file of up to [`WHOLE_DOCUMENT_MAX`] bytes may be read whole and parsed in memory,
-//! see [`ExportParser::from_slice`]; a larger one is always streamed). Only the root, its namespace, `<new>` and `<member source="…">` with camelCase children
-//! are confirmed by Voyado; the rest is tolerated:
+//! see [`ExportParser::from_slice`]; a larger one is always streamed). Only the root, its
+//! namespace, `<new>` and `<member source="…">` with camelCase children are confirmed by
+//! Voyado; the rest is tolerated:
 //! - any namespace prefix (resolution, not prefix text, is compared);
 //! - `contactId` as a child element or an attribute of `<member>` (any letter case);
 //! - section names `new`/`created`, `updated`/`modified`/`changed`, `deleted`/`removed`;
