@@ -71,6 +71,10 @@ pub fn file_parser<'a>(
 ) -> std::io::Result<ExportParser<'a>> {
     whole.clear();
     let small = size <= WHOLE_DOCUMENT_MAX && {
+        // Room for the whole file at once: growing by doubling would copy it and leave the
+        // smaller buffers behind in the allocator (an import holds two files, see
+        // `import::ahead`).
+        whole.reserve(usize::try_from(size).map_or(0, |size| size + 1));
         (&mut input)
             .take(WHOLE_DOCUMENT_MAX + 1)
             .read_to_end(whole)?;
