@@ -71,8 +71,9 @@ pub fn file_parser<'a>(
 ) -> std::io::Result<ExportParser<'a>> {
     whole.clear();
     let small = size <= WHOLE_DOCUMENT_MAX && {
-        // One allocation of the right size (a pooled buffer usually has it already).
-        whole.reserve(size as usize + 1);
+        // Room for the whole file at once (a pooled buffer usually has it already): growing
+        // by doubling would copy it and leave the smaller buffers behind in the allocator.
+        whole.reserve(usize::try_from(size).map_or(0, |size| size + 1));
         (&mut input)
             .take(WHOLE_DOCUMENT_MAX + 1)
             .read_to_end(whole)?;
