@@ -335,13 +335,15 @@ impl Source {
             match parser.next_member() {
                 Ok(Some(member)) => {
                     chunk.push(self.change(member));
+                    // (Saturating: a document in memory that falls back to streaming starts
+                    // over, though it only returns once past where it was.)
                     let read = parser.position();
-                    if chunk.len() == CHUNK_CHANGES || read - sent_bytes >= CHUNK_BYTES {
+                    let bytes = read.saturating_sub(sent_bytes);
+                    if chunk.len() == CHUNK_CHANGES || bytes >= CHUNK_BYTES {
                         let mut changes =
                             std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_CHANGES));
                         sort_by_contact(&mut changes);
-                        let bytes = read - sent_bytes;
-                        sent_bytes = read;
+                        sent_bytes += bytes;
                         if sender.send(Chunk::Changes { changes, bytes }).is_err() {
                             return;
                         }
