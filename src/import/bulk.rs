@@ -179,7 +179,7 @@ impl BulkLoader {
         }
         let receiver = match prefetched {
             Some(receiver) => receiver,
-            None => Source::new(settings, mode).spawn(path, Lookahead::PARSER_BOUND.chunks)?,
+            None => Source::new(settings, mode).spawn(path, Lookahead::PARSER_BOUND)?,
         };
         let version = name.version_ms(settings.export_offset_seconds);
         self.receive(conn, receiver, version, &mut ledger, progress)

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 mod ahead;
+use ahead::Lookahead;
 mod batch;
 mod bulk;
 mod sorted;
@@ -24,7 +25,8 @@ use sorted::{sort_by_contact, Change, SortedBatch};
 
 use crate::config::{Mode, Settings};
 use crate::export_xml::{
-    file_parser, line_column, ExportFileName, ImportError, Member, ParseError, Section,
+    file_parser, line_column, ExportFileName, ExportParser, ImportError, Member, ParseError,
+    Section,
 };
 use crate::normalize::Country;
 use crate::progress::Progress;
@@ -124,7 +126,7 @@ fn read_file(
     // been started ahead, while the file before was being written.
     let receiver = match prefetched {
         Some(receiver) => receiver,
-        None => Source::new(settings, mode).spawn(path, CHANNEL_CHUNKS)?,
+        None => Source::new(settings, mode).spawn(path, Lookahead::WRITER_BOUND)?,
     };
     let mut sink = Sink {
         batch,
@@ -286,23 +288,23 @@ impl Source {
     }
 
     /// Starts a parser thread on `path`; its chunks arrive on the receiver, which holds up to
-    /// `chunks` of them.
-    fn spawn(self, path: &Path, chunks: usize) -> anyhow::Result<Receiver<Chunk>> {
+    /// `lookahead.chunks` of them.
+    fn spawn(self, path: &Path, lookahead: Lookahead) -> anyhow::Result<Receiver<Chunk>> {
         let input = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let (sender, receiver) = mpsc::sync_channel(chunks);
+        let (sender, receiver) = mpsc::sync_channel(lookahead.chunks);
         std::thread::Builder::new()
             .name("export-parser".into())
-            .spawn(move || self.parse(input, &sender))
+            .spawn(move || self.parse(input, &sender, lookahead.whole_files))
             .context("cannot start the export parser thread")?;
         Ok(receiver)
     }
 
     /// Parses `file` into chunks of changes, then sends its hash. Stops quietly when the
-    /// writer hangs up (it failed, and reports why). A file of up to
+    /// writer hangs up (it failed, and reports why). With `read_whole`, a file of up to
     /// [`crate::export_xml::WHOLE_DOCUMENT_MAX`] bytes (8 MiB; Engage's are about 5 MB) is read
     /// and hashed whole first and parsed in memory, which halves the parse time; a larger one
-    /// is streamed.
-    fn parse(self, file: File, sender: &SyncSender<Chunk>) {
+    /// is streamed, as every file is without `read_whole`.
+    fn parse(self, file: File, sender: &SyncSender<Chunk>, read_whole: bool) {
         let size = match file.metadata() {
             Ok(metadata) => metadata.len(),
             Err(e) => {
@@ -318,18 +320,25 @@ impl Source {
         let mut sent_bytes = 0;
         let mut chunk = Vec::with_capacity(CHUNK_CHANGES);
         let mut whole = PooledBuffer::take(&self.buffers);
-        let mut parser = match file_parser(
-            &mut hashing,
-            size,
-            &mut whole.buf,
-            &self.field_map,
-            256 * 1024,
-        ) {
-            Ok(parser) => parser,
-            Err(e) => {
-                let _ = sender.send(Chunk::Io(e));
-                return;
+        let mut parser = if read_whole {
+            match file_parser(
+                &mut hashing,
+                size,
+                &mut whole.buf,
+                &self.field_map,
+                256 * 1024,
+            ) {
+                Ok(parser) => parser,
+                Err(e) => {
+                    let _ = sender.send(Chunk::Io(e));
+                    return;
+                }
             }
+        } else {
+            ExportParser::new(
+                BufReader::with_capacity(256 * 1024, &mut hashing),
+                &self.field_map,
+            )
         };
         let failure = loop {
             match parser.next_member() {
