@@ -156,7 +156,12 @@ pub fn defer_indexes(conn: &Connection) -> anyhow::Result<()> {
 /// contact ids peaked above 100 MB. The page cache is kept small: the sorts do not use it,
 /// and measured faster so. [`Replica`]'s usual settings come back with `writer_pragmas`.
 pub fn sort_in_files(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("PRAGMA temp_store = FILE; PRAGMA cache_size = -2048;")
+    // SQLite's sorter may merge on helper threads: measured on the 2-core machine, 4-8 %
+    // faster builds of 1,000,000 contacts with two.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    conn.execute_batch(&format!(
+        "PRAGMA temp_store = FILE; PRAGMA cache_size = -2048; PRAGMA threads = {threads};"
+    ))
 }
 
 /// Puts back a writer's usual settings after [`sort_in_files`] (outside a transaction).
