@@ -39,11 +39,12 @@ impl Lookahead {
         whole_files: false,
     };
     /// For a bulk load, where appending rows is faster than parsing them: two files parse
-    /// ahead on the second core while the writer's file finishes, each up to a file of
-    /// 10,000 contacts (at most 1 MiB of export per chunk: 36 MiB in flight at most).
+    /// ahead on the second core while the writer's file finishes, each up to 6 chunks ahead
+    /// (at most 1 MiB of export per chunk) and reading its file whole. Measured on 1,000,000
+    /// contacts in full mode: 12 chunks per parser peaked at 102 MB, 6 at 80 MB, no slower.
     pub(super) const PARSER_BOUND: Lookahead = Lookahead {
         files: 2,
-        chunks: 12,
+        chunks: 6,
         whole_files: true,
     };
 }

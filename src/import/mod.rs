@@ -240,7 +240,7 @@ struct Source {
 }
 
 /// Whole-file buffers kept for the next parser: as many as parsers run at once.
-const POOLED_BUFFERS: usize = 4;
+const POOLED_BUFFERS: usize = 3;
 
 /// A buffer from a [`Source`]'s pool, returned to it when dropped. Each parser thread
 /// allocating and freeing its own 5-8 MB buffer raised glibc's mmap threshold (it follows the
