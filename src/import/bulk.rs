@@ -9,9 +9,11 @@ use rusqlite::Connection;
 
 use super::ahead::{Lookahead, ParseAhead};
 use super::sorted::SortedBatch;
-use super::{count, locate, sha256_file, ApplyError, Chunk, FileReport, FileStatus, Source};
+use super::{
+    check_ledger, count, locate, ApplyError, Chunk, FileReport, FileStatus, Ledger, Source,
+};
 use crate::config::{Mode, Settings};
-use crate::export_xml::{ExportFileName, ImportError};
+use crate::export_xml::ExportFileName;
 use crate::progress::Progress;
 use crate::replica::{ledger, FileLedgerRow, Replica};
 use crate::time::now_rfc3339;
@@ -144,39 +146,21 @@ impl BulkLoader {
         progress: &Progress,
         prefetched: Option<Receiver<Chunk>>,
     ) -> anyhow::Result<FileReport> {
-        let size = std::fs::metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .len();
-        let mut ledger = FileLedgerRow {
-            name: name.name.clone(),
-            export_timestamp: name.timestamp.clone(),
-            file_number: name.file_number,
-            size,
-            ..FileLedgerRow::default()
-        };
-        let earlier = self.pending.iter().find(|r| r.ledger.name == name.name);
-        let stored = match earlier {
-            Some(report) => Some(report.ledger.sha256.clone()),
-            None => ledger::applied_hash(conn, &name.name)?,
-        };
-        if let Some(stored) = stored {
-            let found = sha256_file(path)?;
-            progress.inc_bytes(size);
-            if stored != found {
-                return Err(ImportError::NameConflict {
-                    file: path.to_path_buf(),
-                    stored,
-                    found,
-                }
-                .into());
+        let earlier = self
+            .pending
+            .iter()
+            .find(|r| r.ledger.name == name.name)
+            .map(|r| r.ledger.sha256.clone());
+        let mut ledger = match check_ledger(conn, name, path, earlier, progress)? {
+            Ledger::New(ledger) => ledger,
+            Ledger::Applied(ledger) => {
+                return Ok(FileReport {
+                    status: FileStatus::AlreadyApplied,
+                    ledger,
+                    actions: Vec::new(),
+                })
             }
-            ledger.sha256 = stored;
-            return Ok(FileReport {
-                status: FileStatus::AlreadyApplied,
-                ledger,
-                actions: Vec::new(),
-            });
-        }
+        };
         let receiver = match prefetched {
             Some(receiver) => receiver,
             None => Source::new(settings, mode).spawn(path, Lookahead::PARSER_BOUND)?,

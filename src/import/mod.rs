@@ -93,34 +93,14 @@ fn read_file(
     flush: &mut dyn FnMut(&mut SortedBatch) -> rusqlite::Result<()>,
     prefetched: Option<Receiver<Chunk>>,
 ) -> anyhow::Result<ReadOutcome> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    let mut ledger = FileLedgerRow {
-        name: name.name.clone(),
-        export_timestamp: name.timestamp.clone(),
-        file_number: name.file_number,
-        size,
-        ..FileLedgerRow::default()
+    let earlier = earlier
+        .iter()
+        .find(|(n, _)| *n == name.name)
+        .map(|(_, hash)| hash.clone());
+    let mut ledger = match check_ledger(conn, name, path, earlier, progress)? {
+        Ledger::New(ledger) => ledger,
+        Ledger::Applied(ledger) => return Ok(ReadOutcome::AlreadyApplied(ledger)),
     };
-    let stored = match earlier.iter().find(|(n, _)| *n == name.name) {
-        Some((_, hash)) => Some(hash.clone()),
-        None => ledger::applied_hash(conn, &name.name)?,
-    };
-    if let Some(stored) = stored {
-        let found = sha256_file(path)?;
-        progress.inc_bytes(size);
-        if stored != found {
-            return Err(ImportError::NameConflict {
-                file: path.to_path_buf(),
-                stored,
-                found,
-            }
-            .into());
-        }
-        ledger.sha256 = stored;
-        return Ok(ReadOutcome::AlreadyApplied(ledger));
-    }
     // Parse on one core while the database is written on the other: the parser thread turns
     // the file into ready-made rows, the writer batches and applies them. The thread may have
     // been started ahead, while the file before was being written.
@@ -136,6 +116,55 @@ fn read_file(
     };
     receive(receiver, &mut ledger, &mut sink, progress).map_err(|e| locate(e, path))?;
     Ok(ReadOutcome::Added(ledger))
+}
+
+/// A file as the ledger sees it before it is read.
+enum Ledger {
+    /// Not applied yet: its ledger row with name and size (the rest comes as it is read).
+    New(FileLedgerRow),
+    /// Applied before with the same content: its row with the stored hash, counts zero.
+    Applied(FileLedgerRow),
+}
+
+/// Looks a file up in the ledger, or in `earlier` (the hash of a file of the same name read in
+/// the open transaction, which the ledger does not show yet). The same name with other
+/// content is an [`ImportError::NameConflict`].
+fn check_ledger(
+    conn: &Connection,
+    name: &ExportFileName,
+    path: &Path,
+    earlier: Option<String>,
+    progress: &Progress,
+) -> anyhow::Result<Ledger> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let mut ledger = FileLedgerRow {
+        name: name.name.clone(),
+        export_timestamp: name.timestamp.clone(),
+        file_number: name.file_number,
+        size,
+        ..FileLedgerRow::default()
+    };
+    let stored = match earlier {
+        Some(hash) => Some(hash),
+        None => ledger::applied_hash(conn, &name.name)?,
+    };
+    let Some(stored) = stored else {
+        return Ok(Ledger::New(ledger));
+    };
+    let found = sha256_file(path)?;
+    progress.inc_bytes(size);
+    if stored != found {
+        return Err(ImportError::NameConflict {
+            file: path.to_path_buf(),
+            stored,
+            found,
+        }
+        .into());
+    }
+    ledger.sha256 = stored;
+    Ok(Ledger::Applied(ledger))
 }
 
 /// Where the writer side puts a file's changes.
