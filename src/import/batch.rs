@@ -67,6 +67,8 @@ pub struct Importer {
     bulk: Option<i64>,
     /// What the bulk loads resolved when they were committed.
     resolved: BulkCounts,
+    /// Whether the connection has a bulk load's settings (`replica::bulk::sort_in_files`).
+    tuned: bool,
 }
 
 impl Importer {
@@ -85,6 +87,7 @@ impl Importer {
             ahead: None,
             bulk: None,
             resolved: BulkCounts::default(),
+            tuned: false,
         }
     }
 
@@ -169,12 +172,14 @@ impl Importer {
         let conn = replica.conn();
         let bulk = !self.dry_run && bulk::is_empty(conn)?;
         if bulk {
+            // Before BEGIN: SQLite refuses to move temporary data inside a transaction.
             bulk::sort_in_files(conn)?;
+            self.tuned = true;
         }
         conn.execute_batch("BEGIN IMMEDIATE")?;
         self.open = true;
         self.now = now_rfc3339();
-        // Checked again under the write lock: a till may have written in between.
+        // Checked again inside the transaction, which is what the load relies on.
         if bulk && bulk::is_empty(conn)? {
             bulk::defer_indexes(conn)?;
             self.bulk = Some(replica.max_contact_row()?);
@@ -182,9 +187,11 @@ impl Importer {
         Ok(())
     }
 
-    /// Ends the open transaction's bulk load, if it was one, after its commit or rollback.
+    /// Ends the open transaction's bulk load, if it was one, after its commit or rollback,
+    /// and puts the connection's usual settings back if a bulk load changed them.
     fn end_bulk(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        if self.bulk.take().is_some() {
+        self.bulk = None;
+        if std::mem::take(&mut self.tuned) {
             bulk::usual_settings(replica.conn())?;
         }
         Ok(())
