@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::ahead::{Lookahead, ParseAhead};
 use super::sorted::SortedBatch;
 use super::{
-    check_ledger, count, locate, ApplyError, Chunk, FileReport, FileStatus, Ledger, Source,
+    check_ledger, count, locate, receive, Chunk, FileReport, FileStatus, Ledger, Sink, Source,
 };
 use crate::config::{Mode, Settings};
 use crate::export_xml::ExportFileName;
@@ -165,53 +165,31 @@ impl BulkLoader {
             Some(receiver) => receiver,
             None => Source::new(settings, mode).spawn(path, Lookahead::PARSER_BOUND)?,
         };
-        let version = name.version_ms(settings.export_offset_seconds);
-        self.receive(conn, receiver, version, &mut ledger, progress)
-            .map_err(|e| locate(e, path))?;
+        // The parser's changes are appended as they arrive (the batch is a buffer here: a
+        // bulk load's append keeps arrival order), the rest once the file ended.
+        let mut batch = SortedBatch::default();
+        let mut outcomes = FileLedgerRow::default();
+        let (now, last_row) = (&self.now, &mut self.last_row);
+        let mut flush = |batch: &mut SortedBatch| {
+            batch.append(conn, now, last_row, |_, _, outcome| {
+                count(&mut outcomes, outcome)
+            })
+        };
+        let mut sink = Sink {
+            batch: &mut batch,
+            version: name.version_ms(settings.export_offset_seconds),
+            file: 0,
+            flush: &mut flush,
+        };
+        receive(receiver, &mut ledger, &mut sink, progress).map_err(|e| locate(e, path))?;
+        (sink.flush)(sink.batch)?;
+        ledger.inserted = outcomes.inserted;
+        ledger.deleted = outcomes.deleted;
         ledger::insert_applied(conn, &ledger, &self.now)?;
         Ok(FileReport {
             status: FileStatus::Applied,
             ledger,
             actions: Vec::new(),
         })
-    }
-
-    /// Appends the parser's changes as they arrive.
-    fn receive(
-        &mut self,
-        conn: &Connection,
-        receiver: Receiver<Chunk>,
-        version: i64,
-        ledger: &mut FileLedgerRow,
-        progress: &Progress,
-    ) -> Result<(), ApplyError> {
-        let mut batch = SortedBatch::default();
-        loop {
-            let chunk = receiver
-                .recv()
-                .map_err(|_| anyhow::anyhow!("the export parser stopped unexpectedly"))?;
-            match chunk {
-                Chunk::Changes { changes, bytes } => {
-                    progress.inc_bytes(bytes);
-                    progress.inc_contacts(changes.len() as u64);
-                    ledger.members += changes.len() as u64;
-                    batch.extend(changes, version, 0);
-                    batch.append(conn, &self.now, &mut self.last_row, |_, _, outcome| {
-                        count(ledger, outcome)
-                    })?;
-                }
-                Chunk::End { sha256, bytes } => {
-                    progress.inc_bytes(bytes);
-                    ledger.sha256 = sha256;
-                    return Ok(());
-                }
-                Chunk::Malformed(e) => return Err(ApplyError::Malformed(e)),
-                Chunk::Io(e) => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("cannot read {}", ledger.name))
-                        .into())
-                }
-            }
-        }
     }
 }
