@@ -132,6 +132,8 @@ pub enum Command {
     /// in the current replica since the export (later deltas, contacts registered at the till,
     /// the history) is merged in, and the new replica replaces the old one in one atomic step
     /// (`<db>` becomes a link to `<db>.d/gen-N.db`; readers of the old one finish undisturbed).
+    /// From the merge until the swap is over it waits for a running push-local and holds
+    /// till writes off (they wait up to busy_timeout, then write into the new replica).
     /// A build interrupted by a crash or --deadline resumes where it stopped when run again.
     /// A build from XML loads its contacts without indexes and builds them at the end; it is
     /// synced to disk only when complete, so after an OS crash or power loss (a new boot) an

@@ -9,6 +9,10 @@
 //! shipped binary is the one tested. Setting the variable needs the same rights as killing the
 //! process, so it gives nobody a new power.
 //!
+//! With `ENGAGE_SYNC_FAILPOINT_ACTION=stop` the process sends itself SIGSTOP there instead:
+//! a test can then act while the process is frozen at that point (e.g. write from a till in
+//! the moment between `full`'s merge and its swap) and let it go on with SIGCONT.
+//!
 //! Every name is listed in [`NAMES`], so the test can iterate them and a typo in a call is
 //! caught by a unit test (`hit` with an unknown name panics in debug builds).
 
@@ -17,6 +21,8 @@ use std::sync::OnceLock;
 
 /// The environment variable naming the failpoint to crash at (`NAME` or `NAME:N`).
 pub const ENV: &str = "ENGAGE_SYNC_FAILPOINT";
+/// The environment variable choosing what happens there: `kill` (the default) or `stop`.
+pub const ACTION_ENV: &str = "ENGAGE_SYNC_FAILPOINT_ACTION";
 
 /// Every failpoint, with where it is. Commit boundaries are where a crash matters: each name
 /// sits just before or just after one.
@@ -67,7 +73,11 @@ pub fn hit(name: &'static str) {
         return;
     };
     if target == name && HITS.fetch_add(1, Ordering::Relaxed) + 1 == *nth {
-        kill_self();
+        if std::env::var(ACTION_ENV).is_ok_and(|a| a.trim() == "stop") {
+            stop_self();
+        } else {
+            kill_self();
+        }
     }
 }
 
@@ -93,6 +103,14 @@ fn kill_self() -> ! {
     }
     // SIGKILL cannot be caught or ignored; if it somehow returned, still die without cleanup.
     std::process::abort()
+}
+
+/// SIGSTOP to this process: it freezes here until someone sends SIGCONT.
+fn stop_self() {
+    // SAFETY: kill(2) with our own pid and a valid signal number has no memory effects.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGSTOP);
+    }
 }
 
 #[cfg(test)]

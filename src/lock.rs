@@ -102,6 +102,16 @@ pub fn acquire(db: &Path, command: &str, wait: bool) -> Result<WriterLock, LockE
     Ok(WriterLock { _file: file })
 }
 
+/// Takes the push lock for `db` (`<db>.push.lock`): one `push-local` at a time, beside the
+/// writer lock so that a push runs while `delta` or `changes` holds that one. `full` also
+/// takes it for the moment between its merge and its swap, so that no push records an
+/// outcome in the generation being replaced.
+pub fn acquire_push(db: &Path, command: &str, wait: bool) -> Result<WriterLock, LockError> {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".push");
+    acquire(&db.with_file_name(name), command, wait)
+}
+
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);

@@ -5,7 +5,7 @@
 //! each run is one short IMMEDIATE SQLite transaction, which the busy timeout serialises with
 //! whatever else writes.
 
-use rusqlite::TransactionBehavior;
+use rusqlite::Transaction;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -15,7 +15,7 @@ use crate::commands::init::DEFAULT_MODE;
 use crate::error::{ExitCode, UsageError};
 use crate::outbox::fields::{from_flags, masked};
 use crate::outbox::input::for_each_document;
-use crate::outbox::till::{Till, Updated};
+use crate::outbox::till::{Added, Till, Updated};
 use crate::outbox::OutboxError;
 use crate::replica::{LookupKey, Replica};
 
@@ -89,43 +89,7 @@ fn add(ctx: &Ctx, a: &ContactAddArgs) -> anyhow::Result<ExitCode> {
         country: ctx.settings.default_country,
         local: &ctx.settings.local,
     };
-    let tx = replica
-        .conn()
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut added = Vec::new();
-    let mut each = |i: usize, doc: Value| -> anyhow::Result<()> {
-        let item = format!("contact #{}", i + 1);
-        let Value::Object(mut raw) = doc else {
-            return Err(OutboxError::Invalid {
-                item,
-                field: "(document)".into(),
-                problem: "must be a JSON object of Engage attributes".into(),
-            }
-            .into());
-        };
-        if i > 0 && !flags.is_empty() {
-            return Err(UsageError(
-                "field flags apply to one contact, but --from holds several; put the fields in \
-                 the JSON"
-                    .into(),
-            )
-            .into());
-        }
-        raw.extend(flags.clone());
-        added.push(till.add_contact(&tx, &item, raw)?);
-        Ok(())
-    };
-    match &a.fields.from {
-        Some(path) => {
-            for_each_document(Some(path), &mut each)?;
-        }
-        None => each(0, Value::Object(Map::new()))?,
-    }
-    if a.dry_run {
-        tx.rollback()?;
-    } else {
-        tx.commit()?;
-    }
+    let added = replica.write_current(!a.dry_run, |tx| add_all(&till, tx, &flags, a))?;
     let output = AddOutput {
         dry_run: a.dry_run,
         added: added.len(),
@@ -156,6 +120,45 @@ fn masked_keys(fields: &Map<String, Value>) -> Vec<String> {
         Some(format!("{k} {}", masked(k, v)))
     })
     .collect()
+}
+
+/// Registers every contact of `--from` (or the one the flags describe) inside `tx`.
+fn add_all(
+    till: &Till<'_>,
+    tx: &Transaction<'_>,
+    flags: &Map<String, Value>,
+    a: &ContactAddArgs,
+) -> anyhow::Result<Vec<Added>> {
+    let mut added = Vec::new();
+    let mut each = |i: usize, doc: Value| -> anyhow::Result<()> {
+        let item = format!("contact #{}", i + 1);
+        let Value::Object(mut raw) = doc else {
+            return Err(OutboxError::Invalid {
+                item,
+                field: "(document)".into(),
+                problem: "must be a JSON object of Engage attributes".into(),
+            }
+            .into());
+        };
+        if i > 0 && !flags.is_empty() {
+            return Err(UsageError(
+                "field flags apply to one contact, but --from holds several; put the fields in \
+                 the JSON"
+                    .into(),
+            )
+            .into());
+        }
+        raw.extend(flags.clone());
+        added.push(till.add_contact(tx, &item, raw)?);
+        Ok(())
+    };
+    match &a.fields.from {
+        Some(path) => {
+            for_each_document(Some(path), &mut each)?;
+        }
+        None => each(0, Value::Object(Map::new()))?,
+    }
+    Ok(added)
 }
 
 fn print_add(ctx: &Ctx, out: &AddOutput) -> anyhow::Result<()> {
@@ -234,15 +237,9 @@ fn update(ctx: &Ctx, a: &ContactUpdateArgs) -> anyhow::Result<ExitCode> {
         country: ctx.settings.default_country,
         local: &ctx.settings.local,
     };
-    let tx = replica
-        .conn()
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let updated = till.update_contact(&tx, attribute, &value, wanted)?;
-    if a.dry_run {
-        tx.rollback()?;
-    } else {
-        tx.commit()?;
-    }
+    let updated = replica.write_current(!a.dry_run, |tx| {
+        till.update_contact(tx, attribute, &value, wanted)
+    })?;
     let out = UpdateOutput {
         dry_run: a.dry_run,
         updated,

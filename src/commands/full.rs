@@ -23,7 +23,7 @@ use crate::progress::Progress;
 use crate::replica::bulk::{BulkCounts, BulkState};
 use crate::replica::generation::{with_suffix, Layout};
 use crate::replica::set_cursor;
-use crate::replica::{MergeCounts, Replica, RunLog};
+use crate::replica::{MergeCounts, Replica, RunLog, WriteHold};
 use crate::time::now_rfc3339;
 
 /// Meta keys of a build.
@@ -151,14 +151,24 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     set_cursor(build.conn(), CURSOR, &cursor)?;
     build.set_meta(FULL_STARTED, &cursor)?;
     crate::failpoint::hit("full.built");
-    if live_mode.is_some() {
-        summary.merged_from_previous = Some(build.merge_from_live(&s.db, snapshot)?);
+    // From here until the swap is over, nothing may write to the live replica, or it would
+    // be left behind in the old generation (replica::handover): push-local runs are waited
+    // for, till writes wait for the live replica's write lock (or, if they already wait for
+    // it, find the new generation when they get it). A replica a till created during the
+    // build is merged like any other.
+    let _push_lock = lock::acquire_push(&s.db, "full (swap)", true)?;
+    drop(Replica::open_writer(&s.db, None, mode, s.busy_timeout)?);
+    let hold = WriteHold::take(&s.db, s.busy_timeout)?;
+    let merged = build.merge_from_live(&s.db, snapshot)?;
+    if live_mode.is_some() || merged != MergeCounts::default() {
+        summary.merged_from_previous = Some(merged);
     }
     crate::failpoint::hit("full.merged");
     summary.contacts = build.contact_count()?;
     build.checkpoint()?;
     drop(build);
     let generation = layout.swap_in(&build_path)?;
+    drop(hold);
     summary.replica = Some(generation.display().to_string());
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.contacts_per_second = rate(summary.members, summary.elapsed_seconds);

@@ -6,7 +6,6 @@
 //! request each at the rate limit), and neither the till commands nor `delta`/`changes` must
 //! wait for it. Two pushes never run at once.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use super::engage_setup::engage_client;
@@ -30,7 +29,7 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     if args.write.dry_run {
         return dry_run(ctx, started);
     }
-    let _lock = lock::acquire(&push_lock_base(&s.db), "push-local", args.write.wait)?;
+    let _lock = lock::acquire_push(&s.db, "push-local", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
     let deadline = args.deadline.map(|d| started + d);
     let client = engage_client(ctx, deadline)?;
@@ -56,13 +55,6 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     run_log.close(replica.conn(), &result, &counts)?;
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
-}
-
-/// `<db>.push`, whose lock file is `<db>.push.lock`.
-fn push_lock_base(db: &std::path::Path) -> PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".push");
-    db.with_file_name(name)
 }
 
 /// The run's exit: 65 when Engage rejected items in it, 75 when items are left, else 0.

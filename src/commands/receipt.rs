@@ -2,7 +2,6 @@
 //! (SPEC §2, §6). Like the contact commands, it runs at checkout: one short IMMEDIATE
 //! transaction, no writer lock; all receipts of the input are buffered, or none.
 
-use rusqlite::TransactionBehavior;
 use serde::Serialize;
 
 use super::contact::open;
@@ -36,19 +35,14 @@ fn add(ctx: &Ctx, a: &ReceiptAddArgs) -> anyhow::Result<ExitCode> {
         country: ctx.settings.default_country,
         local: &ctx.settings.local,
     };
-    let tx = replica
-        .conn()
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut receipts = Vec::new();
-    for_each_document(a.file.as_deref(), |i, doc| {
-        receipts.push(till.add_receipt(&tx, i + 1, doc)?);
-        Ok(())
+    let receipts = replica.write_current(!a.dry_run, |tx| {
+        let mut receipts = Vec::new();
+        for_each_document(a.file.as_deref(), |i, doc| {
+            receipts.push(till.add_receipt(tx, i + 1, doc)?);
+            Ok(())
+        })?;
+        Ok(receipts)
     })?;
-    if a.dry_run {
-        tx.rollback()?;
-    } else {
-        tx.commit()?;
-    }
     let buffered = receipts.iter().filter(|r| r.status == "buffered").count();
     let out = Output {
         dry_run: a.dry_run,

@@ -9,7 +9,7 @@ use super::{queries, Replica};
 use crate::config::Mode;
 
 /// What the merge carried over.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MergeCounts {
     /// Contacts whose live data was newer than the build's.
     pub updated: u64,

@@ -8,6 +8,7 @@
 mod apply;
 pub mod bulk;
 pub mod generation;
+mod handover;
 pub mod ledger;
 mod lookup;
 mod merge;
@@ -27,6 +28,7 @@ use crate::config::Mode;
 use crate::error::{Coded, ExitCode};
 
 pub use apply::{insert_contact, ApplyOutcome, ContactWriter, Located};
+pub use handover::WriteHold;
 pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
@@ -78,11 +80,23 @@ pub enum ReplicaError {
         /// Its schema version.
         found: i64,
     },
+    /// `full` swapped new generations in again and again while a till write waited.
+    #[error(
+        "the replica {db} was replaced by `full` several times while this write waited; nothing \
+         was written, run the command again"
+    )]
+    Replaced {
+        /// The replica.
+        db: PathBuf,
+    },
 }
 
 impl Coded for ReplicaError {
     fn exit_code(&self) -> ExitCode {
-        ExitCode::Config
+        match self {
+            ReplicaError::Replaced { .. } => ExitCode::TempFail,
+            _ => ExitCode::Config,
+        }
     }
 }
 
@@ -91,6 +105,10 @@ pub struct Replica {
     conn: Connection,
     mode: Mode,
     path: PathBuf,
+    /// The file `path` led to when it was opened (after `full`'s first swap, `path` is a link
+    /// to a generation): a till write checks it is still the current one (`handover`).
+    file: Option<PathBuf>,
+    busy_timeout: Duration,
 }
 
 impl std::fmt::Debug for Replica {
@@ -120,6 +138,7 @@ impl Replica {
         busy_timeout: Duration,
     ) -> anyhow::Result<Replica> {
         create_private_file(path)?;
+        let file = std::fs::canonicalize(path).ok();
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the replica {}", path.display()))?;
         configure(&conn, busy_timeout, true)
@@ -139,6 +158,8 @@ impl Replica {
             conn,
             mode: stored,
             path: path.to_path_buf(),
+            file,
+            busy_timeout,
         })
     }
 
@@ -169,6 +190,8 @@ impl Replica {
             conn,
             mode,
             path: path.to_path_buf(),
+            file: None,
+            busy_timeout,
         })
     }
 
@@ -221,9 +244,10 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Connection settings. WAL (persistent in the file) lets readers work during a write;
-/// `synchronous=NORMAL` in WAL keeps the file consistent on power loss and can only lose the
-/// last commits, which are re-applied from their source (the ledger row goes with them).
+/// Connection settings. WAL (persistent in the file) lets readers work during a write.
+/// `synchronous=FULL` makes every commit durable before it returns (one fsync of the WAL):
+/// a till is told its contact or receipt is stored, and an import moves a file to the archive,
+/// only after the commit, so with `NORMAL` a power cut could lose what was acknowledged.
 fn configure(conn: &Connection, busy_timeout: Duration, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
     if writer {
@@ -244,7 +268,7 @@ fn configure(conn: &Connection, busy_timeout: Duration, writer: bool) -> rusqlit
 /// A writer's settings besides the journal mode (a bulk load changes them for a while).
 fn writer_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
+        "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
          PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY; PRAGMA threads = 0;"
     ))
 }
