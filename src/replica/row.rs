@@ -63,21 +63,16 @@ impl ContactRow {
             contact_id,
             ..ContactRow::default()
         };
-        let mut attributes = (mode == Mode::Full).then(Map::new);
-        for (name, value) in fields {
-            if let Value::String(s) = &value {
-                row.take_column(&name, s, mode, country);
-            }
-            if let Some(map) = attributes.as_mut() {
-                map.insert(name, value);
+        for (name, value) in &fields {
+            if let Value::String(s) = value {
+                row.take_column(name, s, mode, country);
             }
         }
         if row.contact_type.is_none() {
             row.contact_type = Some(DEFAULT_CONTACT_TYPE.to_string());
         }
-        if let Some(mut map) = attributes {
-            map.insert("contactId".into(), Value::String(row.contact_id.clone()));
-            row.attributes = Some(Value::Object(map).to_string());
+        if mode == Mode::Full {
+            row.attributes = Some(attributes_json(&row.contact_id, &fields));
         }
         row
     }
@@ -98,6 +93,44 @@ impl ContactRow {
             _ => {}
         }
     }
+}
+
+/// The JSON object of every field plus `contactId`, keys in byte order, a repeated key
+/// keeping its last value, `contactId` always the contact's id: exactly what collecting the
+/// pairs into a `serde_json::Map` and printing it gives, written straight into one string
+/// (building the map cost an import of 1,000,000 full-mode contacts about a CPU-second of
+/// allocations and frees on the parser threads).
+fn attributes_json(contact_id: &str, fields: &[(String, Value)]) -> String {
+    let mut entries: Vec<(&str, Option<&Value>)> = Vec::with_capacity(fields.len() + 1);
+    entries.extend(
+        fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), Some(value))),
+    );
+    // Last, so that it wins over a field of the same name (None stands for the id).
+    entries.push(("contactId", None));
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(64 + fields.len() * 32);
+    out.push(b'{');
+    let mut first = true;
+    for (i, &(name, value)) in entries.iter().enumerate() {
+        if entries.get(i + 1).is_some_and(|next| next.0 == name) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        // Writing into a Vec cannot fail, and strings and JSON values always serialise.
+        let _ = serde_json::to_writer(&mut out, name);
+        out.push(b':');
+        let _ = match value {
+            Some(value) => serde_json::to_writer(&mut out, value),
+            None => serde_json::to_writer(&mut out, contact_id),
+        };
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -127,6 +160,58 @@ mod tests {
         assert_eq!(row.first_name, None);
         assert_eq!(row.attributes, None);
         assert_eq!(row.contact_type.as_deref(), Some("Member"));
+    }
+
+    /// The JSON is what a `serde_json::Map` of the same pairs prints, for repeated names,
+    /// a field named `contactId`, nested objects, arrays, escapes and non-ASCII names.
+    #[test]
+    fn attributes_json_matches_a_map() {
+        let obj = |pairs: &[(&str, Value)]| {
+            Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            )
+        };
+        let s = |v: &str| Value::String(v.into());
+        let cases: Vec<Vec<(&str, Value)>> = vec![
+            vec![],
+            vec![("b", s("1")), ("a", s("2")), ("b", s("3"))],
+            vec![
+                ("contactId", s("not the id")),
+                ("zeta", s("\"quoted\"\n\u{7}")),
+            ],
+            vec![
+                (
+                    "address",
+                    obj(&[("street", s("Storgatan")), ("city", s("Umeå"))]),
+                ),
+                (
+                    "tags",
+                    Value::Array(vec![s("x"), Value::Null, Value::Bool(true)]),
+                ),
+                ("Ärende", s("é")),
+                ("Z", Value::from(12.5)),
+                ("", s("empty name")),
+            ],
+        ];
+        for case in cases {
+            let fields: Vec<(String, Value)> = case
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let mut map = Map::new();
+            for (k, v) in &fields {
+                map.insert(k.clone(), v.clone());
+            }
+            map.insert("contactId".into(), s("the-id"));
+            assert_eq!(
+                attributes_json("the-id", &fields),
+                Value::Object(map).to_string(),
+                "{case:?}"
+            );
+        }
     }
 
     #[test]
