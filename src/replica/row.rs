@@ -1,7 +1,7 @@
 //! A contact as the replica stores it, built from Engage attribute names and values (from an
 //! export file or the API), normalised, and stripped to keys in keys mode.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::Mode;
 use crate::normalize::{normalize_email, normalize_phone, normalize_plain, Country};
@@ -135,6 +135,8 @@ fn attributes_json(contact_id: &str, fields: &[(String, Value)]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Map;
+
     use super::*;
     use crate::normalize::calling_code;
 
