@@ -1694,6 +1694,24 @@ fn hostile_command_lines_are_refused_and_change_nothing() {
             );
             std::fs::remove_file(&fifo).expect("rm fifo");
         }
+        // In a folder, a link or FIFO named like an export is passed over with a warning.
+        let odd = ws.path().join("odd-inbox");
+        std::fs::create_dir_all(&odd).expect("odd inbox");
+        let target = ws.path().join("elsewhere.xml");
+        std::fs::write(&target, "<not read/>").expect("target");
+        std::os::unix::fs::symlink(&target, odd.join("20260501100000_0_c.xml")).expect("link");
+        let out = ws
+            .cmd()
+            .args(["delta", &odd.to_string_lossy()])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("skipped") && err.contains("not a regular file"),
+            "a link in the inbox is not reported: {err}"
+        );
+        t.add("not a regular file");
         refuse(
             w,
             t,

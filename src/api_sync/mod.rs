@@ -148,9 +148,14 @@ pub fn fetch_and_apply(
 }
 
 /// Parses a `--since` value: `2026-11-01`, `2026-11-01 08:00:00`, or RFC 3339 with an offset.
-/// Dates and times without an offset are UTC.
+/// Dates and times without an offset are UTC. The year must have four digits: chrono alone
+/// reads `26-11-01` as the year 26, and a changes window from then would fetch everything.
 pub fn parse_since(s: &str) -> Option<DateTime<Utc>> {
     let t = s.trim();
+    let b = t.as_bytes();
+    if b.len() < 10 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
+    }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.with_timezone(&Utc));
     }
@@ -185,5 +190,12 @@ mod tests {
             Some("2026-11-01T07:30:00+00:00")
         );
         assert_eq!(parse_since("yesterday"), None);
+        for short_year in ["26-11-01", "026-11-01", "26-11-01 08:00:00", "2026"] {
+            assert_eq!(parse_since(short_year), None, "{short_year}");
+        }
+        assert_eq!(
+            utc(" 2026-11-01 ").as_deref(),
+            Some("2026-11-01T00:00:00+00:00")
+        );
     }
 }

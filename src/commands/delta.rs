@@ -375,8 +375,19 @@ pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<
                 let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let is_xml = name.to_ascii_lowercase().ends_with(".xml");
-                if is_xml && !name.starts_with('.') && entry.file_type()?.is_file() {
+                if !is_xml || name.starts_with('.') {
+                    continue;
+                }
+                if entry.file_type()?.is_file() {
                     files.insert(entry.path());
+                } else {
+                    // A link's target would stay behind when the link is archived, and a FIFO
+                    // would block the import: say so instead of passing over it in silence.
+                    tracing::warn!(
+                        "skipped {}: not a regular file (a symbolic link, folder, FIFO, device \
+                         or socket); put the export file itself into the folder",
+                        entry.path().display()
+                    );
                 }
             }
         } else if meta.is_file() {

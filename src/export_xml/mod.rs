@@ -5,7 +5,7 @@ mod filename;
 mod parser;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub use filename::ExportFileName;
@@ -90,10 +90,24 @@ pub fn file_parser<'a>(
     })
 }
 
-/// 1-based line and column (in characters) of a byte offset in a file, computed only when an
-/// error is reported. Invalid UTF-8 before the offset counts byte by byte.
+/// 1-based line and column (in characters) of a parse error's byte offset in a file, computed
+/// only when an error is reported. Invalid UTF-8 before the offset counts byte by byte. The
+/// parser (quick-xml) counts offsets after a leading UTF-8 byte-order mark, so in a file that
+/// starts with one, the offset is taken from there, and the mark is no column.
 pub fn line_column(path: &Path, offset: u64) -> std::io::Result<(u64, u64)> {
-    let file = std::fs::File::open(path)?;
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let mut file = std::fs::File::open(path)?;
+    let mut head = [0u8; 3];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    if head[..got] != *BOM {
+        file.seek(std::io::SeekFrom::Start(0))?;
+    }
     let mut reader = BufReader::with_capacity(64 * 1024, file.take(offset));
     let (mut line, mut column) = (1u64, 1u64);
     loop {

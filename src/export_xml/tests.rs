@@ -316,3 +316,37 @@ fn line_and_column_are_counted_in_characters() {
     // offset of '<' = 3 + 6 bytes
     assert_eq!(line_column(&path, 9).expect("reads"), (2, 4));
 }
+
+/// A file starting with a byte-order mark: the error's line and column are where the error
+/// is, not three bytes before it.
+#[test]
+fn line_and_column_after_a_byte_order_mark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.xml");
+    let doc = format!(
+        "\u{feff}<?xml version=\"1.0\"?>\n<contacts xmlns=\"{EXPORT_NAMESPACE}\">\n\
+         <new>\n  <member><contactId>{ID1}</contactId><city>Umeå</cty></member>\n</new></contacts>"
+    );
+    std::fs::write(&path, &doc).expect("write");
+    let (_, error) = every_way(doc.as_bytes());
+    let error = error.expect("refused");
+    let line = doc.lines().nth(3).expect("line 4");
+    // The error is reported at the start of the mismatched end tag or just after it.
+    let tag = line.find("</cty>").expect("tag");
+    let (l, c) = line_column(&path, error.offset).expect("reads");
+    assert_eq!(l, 4, "{error:?}");
+    let tag_column = line[..tag].chars().count() as u64 + 1;
+    assert!(
+        (tag_column..=tag_column + 6).contains(&c),
+        "column {c}, the tag is at {tag_column}: {error:?}"
+    );
+    // Without the mark, the same place.
+    let plain = dir.path().join("g.xml");
+    let doc = doc.trim_start_matches('\u{feff}');
+    std::fs::write(&plain, doc).expect("write");
+    let (_, error) = every_way(doc.as_bytes());
+    assert_eq!(
+        line_column(&plain, error.expect("refused").offset).expect("reads"),
+        (l, c)
+    );
+}
