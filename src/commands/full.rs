@@ -151,6 +151,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     set_cursor(build.conn(), CURSOR, &cursor)?;
     build.set_meta(FULL_STARTED, &cursor)?;
     crate::failpoint::hit("full.built");
+    layout.flush_build()?;
     // From here until the swap is over, nothing may write to the live replica, or it would
     // be left behind in the old generation (replica::handover): push-local runs are waited
     // for, till writes wait for the live replica's write lock (or, if they already wait for
@@ -159,6 +160,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     let _push_lock = lock::acquire_push(&s.db, "full (swap)", true)?;
     drop(Replica::open_writer(&s.db, None, mode, s.busy_timeout)?);
     let hold = WriteHold::take(&s.db, s.busy_timeout)?;
+    let held = Instant::now();
     let merged = build.merge_from_live(&s.db, snapshot)?;
     if live_mode.is_some() || merged != MergeCounts::default() {
         summary.merged_from_previous = Some(merged);
@@ -169,6 +171,11 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     drop(build);
     let generation = layout.swap_in(&build_path)?;
     drop(hold);
+    tracing::info!(
+        "full: swapped in {}; till writes were held off for {:.2} s (merge and swap)",
+        generation.display(),
+        held.elapsed().as_secs_f64()
+    );
     summary.replica = Some(generation.display().to_string());
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.contacts_per_second = rate(summary.members, summary.elapsed_seconds);

@@ -47,6 +47,14 @@ impl Layout {
             .unwrap_or_else(|| "engage-sync.db".into())
     }
 
+    /// Flushes the build to disk ahead of the swap. The swap syncs it again, but while till
+    /// writes wait for it (`replica::handover`); flushed here first, that second sync only has
+    /// the merge's pages left (1,000,000 contacts in full mode: till writes held off 2.1 s
+    /// without this).
+    pub fn flush_build(&self) -> anyhow::Result<()> {
+        sync_file(&self.build_path())
+    }
+
     /// Moves a finished build (closed, WAL checkpointed away) into place as the new current
     /// generation, atomically for every reader, and removes the previous generation's files.
     /// Returns the new generation's path.
