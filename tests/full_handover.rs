@@ -193,3 +193,56 @@ fn till_writes_while_full_swaps_land_in_the_new_generation() {
         .expect("contact");
     assert_eq!(found, 1);
 }
+
+/// While a `push-local` runs (here: its lock is held), `full` builds but does not merge or
+/// swap: a push recording outcomes in the generation being replaced would lose them. It goes
+/// on once the push ends.
+#[test]
+fn full_waits_for_a_running_push_before_it_merges() {
+    let ws = Workspace::new();
+    std::fs::write(ws.path().join("engage-sync.toml"), CONFIG).expect("config");
+    let first: Vec<String> = (0..5).map(|n| member(n, "delta")).collect();
+    ws.write_export("20250101000000_0_m.xml", &export(&first, &[], &[]));
+    ok(cmd(&ws, &["-q", "delta"]), "delta");
+    write_full_set(&ws, "set", "20260101000000", 0, 20);
+
+    let push =
+        engage_sync::lock::acquire_push(&ws.db(), "push-local (test)", false).expect("push lock");
+    let mut full = cmd(&ws, &["-q", "full", "--from-xml", "set"]);
+    full.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut full = full.spawn().expect("spawn full");
+    // The build itself goes ahead; the swap waits.
+    let build = ws.path().join("replica.db.d").join("building.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !build.exists() {
+        assert!(Instant::now() < deadline, "full never started its build");
+        assert!(
+            full.try_wait().expect("try_wait").is_none(),
+            "full ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        full.try_wait().expect("try_wait").is_none(),
+        "full swapped while push-local held its lock"
+    );
+    assert!(
+        !std::fs::symlink_metadata(ws.db())
+            .expect("replica")
+            .file_type()
+            .is_symlink(),
+        "the replica was replaced while push-local ran"
+    );
+    drop(push);
+    let out = full.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::symlink_metadata(ws.db())
+        .expect("replica")
+        .file_type()
+        .is_symlink());
+}
