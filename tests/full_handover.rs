@@ -11,15 +11,17 @@ use common::{export, guid, member, Workspace};
 
 const CONFIG: &str = "inbox = \"inbox\"\n[local]\nstore_external_id = \"0600\"\n";
 
-fn ok(mut cmd: Command, what: &str) -> String {
-    let out = cmd.output().expect("run");
+fn assert_ok(out: &std::process::Output, what: &str) {
     assert!(
         out.status.success(),
         "{what}: {:?}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ok(mut cmd: Command, what: &str) {
+    assert_ok(&cmd.output().expect("run"), what);
 }
 
 fn cmd(ws: &Workspace, args: &[&str]) -> Command {
@@ -57,6 +59,24 @@ fn resume(child: &Child) {
         .status()
         .expect("kill -CONT");
     assert!(status.success());
+}
+
+/// A workspace whose replica is a plain file, filled by one `delta`.
+fn live_replica() -> Workspace {
+    let ws = Workspace::new();
+    std::fs::write(ws.path().join("engage-sync.toml"), CONFIG).expect("config");
+    let first: Vec<String> = (0..5).map(|n| member(n, "delta")).collect();
+    ws.write_export("20250101000000_0_m.xml", &export(&first, &[], &[]));
+    ok(cmd(&ws, &["-q", "delta"]), "delta");
+    ws
+}
+
+/// Whether the replica path is a link to a generation (a `full` swapped one in).
+fn is_generation(ws: &Workspace) -> bool {
+    std::fs::symlink_metadata(ws.db())
+        .expect("replica")
+        .file_type()
+        .is_symlink()
 }
 
 /// A full export set of two files, with contacts `first..first + 2 * per_file`.
@@ -124,23 +144,13 @@ fn till_writes_during_swap(ws: &Workspace, set: &str, email: &str, receipt_id: &
         ("contact add", add),
         ("receipt add", receipt_add),
     ] {
-        let out = child.wait_with_output().expect("wait");
-        assert!(
-            out.status.success(),
-            "{name}: {:?}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&child.wait_with_output().expect("wait"), name);
     }
 }
 
 #[test]
 fn till_writes_while_full_swaps_land_in_the_new_generation() {
-    let ws = Workspace::new();
-    std::fs::write(ws.path().join("engage-sync.toml"), CONFIG).expect("config");
-    let first: Vec<String> = (0..5).map(|n| member(n, "delta")).collect();
-    ws.write_export("20250101000000_0_m.xml", &export(&first, &[], &[]));
-    ok(cmd(&ws, &["-q", "delta"]), "delta");
+    let ws = live_replica();
 
     // The first swap replaces a plain file, the second one a generation.
     write_full_set(&ws, "set1", "20260101000000", 0, 20);
@@ -148,13 +158,7 @@ fn till_writes_while_full_swaps_land_in_the_new_generation() {
     till_writes_during_swap(&ws, "set1", "first.swap@example.com", "R-1");
     till_writes_during_swap(&ws, "set2", "second.swap@example.com", "R-2");
 
-    assert!(
-        std::fs::symlink_metadata(ws.db())
-            .expect("replica")
-            .file_type()
-            .is_symlink(),
-        "the replica is a generation now"
-    );
+    assert!(is_generation(&ws), "the replica is a generation now");
     for email in ["first.swap@example.com", "second.swap@example.com"] {
         let out = cmd(&ws, &["--json", "lookup", "--email", email])
             .output()
@@ -165,15 +169,10 @@ fn till_writes_while_full_swaps_land_in_the_new_generation() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let conn = ws.conn();
-    let queued: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM contact_outbox WHERE op = 'create' AND state = 'pending'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("outbox");
+    let queued =
+        ws.count("SELECT count(*) FROM contact_outbox WHERE op = 'create' AND state = 'pending'");
     assert_eq!(queued, 2, "both till registrations wait to be pushed");
+    let conn = ws.conn();
     let receipts: Vec<String> = conn
         .prepare("SELECT unique_receipt_id FROM receipt_outbox ORDER BY 1")
         .expect("prepare")
@@ -183,14 +182,10 @@ fn till_writes_while_full_swaps_land_in_the_new_generation() {
         .expect("rows");
     assert_eq!(receipts, ["R-1", "R-2"]);
     // The export's contacts are there too (both sets), the delta-only ones were replaced.
-    let id = guid(25);
-    let found: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM contacts WHERE contact_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .expect("contact");
+    let found = ws.count(&format!(
+        "SELECT count(*) FROM contacts WHERE contact_id = '{}'",
+        guid(25)
+    ));
     assert_eq!(found, 1);
 }
 
@@ -199,11 +194,7 @@ fn till_writes_while_full_swaps_land_in_the_new_generation() {
 /// on once the push ends.
 #[test]
 fn full_waits_for_a_running_push_before_it_merges() {
-    let ws = Workspace::new();
-    std::fs::write(ws.path().join("engage-sync.toml"), CONFIG).expect("config");
-    let first: Vec<String> = (0..5).map(|n| member(n, "delta")).collect();
-    ws.write_export("20250101000000_0_m.xml", &export(&first, &[], &[]));
-    ok(cmd(&ws, &["-q", "delta"]), "delta");
+    let ws = live_replica();
     write_full_set(&ws, "set", "20260101000000", 0, 20);
 
     let push =
@@ -228,21 +219,10 @@ fn full_waits_for_a_running_push_before_it_merges() {
         "full swapped while push-local held its lock"
     );
     assert!(
-        !std::fs::symlink_metadata(ws.db())
-            .expect("replica")
-            .file_type()
-            .is_symlink(),
+        !is_generation(&ws),
         "the replica was replaced while push-local ran"
     );
     drop(push);
-    let out = full.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(std::fs::symlink_metadata(ws.db())
-        .expect("replica")
-        .file_type()
-        .is_symlink());
+    assert_ok(&full.wait_with_output().expect("wait"), "full");
+    assert!(is_generation(&ws));
 }
