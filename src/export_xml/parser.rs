@@ -659,7 +659,7 @@ impl<'d> Source<'d> {
                 }
                 let (data, valid) = (*data, *valid);
                 let lend = move |bytes: &[u8]| text_within(data, valid, bytes);
-                xml.token(event, reader.error_position(), keep_blank, lend)
+                xml.token(event, keep_blank, lend)
             }
             Source::Stream { reader, buf } => {
                 buf.clear();
@@ -676,7 +676,7 @@ impl<'d> Source<'d> {
                         })
                     }
                 };
-                xml.token(event, reader.error_position(), keep_blank, |_| None)
+                xml.token(event, keep_blank, |_| None)
             }
         }
     }
@@ -733,7 +733,6 @@ impl XmlState {
     fn token<'b>(
         &mut self,
         event: Event<'b>,
-        error_position: u64,
         keep_blank: bool,
         lend: impl Fn(&[u8]) -> Option<&'b str>,
     ) -> Result<Tok<'b>, ParseError> {
@@ -741,11 +740,11 @@ impl XmlState {
         let text = |bytes| text_of(bytes, start, &lend);
         Ok(match event {
             Event::Start(s) => {
-                let local_at = self.open_scope(&s, error_position)?;
+                let local_at = self.open_scope(&s)?;
                 Tok::Start(element(s, local_at, start, &lend)?)
             }
             Event::Empty(s) => {
-                let local_at = self.open_scope(&s, error_position)?;
+                let local_at = self.open_scope(&s)?;
                 self.pending_pop = true;
                 Tok::Empty(element(s, local_at, start, &lend)?)
             }
@@ -815,14 +814,15 @@ impl XmlState {
 
     /// Opens the scope of a start or empty tag (its namespace declarations) and checks that its
     /// prefix, if any, is declared: the same steps, in the same order, as `NsReader`. Returns
-    /// where the local name starts in the tag's name.
-    fn open_scope(&mut self, s: &BytesStart<'_>, error_position: u64) -> Result<usize, ParseError> {
+    /// where the local name starts in the tag's name. A bad declaration is reported at the
+    /// tag (quick-xml's own error position is only set by its reader's errors, so it was 0).
+    fn open_scope(&mut self, s: &BytesStart<'_>) -> Result<usize, ParseError> {
         let declares = !s.attributes_raw().is_empty();
         self.open.push(declares);
         if declares {
             if let Err(e) = self.scopes.push(s) {
                 return Err(ParseError {
-                    offset: error_position,
+                    offset: self.event_start,
                     message: format!("not well-formed XML: {}", quick_xml::Error::Namespace(e)),
                 });
             }

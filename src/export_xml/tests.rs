@@ -350,3 +350,20 @@ fn line_and_column_after_a_byte_order_mark() {
         (l, c)
     );
 }
+
+/// A bad namespace declaration is reported at its tag, not at the start of the file.
+#[test]
+fn a_bad_namespace_declaration_is_located_at_its_tag() {
+    let doc = format!(
+        "<contacts xmlns=\"{EXPORT_NAMESPACE}\">\n<new>\n<member xmlns:xml=\"urn:not-xml\">\
+         <contactId>{ID1}</contactId></member></new></contacts>"
+    );
+    let (_, error) = every_way(doc.as_bytes());
+    let error = error.expect("refused");
+    assert_eq!(
+        error.offset,
+        doc.find("<member").expect("member") as u64,
+        "{error:?}"
+    );
+    assert!(error.message.contains("not well-formed"), "{error:?}");
+}
