@@ -32,6 +32,9 @@ impl Replica {
     ) -> anyhow::Result<MergeCounts> {
         let keep_personal = self.mode() == Mode::Full;
         let conn = self.conn();
+        // The merge's lists of live rows go to a temporary file, not memory: if most of the
+        // live replica changed after the snapshot they hold most of its contact ids.
+        conn.execute_batch("PRAGMA temp_store = FILE")?;
         conn.execute("ATTACH DATABASE ?1 AS live", [live.to_string_lossy()])
             .with_context(|| format!("cannot open the live replica {}", live.display()))?;
         let result = (|| -> anyhow::Result<MergeCounts> {
@@ -39,6 +42,8 @@ impl Replica {
             // Idempotent: a build resumed after a crash between its merge and its swap is
             // merged again (the live replica may have changed meanwhile).
             tx.execute(queries::MERGE_DROP_LOCAL_ONLY, [])?;
+            tx.execute_batch(queries::MERGE_CREATE_LIVE_ROWS)?;
+            tx.execute(queries::MERGE_LIST_LIVE_ROWS, [snapshot_version])?;
             let counts = MergeCounts {
                 updated: tx.execute(
                     queries::MERGE_UPDATE_NEWER,
@@ -51,6 +56,7 @@ impl Replica {
                 deleted: tx.execute(queries::MERGE_DELETE_NEWER, [snapshot_version])? as u64,
             };
             tx.execute(queries::MERGE_LOCAL_KEYS, [])?;
+            tx.execute(queries::MERGE_DROP_LIVE_ROWS, [])?;
             tx.execute(queries::MERGE_TOMBSTONES, [snapshot_version])?;
             tx.execute_batch(queries::MERGE_HISTORY)?;
             tx.execute(queries::MERGE_CURSORS, [])?;
@@ -58,7 +64,7 @@ impl Replica {
             tx.commit()?;
             Ok(counts)
         })();
-        conn.execute_batch("DETACH DATABASE live")?;
+        conn.execute_batch("DETACH DATABASE live; PRAGMA temp_store = MEMORY")?;
         result
     }
 
@@ -133,4 +139,161 @@ pub fn set_cursor(conn: &rusqlite::Connection, name: &str, position: &str) -> an
         [name, position, &crate::time::now_rfc3339()],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const SNAPSHOT: i64 = 100;
+
+    /// `(contact_id, local_key, email, version, attributes)`.
+    type Row = (Option<String>, Option<String>, String, i64, Option<String>);
+
+    fn replica(dir: &Path, name: &str, mode: Mode) -> Replica {
+        Replica::open_writer(&dir.join(name), Some(mode), mode, Duration::ZERO).expect("replica")
+    }
+
+    /// `(contact_id, local_key, email, version)`.
+    fn add(r: &mut Replica, id: Option<&str>, local: Option<&str>, email: &str, version: i64) {
+        r.conn()
+            .execute(
+                "INSERT INTO contact (contact_id, local_key, email, attributes, version, \
+                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 't')",
+                rusqlite::params![
+                    id,
+                    local,
+                    email,
+                    format!("{{\"email\":\"{email}\"}}"),
+                    version
+                ],
+            )
+            .expect("insert");
+    }
+
+    fn rows(r: &mut Replica) -> Vec<Row> {
+        let mut stmt = r
+            .conn()
+            .prepare(
+                "SELECT contact_id, local_key, email, version, attributes FROM contact \
+                 ORDER BY coalesce(contact_id, local_key)",
+            )
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        rows
+    }
+
+    /// Each rule of the merge, in both modes: older live data stays out, newer data replaces
+    /// the build's, contacts the build lacks come over if newer (or local), newer deletes
+    /// win, local keys of linked contacts are kept; and running it twice changes nothing.
+    #[test]
+    fn newer_live_data_wins_and_older_stays_out() {
+        for mode in [Mode::Keys, Mode::Full] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut live = replica(dir.path(), "live.db", Mode::Full);
+            add(&mut live, Some("a"), None, "a-live@x", 50);
+            add(&mut live, Some("b"), None, "b-live@x", 150);
+            add(&mut live, Some("c"), None, "c-live@x", 150);
+            add(&mut live, Some("d"), None, "d-live@x", 50);
+            add(&mut live, Some("g"), Some("L-7"), "g-live@x", 50);
+            add(&mut live, None, Some("L-8"), "local@x", 120);
+            live.conn()
+                .execute_batch(
+                    "INSERT INTO tombstone VALUES ('e', 150, 't'); \
+                     INSERT INTO tombstone VALUES ('h', 50, 't');",
+                )
+                .expect("tombstones");
+            let mut build = replica(dir.path(), "build.db", mode);
+            for id in ["a", "b", "e", "g", "h"] {
+                add(
+                    &mut build,
+                    Some(id),
+                    None,
+                    &format!("{id}-build@x"),
+                    SNAPSHOT,
+                );
+            }
+            let merged = build
+                .merge_from_live(&dir.path().join("live.db"), SNAPSHOT)
+                .expect("merge");
+            assert_eq!(
+                merged,
+                MergeCounts {
+                    updated: 1,
+                    inserted: 2,
+                    deleted: 1
+                },
+                "{mode:?}"
+            );
+            let full = mode == Mode::Full;
+            let attrs = |email: &str| full.then(|| format!("{{\"email\":\"{email}\"}}"));
+            let got = rows(&mut build);
+            let expected = vec![
+                (
+                    None,
+                    Some("L-8".into()),
+                    "local@x".into(),
+                    120,
+                    attrs("local@x"),
+                ),
+                (
+                    Some("a".into()),
+                    None,
+                    "a-build@x".into(),
+                    100,
+                    Some("{\"email\":\"a-build@x\"}".into()),
+                ),
+                (
+                    Some("b".into()),
+                    None,
+                    "b-live@x".into(),
+                    150,
+                    attrs("b-live@x"),
+                ),
+                (
+                    Some("c".into()),
+                    None,
+                    "c-live@x".into(),
+                    150,
+                    attrs("c-live@x"),
+                ),
+                (
+                    Some("g".into()),
+                    Some("L-7".into()),
+                    "g-build@x".into(),
+                    100,
+                    Some("{\"email\":\"g-build@x\"}".into()),
+                ),
+                (
+                    Some("h".into()),
+                    None,
+                    "h-build@x".into(),
+                    100,
+                    Some("{\"email\":\"h-build@x\"}".into()),
+                ),
+            ];
+            assert_eq!(got, expected, "{mode:?}");
+            let tombstone: i64 = build
+                .conn()
+                .query_row(
+                    "SELECT version FROM tombstone WHERE contact_id = 'e'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("tombstone e");
+            assert_eq!(tombstone, 150);
+            build
+                .merge_from_live(&dir.path().join("live.db"), SNAPSHOT)
+                .expect("merge again");
+            assert_eq!(rows(&mut build), expected, "{mode:?}: merged twice");
+        }
+    }
 }

@@ -135,12 +135,27 @@ pub const SET_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2) \
 /// swap: what changed in the live replica after the build's snapshot (?1, ms) wins where it is
 /// newer; ?2 is 1 when the new replica keeps personal fields (full mode), else 0.
 ///
-/// `live.contact AS l NOT INDEXED`: the live table is read once in row order and only its
-/// few rows that qualify are looked up in the build by contact id. Left to itself, SQLite
-/// walked one side's contact-id index and read the other side's rows at random: 4.2 s
-/// (`MERGE_UPDATE_NEWER`) and 5.4 s (`MERGE_LOCAL_KEYS`) on two 1,000,000-contact replicas,
-/// against 0.15 s and 0.23 s so, while till writes wait for the swap (`replica::handover`).
-pub const MERGE_UPDATE_NEWER: &str = "UPDATE main.contact AS m SET \
+/// The live rows a merge can need (newer than the snapshot, local, or with a local key) are
+/// listed once by reading the live table in row order (`NOT INDEXED`); the statements after it
+/// start from that list (`CROSS JOIN` and `MATERIALIZED` keep SQLite's planner, which has no
+/// statistics, from starting anywhere else). Left to itself, SQLite walked one replica's
+/// contact-id index and read the other's rows at random: 4.2 s and 5.4 s for two statements on
+/// two 1,000,000-contact replicas; a table scan per statement took 0.4-0.7 s each in full mode.
+/// Till writes wait for the merge (`replica::handover`).
+pub const MERGE_LIST_LIVE_ROWS: &str = "INSERT INTO temp.merge_live \
+     SELECT rowid FROM live.contact NOT INDEXED \
+     WHERE version > ?1 OR contact_id IS NULL OR local_key IS NOT NULL";
+/// The (empty) list for [`MERGE_LIST_LIVE_ROWS`].
+pub const MERGE_CREATE_LIVE_ROWS: &str = "DROP TABLE IF EXISTS temp.merge_live; \
+     CREATE TEMP TABLE merge_live (id INTEGER PRIMARY KEY)";
+/// Drops the list of [`MERGE_LIST_LIVE_ROWS`].
+pub const MERGE_DROP_LIVE_ROWS: &str = "DROP TABLE IF EXISTS temp.merge_live";
+/// Live contacts newer than the snapshot and than the build's row replace it.
+pub const MERGE_UPDATE_NEWER: &str = "WITH k AS MATERIALIZED (\
+       SELECT r.id, c.contact_id, c.version FROM temp.merge_live AS r \
+       CROSS JOIN live.contact AS c ON c.rowid = r.id \
+       WHERE c.version > ?1 AND c.contact_id IS NOT NULL) \
+     UPDATE main.contact AS m SET \
      member_number = l.member_number, email = l.email, mobile_phone = l.mobile_phone, \
      external_id = l.external_id, social_security_number = l.social_security_number, \
      contact_type = l.contact_type, \
@@ -148,8 +163,8 @@ pub const MERGE_UPDATE_NEWER: &str = "UPDATE main.contact AS m SET \
      last_name = CASE WHEN ?2 THEN l.last_name END, \
      attributes = CASE WHEN ?2 THEN l.attributes END, \
      version = l.version, updated_at = l.updated_at \
-     FROM live.contact AS l NOT INDEXED \
-     WHERE l.contact_id = m.contact_id AND l.version > ?1 AND l.version > m.version";
+     FROM k JOIN live.contact AS l ON l.rowid = k.id \
+     WHERE k.contact_id = m.contact_id AND k.version > m.version";
 /// Contacts the build lacks: created after the snapshot, or registered locally and not yet
 /// known to Engage (no contact_id).
 pub const MERGE_INSERT_MISSING: &str = "INSERT INTO main.contact (contact_id, local_key, \
@@ -158,19 +173,22 @@ pub const MERGE_INSERT_MISSING: &str = "INSERT INTO main.contact (contact_id, lo
      SELECT l.contact_id, l.local_key, l.member_number, l.email, l.mobile_phone, l.external_id, \
      l.social_security_number, l.contact_type, CASE WHEN ?2 THEN l.first_name END, \
      CASE WHEN ?2 THEN l.last_name END, CASE WHEN ?2 THEN l.attributes END, l.version, \
-     l.updated_at FROM live.contact AS l \
+     l.updated_at FROM temp.merge_live AS r CROSS JOIN live.contact AS l ON l.rowid = r.id \
      WHERE l.contact_id IS NULL OR (l.version > ?1 \
        AND NOT EXISTS (SELECT 1 FROM main.contact m WHERE m.contact_id = l.contact_id) \
        AND NOT EXISTS (SELECT 1 FROM main.tombstone t WHERE t.contact_id = l.contact_id \
-                       AND t.version > l.version))";
+                       AND t.version > l.version)) \
+     ORDER BY r.id";
 /// Local contacts a previous merge into this build copied (a build itself only holds contacts
 /// with an Engage id): a merge run again after a crash copies them afresh from the live replica.
 pub const MERGE_DROP_LOCAL_ONLY: &str = "DELETE FROM main.contact WHERE contact_id IS NULL";
-/// Local keys of contacts Engage knows, so lookups by local key keep working (`NOT INDEXED`:
-/// see [`MERGE_UPDATE_NEWER`]).
-pub const MERGE_LOCAL_KEYS: &str = "UPDATE main.contact AS m SET local_key = l.local_key \
-     FROM live.contact AS l NOT INDEXED WHERE l.contact_id = m.contact_id AND l.local_key IS NOT NULL \
-     AND m.local_key IS NULL";
+/// Local keys of contacts Engage knows, so lookups by local key keep working.
+pub const MERGE_LOCAL_KEYS: &str = "WITH k AS MATERIALIZED (\
+       SELECT c.contact_id, c.local_key FROM temp.merge_live AS r \
+       CROSS JOIN live.contact AS c ON c.rowid = r.id \
+       WHERE c.local_key IS NOT NULL AND c.contact_id IS NOT NULL) \
+     UPDATE main.contact AS m SET local_key = k.local_key \
+     FROM k WHERE k.contact_id = m.contact_id AND m.local_key IS NULL";
 /// Deletes seen by the live replica after the snapshot.
 pub const MERGE_DELETE_NEWER: &str = "DELETE FROM main.contact WHERE contact_id IN \
      (SELECT t.contact_id FROM live.tombstone t JOIN main.contact m \
