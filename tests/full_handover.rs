@@ -53,6 +53,18 @@ fn wait_stopped(child: &mut Child) {
     }
 }
 
+/// A child process killed when dropped unless taken out first.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn resume(child: &Child) {
     let status = Command::new("kill")
         .args(["-CONT", &child.id().to_string()])
@@ -107,8 +119,10 @@ fn till_writes_during_swap(ws: &Workspace, set: &str, email: &str, receipt_id: &
         .env("ENGAGE_SYNC_FAILPOINT_ACTION", "stop")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut full = full.spawn().expect("spawn full");
-    wait_stopped(&mut full);
+    // Killed if the test fails while it is frozen, so no stopped process is left behind.
+    let mut frozen = KillOnDrop(Some(full.spawn().expect("spawn full")));
+    let full = frozen.0.as_mut().expect("full");
+    wait_stopped(full);
 
     let receipt = ws.path().join(format!("{receipt_id}.json"));
     std::fs::write(
@@ -138,7 +152,8 @@ fn till_writes_during_swap(ws: &Workspace, set: &str, email: &str, receipt_id: &
         "receipt add did not wait for the swap"
     );
 
-    resume(&full);
+    resume(full);
+    let full = frozen.0.take().expect("full");
     for (name, child) in [
         ("full", full),
         ("contact add", add),
