@@ -158,8 +158,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     // it, find the new generation when they get it). A replica a till created during the
     // build is merged like any other.
     let _push_lock = lock::acquire_push(&s.db, "full (swap)", true)?;
-    drop(Replica::open_writer(&s.db, None, mode, s.busy_timeout)?);
-    let hold = WriteHold::take(&s.db, s.busy_timeout)?;
+    let hold = WriteHold::take(&s.db, mode, s.busy_timeout)?;
     let held = Instant::now();
     let merged = build.merge_from_live(&s.db, snapshot)?;
     if live_mode.is_some() || merged != MergeCounts::default() {

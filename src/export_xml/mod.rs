@@ -97,15 +97,9 @@ pub fn file_parser<'a>(
 pub fn line_column(path: &Path, offset: u64) -> std::io::Result<(u64, u64)> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut file = std::fs::File::open(path)?;
-    let mut head = [0u8; 3];
-    let mut got = 0;
-    while got < head.len() {
-        match file.read(&mut head[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    if head[..got] != *BOM {
+    let mut head = Vec::with_capacity(BOM.len());
+    (&mut file).take(BOM.len() as u64).read_to_end(&mut head)?;
+    if head != BOM {
         file.seek(std::io::SeekFrom::Start(0))?;
     }
     let mut reader = BufReader::with_capacity(64 * 1024, file.take(offset));

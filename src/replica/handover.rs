@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Transaction, TransactionBehavior};
 
-use super::{configure, Replica, ReplicaError};
+use super::{Replica, ReplicaError};
+use crate::config::Mode;
 
 /// How often a till write follows a swap before it gives up. One is the normal case (a `full`
 /// finished while it waited); more means swaps in quick succession.
@@ -26,41 +27,38 @@ const ATTEMPTS: usize = 3;
 
 /// The live replica's write lock, held by `full` from before its merge until after its swap.
 /// Dropping it releases the lock (the transaction never wrote anything and is rolled back).
+#[derive(Debug)]
 pub struct WriteHold {
-    conn: Connection,
+    replica: Replica,
 }
 
 impl WriteHold {
     /// Takes the write lock of the replica at `db` (its current generation), waiting up to
-    /// `busy_timeout` for a till write in progress to finish.
-    pub fn take(db: &Path, busy_timeout: Duration) -> anyhow::Result<WriteHold> {
-        let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .with_context(|| format!("cannot open the replica {}", db.display()))?;
-        configure(&conn, busy_timeout, true)
-            .with_context(|| format!("cannot configure the replica {}", db.display()))?;
-        conn.execute_batch("BEGIN IMMEDIATE").with_context(|| {
-            format!(
+    /// `busy_timeout` for a till write in progress to finish. A replica that does not exist
+    /// yet is created first (in `mode`), so that none can appear before the swap and be
+    /// replaced by it: a till may create one while a first `full` builds.
+    pub fn take(db: &Path, mode: Mode, busy_timeout: Duration) -> anyhow::Result<WriteHold> {
+        let replica = Replica::open_writer(db, None, mode, busy_timeout)?;
+        replica
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .with_context(|| {
+                format!(
                 "cannot hold till writes off the replica {} for the swap: a write kept it busy \
                  longer than busy_timeout; nothing was swapped, run `full` again (the build is \
                  kept and only merged again)",
                 db.display()
             )
-        })?;
-        Ok(WriteHold { conn })
+            })?;
+        Ok(WriteHold { replica })
     }
 }
 
 impl Drop for WriteHold {
     fn drop(&mut self) {
-        if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+        if let Err(e) = self.replica.conn.execute_batch("ROLLBACK") {
             tracing::warn!("cannot release the previous replica's write lock: {e}");
         }
-    }
-}
-
-impl std::fmt::Debug for WriteHold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteHold").finish_non_exhaustive()
     }
 }
 

@@ -64,7 +64,8 @@ impl Replica {
             tx.commit()?;
             Ok(counts)
         })();
-        conn.execute_batch("DETACH DATABASE live; PRAGMA temp_store = MEMORY")?;
+        conn.execute_batch("DETACH DATABASE live")?;
+        super::writer_pragmas(conn)?;
         result
     }
 
@@ -233,52 +234,26 @@ mod tests {
                 },
                 "{mode:?}"
             );
-            let full = mode == Mode::Full;
-            let attrs = |email: &str| full.then(|| format!("{{\"email\":\"{email}\"}}"));
+            let json = |email: &str| Some(format!("{{\"email\":\"{email}\"}}"));
+            // Personal fields come over from the live replica in full mode only.
+            let live_json = |email: &str| json(email).filter(|_| mode == Mode::Full);
+            let row = |id: Option<&str>, local: Option<&str>, email: &str, version, attrs| -> Row {
+                (
+                    id.map(Into::into),
+                    local.map(Into::into),
+                    email.into(),
+                    version,
+                    attrs,
+                )
+            };
             let got = rows(&mut build);
             let expected = vec![
-                (
-                    None,
-                    Some("L-8".into()),
-                    "local@x".into(),
-                    120,
-                    attrs("local@x"),
-                ),
-                (
-                    Some("a".into()),
-                    None,
-                    "a-build@x".into(),
-                    100,
-                    Some("{\"email\":\"a-build@x\"}".into()),
-                ),
-                (
-                    Some("b".into()),
-                    None,
-                    "b-live@x".into(),
-                    150,
-                    attrs("b-live@x"),
-                ),
-                (
-                    Some("c".into()),
-                    None,
-                    "c-live@x".into(),
-                    150,
-                    attrs("c-live@x"),
-                ),
-                (
-                    Some("g".into()),
-                    Some("L-7".into()),
-                    "g-build@x".into(),
-                    100,
-                    Some("{\"email\":\"g-build@x\"}".into()),
-                ),
-                (
-                    Some("h".into()),
-                    None,
-                    "h-build@x".into(),
-                    100,
-                    Some("{\"email\":\"h-build@x\"}".into()),
-                ),
+                row(None, Some("L-8"), "local@x", 120, live_json("local@x")),
+                row(Some("a"), None, "a-build@x", 100, json("a-build@x")),
+                row(Some("b"), None, "b-live@x", 150, live_json("b-live@x")),
+                row(Some("c"), None, "c-live@x", 150, live_json("c-live@x")),
+                row(Some("g"), Some("L-7"), "g-build@x", 100, json("g-build@x")),
+                row(Some("h"), None, "h-build@x", 100, json("h-build@x")),
             ];
             assert_eq!(got, expected, "{mode:?}");
             let tombstone: i64 = build
