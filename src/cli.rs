@@ -109,7 +109,10 @@ pub enum Command {
     /// content is refused. A malformed file changes nothing, is moved to the quarantine folder,
     /// and stops the run (exit 65) unless --keep-going. The first import into an empty replica
     /// is one transaction that builds the replica's indexes at its end (readers see nothing,
-    /// then every file; contacts registered at the till wait for it).
+    /// then every file; contacts registered at the till wait for it). Later imports hold the
+    /// replica's write lock for at most about half of busy_timeout at a time: a transaction
+    /// ends after the file during which that much time has passed, so a till write waiting
+    /// for the lock gets in before its own busy_timeout runs out.
     ///
     /// With `[sftp]` in the config file (or --from sftp), new files are first downloaded from
     /// Engage's SFTP server into the inbox, in import order: each to a hidden temporary name,
@@ -145,9 +148,12 @@ pub enum Command {
     /// Asks Engage's bulk-read-changes feed for the contacts created, updated and deleted since
     /// the cursor (minus an overlap window, `[engage] changes_overlap`, default 5m), fetches each
     /// created or updated contact (rate-limited, concurrent), applies them with the replica's
-    /// version rule, turns deletes into tombstones, and advances the cursor in the same
-    /// transaction as the last data, so a crash at any point neither skips nor loses changes.
-    /// The first run starts where the last `full` began, or at --since.
+    /// version rule, turns deletes into tombstones, and advances the cursor only once all of
+    /// that is committed, so a crash at any point neither skips nor loses changes. Fetched
+    /// contacts are applied in short transactions (at most 500, or what arrived within a
+    /// second): the replica's write lock is never held while Engage is being waited for, so a
+    /// slow Engage never makes a till write wait. The first run starts where the last `full`
+    /// began, or at --since.
     #[command(after_help = EXIT_CODES_HELP)]
     Changes(ChangesArgs),
     /// Find a contact in the replica by one key and print the key to tag a purchase with

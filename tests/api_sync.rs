@@ -347,3 +347,67 @@ fn api_runs_log_no_personal_data() {
         assert!(!output.contains(&secret), "{secret} appeared in the output");
     }
 }
+
+/// `changes` never holds the replica's write lock while it waits for Engage: a till write
+/// that comes in meanwhile gets in within its busy timeout (here 400 ms), however slow Engage
+/// answers (here 1.5 s a request).
+#[test]
+fn a_slow_engage_does_not_hold_till_writes_off() {
+    let fake = seeded(20);
+    let ws = workspace_for(&fake, "");
+    let out = engage(&ws, &fake, &["full"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let config = ws.path().join("engage-sync.toml");
+    let engage_part = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("busy_timeout = \"400ms\"\n{engage_part}")).expect("config");
+    for id in fake.contact_ids().iter().take(5) {
+        assert!(fake.update_contact(id, json!({"firstName": "Ändrad"})));
+    }
+    fake.set_latency(
+        Matcher::method("GET", "/api/v3/contacts/"),
+        Duration::from_millis(1500),
+    );
+
+    let mut changes = ws
+        .std_cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .env_remove("ENGAGE_BASE_URL")
+        .arg("changes")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn changes");
+    let mut tries = 0;
+    while changes.try_wait().expect("poll changes").is_none() {
+        tries += 1;
+        let receipt = json!({
+            "contact": {"matchKeyType": "memberNumber", "matchKey": "1000"},
+            "uniqueReceiptId": format!("r-{tries}"),
+            "createdDate": "2026-11-25T15:55:54+01:00", "storeExternalId": "0600",
+            "currency": "SEK", "totalGrossPrice": 10.0,
+            "paymentMethods": [{"type": "Card", "value": 10.0}],
+            "items": [{"type": "PURCHASE", "quantity": 1, "grossPaidPrice": 10.0,
+                       "taxAmount": 2.0, "taxPercent": 25.0, "sku": "1", "articleNumber": "2",
+                       "articleName": "Socks"}]
+        });
+        let out = ws
+            .cmd()
+            .args(["receipt", "add", "-"])
+            .write_stdin(receipt.to_string())
+            .output()
+            .expect("receipt add runs");
+        assert!(
+            out.status.success(),
+            "till write {tries} failed while `changes` waited for Engage: {}",
+            stderr_of(&out)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = changes.wait_with_output().expect("changes");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(tries >= 10, "only {tries} till writes ran during `changes`");
+    assert_eq!(ws.count("SELECT count(*) FROM receipt_outbox"), tries);
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    let renamed = ws.count("SELECT count(*) FROM contacts WHERE first_name = 'Ändrad'");
+    assert_eq!(renamed, 5);
+}

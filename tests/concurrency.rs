@@ -121,3 +121,51 @@ fn concurrent_runs_and_a_reader_never_see_half_a_file() {
     assert_eq!(integrity, "ok");
     assert!(!seen.is_empty());
 }
+
+/// A delta onto a replica in service ends its transaction once it has held the write lock for
+/// half the busy timeout, so a till write waiting for the lock gets in. The process kills
+/// itself at its first commit: with a budget near zero that commit carries one file, with
+/// the default (10 s, budget 5 s) it carries all of them.
+#[test]
+fn a_delta_gives_up_the_write_lock_within_half_the_busy_timeout() {
+    let applied_at_first_commit = |busy_timeout: &str| {
+        let ws = Workspace::new();
+        let config = ws.path().join("engage-sync.toml");
+        std::fs::write(&config, format!("busy_timeout = \"{busy_timeout}\"\n")).expect("config");
+        // The first import into an empty replica is one bulk transaction whatever the budget.
+        let first = ws.write_export(
+            "20260101100000_0_c.xml",
+            &export(&[member(0, "a")], &[], &[]),
+        );
+        let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        // Gone from the inbox, so the first commit of the next run has a file to record.
+        std::fs::remove_file(first).expect("remove the applied file");
+        for f in 0..FILES {
+            let members: Vec<String> = (0..PER_FILE)
+                .map(|i| member(f * PER_FILE + i, "b"))
+                .collect();
+            ws.write_export(
+                &format!("20260102100000_{f}_c.xml"),
+                &export(&[], &members, &[]),
+            );
+        }
+        let out = ws
+            .cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["delta", "inbox"])
+            .env("ENGAGE_SYNC_FAILPOINT", "import.after_commit:1")
+            .output()
+            .expect("runs");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "the failpoint was not reached: {}",
+            stderr_of(&out)
+        );
+        ws.count("SELECT count(*) FROM applied_file") - 1
+    };
+    assert_eq!(applied_at_first_commit("1ms"), 1);
+    assert_eq!(applied_at_first_commit("10s"), FILES as i64);
+}

@@ -2,6 +2,7 @@
 //! `full` from the API.
 
 use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -15,10 +16,14 @@ use crate::normalize::Country;
 use crate::replica::{ApplyOutcome, ContactRow, ContactWriter};
 use crate::time::now_rfc3339;
 
-/// Contacts applied per transaction while fetching: a crash loses at most this much work
-/// (10 s of fetching at 50 requests/s), and readers see progress. A commit costs a few ms, so
+/// Fetched contacts applied per transaction: a crash loses at most this much work (10 s of
+/// fetching at 50 requests/s), and readers see progress. A commit costs a few ms, so
 /// committing more often than this would not show; 2,000 lost 40 s of fetching to a crash.
-const COMMIT_EVERY: u64 = 500;
+const COMMIT_EVERY: usize = 500;
+
+/// Fetched contacts are applied at the latest when the oldest of them has waited this long,
+/// so a slow Engage does not keep readers (and a crash) from what has arrived.
+const MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// What applying fetched contacts did.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -38,6 +43,16 @@ pub struct ApplyCounts {
 }
 
 impl ApplyCounts {
+    /// Adds the counts of a batch that was applied.
+    fn absorb(&mut self, other: &ApplyCounts) {
+        self.fetched += other.fetched;
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.stale += other.stale;
+        self.failed += other.failed;
+    }
+
     /// Counts one outcome.
     pub fn add(&mut self, outcome: ApplyOutcome) {
         match outcome {
@@ -77,13 +92,20 @@ pub fn row_from_api(contact: ApiContact, shape: RowShape) -> ContactRow {
     ContactRow::from_fields(contact.id, fields, shape.mode, shape.country)
 }
 
-/// Fetches `ids` and applies each answer inside the caller's open transaction: a found contact
-/// is upserted with the fetch time as its version, a 404 (deleted since it was listed) becomes
-/// a delete. Commits every [`COMMIT_EVERY`] contacts unless `dry_run`. `pending` removes each id
-/// from an API build's queue in the same transaction as its data. A fetch that fails without
-/// ending the run is counted and its error returned after the rest are applied; an error that
-/// ends the run (deadline, auth, unreachable) is returned at once, with what was applied so far
-/// left in the transaction for the caller to commit.
+/// Fetches `ids` and applies the answers: a found contact is upserted with its fetch time as
+/// its version, a 404 (deleted since it was listed) becomes a delete. `pending` removes each
+/// id from an API build's queue in the same transaction as its data.
+///
+/// The replica's write lock is never held while Engage is being waited for: a till write
+/// (`contact add`, `receipt add`) must not fail because Engage is slow. Answers are collected
+/// and applied in short transactions of at most [`COMMIT_EVERY`] contacts, at the latest
+/// [`MAX_WAIT`] after the first of them arrived. The caller must not have a transaction
+/// open. A dry run applies each batch and rolls it back: every id is fetched once, so no
+/// batch depends on an earlier one.
+///
+/// A fetch that fails without ending the run is counted and its error returned after the
+/// rest are applied; an error that ends the run (deadline, auth, unreachable) is returned
+/// after what has arrived so far is applied.
 #[allow(clippy::too_many_arguments)]
 pub fn fetch_and_apply(
     client: &EngageClient,
@@ -95,44 +117,30 @@ pub fn fetch_and_apply(
     counts: &mut ApplyCounts,
     mut actions: Option<&mut Vec<Action>>,
 ) -> anyhow::Result<Option<EngageError>> {
-    let mut writer = ContactWriter::new(conn, now_rfc3339())?;
+    let mut batch = Arrived::default();
     let mut first_error: Option<EngageError> = None;
     let mut db_error: Option<anyhow::Error> = None;
-    let mut since_commit = 0u64;
+    let target = Target {
+        conn,
+        dry_run,
+        pending,
+    };
     let fetch = client.get_contacts(ids, |id, result| {
-        let step = (|| -> anyhow::Result<()> {
-            let version = Utc::now().timestamp_millis();
-            let outcome = match result {
-                Ok(Some(contact)) => writer.upsert(&row_from_api(contact, shape), version)?,
-                Ok(None) => writer.delete(&id, version)?,
-                Err(e) => {
-                    counts.failed += 1;
-                    tracing::warn!("fetching contact {id} failed: {e}");
-                    first_error.get_or_insert(e);
-                    return Ok(());
-                }
-            };
-            counts.fetched += 1;
-            counts.add(outcome);
-            if pending {
-                writer.done_pending(&id)?;
+        let version = Utc::now().timestamp_millis();
+        let row = match result {
+            Ok(found) => found.map(|contact| row_from_api(contact, shape)),
+            Err(e) => {
+                counts.failed += 1;
+                tracing::warn!("fetching contact {id} failed: {e}");
+                first_error.get_or_insert(e);
+                return ControlFlow::Continue(());
             }
-            if let Some(actions) = actions.as_deref_mut() {
-                actions.push(Action {
-                    contact_id: id,
-                    action: outcome.as_str(),
-                });
-            }
-            since_commit += 1;
-            if since_commit >= COMMIT_EVERY && !dry_run {
-                conn.execute_batch("COMMIT; BEGIN IMMEDIATE")
-                    .context("cannot commit fetched contacts")?;
-                crate::failpoint::hit("fetch.page_committed");
-                since_commit = 0;
-            }
-            Ok(())
-        })();
-        match step {
+        };
+        batch.push(id, row, version);
+        if !batch.due() {
+            return ControlFlow::Continue(());
+        }
+        match target.apply(&mut batch, counts, actions.as_deref_mut()) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
                 db_error = Some(e);
@@ -143,8 +151,88 @@ pub fn fetch_and_apply(
     if let Some(e) = db_error {
         return Err(e);
     }
+    target.apply(&mut batch, counts, actions)?;
     fetch?;
     Ok(first_error)
+}
+
+/// Answers fetched and not yet applied: (contact id, row or `None` for gone, version).
+#[derive(Default)]
+struct Arrived {
+    items: Vec<(String, Option<ContactRow>, i64)>,
+    since: Option<Instant>,
+}
+
+impl Arrived {
+    fn push(&mut self, id: String, row: Option<ContactRow>, version: i64) {
+        self.since.get_or_insert_with(Instant::now);
+        self.items.push((id, row, version));
+    }
+
+    /// Whether the batch is to be applied now (see [`fetch_and_apply`]).
+    fn due(&self) -> bool {
+        self.items.len() >= COMMIT_EVERY || self.since.is_some_and(|t| t.elapsed() >= MAX_WAIT)
+    }
+}
+
+/// Where [`fetch_and_apply`] writes.
+struct Target<'c> {
+    conn: &'c Connection,
+    dry_run: bool,
+    pending: bool,
+}
+
+impl Target<'_> {
+    /// Applies `batch` in one transaction (rolled back in a dry run) and empties it.
+    fn apply(
+        &self,
+        batch: &mut Arrived,
+        counts: &mut ApplyCounts,
+        actions: Option<&mut Vec<Action>>,
+    ) -> anyhow::Result<()> {
+        if batch.items.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut batch.items);
+        batch.since = None;
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let mut batch_counts = ApplyCounts::default();
+        let mut batch_actions = Vec::new();
+        {
+            let mut writer = ContactWriter::new(&tx, now_rfc3339())?;
+            for (id, row, version) in items {
+                let outcome = match row {
+                    Some(row) => writer.upsert(&row, version)?,
+                    None => writer.delete(&id, version)?,
+                };
+                batch_counts.fetched += 1;
+                batch_counts.add(outcome);
+                if self.pending {
+                    writer.done_pending(&id)?;
+                }
+                if actions.is_some() {
+                    batch_actions.push(Action {
+                        contact_id: id,
+                        action: outcome.as_str(),
+                    });
+                }
+            }
+        }
+        if self.dry_run {
+            tx.rollback()?;
+        } else {
+            tx.commit().context("cannot commit fetched contacts")?;
+            crate::failpoint::hit("fetch.page_committed");
+        }
+        counts.absorb(&batch_counts);
+        if let Some(actions) = actions {
+            actions.extend(batch_actions);
+        }
+        Ok(())
+    }
 }
 
 /// Parses a `--since` value: `2026-11-01`, `2026-11-01 08:00:00`, or RFC 3339 with an offset.

@@ -132,9 +132,10 @@ fn pull(
         country: ctx.settings.default_country,
     };
     let conn = replica.conn();
-    conn.execute_batch("BEGIN IMMEDIATE")?;
     let actions = dry_run.then_some(&mut summary.actions);
-    let outcome = fetch_and_apply(
+    // Applies the fetched contacts in short transactions of its own: never holds the write
+    // lock while Engage is being waited for.
+    let failed = fetch_and_apply(
         client,
         conn,
         fetch.iter().cloned(),
@@ -143,8 +144,9 @@ fn pull(
         false,
         &mut summary.counts,
         actions,
-    );
-    let result = outcome.and_then(|failed| {
+    )?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
         // Deleted ids that were not fetched: tombstones. A fetched one was decided by its GET.
         let mut writer = ContactWriter::new(conn, now_rfc3339())?;
         for id in deleted.iter().filter(|id| !fetch.contains(*id)) {
@@ -171,7 +173,7 @@ fn pull(
                 Ok(())
             }
         }
-    });
+    })();
     let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
     if result.is_ok() && !dry_run {
         crate::failpoint::hit("changes.before_cursor_commit");

@@ -194,7 +194,9 @@ fn import_all(
     );
     let mut first_failure: Option<anyhow::Error> = None;
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-    let mut importer = Importer::new(dry_run, s.archive.clone());
+    // Half the busy timeout: a till write that starts waiting just as a transaction begins
+    // still gets the lock in time, with the other half for the file in progress and the commit.
+    let mut importer = Importer::new(dry_run, s.archive.clone(), Some(s.busy_timeout / 2));
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
     importer.parse_ahead(replica, paths, s)?;
 

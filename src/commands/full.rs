@@ -269,11 +269,17 @@ fn build_from_api(
         if ids.is_empty() {
             break;
         }
-        let conn = build.conn();
-        conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut counts = ApplyCounts::default();
-        let result = fetch_and_apply(client, conn, ids, shape, false, true, &mut counts, None);
-        conn.execute_batch("COMMIT")?;
+        let result = fetch_and_apply(
+            client,
+            build.conn(),
+            ids,
+            shape,
+            false,
+            true,
+            &mut counts,
+            None,
+        );
         crate::failpoint::hit("full.api_batch");
         progress.inc_bytes(counts.fetched);
         progress.inc_contacts(counts.fetched);
@@ -338,7 +344,7 @@ fn apply_all(
         Loader::Bulk(BulkLoader::new(build)?)
     } else {
         // A build begun by an engage-sync from before bulk loading.
-        Loader::Sorted(Importer::new(false, None))
+        Loader::Sorted(Importer::new(false, None, None))
     };
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
     importer.parse_ahead(build, paths, &ctx.settings)?;
