@@ -32,7 +32,8 @@ Exit codes:
   69  Engage unavailable (the API, or its SFTP server)
   73  cannot create a file or directory
   74  I/O or database error
-  75  temporary failure, try again later (another run holds the lock, Engage 429/5xx)
+  75  temporary failure, try again later (another run holds the lock, the replica stayed busy
+      past busy_timeout, Engage 429/5xx)
   77  permission denied (file system, Engage 401/403, SFTP login or host key refused)
   78  configuration error";
 

@@ -110,6 +110,24 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     ExitCode::IoErr
 }
 
+/// What to do about an error whose own message cannot say it, if anything: SQLite's "database
+/// is locked" names neither the cause nor the remedy.
+pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+    let busy = err.chain().any(|cause| {
+        cause.downcast_ref::<rusqlite::Error>().is_some_and(|e| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+            )
+        })
+    });
+    busy.then_some(
+        "the replica stayed busy for longer than busy_timeout (another engage-sync command, or \
+         a program of yours, held its write lock); nothing of this step was written. Run the \
+         command again, or raise busy_timeout in the config file (default 10s)",
+    )
+}
+
 /// SQLite's "database is locked/busy" after the busy timeout is temporary; the rest is I/O.
 fn sqlite_code(err: &rusqlite::Error) -> ExitCode {
     match err.sqlite_error_code() {

@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use engage_sync::cli::Cli;
-use engage_sync::error::{exit_code_for, is_broken_pipe, ExitCode};
+use engage_sync::error::{exit_code_for, hint_for, is_broken_pipe, ExitCode};
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
@@ -23,6 +23,9 @@ fn main() -> std::process::ExitCode {
         Err(err) if is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("engage-sync: error: {err:#}");
+            if let Some(hint) = hint_for(&err) {
+                eprintln!("engage-sync: {hint}");
+            }
             std::process::ExitCode::from(exit_code_for(&err).code())
         }
     }

@@ -613,3 +613,37 @@ fn a_full_download_keeps_the_outboxes_and_the_key_sequence() {
     );
     assert_eq!(json_of(&out)["contacts"][0]["local_key"], "L0600-000002");
 }
+
+/// A till write that finds the replica's write lock held past its busy timeout exits 75, says
+/// what happened and what to do, and buffers nothing.
+#[test]
+fn a_till_write_that_waits_too_long_says_so_and_writes_nothing() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        "busy_timeout = \"200ms\"\n[local]\nstore_external_id = \"0600\"\n",
+    )
+    .expect("config");
+    assert!(run(&ws, &["init"]).status.success());
+    let holder = ws.conn();
+    holder
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the test holds the write lock");
+    let body = receipt(
+        "busy-1",
+        json!({"matchKeyType": "memberNumber", "matchKey": "1"}),
+    );
+    let out = run_stdin(&ws, &["receipt", "add", "-"], &body.to_string());
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("database is locked"), "{err}");
+    assert!(err.contains("busy_timeout"), "says what to change: {err}");
+    assert!(
+        err.contains("Run the command again"),
+        "says what to do: {err}"
+    );
+    holder.execute_batch("ROLLBACK").expect("release");
+    assert_eq!(ws.count("SELECT count(*) FROM receipt_outbox"), 0);
+    let out = run_stdin(&ws, &["receipt", "add", "-"], &body.to_string());
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
