@@ -13,14 +13,22 @@ const PER_FILE: u32 = 1500;
 const FILES: u32 = 6;
 
 fn write_files(ws: &Workspace) {
+    write_round(ws, "20260101100000", true);
+}
+
+/// FILES export files of PER_FILE contacts each with the timestamp `ts`: the contacts as new,
+/// or (`new` false) as updated.
+fn write_round(ws: &Workspace, ts: &str, new: bool) {
     for f in 0..FILES {
         let members: Vec<String> = (0..PER_FILE)
-            .map(|i| member(f * PER_FILE + i, "c"))
+            .map(|i| member(f * PER_FILE + i, ts))
             .collect();
-        ws.write_export(
-            &format!("20260101100000_{f}_c.xml"),
-            &export(&members, &[], &[]),
-        );
+        let (created, updated) = if new {
+            (&members[..], &[][..])
+        } else {
+            (&[][..], &members[..])
+        };
+        ws.write_export(&format!("{ts}_{f}_c.xml"), &export(created, updated, &[]));
     }
 }
 
@@ -141,15 +149,7 @@ fn a_delta_gives_up_the_write_lock_within_half_the_busy_timeout() {
         assert!(out.status.success(), "{}", stderr_of(&out));
         // Gone from the inbox, so the first commit of the next run has a file to record.
         std::fs::remove_file(first).expect("remove the applied file");
-        for f in 0..FILES {
-            let members: Vec<String> = (0..PER_FILE)
-                .map(|i| member(f * PER_FILE + i, "b"))
-                .collect();
-            ws.write_export(
-                &format!("20260102100000_{f}_c.xml"),
-                &export(&[], &members, &[]),
-            );
-        }
+        write_round(&ws, "20260102100000", false);
         let out = ws
             .cmd()
             .arg("--config")

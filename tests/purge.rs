@@ -41,6 +41,36 @@ fn contains(bytes: &[u8], needle: &str) -> bool {
     bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+/// Runs `purge --older-than 30d --json`, checks it succeeded, returns its output and summary.
+fn purge_30d(ws: &Workspace) -> (std::process::Output, serde_json::Value) {
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary = serde_json::from_slice(&out.stdout).expect("json");
+    (out, summary)
+}
+
+/// Asserts that no file under the workspace holds any of `needles`; returns how many files
+/// were scanned.
+fn assert_in_no_file(ws: &Workspace, needles: &[&str]) -> usize {
+    let mut scanned = 0;
+    for path in files_under(ws.path()) {
+        let bytes = std::fs::read(&path).expect("read");
+        for needle in needles {
+            assert!(
+                !contains(&bytes, needle),
+                "{needle} still in {}",
+                path.display()
+            );
+        }
+        scanned += 1;
+    }
+    scanned
+}
+
 /// Imports a contact with known personal strings, deletes it, quarantines a file holding
 /// another, archives both exports, then ages all of it by 40 days.
 fn aged_workspace() -> Workspace {
@@ -105,13 +135,7 @@ fn aged_workspace() -> Workspace {
 #[test]
 fn purged_personal_data_is_gone_from_every_file() {
     let ws = aged_workspace();
-    let out = ws
-        .cmd()
-        .args(["purge", "--older-than", "30d", "--json"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (out, summary) = purge_30d(&ws);
     assert_eq!(summary["archived_files"]["files"], 2);
     assert_eq!(summary["quarantined_files"]["files"], 1);
     assert_eq!(summary["runs"], 3);
@@ -121,18 +145,7 @@ fn purged_personal_data_is_gone_from_every_file() {
     for secret in SECRETS {
         assert!(!all_output.contains(secret), "purge printed {secret}");
     }
-    let mut scanned = 0;
-    for path in files_under(ws.path()) {
-        let bytes = std::fs::read(&path).expect("read");
-        for secret in SECRETS {
-            assert!(
-                !contains(&bytes, secret),
-                "{secret} still in {}",
-                path.display()
-            );
-        }
-        scanned += 1;
-    }
+    let scanned = assert_in_no_file(&ws, &SECRETS);
     assert!(scanned >= 2, "scanned the database and lock at least");
     // The scan does see live data: the contact that was not deleted is still there.
     let db = std::fs::read(ws.db()).expect("db");
@@ -233,13 +246,7 @@ fn purged_rows_leave_no_bytes_in_free_pages_without_a_vacuum() {
     )
     .expect("deliver");
     drop(conn);
-    let out = ws
-        .cmd()
-        .args(["purge", "--older-than", "30d", "--json"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (_, summary) = purge_30d(&ws);
     assert_eq!(summary["outbox_receipts"], 300);
     assert_eq!(summary["compaction"]["vacuumed"], false, "{summary}");
     assert_eq!(summary["compaction"]["wal_truncated"], true);
@@ -248,14 +255,7 @@ fn purged_rows_leave_no_bytes_in_free_pages_without_a_vacuum() {
         free > 0,
         "the purge freed pages, and they are still in the file"
     );
-    for path in files_under(ws.path()) {
-        let bytes = std::fs::read(&path).expect("read");
-        assert!(
-            !contains(&bytes, "Quetzalcoatl"),
-            "a purged receipt is still in {}",
-            path.display()
-        );
-    }
+    assert_in_no_file(&ws, &["Quetzalcoatl"]);
     // The scan does see live data.
     assert!(contains(&std::fs::read(ws.db()).expect("db"), &guid(4999)));
 }
