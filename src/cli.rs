@@ -110,10 +110,13 @@ pub enum Command {
     /// content is refused. A malformed file changes nothing, is moved to the quarantine folder,
     /// and stops the run (exit 65) unless --keep-going. The first import into an empty replica
     /// is one transaction that builds the replica's indexes at its end (readers see nothing,
-    /// then every file; contacts registered at the till wait for it). Later imports hold the
-    /// replica's write lock for at most about half of busy_timeout at a time: a transaction
-    /// ends after the file during which that much time has passed, so a till write waiting
-    /// for the lock gets in before its own busy_timeout runs out.
+    /// then every file; contacts registered at the till wait for it: for a large first export
+    /// while tills are in service, use `full --from-xml`, which builds beside the replica and
+    /// holds them off only for its swap). Later imports hold the replica's write lock for at
+    /// most about half of busy_timeout at a time: a transaction ends after the file during
+    /// which that much time has passed, so a till write waiting for the lock gets in before
+    /// its own busy_timeout runs out. --dry-run applies everything in one transaction that it
+    /// rolls back, so it holds till writes off for its whole run.
     ///
     /// With `[sftp]` in the config file (or --from sftp), new files are first downloaded from
     /// Engage's SFTP server into the inbox, in import order: each to a hidden temporary name,

@@ -607,6 +607,17 @@ fn a_full_download_keeps_the_outboxes_and_the_key_sequence() {
     );
     let out = run(&ws, &["--json", "lookup", "--local-key", "L0600-000001"]);
     assert!(out.status.success(), "the local contact survived the swap");
+    // A first load done this way (README: while tills are in service) is not loaded again by
+    // a `delta` of the same files: they are in the ledger.
+    let out = ws
+        .cmd()
+        .args(["--json", "delta"])
+        .arg(&full)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(json_of(&out)["files_applied"], 0);
+    assert_eq!(json_of(&out)["files_already_applied"], 1);
     let out = run(
         &ws,
         &["--json", "contact", "add", "--email", "bo@example.com"],
