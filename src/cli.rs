@@ -181,12 +181,9 @@ pub enum Command {
     ///
     /// Deletes finished run records, quarantine records, delivered, rejected and dropped outbox
     /// items (never pending ones), and archived and quarantined export files older than the
-    /// age. Every writer runs with SQLite's secure_delete, so deleted rows and the pages they
-    /// free are zeroed at once; purge then truncates the database's WAL (which may hold old
-    /// page images), so purged data cannot be read back from the files. It vacuums the file
-    /// only when a quarter of it or more is free (to give the space back: a VACUUM rewrites the
-    /// whole file while till writes wait). Prints counts only. Takes the writer lock, so it is
-    /// safe to run from cron next to the other commands.
+    /// age, then truncates the database's WAL and vacuums free pages so
+    /// purged data cannot be read back from the files. Prints counts only. Takes the writer lock,
+    /// so it is safe to run from cron next to the other commands.
     #[command(after_help = EXIT_CODES_HELP)]
     Purge(PurgeArgs),
     /// Register or change a contact at the till, queued for push-local

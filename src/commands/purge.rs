@@ -169,9 +169,9 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
             "  database: {} free pages {}; WAL {}",
             c.free_pages_before,
             if c.vacuumed {
-                "vacuumed away"
+                "vacuumed"
             } else {
-                "(zeroed; vacuumed only when a quarter of the file is free)"
+                "(none to vacuum)"
             },
             if c.wal_truncated {
                 "truncated"

@@ -1,6 +1,6 @@
 //! The database side of `purge`: old run rows and quarantine records, then making sure purged
-//! bytes cannot be read back (secure_delete is on for every writer, so deleted cells and freed
-//! pages are zeroed; the WAL, which may hold old page images, is truncated).
+//! bytes cannot be read back (secure_delete is on for every writer; the WAL is truncated and
+//! free pages are vacuumed away).
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -45,31 +45,20 @@ pub fn purge_rows(
 /// What compaction did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Compaction {
-    /// Free pages before (zeroed when they were freed: every writer runs with secure_delete).
+    /// Free pages before (each may have held deleted data, zeroed by secure_delete).
     pub free_pages_before: i64,
-    /// Whether VACUUM ran (only when free pages are [`VACUUM_FREE_SHARE`] of the file or more).
+    /// Whether VACUUM ran.
     pub vacuumed: bool,
     /// Whether the WAL could be checkpointed completely and truncated to zero bytes. False when
     /// a reader held an old snapshot; the next purge finishes the job.
     pub wal_truncated: bool,
 }
 
-/// Share of free pages (in percent of all pages) from which purge gives the space back with
-/// VACUUM. Erasure does not need VACUUM: every writer runs with `secure_delete = ON`, under
-/// which SQLite zeroes deleted cells in place and every page it frees (tested byte for byte in
-/// `tests/purge.rs`). VACUUM rewrites the whole file, holding the write lock all the while (6.4 s
-/// in the sqlite3 shell for a 1,000,000-contact full-mode replica, so till writes wait), and
-/// copies every live row through a temporary file; it is worth that only when much of the file
-/// is free.
-pub const VACUUM_FREE_SHARE: i64 = 25;
-
-/// Truncates the WAL (old page images may hold purged data) and, when much of the file is
-/// free, vacuums the free pages away.
+/// Truncates the WAL (old page images may hold purged data) and vacuums free pages away.
 pub fn compact(conn: &Connection) -> rusqlite::Result<Compaction> {
     let free_pages_before: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     checkpoint_truncate(conn)?;
-    let vacuumed = free_pages_before > 0 && free_pages_before * 100 >= pages * VACUUM_FREE_SHARE;
+    let vacuumed = free_pages_before > 0;
     if vacuumed {
         conn.execute_batch("VACUUM")?;
     }
