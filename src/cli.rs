@@ -181,9 +181,11 @@ pub enum Command {
     ///
     /// Deletes finished run records, quarantine records, delivered, rejected and dropped outbox
     /// items (never pending ones), and archived and quarantined export files older than the
-    /// age, then truncates the database's WAL and vacuums free pages so
-    /// purged data cannot be read back from the files. Prints counts only. Takes the writer lock,
-    /// so it is safe to run from cron next to the other commands.
+    /// age, then truncates the database's WAL and reclaims free pages so purged data cannot be
+    /// read back from the files. Only the free pages are moved: the file is not rewritten, so
+    /// till writes hardly wait (a replica created by an earlier engage-sync build is vacuumed
+    /// once, which switches it over). Prints counts only. Takes the writer lock, so it is safe
+    /// to run from cron next to the other commands.
     #[command(after_help = EXIT_CODES_HELP)]
     Purge(PurgeArgs),
     /// Register or change a contact at the till, queued for push-local

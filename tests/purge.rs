@@ -201,27 +201,28 @@ fn purge_takes_the_writer_lock() {
     assert_eq!(out.status.code(), Some(64), "bad duration is a usage error");
 }
 
-/// Delivered receipts older than the age are purged from the outbox, the pages they held are
-/// reclaimed, and none of their bytes is left in any file, next to a live part that stays.
-#[test]
-fn purged_receipts_leave_no_bytes_in_any_file() {
-    let ws = Workspace::new();
-    // A live part, which must stay.
-    let members: Vec<String> = (0..5000).map(|i| member(i, "keep")).collect();
+/// A replica with `n` live contacts (a live part, which must stay).
+fn replica_with_contacts(ws: &Workspace, n: u32) {
+    let members: Vec<String> = (0..n).map(|i| member(i, "keep")).collect();
     ws.write_export("20260101100000_0_c.xml", &export(&members, &[], &[]));
     let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let receipts: Vec<serde_json::Value> = (0..300)
+}
+
+/// Buffers `n` receipts whose article names start with `marker`, then marks them delivered 40
+/// days ago (as a push would, with the writers' secure_delete).
+fn delivered_receipts(ws: &Workspace, marker: &str, n: u32) {
+    let receipts: Vec<serde_json::Value> = (0..n)
         .map(|i| {
             serde_json::json!({
                 "contact": {"matchKeyType": "contactId", "matchKey": guid(i)},
-                "uniqueReceiptId": format!("r{i}"),
+                "uniqueReceiptId": format!("{marker}-{i}"),
                 "createdDate": "2026-10-01T12:00:00+02:00", "storeExternalId": "0600",
                 "currency": "SEK", "totalGrossPrice": 10.0,
                 "paymentMethods": [{"type": "Card", "value": 10.0}],
                 "items": [{"type": "PURCHASE", "quantity": 1, "grossPaidPrice": 10.0,
                            "taxAmount": 2.0, "taxPercent": 25.0, "sku": "1",
-                           "articleNumber": "2", "articleName": format!("Quetzalcoatl{i:04}")}]
+                           "articleNumber": "2", "articleName": format!("{marker}{i:04}")}]
             })
         })
         .collect();
@@ -234,26 +235,66 @@ fn purged_receipts_leave_no_bytes_in_any_file() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let past = (chrono::Utc::now() - chrono::Duration::days(40))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    // As a push would record delivery; with the writers' setting, as every writer has it.
     let conn = ws.conn();
     conn.execute_batch("PRAGMA secure_delete = ON")
         .expect("secure_delete");
     conn.execute(
-        "UPDATE receipt_outbox SET state = 'delivered', finished_at = ?1, updated_at = ?1",
+        "UPDATE receipt_outbox SET state = 'delivered', finished_at = ?1, updated_at = ?1 \
+         WHERE state = 'pending'",
         [&past],
     )
     .expect("deliver");
-    drop(conn);
-    let (_, summary) = purge_30d(&ws);
-    assert_eq!(summary["outbox_receipts"], 300);
+}
+
+/// Purges, and checks that the receipts marked `marker` are gone byte for byte, their pages
+/// reclaimed and the live part still there; returns the summary's `compaction`.
+fn purge_receipts(ws: &Workspace, marker: &str, n: u32) -> serde_json::Value {
+    let (_, summary) = purge_30d(ws);
+    assert_eq!(summary["outbox_receipts"], n);
+    let compaction = summary["compaction"].clone();
     assert!(
-        summary["compaction"]["free_pages_before"].as_i64() > Some(0),
+        compaction["free_pages_before"].as_i64() > Some(0),
         "{summary}"
     );
-    assert_eq!(summary["compaction"]["vacuumed"], true, "{summary}");
-    assert_eq!(summary["compaction"]["wal_truncated"], true);
+    assert_eq!(compaction["vacuumed"], true, "{summary}");
+    assert_eq!(compaction["wal_truncated"], true);
     assert_eq!(ws.count("PRAGMA freelist_count"), 0, "free pages reclaimed");
-    assert_in_no_file(&ws, &["Quetzalcoatl"]);
+    assert_in_no_file(ws, &[marker]);
     // The scan does see live data.
     assert!(contains(&std::fs::read(ws.db()).expect("db"), &guid(4999)));
+    compaction
+}
+
+/// Delivered receipts older than the age are purged from the outbox, none of their bytes is
+/// left in any file, and their pages are reclaimed by giving back only the free pages: the
+/// write lock is not held for a rewrite of the whole file.
+#[test]
+fn purged_receipts_leave_no_bytes_and_only_free_pages_are_reclaimed() {
+    let ws = Workspace::new();
+    replica_with_contacts(&ws, 5000);
+    assert_eq!(ws.count("PRAGMA auto_vacuum"), 2, "incremental");
+    delivered_receipts(&ws, "Quetzalcoatl", 300);
+    let compaction = purge_receipts(&ws, "Quetzalcoatl", 300);
+    assert_eq!(compaction["whole_file_rewritten"], false, "{compaction}");
+}
+
+/// A replica created before incremental reclaiming gets one VACUUM, which turns it on: the
+/// next purge reclaims only the free pages.
+#[test]
+fn an_older_replica_is_vacuumed_once_then_reclaims_incrementally() {
+    let ws = Workspace::new();
+    // As engage-sync created replicas before: WAL set before anything else was written.
+    rusqlite::Connection::open(ws.db())
+        .expect("create")
+        .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .expect("wal");
+    replica_with_contacts(&ws, 5000);
+    assert_eq!(ws.count("PRAGMA auto_vacuum"), 0, "none, as before");
+    delivered_receipts(&ws, "Quetzalcoatl", 300);
+    let first = purge_receipts(&ws, "Quetzalcoatl", 300);
+    assert_eq!(first["whole_file_rewritten"], true, "{first}");
+    assert_eq!(ws.count("PRAGMA auto_vacuum"), 2, "incremental from now on");
+    delivered_receipts(&ws, "Xochipilli", 300);
+    let second = purge_receipts(&ws, "Xochipilli", 300);
+    assert_eq!(second["whole_file_rewritten"], false, "{second}");
 }

@@ -168,10 +168,13 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
         lines.push(format!(
             "  database: {} free pages {}; WAL {}",
             c.free_pages_before,
-            if c.vacuumed {
-                "vacuumed"
+            if c.whole_file_rewritten {
+                "reclaimed (VACUUM: the whole file rewritten, once; later purges reclaim only \
+                 the free pages)"
+            } else if c.vacuumed {
+                "reclaimed"
             } else {
-                "(none to vacuum)"
+                "(none to reclaim)"
             },
             if c.wal_truncated {
                 "truncated"

@@ -251,6 +251,13 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
 fn configure(conn: &Connection, busy_timeout: Duration, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
     if writer {
+        // A new file reclaims free pages incrementally (`purge`), instead of by a VACUUM that
+        // rewrites the whole file while till writes wait. Only possible before the file's
+        // first page is written, so before WAL mode is set.
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        if pages == 0 {
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        }
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(journal_mode = %mode, "the replica could not switch to WAL mode");

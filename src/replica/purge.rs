@@ -47,25 +47,45 @@ pub fn purge_rows(
 pub struct Compaction {
     /// Free pages before (each may have held deleted data, zeroed by secure_delete).
     pub free_pages_before: i64,
-    /// Whether VACUUM ran.
+    /// Whether the free pages were reclaimed (the file shrank by them).
     pub vacuumed: bool,
+    /// Whether that took a VACUUM, which rewrites the whole file: once per replica created
+    /// before incremental reclaiming, which the VACUUM turns on. Otherwise only the free pages
+    /// were reclaimed (`PRAGMA incremental_vacuum`).
+    pub whole_file_rewritten: bool,
     /// Whether the WAL could be checkpointed completely and truncated to zero bytes. False when
     /// a reader held an old snapshot; the next purge finishes the job.
     pub wal_truncated: bool,
 }
 
-/// Truncates the WAL (old page images may hold purged data) and vacuums free pages away.
+/// `PRAGMA auto_vacuum` value of a file that reclaims free pages on request.
+const AUTO_VACUUM_INCREMENTAL: i64 = 2;
+
+/// Truncates the WAL (old page images may hold purged data) and reclaims free pages.
+///
+/// A replica created with `auto_vacuum = INCREMENTAL` (every one since this was added, see
+/// `replica::configure`) gives back only its free pages: the write lock is held in
+/// proportion to them, not to the file. An older replica gets a VACUUM, as before, which also
+/// turns incremental reclaiming on for every later purge.
 pub fn compact(conn: &Connection) -> rusqlite::Result<Compaction> {
     let free_pages_before: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
     checkpoint_truncate(conn)?;
     let vacuumed = free_pages_before > 0;
-    if vacuumed {
-        conn.execute_batch("VACUUM")?;
+    let whole_file_rewritten = vacuumed && auto_vacuum != AUTO_VACUUM_INCREMENTAL;
+    if whole_file_rewritten {
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM")?;
+    } else if vacuumed {
+        // One result row per page given back: the pragma reclaims only as far as it is stepped.
+        let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut pages = stmt.query([])?;
+        while pages.next()?.is_some() {}
     }
     let wal_truncated = checkpoint_truncate(conn)?;
     Ok(Compaction {
         free_pages_before,
         vacuumed,
+        whole_file_rewritten,
         wal_truncated,
     })
 }
