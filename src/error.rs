@@ -113,14 +113,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
 /// What to do about an error whose own message cannot say it, if anything: SQLite's "database
 /// is locked" names neither the cause nor the remedy.
 pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
-    let busy = err.chain().any(|cause| {
-        cause.downcast_ref::<rusqlite::Error>().is_some_and(|e| {
-            matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
-            )
-        })
-    });
+    let busy = err
+        .chain()
+        .any(|cause| cause.downcast_ref::<rusqlite::Error>().is_some_and(is_busy));
     busy.then_some(
         "the replica stayed busy for longer than busy_timeout (another engage-sync command, or \
          a program of yours, held its write lock); nothing of this step was written. Run the \
@@ -128,12 +123,20 @@ pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
     )
 }
 
-/// SQLite's "database is locked/busy" after the busy timeout is temporary; the rest is I/O.
+/// SQLite's "database is locked/busy", which it gives after the busy timeout.
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A busy database is temporary; the rest is I/O.
 fn sqlite_code(err: &rusqlite::Error) -> ExitCode {
+    if is_busy(err) {
+        return ExitCode::TempFail;
+    }
     match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-            ExitCode::TempFail
-        }
         Some(rusqlite::ErrorCode::PermissionDenied) | Some(rusqlite::ErrorCode::ReadOnly) => {
             ExitCode::NoPerm
         }
