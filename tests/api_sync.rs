@@ -380,16 +380,10 @@ fn a_slow_engage_does_not_hold_till_writes_off() {
     let mut tries = 0;
     while changes.try_wait().expect("poll changes").is_none() {
         tries += 1;
-        let receipt = json!({
-            "contact": {"matchKeyType": "memberNumber", "matchKey": "1000"},
-            "uniqueReceiptId": format!("r-{tries}"),
-            "createdDate": "2026-11-25T15:55:54+01:00", "storeExternalId": "0600",
-            "currency": "SEK", "totalGrossPrice": 10.0,
-            "paymentMethods": [{"type": "Card", "value": 10.0}],
-            "items": [{"type": "PURCHASE", "quantity": 1, "grossPaidPrice": 10.0,
-                       "taxAmount": 2.0, "taxPercent": 25.0, "sku": "1", "articleNumber": "2",
-                       "articleName": "Socks"}]
-        });
+        let receipt = receipt(
+            &format!("r-{tries}"),
+            json!({"matchKeyType": "memberNumber", "matchKey": "1000"}),
+        );
         let out = ws
             .cmd()
             .args(["receipt", "add", "-"])

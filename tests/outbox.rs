@@ -34,18 +34,6 @@ fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(out)))
 }
 
-fn receipt(id: &str, contact: Value) -> Value {
-    json!({
-        "contact": contact,
-        "uniqueReceiptId": id, "receiptNumber": "1",
-        "createdDate": "2026-11-25T15:55:54+01:00", "storeExternalId": "0600",
-        "currency": "SEK", "totalGrossPrice": 200.0,
-        "paymentMethods": [{"type": "Card", "value": 200.0}],
-        "items": [{"type": "PURCHASE", "quantity": 2, "grossPaidPrice": 200.0, "taxAmount": 40.0,
-                   "taxPercent": 25.0, "sku": "1", "articleNumber": "2", "articleName": "Socks"}]
-    })
-}
-
 fn outbox_rows(ws: &Workspace) -> Vec<(String, Option<String>, String, Value)> {
     let conn = ws.conn();
     let mut stmt = conn

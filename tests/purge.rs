@@ -214,16 +214,10 @@ fn replica_with_contacts(ws: &Workspace, n: u32) {
 fn delivered_receipts(ws: &Workspace, marker: &str, n: u32) {
     let receipts: Vec<serde_json::Value> = (0..n)
         .map(|i| {
-            serde_json::json!({
-                "contact": {"matchKeyType": "contactId", "matchKey": guid(i)},
-                "uniqueReceiptId": format!("{marker}-{i}"),
-                "createdDate": "2026-10-01T12:00:00+02:00", "storeExternalId": "0600",
-                "currency": "SEK", "totalGrossPrice": 10.0,
-                "paymentMethods": [{"type": "Card", "value": 10.0}],
-                "items": [{"type": "PURCHASE", "quantity": 1, "grossPaidPrice": 10.0,
-                           "taxAmount": 2.0, "taxPercent": 25.0, "sku": "1",
-                           "articleNumber": "2", "articleName": format!("{marker}{i:04}")}]
-            })
+            let contact = serde_json::json!({"matchKeyType": "contactId", "matchKey": guid(i)});
+            let mut r = receipt(&format!("{marker}-{i}"), contact);
+            r["items"][0]["articleName"] = format!("{marker}{i:04}").into();
+            r
         })
         .collect();
     let out = ws

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use rusqlite::Connection;
+use serde_json::{json, Value};
 
 pub const NS: &str = "http://eClub.Schemas.ExportMember";
 
@@ -145,4 +146,17 @@ pub fn stdout_of(out: &std::process::Output) -> String {
 
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A valid Engage receipt (store 0600, one item) for `contact` (a match key or contact data).
+pub fn receipt(id: &str, contact: Value) -> Value {
+    json!({
+        "contact": contact,
+        "uniqueReceiptId": id, "receiptNumber": "1",
+        "createdDate": "2026-11-25T15:55:54+01:00", "storeExternalId": "0600",
+        "currency": "SEK", "totalGrossPrice": 200.0,
+        "paymentMethods": [{"type": "Card", "value": 200.0}],
+        "items": [{"type": "PURCHASE", "quantity": 2, "grossPaidPrice": 200.0, "taxAmount": 40.0,
+                   "taxPercent": 25.0, "sku": "1", "articleNumber": "2", "articleName": "Socks"}]
+    })
 }
