@@ -21,4 +21,5 @@ pub mod outbox;
 pub mod progress;
 pub mod replica;
 pub mod sftp;
+pub mod till_store;
 pub mod time;

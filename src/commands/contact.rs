@@ -11,13 +11,13 @@ use serde_json::{Map, Value};
 
 use super::{print_json, print_lines, Ctx};
 use crate::cli::{ContactAddArgs, ContactCommand, ContactFieldArgs, ContactUpdateArgs};
-use crate::commands::init::DEFAULT_MODE;
 use crate::error::{ExitCode, UsageError};
 use crate::outbox::fields::{from_flags, masked};
 use crate::outbox::input::for_each_document;
 use crate::outbox::till::{Added, Till, Updated};
 use crate::outbox::OutboxError;
-use crate::replica::{LookupKey, Replica};
+use crate::replica::{LookupKey, ReplicaError};
+use crate::till_store::TillStore;
 
 /// How many registered contacts a human summary lists one by one.
 const LISTED: usize = 20;
@@ -30,10 +30,20 @@ pub fn run(ctx: &Ctx, cmd: &ContactCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Opens the replica for a till write (created on first use, like every writing command).
-pub(super) fn open(ctx: &Ctx) -> anyhow::Result<Replica> {
+/// Opens the till store for a till write. The replica must exist (a till command never
+/// creates one) and is only read: a sync job holding its write lock cannot make the till wait.
+pub(super) fn open(ctx: &Ctx) -> anyhow::Result<TillStore> {
     let s = &ctx.settings;
-    Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)
+    let store = TillStore::open(&s.db, s.busy_timeout)?;
+    if let Some(requested) = s.mode.filter(|m| *m != store.mode()) {
+        return Err(ReplicaError::ModeMismatch {
+            db: s.db.clone(),
+            stored: store.mode().as_str(),
+            requested: requested.as_str(),
+        }
+        .into());
+    }
+    Ok(store)
 }
 
 /// The flags other than the selector / e-mail / phone, as Engage attributes.
@@ -89,7 +99,7 @@ fn add(ctx: &Ctx, a: &ContactAddArgs) -> anyhow::Result<ExitCode> {
         country: ctx.settings.default_country,
         local: &ctx.settings.local,
     };
-    let added = replica.write_current(!a.dry_run, |tx| add_all(&till, tx, &flags, a))?;
+    let added = replica.write(!a.dry_run, |tx| add_all(&till, tx, &flags, a))?;
     let output = AddOutput {
         dry_run: a.dry_run,
         added: added.len(),
@@ -237,7 +247,7 @@ fn update(ctx: &Ctx, a: &ContactUpdateArgs) -> anyhow::Result<ExitCode> {
         country: ctx.settings.default_country,
         local: &ctx.settings.local,
     };
-    let updated = replica.write_current(!a.dry_run, |tx| {
+    let updated = replica.write(!a.dry_run, |tx| {
         till.update_contact(tx, attribute, &value, wanted)
     })?;
     let out = UpdateOutput {

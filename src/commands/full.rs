@@ -23,7 +23,7 @@ use crate::progress::Progress;
 use crate::replica::bulk::{BulkCounts, BulkState};
 use crate::replica::generation::{with_suffix, Layout};
 use crate::replica::set_cursor;
-use crate::replica::{MergeCounts, Replica, RunLog, WriteHold};
+use crate::replica::{MergeCounts, Replica, RunLog};
 use crate::time::now_rfc3339;
 
 /// Meta keys of a build.
@@ -104,7 +104,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     let mut resumed = build_path.exists();
     crate::fsutil::create_private_dir(&layout.dir())?;
     let open_build = || {
-        Replica::open_writer(&build_path, Some(mode), mode, s.busy_timeout)
+        Replica::open_build(&build_path, mode, s.busy_timeout)
             .context("the unfinished build does not match this run; pass --restart to start over")
     };
     let mut build = open_build()?;
@@ -152,14 +152,14 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     build.set_meta(FULL_STARTED, &cursor)?;
     crate::failpoint::hit("full.built");
     layout.flush_build()?;
-    // From here until the swap is over, nothing may write to the live replica, or it would
-    // be left behind in the old generation (replica::handover): push-local runs are waited
-    // for, till writes wait for the live replica's write lock (or, if they already wait for
-    // it, find the new generation when they get it). A replica a till created during the
-    // build is merged like any other.
-    let _push_lock = lock::acquire_push(&s.db, "full (swap)", true)?;
-    let hold = WriteHold::take(&s.db, mode, s.busy_timeout)?;
-    let held = Instant::now();
+    // The merge and the swap need nothing from the till: its writes go to the till store,
+    // which stays where it is. The writer lock keeps every other writer of the replica away.
+    // A first `full` creates the (empty) replica and its till store first, so that the till
+    // store exists before the swap puts the replica in service.
+    if live_mode.is_none() {
+        Replica::open_writer(&s.db, Some(mode), mode, s.busy_timeout)?;
+    }
+    let merge_started = Instant::now();
     let merged = build.merge_from_live(&s.db, snapshot)?;
     if live_mode.is_some() || merged != MergeCounts::default() {
         summary.merged_from_previous = Some(merged);
@@ -169,11 +169,10 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     build.checkpoint()?;
     drop(build);
     let generation = layout.swap_in(&build_path)?;
-    drop(hold);
     tracing::info!(
-        "full: swapped in {}; till writes were held off for {:.2} s (merge and swap)",
+        "full: swapped in {} ({:.2} s for the merge and swap)",
         generation.display(),
-        held.elapsed().as_secs_f64()
+        merge_started.elapsed().as_secs_f64()
     );
     summary.replica = Some(generation.display().to_string());
     summary.elapsed_seconds = started.elapsed().as_secs_f64();

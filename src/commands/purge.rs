@@ -15,6 +15,7 @@ use crate::lock;
 use crate::outbox::store::OutboxPurged;
 use crate::replica::purge::{compact, purge_rows, Compaction, PurgedRows};
 use crate::replica::{Replica, RunLog};
+use crate::till_store::TillStore;
 use crate::time::now_rfc3339;
 
 #[derive(Debug, Default, Serialize)]
@@ -30,6 +31,9 @@ struct PurgeSummary {
     quarantined_files: FileCount,
     #[serde(skip_serializing_if = "Option::is_none")]
     compaction: Option<Compaction>,
+    /// The same for the till store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    till_store_compaction: Option<Compaction>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -48,6 +52,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         chrono::DateTime::<Utc>::from(cutoff_time).to_rfc3339_opts(SecondsFormat::Millis, true);
     let _lock = lock::acquire(&s.db, "purge", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let mut till = TillStore::open(&s.db, s.busy_timeout)?;
     let dry_run = args.write.dry_run;
     let run_log = (!dry_run)
         .then(|| RunLog::start(replica.conn(), "purge", &now_rfc3339()))
@@ -61,6 +66,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
     let result = purge(
         ctx,
         &mut replica,
+        &mut till,
         cutoff_time,
         &cutoff,
         dry_run,
@@ -84,6 +90,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
 fn purge(
     ctx: &Ctx,
     replica: &mut Replica,
+    till: &mut TillStore,
     cutoff_time: SystemTime,
     cutoff: &str,
     dry_run: bool,
@@ -91,7 +98,10 @@ fn purge(
 ) -> anyhow::Result<()> {
     let s = &ctx.settings;
     summary.rows = purge_rows(replica.conn(), cutoff, dry_run)?;
-    summary.outbox = crate::outbox::store::purge(replica.conn(), cutoff, dry_run)?;
+    // The till store first: its transaction is short, and till writes wait for it at most
+    // that long (they never wait for the replica).
+    summary.outbox = crate::outbox::store::purge(till.conn(), cutoff, dry_run)?;
+    summary.rows.runs += summary.outbox.runs;
     if let Some(archive) = &s.archive {
         summary.archived_files = purge_folder(archive, cutoff_time, dry_run)?;
     }
@@ -105,6 +115,14 @@ fn purge(
             );
         }
         summary.compaction = Some(compaction);
+        let till_compaction = compact(till.conn())?;
+        if !till_compaction.wal_truncated {
+            tracing::warn!(
+                "a reader kept the till store's WAL busy, so old page images may remain in it \
+                 until the next purge"
+            );
+        }
+        summary.till_store_compaction = Some(till_compaction);
     }
     Ok(())
 }
@@ -164,9 +182,17 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
             s.quarantined_files.files, s.quarantined_files.bytes
         ),
     ];
-    if let Some(c) = &s.compaction {
+    lines.push(format!(
+        "  till rows:          {} (contacts the replica has newer data of, or Engage deleted)",
+        s.outbox.till_rows_overtaken
+    ));
+    for (name, c) in [
+        ("replica:", &s.compaction),
+        ("till store:", &s.till_store_compaction),
+    ] {
+        let Some(c) = c else { continue };
         lines.push(format!(
-            "  database: {} free pages {}; WAL {}",
+            "  {name:<20}{} free pages {}; WAL {}",
             c.free_pages_before,
             if c.whole_file_rewritten {
                 "reclaimed (VACUUM: the whole file rewritten, once; later purges reclaim only \

@@ -4,19 +4,20 @@
 //!
 //! The lock is `<db>.push.lock`, not the writer lock: a push may take long (receipts go one
 //! request each at the rate limit), and neither the till commands nor `delta`/`changes` must
-//! wait for it. Two pushes never run at once.
+//! wait for it. Two pushes never run at once. A push writes only the till store (in short
+//! transactions, which till writes wait for at most milliseconds) and reads the replica, so
+//! it runs beside any sync job, and its runs are recorded in the till store.
 
 use std::time::Instant;
 
 use super::engage_setup::engage_client;
 use super::{print_json, print_lines, Ctx};
 use crate::cli::PushLocalArgs;
-use crate::commands::init::DEFAULT_MODE;
 use crate::error::ExitCode;
 use crate::lock;
 use crate::outbox::push::{plan, push, PushOptions, PushSummary};
-use crate::outbox::OutboxError;
-use crate::replica::{Replica, RunLog};
+use crate::outbox::{local, OutboxError};
+use crate::replica::RunLog;
 use crate::time::now_rfc3339;
 
 /// Requests in flight when `[engage] max_concurrency` is not set (the client's default).
@@ -30,18 +31,22 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
         return dry_run(ctx, started);
     }
     let _lock = lock::acquire_push(&s.db, "push-local", args.write.wait)?;
-    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let mut store = super::contact::open(ctx)?;
     let deadline = args.deadline.map(|d| started + d);
     let client = engage_client(ctx, deadline)?;
-    let run_log = RunLog::start(replica.conn(), "push-local", &now_rfc3339())?;
+    let run_log = RunLog::start(store.conn(), "push-local", &now_rfc3339())?;
     let opts = PushOptions {
         retry_rejected: args.retry_rejected,
         deadline,
         concurrency: s.engage.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         progress: !ctx.json && ctx.verbosity >= 0,
     };
-    let (summary, result) = push(replica.conn(), &client, &s.local, opts);
+    let (summary, result) = push(store.conn(), &client, &s.local, opts);
     let result = result.and_then(|()| verdict(&summary));
+    // The till's rows of contacts the replica has overtaken (or Engage deleted) are no longer
+    // seen by anyone: drop them, so no personal data is kept twice.
+    let pruned = store.write(true, |tx| Ok(local::prune_overtaken(tx, true)?))?;
+    tracing::debug!(pruned, "till rows overtaken by the replica removed");
     let counts = serde_json::json!({
         "contacts_created": summary.contacts_created,
         "contacts_linked_existing": summary.contacts_linked_existing,
@@ -52,7 +57,7 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
         "contacts_left": summary.contacts_left,
         "receipts_left": summary.receipts_left,
     });
-    run_log.close(replica.conn(), &result, &counts)?;
+    run_log.close(store.conn(), &result, &counts)?;
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
 }
@@ -79,11 +84,11 @@ fn verdict(s: &PushSummary) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reports what a push would do, from the replica alone.
+/// Reports what a push would do, from the till store and the replica alone.
 fn dry_run(ctx: &Ctx, started: Instant) -> anyhow::Result<ExitCode> {
     let s = &ctx.settings;
-    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
-    let items = plan(replica.conn(), &s.local)?;
+    let mut store = super::contact::open(ctx)?;
+    let items = plan(store.conn(), &s.local)?;
     let summary = PushSummary {
         dry_run: true,
         contacts_left: items.iter().filter(|i| i.kind == "contact").count() as u64,

@@ -35,7 +35,7 @@ fn add(ctx: &Ctx, a: &ReceiptAddArgs) -> anyhow::Result<ExitCode> {
         country: ctx.settings.default_country,
         local: &ctx.settings.local,
     };
-    let receipts = replica.write_current(!a.dry_run, |tx| {
+    let receipts = replica.write(!a.dry_run, |tx| {
         let mut receipts = Vec::new();
         for_each_document(a.file.as_deref(), |i, doc| {
             receipts.push(till.add_receipt(tx, i + 1, doc)?);

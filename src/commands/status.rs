@@ -1,5 +1,6 @@
 //! `engage-sync status [--check --max-age 2h]`: freshness for the till and for monitoring.
 
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,8 +20,17 @@ const SYNC_COMMANDS: &[&str] = &["delta", "changes", "full"];
 #[derive(Debug, Serialize)]
 struct StatusReport {
     db: String,
+    /// The till store beside the replica (what the till writes: outboxes, local contacts).
+    till_store: String,
     mode: &'static str,
+    /// Contacts readers see: the replica's and those registered at the till that Engage
+    /// does not know yet.
     contacts: i64,
+    /// Of those, registered at the till and not yet known to Engage.
+    local_contacts: i64,
+    /// Contacts whose till row readers see instead of the replica's (registered or changed at
+    /// the till, not yet overtaken by Engage's data).
+    till_rows: i64,
     tombstones: i64,
     applied_files: i64,
     /// The newest successful sync (delta, changes, full), if any.
@@ -97,7 +107,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
-    let contacts = replica.contact_count()?;
+    let engage_contacts = replica.contact_count()?;
     let mode = replica.mode().as_str();
     let db = replica.path().display().to_string();
     // One read transaction, so the figures agree with each other.
@@ -113,10 +123,17 @@ fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
         .filter(|r| r.outcome == "failed")
         .max_by(|a, b| a.finished_at.cmp(&b.finished_at))
         .cloned();
+    let local_contacts: i64 =
+        tx.query_row(crate::till_store::queries::COUNT_LOCAL_ONLY, [], |r| r.get(0))?;
     let report = StatusReport {
+        till_store: crate::till_store::path_for(Path::new(&db))
+            .display()
+            .to_string(),
         db,
         mode,
-        contacts,
+        contacts: engage_contacts + local_contacts,
+        local_contacts,
+        till_rows: tx.query_row(crate::till_store::queries::COUNT_TILL_ROWS, [], |r| r.get(0))?,
         tombstones: status::tombstones(&tx)?,
         applied_files: status::applied_files(&tx)?,
         last_sync_age_seconds: last_sync
@@ -250,9 +267,11 @@ fn ago(rfc3339: Option<&str>) -> String {
 fn human(r: &StatusReport) -> Vec<String> {
     let mut lines = vec![
         format!("replica:      {} ({} mode)", r.db, r.mode),
+        format!("till store:   {}", r.till_store),
         format!(
-            "contacts:     {} ({} deleted remembered as tombstones)",
-            r.contacts, r.tombstones
+            "contacts:     {} ({} registered at the till, not yet in Engage; {} deleted \
+             remembered as tombstones)",
+            r.contacts, r.local_contacts, r.tombstones
         ),
     ];
     match &r.last_sync {

@@ -1,10 +1,13 @@
-//! Local contacts in the replica: the till's view of a contact registered or changed while
-//! Engage may be unreachable.
+//! Contacts at the till: the till's version of a contact registered or changed while Engage
+//! may be unreachable, in the till store (`till_contact`).
 //!
-//! A contact registered at the till is a `contact` row with `local_key` set and `contact_id`
-//! NULL, so `lookup` and the `contacts` view find it by any of its keys at once. When Engage
-//! knows it, [`link`] records local key → contactId (in `local_key_link`, ids only, kept
-//! forever) and puts the id on the row, so lookups by either key work.
+//! Every read goes through the `contacts` view, which shows what a reader sees: Engage's
+//! contacts from the replica, with the till's rows instead where they are newer. A contact
+//! registered at the till is a `till_contact` row with `local_key` set and `contact_id` NULL,
+//! so `lookup` and the view find it by any of its keys at once. When Engage knows it, [`link`]
+//! records local key → contactId (in `local_key_link`, ids only, kept forever) and puts the id
+//! on the row, so lookups by either key work, also once the replica's row of the contact has
+//! overtaken the till's.
 //!
 //! Local keys are `<prefix><number>`, the number from `local_key_seq`, which only grows and is
 //! never purged: a key is never handed out twice, even after its contact is gone.
@@ -14,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Mode;
 use crate::normalize::Country;
-use crate::replica::queries;
+use crate::till_store::queries;
 use crate::replica::ContactRow;
 
 /// Engage attribute → replica column, for the keys a contact can be found by.
@@ -26,11 +29,9 @@ pub const KEY_COLUMNS: [(&str, &str); 5] = [
     ("socialSecurityNumber", "social_security_number"),
 ];
 
-/// A contact row as the outbox reads it.
+/// A contact as the outbox reads it (a row of the `contacts` view).
 #[derive(Debug, Clone)]
 pub struct StoredContact {
-    /// Row id (changes when `full` swaps in a new replica: never stored elsewhere).
-    pub id: i64,
     /// Engage id, when Engage knows the contact.
     pub contact_id: Option<String>,
     /// Local key, for a contact registered at the till.
@@ -41,21 +42,27 @@ pub struct StoredContact {
     pub contact_type: Option<String>,
     /// Every field as JSON (full mode).
     pub attributes: Option<String>,
-    /// Version the row was written from (ms).
-    pub version: i64,
 }
 
 impl StoredContact {
     fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredContact> {
         Ok(StoredContact {
-            id: r.get(0)?,
-            contact_id: r.get(1)?,
-            local_key: r.get(2)?,
-            keys: [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
-            contact_type: r.get(8)?,
-            attributes: r.get(9)?,
-            version: r.get(10)?,
+            contact_id: r.get(0)?,
+            local_key: r.get(1)?,
+            keys: [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
+            contact_type: r.get(7)?,
+            attributes: r.get(8)?,
         })
+    }
+
+    /// Whether `other` is the same contact: the same Engage id, or (Engage knowing neither)
+    /// the same local key.
+    pub fn is_same(&self, other: &StoredContact) -> bool {
+        match (&self.contact_id, &other.contact_id) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.local_key.is_some() && self.local_key == other.local_key,
+            _ => false,
+        }
     }
 
     /// What the replica knows of the contact, as Engage attributes: every field (full mode)
@@ -99,7 +106,7 @@ impl StoredContact {
             (Some(id), Some(k)) => format!("contactId {id}, localKey {k}"),
             (Some(id), None) => format!("contactId {id}"),
             (None, Some(k)) => format!("localKey {k}"),
-            (None, None) => format!("row {}", self.id),
+            (None, None) => "a contact without ids".to_string(),
         }
     }
 
@@ -222,8 +229,10 @@ pub fn insert_local(
     Ok(())
 }
 
-/// Rewrites a contact row with `fields` (all of them, after a change at the till). The version
-/// moves past the stored one, so an export file older than the change cannot roll it back.
+/// Writes the till's version of a contact with `fields` (all of them, after a change at the
+/// till): the till row of a local contact, or the till's row of an Engage contact (created on
+/// its first change). The version moves past every stored one, so readers see the change at
+/// once and an export file older than the change cannot roll it back.
 pub fn rewrite(
     conn: &Connection,
     stored: &StoredContact,
@@ -234,31 +243,45 @@ pub fn rewrite(
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let row = row_for(fields, stored.contact_id.as_deref(), mode, country);
-    conn.prepare_cached(queries::UPDATE_CONTACT_AT_TILL)?
-        .execute(params![
-            stored.id,
-            row.member_number,
-            row.email,
-            row.mobile_phone,
-            row.external_id,
-            row.social_security_number,
-            row.contact_type,
-            row.first_name,
-            row.last_name,
-            row.attributes,
-            now_ms.max(stored.version + 1),
-            now,
-        ])?;
+    let newest: Option<i64> = conn
+        .prepare_cached(queries::CONTACT_VERSION)?
+        .query_row(params![stored.contact_id, stored.local_key], |r| r.get(0))?;
+    let version = newest.map_or(now_ms, |v| now_ms.max(v + 1));
+    let data = params![
+        row.member_number,
+        row.email,
+        row.mobile_phone,
+        row.external_id,
+        row.social_security_number,
+        row.contact_type,
+        row.first_name,
+        row.last_name,
+        row.attributes,
+        version,
+        now,
+    ];
+    let (sql, key) = match (&stored.contact_id, &stored.local_key) {
+        (Some(id), _) => (queries::UPDATE_TILL_CONTACT_BY_ID, id),
+        (None, Some(k)) => (queries::UPDATE_TILL_CONTACT_BY_LOCAL_KEY, k),
+        (None, None) => return Ok(()),
+    };
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![key];
+    values.extend_from_slice(data);
+    if conn.prepare_cached(sql)?.execute(values.as_slice())? == 0 {
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&stored.contact_id, &stored.local_key];
+        values.extend_from_slice(data);
+        conn.prepare_cached(queries::INSERT_TILL_CONTACT)?
+            .execute(values.as_slice())?;
+    }
     Ok(())
 }
 
 /// Links a local key to the contact Engage created or already had, in the caller's
 /// transaction. `existed`: the contact was in Engage before (found by key, or "already
-/// exists"), so Engage's data is the master and the next import may overwrite the till's.
+/// exists"), so Engage's data is the master and the replica's row wins as soon as it is there.
 ///
-/// If Engage's row for the contact reached the replica meanwhile (a delta or changes run), the
-/// local row is removed and its key moved onto Engage's row; if the contact was deleted in
-/// Engage meanwhile, the local row goes too (deleted in Engage means deleted here).
+/// If the contact was deleted in Engage meanwhile, the local row goes (deleted in Engage means
+/// deleted here).
 pub fn link(
     conn: &Connection,
     local_key: &str,
@@ -268,37 +291,25 @@ pub fn link(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(queries::INSERT_LOCAL_KEY_LINK)?
         .execute(params![local_key, contact_id, now])?;
-    let engage_row: Option<(i64, Option<String>)> = conn
-        .prepare_cached(queries::ROW_FOR_CONTACT_ID)?
-        .query_row([contact_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match engage_row {
-        Some((id, None)) => {
-            conn.prepare_cached(queries::DELETE_UNLINKED_LOCAL_ROW)?
-                .execute([local_key])?;
-            conn.prepare_cached(queries::SET_LOCAL_KEY_ON_ROW)?
-                .execute(params![id, local_key])?;
-        }
-        Some((_, Some(other))) if other != local_key => {
-            tracing::warn!(
-                local_key,
-                contact_id,
-                other_local_key = %other,
-                "two local contacts turned out to be the same Engage contact; both local keys \
-                 resolve to it, the replica keeps both rows until the next full download"
-            );
-        }
-        Some(_) => {}
-        None if is_deleted_in_engage(conn, contact_id)? => {
-            conn.prepare_cached(queries::DELETE_UNLINKED_LOCAL_ROW)?
-                .execute([local_key])?;
-        }
-        None => {
-            conn.prepare_cached(queries::LINK_LOCAL_ROW)?
-                .execute(params![local_key, contact_id, existed, now])?;
-        }
+    if is_deleted_in_engage(conn, contact_id)? {
+        conn.prepare_cached(queries::DELETE_UNLINKED_LOCAL_ROW)?
+            .execute([local_key])?;
+    } else {
+        conn.prepare_cached(queries::LINK_LOCAL_ROW)?
+            .execute(params![local_key, contact_id, existed, now])?;
     }
     Ok(())
+}
+
+/// Deletes the till rows readers no longer see (`queries::PRUNE_OVERTAKEN`): the replica has
+/// overtaken them, or Engage deleted the contact. Returns how many (counted only when `apply`
+/// is false, for dry runs).
+pub fn prune_overtaken(conn: &Connection, apply: bool) -> rusqlite::Result<u64> {
+    Ok(if apply {
+        conn.execute(queries::PRUNE_OVERTAKEN, [])? as u64
+    } else {
+        conn.query_row(queries::COUNT_OVERTAKEN, [], |r| r.get::<_, i64>(0))? as u64
+    })
 }
 
 /// The Engage id a local key stands for, once known.

@@ -1,13 +1,13 @@
 //! The outbox tables (migration 0003): queueing and merging at the till, claiming and
 //! recording outcomes in `push-local`, and what `status` and `purge` read. Every statement is
-//! in `replica::queries`; callers run these inside their own transactions.
+//! in `till_store::queries`; callers run these inside their own transactions.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::State;
-use crate::replica::queries;
+use crate::till_store::queries;
 
 /// What a contact item does in Engage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -537,22 +537,32 @@ pub struct OutboxPurged {
     pub outbox_contacts: u64,
     /// Delivered, rejected and dropped receipts.
     pub outbox_receipts: u64,
+    /// Finished `push-local` run records (the till store's).
+    pub runs: u64,
+    /// The till's rows of contacts that the replica has overtaken or Engage deleted (readers
+    /// no longer saw them).
+    pub till_rows_overtaken: u64,
 }
 
-/// Deletes (or counts) finished outbox rows older than `cutoff` (UTC RFC 3339); pending and
-/// in-flight ones are never touched. One transaction.
+/// Deletes (or counts) what the till store holds past its time: finished outbox rows and
+/// `push-local` runs older than `cutoff` (UTC RFC 3339; pending and in-flight items are never
+/// touched), and the till's rows that readers no longer see. One short transaction.
 pub fn purge(conn: &mut Connection, cutoff: &str, dry_run: bool) -> rusqlite::Result<OutboxPurged> {
     if dry_run {
         let count = |sql: &str| conn.query_row(sql, [cutoff], |r| r.get::<_, i64>(0));
         return Ok(OutboxPurged {
             outbox_contacts: count(queries::COUNT_PURGE_CONTACT_OUTBOX)? as u64,
             outbox_receipts: count(queries::COUNT_PURGE_RECEIPT_OUTBOX)? as u64,
+            runs: count(queries::COUNT_PURGE_RUNS)? as u64,
+            till_rows_overtaken: super::local::prune_overtaken(conn, false)?,
         });
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let purged = OutboxPurged {
         outbox_contacts: tx.execute(queries::PURGE_CONTACT_OUTBOX, [cutoff])? as u64,
         outbox_receipts: tx.execute(queries::PURGE_RECEIPT_OUTBOX, [cutoff])? as u64,
+        runs: tx.execute(queries::PURGE_RUNS, [cutoff])? as u64,
+        till_rows_overtaken: super::local::prune_overtaken(&tx, true)?,
     };
     tx.execute(queries::PURGE_OUTBOX_BATCHES, [cutoff])?;
     tx.commit()?;

@@ -167,7 +167,7 @@ impl Till<'_> {
             };
             let others: Vec<StoredContact> = local::find_by(tx, name, v)?
                 .into_iter()
-                .filter(|c| c.id != stored.id)
+                .filter(|c| !c.is_same(stored))
                 .collect();
             if !others.is_empty() {
                 return Err(duplicate(item, name, v, &others).into());

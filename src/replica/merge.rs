@@ -13,7 +13,7 @@ use crate::config::Mode;
 pub struct MergeCounts {
     /// Contacts whose live data was newer than the build's.
     pub updated: u64,
-    /// Contacts the build lacked (created after the snapshot, or local ones).
+    /// Contacts the build lacked (created after the snapshot).
     pub inserted: u64,
     /// Contacts deleted after the snapshot.
     pub deleted: u64,
@@ -21,10 +21,12 @@ pub struct MergeCounts {
 
 impl Replica {
     /// Merges `live` (the current replica) into this one, a finished build whose data is as
-    /// of `snapshot_version` (ms): live changes after the snapshot win where newer; local
-    /// contacts, local keys, the outboxes and the history (runs, quarantine, ledger) are
-    /// carried over. In keys mode no personal field is copied. One transaction; the caller
-    /// holds the lock.
+    /// of `snapshot_version` (ms): live changes after the snapshot (a `delta` or `changes`
+    /// that ran while a paused build waited) win where newer, and the history (runs,
+    /// quarantine, ledger) and cursors are carried over. The till's data is not in either
+    /// replica (it lives in the till store, which no swap touches). In keys mode no personal
+    /// field is copied. One transaction; the caller holds the writer lock, so nothing writes
+    /// the live replica meanwhile.
     pub fn merge_from_live(
         &mut self,
         live: &Path,
@@ -41,7 +43,6 @@ impl Replica {
             let tx = conn.transaction()?;
             // Idempotent: a build resumed after a crash between its merge and its swap is
             // merged again (the live replica may have changed meanwhile).
-            tx.execute(queries::MERGE_DROP_LOCAL_ONLY, [])?;
             tx.execute_batch(queries::MERGE_CREATE_LIVE_ROWS)?;
             tx.execute(queries::MERGE_LIST_LIVE_ROWS, [snapshot_version])?;
             let counts = MergeCounts {
@@ -55,12 +56,10 @@ impl Replica {
                 )? as u64,
                 deleted: tx.execute(queries::MERGE_DELETE_NEWER, [snapshot_version])? as u64,
             };
-            tx.execute(queries::MERGE_LOCAL_KEYS, [])?;
             tx.execute(queries::MERGE_DROP_LIVE_ROWS, [])?;
             tx.execute(queries::MERGE_TOMBSTONES, [snapshot_version])?;
             tx.execute_batch(queries::MERGE_HISTORY)?;
             tx.execute(queries::MERGE_CURSORS, [])?;
-            tx.execute_batch(queries::MERGE_OUTBOXES)?;
             tx.commit()?;
             Ok(counts)
         })();

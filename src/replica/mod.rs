@@ -8,7 +8,6 @@
 mod apply;
 pub mod bulk;
 pub mod generation;
-mod handover;
 pub mod ledger;
 mod lookup;
 mod merge;
@@ -28,7 +27,6 @@ use crate::config::Mode;
 use crate::error::{Coded, ExitCode};
 
 pub use apply::{insert_contact, ApplyOutcome, ContactWriter, Located};
-pub use handover::WriteHold;
 pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
@@ -80,23 +78,11 @@ pub enum ReplicaError {
         /// Its schema version.
         found: i64,
     },
-    /// `full` swapped new generations in again and again while a till write waited.
-    #[error(
-        "the replica {db} was replaced by `full` several times while this write waited; nothing \
-         was written, run the command again"
-    )]
-    Replaced {
-        /// The replica.
-        db: PathBuf,
-    },
 }
 
 impl Coded for ReplicaError {
     fn exit_code(&self) -> ExitCode {
-        match self {
-            ReplicaError::Replaced { .. } => ExitCode::TempFail,
-            _ => ExitCode::Config,
-        }
+        ExitCode::Config
     }
 }
 
@@ -105,10 +91,6 @@ pub struct Replica {
     conn: Connection,
     mode: Mode,
     path: PathBuf,
-    /// The file `path` led to when it was opened (after `full`'s first swap, `path` is a link
-    /// to a generation): a till write checks it is still the current one (`handover`).
-    file: Option<PathBuf>,
-    busy_timeout: Duration,
 }
 
 impl std::fmt::Debug for Replica {
@@ -128,9 +110,12 @@ impl std::fmt::Debug for Replica {
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 impl Replica {
-    /// Opens (creating and migrating as needed) the replica for writing. `mode` is the mode
-    /// asked for explicitly, if any; a new replica without one is created in `default_mode`.
-    /// The caller must hold the writer lock.
+    /// Opens (creating and migrating as needed) the replica in service for writing. `mode` is
+    /// the mode asked for explicitly, if any; a new replica without one is created in
+    /// `default_mode`. Its till store is created first (`till_store`), so that no replica
+    /// exists without one, and an older replica's till data moves there. The caller holds
+    /// the writer lock (a till command that finds an older replica migrates it once, under
+    /// SQLite's own lock).
     pub fn open_writer(
         path: &Path,
         mode: Option<Mode>,
@@ -138,12 +123,29 @@ impl Replica {
         busy_timeout: Duration,
     ) -> anyhow::Result<Replica> {
         create_private_file(path)?;
-        let file = std::fs::canonicalize(path).ok();
+        crate::till_store::create(path, busy_timeout)?;
+        Replica::open_file(path, mode, default_mode, busy_timeout, Some(path))
+    }
+
+    /// Opens (creating as needed) a replica file that is not in service: a `full` build. It
+    /// has no till store (the till's data stays in the live replica's).
+    pub fn open_build(path: &Path, mode: Mode, busy_timeout: Duration) -> anyhow::Result<Replica> {
+        create_private_file(path)?;
+        Replica::open_file(path, Some(mode), mode, busy_timeout, None)
+    }
+
+    fn open_file(
+        path: &Path,
+        mode: Option<Mode>,
+        default_mode: Mode,
+        busy_timeout: Duration,
+        till_of: Option<&Path>,
+    ) -> anyhow::Result<Replica> {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the replica {}", path.display()))?;
-        configure(&conn, busy_timeout, true)
+        configure_writer(&conn, busy_timeout)
             .with_context(|| format!("cannot configure the replica {}", path.display()))?;
-        let stored = schema::migrate(&conn, path, mode.unwrap_or(default_mode))?;
+        let stored = schema::migrate(&conn, path, mode.unwrap_or(default_mode), till_of)?;
         if let Some(requested) = mode {
             if requested != stored {
                 return Err(ReplicaError::ModeMismatch {
@@ -158,13 +160,21 @@ impl Replica {
             conn,
             mode: stored,
             path: path.to_path_buf(),
-            file,
-            busy_timeout,
         })
     }
 
-    /// Opens an existing replica for reading only (lookups, status); never creates or migrates.
+    /// Opens an existing replica for reading only (lookups, status); never creates or
+    /// migrates. Its till store is attached (read-only, as `till`) and the public `contacts`
+    /// view created, so readers see Engage's contacts and the till's as one.
     pub fn open_reader(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
+        let replica = Replica::open_read_only(path, busy_timeout)?;
+        crate::till_store::attach_for_reading(&replica.conn, path)?;
+        replica.conn.execute_batch("PRAGMA query_only = ON;")?;
+        Ok(replica)
+    }
+
+    /// The replica alone, read-only, its schema checked.
+    fn open_read_only(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
         if !path.exists() {
             return Err(ReplicaError::Missing(path.to_path_buf()).into());
         }
@@ -173,9 +183,9 @@ impl Replica {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open the replica {}", path.display()))?;
-        configure(&conn, busy_timeout, false)
+        conn.busy_timeout(busy_timeout)
             .with_context(|| format!("cannot configure the replica {}", path.display()))?;
-        let mode = schema::check_current(&conn, path).map_err(|e| {
+        let mode = schema::check_current(&conn, "main", path).map_err(|e| {
             if e.downcast_ref::<ReplicaError>().is_some() {
                 e
             } else {
@@ -190,8 +200,6 @@ impl Replica {
             conn,
             mode,
             path: path.to_path_buf(),
-            file: None,
-            busy_timeout,
         })
     }
 
@@ -218,10 +226,26 @@ impl Replica {
     }
 }
 
+/// Whether the replica at `path` has an older schema than this binary writes (only a writer
+/// migrates it). False when it cannot be read: the opener that follows says why.
+pub fn needs_migration(path: &Path, busy_timeout: Duration) -> anyhow::Result<bool> {
+    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return Ok(false);
+    };
+    conn.busy_timeout(busy_timeout)?;
+    Ok(schema::user_version_of(&conn, "main").is_ok_and(|v| v < schema::CURRENT_VERSION))
+}
+
+/// For a connection that has the replica attached as `schema`: its schema must be current;
+/// returns its mode.
+pub fn check_current_schema(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<Mode> {
+    schema::check_current(conn, schema, path)
+}
+
 /// Creates the database file with mode 0600 if it does not exist, so the personal data in it
 /// is never world-readable, not even for the moment before a chmod. SQLite gives the -wal and
 /// -shm files the same permissions.
-fn create_private_file(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| {
             format!("cannot create the folder {} for the replica", dir.display())
@@ -244,13 +268,14 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Connection settings. WAL (persistent in the file) lets readers work during a write.
-/// `synchronous=FULL` makes every commit durable before it returns (one fsync of the WAL):
-/// a till is told its contact or receipt is stored, and an import moves a file to the archive,
-/// only after the commit, so with `NORMAL` a power cut could lose what was acknowledged.
-fn configure(conn: &Connection, busy_timeout: Duration, writer: bool) -> rusqlite::Result<()> {
+/// A writing connection's settings (the replica's and the till store's). WAL (persistent in
+/// the file) lets readers work during a write. `synchronous=FULL` makes every commit durable
+/// before it returns (one fsync of the WAL): a till is told its contact or receipt is stored,
+/// and an import moves a file to the archive, only after the commit, so with `NORMAL` a power
+/// cut could lose what was acknowledged.
+pub(crate) fn configure_writer(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
-    if writer {
+    {
         // A new file reclaims free pages incrementally (`purge`), instead of by a VACUUM that
         // rewrites the whole file while till writes wait. Only possible before the file's
         // first page is written, so before WAL mode is set.
@@ -266,8 +291,6 @@ fn configure(conn: &Connection, busy_timeout: Duration, writer: bool) -> rusqlit
         // 32) stay cached across batches.
         conn.set_prepared_statement_cache_capacity(64);
         writer_pragmas(conn)?;
-    } else {
-        conn.execute_batch("PRAGMA query_only = ON;")?;
     }
     Ok(())
 }

@@ -61,23 +61,24 @@ pub struct Compaction {
 /// `PRAGMA auto_vacuum` value of a file that reclaims free pages on request.
 const AUTO_VACUUM_INCREMENTAL: i64 = 2;
 
-/// Truncates the WAL (old page images may hold purged data) and reclaims free pages.
+/// Truncates the WAL (old page images may hold purged data) and reclaims free pages, of the
+/// connection's `main` database (the replica, or the till store).
 ///
 /// A replica created with `auto_vacuum = INCREMENTAL` (every one since this was added, see
 /// `replica::configure`) gives back only its free pages: the write lock is held in
 /// proportion to them, not to the file. An older replica gets a VACUUM, as before, which also
 /// turns incremental reclaiming on for every later purge.
 pub fn compact(conn: &Connection) -> rusqlite::Result<Compaction> {
-    let free_pages_before: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    let free_pages_before: i64 = conn.query_row("PRAGMA main.freelist_count", [], |r| r.get(0))?;
+    let auto_vacuum: i64 = conn.query_row("PRAGMA main.auto_vacuum", [], |r| r.get(0))?;
     checkpoint_truncate(conn)?;
     let vacuumed = free_pages_before > 0;
     let whole_file_rewritten = vacuumed && auto_vacuum != AUTO_VACUUM_INCREMENTAL;
     if whole_file_rewritten {
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM")?;
+        conn.execute_batch("PRAGMA main.auto_vacuum = INCREMENTAL; VACUUM main")?;
     } else if vacuumed {
         // One result row per page given back: the pragma reclaims only as far as it is stepped.
-        let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut stmt = conn.prepare("PRAGMA main.incremental_vacuum")?;
         let mut pages = stmt.query([])?;
         while pages.next()?.is_some() {}
     }
@@ -92,6 +93,6 @@ pub fn compact(conn: &Connection) -> rusqlite::Result<Compaction> {
 
 /// `PRAGMA wal_checkpoint(TRUNCATE)`; true when it completed (not blocked by a reader).
 fn checkpoint_truncate(conn: &Connection) -> rusqlite::Result<bool> {
-    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    let busy: i64 = conn.query_row("PRAGMA main.wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
     Ok(busy == 0)
 }

@@ -40,7 +40,7 @@ pub struct QuarantineRow {
 
 /// Latest run per (command, outcome).
 pub fn last_runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
-    let mut stmt = conn.prepare(queries::LAST_RUNS)?;
+    let mut stmt = conn.prepare(&queries::last_runs())?;
     let rows = stmt.query_map([], |r| {
         let summary: Option<String> = r.get(5)?;
         Ok(RunRow {
@@ -58,7 +58,7 @@ pub fn last_runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
 
 /// Runs that never finished: (command, started_at).
 pub fn unfinished_runs(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare(queries::UNFINISHED_RUNS)?;
+    let mut stmt = conn.prepare(&queries::unfinished_runs())?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }

@@ -1,0 +1,219 @@
+//! The till store: what the till writes, in a SQLite file of its own beside the replica
+//! (`<db>.till`), so that checkout never waits for engage-sync (SPEC §3, §6).
+//!
+//! A sync job (`delta`, `full`, `changes`, `purge` of the replica) may hold the replica's
+//! SQLite write lock for seconds. The till commands (`contact add`, `contact update`,
+//! `receipt add`) therefore never write the replica: they write this file, whose writers are
+//! only the till commands, `push-local` and `purge`, all in short transactions.
+//!
+//! Invariants:
+//! - a [`TillStore`] connection has this file as `main` and the replica attached **read-only**
+//!   as `replica` (SQLite refuses any write to it; a write transaction takes only a read
+//!   snapshot of it, never its write lock);
+//! - readers (`lookup`, `status`, a POS) open the replica and attach this file as `till`; both
+//!   see Engage's contacts and the till's through the same temporary view `contacts`
+//!   ([`CONTACTS_VIEW`], the public read interface, version 2), whose table names are unique
+//!   across the two files so that it reads the same under either layout;
+//! - the replica always has its till store: [`create`] runs before the replica is created or
+//!   migrated, and the replica's migration to schema 4 moves its outboxes and local contacts
+//!   here ([`take_over_from_replica`]).
+
+pub mod queries;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::config::Mode;
+use crate::replica::ReplicaError;
+
+pub use schema::take_over_from_replica;
+
+/// The public read interface (README "Reading the replica", version 2): a temporary view
+/// `contacts` over the replica's contacts and the till's. Run on a connection that has both
+/// files (either one as `main`, the other attached).
+pub const CONTACTS_VIEW: &str = include_str!("contacts_view.sql");
+
+/// SQLite `application_id` of a till store ("ESyT").
+pub const APPLICATION_ID: i32 = 0x4553_7954;
+
+/// The till store of the replica at `db`: `<db>.till`, beside it (never inside `<db>.d`, so a
+/// `full` swap never touches it).
+pub fn path_for(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".till");
+    PathBuf::from(name)
+}
+
+/// An open till store, with the replica attached read-only.
+pub struct TillStore {
+    conn: Connection,
+    mode: Mode,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for TillStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TillStore")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl TillStore {
+    /// Opens the till store of the replica at `db` for writing. The replica must exist (a till
+    /// command never creates one: in the wrong folder it would swallow registrations that no
+    /// push ever sends). A replica of an older schema is migrated first, once (its outboxes
+    /// move here).
+    pub fn open(db: &Path, busy_timeout: Duration) -> anyhow::Result<TillStore> {
+        if !db.exists() {
+            return Err(ReplicaError::Missing(db.to_path_buf()).into());
+        }
+        if crate::replica::needs_migration(db, busy_timeout)? {
+            crate::replica::Replica::open_writer(db, None, Mode::Keys, busy_timeout)?;
+        }
+        let path = path_for(db);
+        create(db, busy_timeout)?;
+        let conn = open_file(&path, busy_timeout)?;
+        conn.execute("ATTACH DATABASE ?1 AS replica", [read_only_uri(db)])
+            .with_context(|| format!("cannot open the replica {} for reading", db.display()))?;
+        let mode = crate::replica::check_current_schema(&conn, "replica", db)?;
+        conn.execute_batch(CONTACTS_VIEW)
+            .context("cannot create the contacts view")?;
+        Ok(TillStore { conn, mode, path })
+    }
+
+    /// The replica's mode (the till store keeps what the replica keeps).
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The till store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection (till store as `main`, replica as `replica`, the `contacts` view).
+    pub fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the till store, then commits (or, when
+    /// `commit` is false, as in a dry run, rolls back). The write lock taken is the till
+    /// store's alone: the replica is read-only here.
+    pub fn write<T>(
+        &mut self,
+        commit: bool,
+        f: impl FnOnce(&Transaction<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| busy_context(e, &self.path))?;
+        let value = f(&tx)?;
+        if commit {
+            tx.commit().map_err(|e| busy_context(e, &self.path))?;
+        } else {
+            tx.rollback()?;
+        }
+        Ok(value)
+    }
+}
+
+/// Names the till store in a lock error (only another till write, a push-local or a purge
+/// step can hold it, each for milliseconds).
+fn busy_context(e: rusqlite::Error, path: &Path) -> anyhow::Error {
+    anyhow::Error::new(e).context(format!(
+        "cannot write the till store {}: another till write, push-local or purge kept it \
+         busy longer than busy_timeout",
+        path.display()
+    ))
+}
+
+/// Creates (mode 0600) and migrates the till store of the replica at `db` if needed. Called
+/// before the replica is created or migrated, so a replica never exists without one.
+pub fn create(db: &Path, busy_timeout: Duration) -> anyhow::Result<()> {
+    let path = path_for(db);
+    let conn = open_file(&path, busy_timeout)?;
+    drop(conn);
+    Ok(())
+}
+
+/// Opens (creating with mode 0600) and configures the till store file, and migrates it.
+fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {
+    crate::replica::create_private_file(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .with_context(|| format!("cannot open the till store {}", path.display()))?;
+    crate::replica::configure_writer(&conn, busy_timeout)
+        .with_context(|| format!("cannot configure the till store {}", path.display()))?;
+    schema::migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// For a reader of the replica (`lookup`, `status`, tests): attaches the till store of the
+/// replica at `db` as `till` (read-only, like the connection) and creates the `contacts` view.
+/// A till store that is missing (removed by hand) reads as empty: lookups of Engage's contacts
+/// keep working, and a warning says what is missing.
+pub fn attach_for_reading(conn: &Connection, db: &Path) -> anyhow::Result<()> {
+    let path = path_for(db);
+    if path.exists() {
+        conn.execute("ATTACH DATABASE ?1 AS till", [read_only_uri(&path)])
+            .with_context(|| format!("cannot open the till store {}", path.display()))?;
+        schema::check_current(conn, "till", &path)?;
+    } else {
+        tracing::warn!(
+            till_store = %path.display(),
+            "the till store is missing: contacts registered or changed at the till are not \
+             shown; run any sync job or `engage-sync init` to create an empty one"
+        );
+        conn.execute("ATTACH DATABASE ':memory:' AS till", [])?;
+        schema::create_in(conn, "till")?;
+    }
+    conn.execute_batch(CONTACTS_VIEW)
+        .context("cannot create the contacts view")?;
+    Ok(())
+}
+
+/// A `file:` URI opening `path` read-only (characters that mean something in a URI are
+/// percent-encoded, so any path works).
+pub fn read_only_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match *b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                uri.push(*b as char)
+            }
+            other => uri.push_str(&format!("%{other:02X}")),
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_till_store_sits_beside_the_replica() {
+        assert_eq!(
+            path_for(Path::new("/var/lib/es/engage-sync.db")),
+            PathBuf::from("/var/lib/es/engage-sync.db.till")
+        );
+    }
+
+    #[test]
+    fn uris_escape_what_sqlite_would_read_as_parameters() {
+        assert_eq!(
+            read_only_uri(Path::new("/a b/r?x#1%.db")),
+            "file:/a%20b/r%3Fx%231%25.db?mode=ro"
+        );
+    }
+}
