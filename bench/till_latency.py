@@ -287,10 +287,12 @@ def cmd_known(a):
             if name.endswith(".xml"):
                 with open(os.path.join(d, name), "rb") as f:
                     touched.update(m.group(1).decode().lower() for m in pat.finditer(f.read()))
+    # Engage's contacts are rows of the replica's table `contact` (the public view `contacts`
+    # may also span the till's contacts, or live on another connection).
     con = sqlite3.connect("file:%s?mode=ro" % a.db, uri=True)
     try:
         rows = con.execute(
-            "SELECT contact_id, email FROM contacts WHERE contact_id IS NOT NULL "
+            "SELECT contact_id, email FROM contact WHERE contact_id IS NOT NULL "
             "AND email IS NOT NULL ORDER BY random() LIMIT ?", (a.count + len(touched),)
         ).fetchall()
     finally:
@@ -375,15 +377,16 @@ def cmd_report(a):
                 fmt(s["p50_ms"]), s["failures"]))
         p("  %-12s %s; %s" % (r["job"], parts[0], parts[1]))
     p("")
-    p("jobs:")
+    p("jobs (with the first lines of their output):")
     for r in rows:
-        p("  %-12s %s  (started %s UTC, exit %s%s)" % (
-            r["job"], r["label"], r["started_utc"], r["job_rc"],
+        p("  %-12s %s  (started %s UTC, %.2f s, exit %s%s)" % (
+            r["job"], r["label"], r["started_utc"], r["job_wall_s"], r["job_rc"],
             "" if r["job_rc"] in r["job_ok_rcs"] else ", UNEXPECTED"))
-    if a.notes and os.path.exists(a.notes):
-        for line in open(a.notes, encoding="utf-8"):
-            if line.strip():
-                p("  " + line.rstrip())
+        notes = os.path.join(a.notes_dir or "", r["job"] + ".txt")
+        if a.notes_dir and os.path.exists(notes):
+            for line in open(notes, encoding="utf-8"):
+                if line.strip():
+                    p("      " + line.rstrip())
     failures = [(r["job"], f) for r in rows for f in r["failures"]]
     if failures:
         p("")
@@ -462,7 +465,7 @@ def main():
     r.add_argument("--seed-members", type=int, default=1)
     rep = sub.add_parser("report")
     rep.add_argument("--summary", required=True)
-    rep.add_argument("--notes")
+    rep.add_argument("--notes-dir")
     rep.add_argument("--till-max-ms", type=float, default=100)
     rep.add_argument("--till-p99-ms", type=float, default=50)
     rep.add_argument("--lookup-p99-ms", type=float, default=20)

@@ -148,12 +148,11 @@ LOGS="$WORK/logs"
 CSV_DIR="$OUT/till_latency"
 RESULTS="$OUT/till_latency.txt"
 SUMMARY="$WORK/summary.jsonl"
-NOTES="$WORK/notes.txt"
+NOTES="$WORK/notes"
 CONF="$WORK/engage-sync.toml"
 rm -rf "${WORK:?}" "${CSV_DIR:?}"
-mkdir -p "$DATA" "$DBS" "$LOGS" "$CSV_DIR"
+mkdir -p "$DATA" "$DBS" "$LOGS" "$CSV_DIR" "$NOTES"
 : >"$SUMMARY"
-: >"$NOTES"
 cat >"$CONF" <<EOF
 # Written by bench/till_latency.sh. Every engage-sync command of the run reads it (--config).
 [engage]
@@ -215,8 +214,12 @@ must() {
 
 es() { "$BIN" --config "$CONF" "$@"; }
 
-# note TEXT: a line under "jobs:" in the report.
-note() { echo "$*" >>"$NOTES"; }
+# note JOB TEXT: a line under the job in the report's "jobs:" list.
+note() {
+    local job="$1"
+    shift
+    echo "$*" >>"$NOTES/$job.txt"
+}
 
 # measure NAME LABEL DB KNOWN_FILE OK_RCS [--env K=V]... -- CMD...: runs the job CMD while the
 # till and the POS work on DB; appends its summary to $SUMMARY and its samples to CSV_DIR.
@@ -238,14 +241,15 @@ measure() {
     wait "$CHILD_PID" || rc=$?
     CHILD_PID=""
     ((rc == 0)) || die "the driver of job $name failed (exit $rc)"
-    # The job's own summary lines (stdout), and what full says about holding the till off.
+    # The job's own summary (its first lines on stdout), and what it logged about holding
+    # the till off, warnings and errors.
     local line
     while IFS= read -r line; do
-        [[ -n "$line" ]] && note "    $line"
-    done < <(head -n 3 "$LOGS/job-$name.out")
+        [[ -n "$line" ]] && note "$name" "$line"
+    done < <(head -n 3 "$LOGS/job-$name.out" | cut -c 1-200)
     while IFS= read -r line; do
-        note "    $line"
-    done < <(grep -i -m 3 -E 'held off|bulk|error' "$LOGS/job-$name.err" | cut -c 1-200 || true)
+        note "$name" "$line"
+    done < <(grep -m 3 -E 'held off|WARN|ERROR|error' "$LOGS/job-$name.err" | cut -c 1-200 || true)
 }
 
 # ---------------------------------------------------------------- fake Engage
@@ -361,7 +365,8 @@ for i in range(int(sys.argv[1])):
         must purge-receipts 0 es --db "$MAIN_DB" receipt add -
         echo "== push-local before purge (not measured)" >&2
         must purge-push 0,75 api "$BIN" --db "$MAIN_DB" --config "$CONF" push-local
-        note "  before purge: push-local (exit $RC): $(head -n 1 "$LOGS/purge-push.out")"
+        note purge "before it (not measured): $PURGE_RECEIPTS receipts added, then push-local" \
+            "(exit $RC): $(head -n 1 "$LOGS/purge-push.out" | cut -c 1-160)"
         sleep 1.5
         measure purge "purge --older-than 1s" "$MAIN_DB" "$WORK/known-main.txt" 0 -- \
             "$BIN" --db "$MAIN_DB" --config "$CONF" purge --older-than 1s
@@ -372,9 +377,8 @@ for i in range(int(sys.argv[1])):
         receipts "$LOGS/push-receipts.in" "$PUSH_RECEIPTS" backlog
         t0="$(date +%s%N)"
         must push-receipts 0 es --db "$MAIN_DB" receipt add -
-        note "  push backlog: $PUSH_RECEIPTS receipts buffered by one receipt add in" \
-            "$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }') s" \
-            "(not measured)"
+        note push "before it (not measured): $PUSH_RECEIPTS receipts buffered by one receipt add in" \
+            "$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }') s"
         # Exit 75 is expected: receipts the till adds during the push wait for the next run.
         measure push "push-local of a $PUSH_RECEIPTS-receipt backlog" "$MAIN_DB" \
             "$WORK/known-main.txt" 0,75 --env "ENGAGE_BASE_URL=$FAKE_URL" \
@@ -402,7 +406,7 @@ report() {
     echo "till: one write every $INTERVAL s (receipt add -, every 5th a contact add); POS: one" \
         "lookup --email every $INTERVAL s; each one whole process, timed from python3"
     echo
-    python3 "$PY" report --summary "$SUMMARY" --notes "$NOTES" --till-max-ms "$T_TILL_MAX_MS" \
+    python3 "$PY" report --summary "$SUMMARY" --notes-dir "$NOTES" --till-max-ms "$T_TILL_MAX_MS" \
         --till-p99-ms "$T_TILL_P99_MS" --lookup-p99-ms "$T_LOOKUP_P99_MS"
 }
 report | tee "$RESULTS"

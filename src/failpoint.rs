@@ -58,6 +58,10 @@ pub const NAMES: &[&str] = &[
     "push.receipts_claimed", // receipts claimed (in flight), before they are posted
     "push.receipt_posted",   // a receipt POST answered, before it is marked delivered
     "push.receipt_recorded", // a receipt marked delivered, others still under way
+    // purge (src/replica/purge.rs).
+    "purge.rows_deleted", // old run and quarantine rows deleted, before COMMIT
+    // the replica's move to schema 4 (src/till_store/schema.rs).
+    "migrate.copied", // the till's data copied into the till store, not yet removed here
 ];
 
 /// The failpoint this process crashes at, and at which hit.

@@ -15,6 +15,7 @@ fn till() -> Workspace {
         "[local]\nstore_external_id = \"0600\"\n",
     )
     .expect("config");
+    ws.init();
     ws
 }
 
@@ -173,7 +174,7 @@ fn invalid_contacts_are_refused_naming_the_field_and_a_batch_is_all_or_nothing()
         stderr_of(&out)
     );
     assert_eq!(
-        ws.count("SELECT count(*) FROM contact"),
+        ws.count("SELECT count(*) FROM contacts"),
         0,
         "nothing of the batch"
     );
@@ -184,7 +185,7 @@ fn invalid_contacts_are_refused_naming_the_field_and_a_batch_is_all_or_nothing()
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(
-        ws.count("SELECT count(*) FROM contact WHERE local_key IS NOT NULL"),
+        ws.count("SELECT count(*) FROM contacts WHERE local_key IS NOT NULL"),
         2
     );
     let out = run(&ws, &["contact", "add"]);
@@ -202,7 +203,7 @@ fn local_keys_are_never_reused() {
         .success());
     // The contacts and their queue items vanish (as after a delivered push and a purge).
     let conn = ws.conn();
-    conn.execute_batch("DELETE FROM contact; DELETE FROM contact_outbox;")
+    conn.execute_batch("DELETE FROM till_contact; DELETE FROM contact_outbox;")
         .expect("wipe");
     drop(conn);
     let out = run(
@@ -224,7 +225,7 @@ fn local_keys_are_never_reused() {
     );
     assert!(out.status.success());
     assert_eq!(json_of(&out)["dry_run"], true);
-    assert_eq!(ws.count("SELECT count(*) FROM contact"), 1);
+    assert_eq!(ws.count("SELECT count(*) FROM till_contact"), 1);
     let out = run(
         &ws,
         &["--json", "contact", "add", "--email", "d@example.com"],
@@ -329,7 +330,7 @@ fn an_update_of_an_engage_contact_queues_only_the_changed_fields() {
     let attrs: String = ws
         .conn()
         .query_row(
-            "SELECT attributes FROM contact WHERE contact_id = ?1",
+            "SELECT attributes FROM contacts WHERE contact_id = ?1",
             [&id],
             |r| r.get(0),
         )
@@ -613,8 +614,9 @@ fn a_full_download_keeps_the_outboxes_and_the_key_sequence() {
     assert_eq!(json_of(&out)["contacts"][0]["local_key"], "L0600-000002");
 }
 
-/// A till write that finds the replica's write lock held past its busy timeout exits 75, says
-/// what happened and what to do, and buffers nothing.
+/// A till write that finds the till store's write lock held past its busy timeout (only a
+/// stuck till write, push-local or purge step could hold it) exits 75, says what happened
+/// and what to do, and buffers nothing.
 #[test]
 fn a_till_write_that_waits_too_long_says_so_and_writes_nothing() {
     let ws = Workspace::new();
@@ -624,10 +626,10 @@ fn a_till_write_that_waits_too_long_says_so_and_writes_nothing() {
     )
     .expect("config");
     assert!(run(&ws, &["init"]).status.success());
-    let holder = ws.conn();
+    let holder = ws.till_conn();
     holder
         .execute_batch("BEGIN IMMEDIATE")
-        .expect("the test holds the write lock");
+        .expect("the test holds the till store's write lock");
     let body = receipt(
         "busy-1",
         json!({"matchKeyType": "memberNumber", "matchKey": "1"}),

@@ -128,6 +128,7 @@ fn till_commands_print_no_personal_data_unmasked() {
         "[local]\nkey_prefix = \"L0600-\"\n",
     )
     .unwrap_or(());
+    ws.init();
     let receipt = format!(
         r#"{{"contact":{{"email":"{EMAIL}","mobilePhone":"{PHONE}","firstName":"Zed"}},
         "uniqueReceiptId":"R-1","receiptNumber":"1","createdDate":"2026-11-25T15:55:54+01:00",

@@ -240,36 +240,75 @@ fn delivered_receipts(ws: &Workspace, marker: &str, n: u32) {
     .expect("deliver");
 }
 
-/// Purges, and checks that the receipts marked `marker` are gone byte for byte, their pages
-/// reclaimed and the live part still there; returns the summary's `compaction`.
+/// Purges, and checks that the receipts marked `marker` are gone byte for byte, the till
+/// store's pages reclaimed and the live part still there; returns the summary's
+/// `till_store_compaction`.
 fn purge_receipts(ws: &Workspace, marker: &str, n: u32) -> serde_json::Value {
     let (_, summary) = purge_30d(ws);
     assert_eq!(summary["outbox_receipts"], n);
-    let compaction = summary["compaction"].clone();
+    let compaction = summary["till_store_compaction"].clone();
     assert!(
         compaction["free_pages_before"].as_i64() > Some(0),
         "{summary}"
     );
     assert_eq!(compaction["vacuumed"], true, "{summary}");
     assert_eq!(compaction["wal_truncated"], true);
-    assert_eq!(ws.count("PRAGMA freelist_count"), 0, "free pages reclaimed");
+    let free: i64 = ws
+        .till_conn()
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .expect("freelist");
+    assert_eq!(free, 0, "free pages reclaimed");
     assert_in_no_file(ws, &[marker]);
     // The scan does see live data.
     assert!(contains(&std::fs::read(ws.db()).expect("db"), &guid(4999)));
     compaction
 }
 
-/// Delivered receipts older than the age are purged from the outbox, none of their bytes is
-/// left in any file, and their pages are reclaimed by giving back only the free pages: the
-/// write lock is not held for a rewrite of the whole file.
+/// Delivered receipts older than the age are purged from the outbox (in the till store), none
+/// of their bytes is left in any file, and their pages are reclaimed by giving back only the
+/// free pages: the till store is never rewritten whole.
 #[test]
 fn purged_receipts_leave_no_bytes_and_only_free_pages_are_reclaimed() {
     let ws = Workspace::new();
     replica_with_contacts(&ws, 5000);
     assert_eq!(ws.count("PRAGMA auto_vacuum"), 2, "incremental");
+    let till_auto_vacuum: i64 = ws
+        .till_conn()
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .expect("auto_vacuum");
+    assert_eq!(
+        till_auto_vacuum, 2,
+        "the till store reclaims incrementally too"
+    );
     delivered_receipts(&ws, "Quetzalcoatl", 300);
     let compaction = purge_receipts(&ws, "Quetzalcoatl", 300);
     assert_eq!(compaction["whole_file_rewritten"], false, "{compaction}");
+    delivered_receipts(&ws, "Xochipilli", 300);
+    let compaction = purge_receipts(&ws, "Xochipilli", 300);
+    assert_eq!(compaction["whole_file_rewritten"], false, "{compaction}");
+}
+
+/// Deletes contacts `range` with a delta (secure_delete zeroes their rows; their pages go to
+/// the free list), purges, and checks the replica's free pages are reclaimed and none of the
+/// deleted e-mail addresses is left in any file; returns the summary's `compaction`.
+fn delete_and_purge(ws: &Workspace, file: &str, range: std::ops::Range<u32>) -> serde_json::Value {
+    let gone: Vec<String> = range.clone().map(deleted).collect();
+    ws.write_export(file, &export(&[], &[], &gone));
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (_, summary) = purge_30d(ws);
+    let compaction = summary["compaction"].clone();
+    assert!(
+        compaction["free_pages_before"].as_i64() > Some(0),
+        "{summary}"
+    );
+    assert_eq!(compaction["vacuumed"], true, "{summary}");
+    assert_eq!(ws.count("PRAGMA freelist_count"), 0, "free pages reclaimed");
+    let emails: Vec<String> = range.map(|n| format!("user{n}@example.com")).collect();
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    assert_in_no_file(ws, &emails);
+    assert!(contains(&std::fs::read(ws.db()).expect("db"), &guid(4999)));
+    compaction
 }
 
 /// A replica created before incremental reclaiming gets one VACUUM, which turns it on: the
@@ -284,11 +323,9 @@ fn an_older_replica_is_vacuumed_once_then_reclaims_incrementally() {
         .expect("wal");
     replica_with_contacts(&ws, 5000);
     assert_eq!(ws.count("PRAGMA auto_vacuum"), 0, "none, as before");
-    delivered_receipts(&ws, "Quetzalcoatl", 300);
-    let first = purge_receipts(&ws, "Quetzalcoatl", 300);
+    let first = delete_and_purge(&ws, "20260102100000_0_c.xml", 0..1500);
     assert_eq!(first["whole_file_rewritten"], true, "{first}");
     assert_eq!(ws.count("PRAGMA auto_vacuum"), 2, "incremental from now on");
-    delivered_receipts(&ws, "Xochipilli", 300);
-    let second = purge_receipts(&ws, "Xochipilli", 300);
+    let second = delete_and_purge(&ws, "20260103100000_0_c.xml", 1500..3000);
     assert_eq!(second["whole_file_rewritten"], false, "{second}");
 }

@@ -40,6 +40,7 @@ fn workspace_for(fake: &FakeEngage, local: &str) -> Workspace {
         fake.base_url()
     );
     std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
+    ws.init();
     ws
 }
 
@@ -177,7 +178,7 @@ fn assert_exactly_once(ws: &Workspace, fake: &FakeEngage, emails: &[String], rec
         vec![by_id("R-4").contact_id.clone()]
     );
     assert_eq!(
-        ws.count("SELECT count(*) FROM contact WHERE contact_id IS NULL"),
+        ws.count("SELECT count(*) FROM contacts WHERE contact_id IS NULL"),
         0,
         "all linked"
     );
@@ -427,7 +428,7 @@ fn ten_thousand_and_one_local_contacts_go_in_exactly_three_bulk_requests() {
     assert_eq!(sizes, [4000, 4000, 2001]);
     assert_eq!(fake.contact_count(), 10_001);
     assert_eq!(
-        ws.count("SELECT count(*) FROM contact WHERE contact_id IS NULL"),
+        ws.count("SELECT count(*) FROM contacts WHERE contact_id IS NULL"),
         0
     );
     assert_eq!(ws.count("SELECT count(*) FROM local_key_link"), 10_001);
@@ -843,6 +844,7 @@ fn receipts_reach_engage_within_the_rate_limit_in_every_second() {
         ),
     )
     .expect("config");
+    ws.init();
     let n = 260;
     let lines: String = (0..n)
         .map(|i| {

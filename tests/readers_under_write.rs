@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, TimeDelta, Utc};
 use common::*;
 use fake_engage::{FakeConfig, FakeEngage};
-use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 /// Contacts every export file updates (the shared group).
@@ -113,8 +112,7 @@ fn sql_reader(
     stop: Arc<AtomicBool>,
     stats: Arc<ReaderStats>,
 ) -> Option<String> {
-    let conn =
-        Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("reader opens");
+    let conn = pos_reader(&db);
     conn.busy_timeout(Duration::from_secs(5))
         .expect("busy timeout");
     let mut seen_applied = std::collections::BTreeSet::new();

@@ -196,7 +196,7 @@ fn import_all(
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     // Half the busy timeout: a till write that starts waiting just as a transaction begins
     // still gets the lock in time, with the other half for the file in progress and the commit.
-    let mut importer = Importer::new(dry_run, s.archive.clone(), Some(s.busy_timeout / 2));
+    let mut importer = Importer::new(dry_run, s.archive.clone());
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
     importer.parse_ahead(replica, paths, s)?;
 

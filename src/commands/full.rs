@@ -343,7 +343,7 @@ fn apply_all(
         Loader::Bulk(BulkLoader::new(build)?)
     } else {
         // A build begun by an engage-sync from before bulk loading.
-        Loader::Sorted(Importer::new(false, None, None))
+        Loader::Sorted(Importer::new(false, None))
     };
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
     importer.parse_ahead(build, paths, &ctx.settings)?;

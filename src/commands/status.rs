@@ -124,7 +124,9 @@ fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
         .max_by(|a, b| a.finished_at.cmp(&b.finished_at))
         .cloned();
     let local_contacts: i64 =
-        tx.query_row(crate::till_store::queries::COUNT_LOCAL_ONLY, [], |r| r.get(0))?;
+        tx.query_row(crate::till_store::queries::COUNT_LOCAL_ONLY, [], |r| {
+            r.get(0)
+        })?;
     let report = StatusReport {
         till_store: crate::till_store::path_for(Path::new(&db))
             .display()
@@ -133,7 +135,9 @@ fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
         mode,
         contacts: engage_contacts + local_contacts,
         local_contacts,
-        till_rows: tx.query_row(crate::till_store::queries::COUNT_TILL_ROWS, [], |r| r.get(0))?,
+        till_rows: tx.query_row(crate::till_store::queries::COUNT_TILL_ROWS, [], |r| {
+            r.get(0)
+        })?,
         tombstones: status::tombstones(&tx)?,
         applied_files: status::applied_files(&tx)?,
         last_sync_age_seconds: last_sync

@@ -1,7 +1,6 @@
 //! Several export files per transaction (see [`Importer`]).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -23,11 +22,6 @@ use crate::time::now_rfc3339;
 /// rest of the round rewrites most of them again: measured, 250,000 made an update round of
 /// 110,000 changes 8-25 % faster than 100,000 (three interleaved pairs).
 const BATCH_MEMBERS: u64 = 250_000;
-
-/// After a transaction that ended because of its write-lock budget, the next one waits this
-/// long before it starts: a till write waiting for the lock polls it at least every 100 ms
-/// (SQLite's busy handler), and would otherwise lose the race to the next BEGIN every time.
-const YIELD_TO_WAITERS: Duration = Duration::from_millis(120);
 
 /// A file read in the open transaction.
 struct OpenFile {
@@ -75,26 +69,15 @@ pub struct Importer {
     resolved: BulkCounts,
     /// Whether the connection has a bulk load's settings (`replica::bulk::sort_in_files`).
     tuned: bool,
-    /// How long a transaction may hold the replica's write lock before it ends after the file
-    /// in progress (see [`Importer::new`]); `None`: no limit.
-    hold_budget: Option<Duration>,
-    /// When the open transaction began.
-    began: Option<Instant>,
-    /// When the last transaction that ran out of its budget ended: the next one yields to
-    /// waiting till writes first.
-    yielded_at: Option<Instant>,
 }
 
 impl Importer {
     /// An importer; `archive` is where committed files go, if anywhere.
     ///
-    /// `hold_budget` bounds how long one transaction keeps the replica's write lock, for a
-    /// replica in service: a till write (`contact add`, `receipt add`) waits for the lock up
-    /// to its busy timeout and fails after it, so a transaction ends after the file during
-    /// which it has held the lock for `hold_budget`, even below [`BATCH_MEMBERS`], and the
-    /// next one starts after a pause that lets a waiting till write in. A build nobody else
-    /// writes to passes `None`. A bulk load and a dry run stay one transaction either way.
-    pub fn new(dry_run: bool, archive: Option<PathBuf>, hold_budget: Option<Duration>) -> Importer {
+    /// A transaction may hold the replica's write lock for as long as its files take: no till
+    /// write waits for it (the till writes its own store, `till_store`), and readers never
+    /// wait for a writer in WAL mode.
+    pub fn new(dry_run: bool, archive: Option<PathBuf>) -> Importer {
         Importer {
             dry_run,
             archive,
@@ -109,9 +92,6 @@ impl Importer {
             bulk: None,
             resolved: BulkCounts::default(),
             tuned: false,
-            hold_budget,
-            began: None,
-            yielded_at: None,
         }
     }
 
@@ -156,16 +136,7 @@ impl Importer {
                 self.members += members;
                 crate::failpoint::hit("import.file_applied");
                 // A bulk load is one transaction whatever its size (see `Importer`).
-                let over_budget = self.bulk.is_none() && self.over_budget();
-                if over_budget {
-                    tracing::debug!(
-                        "{} contacts in this transaction and its write-lock budget used up: \
-                         committing so that waiting till writes get in",
-                        self.members
-                    );
-                    self.commit(replica, false)?;
-                    self.yielded_at = Some(Instant::now());
-                } else if self.bulk.is_none() && self.members >= BATCH_MEMBERS {
+                if self.bulk.is_none() && self.members >= BATCH_MEMBERS {
                     self.commit(replica, false)?;
                 }
                 Ok(())
@@ -203,13 +174,6 @@ impl Importer {
         if self.open {
             return Ok(());
         }
-        if let Some(pause) = self
-            .yielded_at
-            .take()
-            .and_then(|at| YIELD_TO_WAITERS.checked_sub(at.elapsed()))
-        {
-            std::thread::sleep(pause);
-        }
         let conn = replica.conn();
         let bulk = !self.dry_run && bulk::is_empty(conn)?;
         if bulk {
@@ -218,7 +182,6 @@ impl Importer {
             self.tuned = true;
         }
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        self.began = Some(Instant::now());
         self.open = true;
         self.now = now_rfc3339();
         // Checked again inside the transaction, which is what the load relies on.
@@ -227,15 +190,6 @@ impl Importer {
             self.bulk = Some(replica.max_contact_row()?);
         }
         Ok(())
-    }
-
-    /// Whether the open transaction has held the write lock for its budget. A dry run is one
-    /// transaction to the end (later files must see earlier ones), so it never is.
-    fn over_budget(&self) -> bool {
-        match (self.hold_budget, self.began) {
-            (Some(budget), Some(began)) => !self.dry_run && began.elapsed() >= budget,
-            _ => false,
-        }
     }
 
     /// Ends the open transaction's bulk load, if it was one, after its commit or rollback,

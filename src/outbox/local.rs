@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 use crate::config::Mode;
 use crate::normalize::Country;
-use crate::till_store::queries;
 use crate::replica::ContactRow;
+use crate::till_store::queries;
 
 /// Engage attribute → replica column, for the keys a contact can be found by.
 pub const KEY_COLUMNS: [(&str, &str); 5] = [

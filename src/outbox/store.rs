@@ -537,7 +537,9 @@ pub struct OutboxPurged {
     pub outbox_contacts: u64,
     /// Delivered, rejected and dropped receipts.
     pub outbox_receipts: u64,
-    /// Finished `push-local` run records (the till store's).
+    /// Finished `push-local` run records (the till store's; `purge` reports them with the
+    /// replica's runs).
+    #[serde(skip)]
     pub runs: u64,
     /// The till's rows of contacts that the replica has overtaken or Engage deleted (readers
     /// no longer saw them).

@@ -38,6 +38,7 @@ pub fn purge_rows(
         runs: tx.execute(queries::PURGE_RUNS, [cutoff])? as u64,
         quarantine_records: tx.execute(queries::PURGE_QUARANTINE_RECORDS, [cutoff])? as u64,
     };
+    crate::failpoint::hit("purge.rows_deleted");
     tx.commit()?;
     Ok(purged)
 }

@@ -9,7 +9,8 @@
 pub const NEXT_LOCAL_KEY_NUMBER: &str = "INSERT INTO local_key_seq (prefix, last) VALUES (?1, 1) \
      ON CONFLICT(prefix) DO UPDATE SET last = last + 1 RETURNING last";
 /// Whether a local key is in use anywhere (a till contact, a link, an outbox item).
-pub const LOCAL_KEY_IN_USE: &str = "SELECT EXISTS (SELECT 1 FROM till_contact WHERE local_key = ?1) \
+pub const LOCAL_KEY_IN_USE: &str =
+    "SELECT EXISTS (SELECT 1 FROM till_contact WHERE local_key = ?1) \
      OR EXISTS (SELECT 1 FROM local_key_link WHERE local_key = ?1) \
      OR EXISTS (SELECT 1 FROM contact_outbox WHERE local_key = ?1)";
 /// A contact registered at the till (no contact_id yet).
@@ -244,4 +245,3 @@ pub const COUNT_PURGE_RUNS: &str =
 /// Finished batch records older than a cutoff (ids and counts only).
 pub const PURGE_OUTBOX_BATCHES: &str =
     "DELETE FROM outbox_batch WHERE state != 'sent' AND finished_at < ?1";
-

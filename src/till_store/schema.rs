@@ -48,7 +48,10 @@ pub fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         let version = i as i64 + 1;
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql).with_context(|| {
-            format!("migration {version} of the till store {} failed", path.display())
+            format!(
+                "migration {version} of the till store {} failed",
+                path.display()
+            )
         })?;
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.pragma_update(None, "user_version", version)?;
@@ -72,7 +75,10 @@ pub fn create_in(conn: &Connection, schema: &str) -> anyhow::Result<()> {
 /// `CREATE TABLE x` / `CREATE [UNIQUE] INDEX x` → the same in `schema`.
 fn qualify_creates(sql: &str, schema: &str) -> String {
     sql.replace("CREATE TABLE ", &format!("CREATE TABLE {schema}."))
-        .replace("CREATE UNIQUE INDEX ", &format!("CREATE UNIQUE INDEX {schema}."))
+        .replace(
+            "CREATE UNIQUE INDEX ",
+            &format!("CREATE UNIQUE INDEX {schema}."),
+        )
         .replace("CREATE INDEX ", &format!("CREATE INDEX {schema}."))
 }
 

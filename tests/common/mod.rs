@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 
 pub const NS: &str = "http://eClub.Schemas.ExportMember";
 
+/// The public read interface's view, exactly as the binary and the README use it.
+pub const CONTACTS_VIEW: &str = include_str!("../../src/till_store/contacts_view.sql");
+
 /// A temp folder with a replica path and an inbox.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -52,6 +55,17 @@ impl Workspace {
         cmd
     }
 
+    /// Creates the replica with `init` (with the workspace's config, if written), as an
+    /// operator does before a till is used: till commands never create one.
+    pub fn init(&self) {
+        let out = self.std_cmd().args(["-q", "init"]).output().expect("init");
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Writes an export file into the inbox; returns its path.
     pub fn write_export(&self, name: &str, content: &str) -> PathBuf {
         let path = self.inbox().join(name);
@@ -65,8 +79,26 @@ impl Workspace {
         path
     }
 
+    /// The till store beside the replica (`<db>.till`).
+    pub fn till(&self) -> PathBuf {
+        self.path().join("replica.db.till")
+    }
+
+    /// The replica with its till store attached as `till` and the public `contacts` view
+    /// (interface version 2) created, as a POS reads them. Unqualified outbox tables resolve
+    /// to the till store, `contact`, `tombstone`, `run` and `meta` to the replica.
     pub fn conn(&self) -> Connection {
+        pos_connection(&self.db())
+    }
+
+    /// The replica alone (nothing attached).
+    pub fn replica_conn(&self) -> Connection {
         Connection::open(self.db()).expect("open replica")
+    }
+
+    /// The till store alone (nothing attached).
+    pub fn till_conn(&self) -> Connection {
+        Connection::open(self.till()).expect("open the till store")
     }
 
     /// The `contacts` view without `updated_at` (which records when, not what), sorted.
@@ -107,6 +139,36 @@ impl Workspace {
         names.sort();
         names
     }
+}
+
+/// A connection to the replica at `db` as a POS opens it (README "Reading the replica",
+/// interface version 2): its till store `<db>.till` attached as `till` (when it exists) and
+/// the `contacts` view created.
+pub fn pos_connection(db: &Path) -> Connection {
+    with_till(Connection::open(db).expect("open replica"), db)
+}
+
+/// The same, read-only (the till store is attached read-only with it), as a POS should open
+/// them.
+pub fn pos_reader(db: &Path) -> Connection {
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open replica read-only");
+    with_till(conn, db)
+}
+
+fn with_till(conn: Connection, db: &Path) -> Connection {
+    let mut till = db.as_os_str().to_os_string();
+    till.push(".till");
+    if Path::new(&till).exists() {
+        conn.execute(
+            "ATTACH DATABASE ?1 AS till",
+            [till.to_string_lossy().as_ref()],
+        )
+        .expect("attach the till store");
+        // Fails only on a replica a kill left without tables; queries then find no view.
+        let _ = conn.execute_batch(CONTACTS_VIEW);
+    }
+    conn
 }
 
 /// A deterministic contact GUID.
