@@ -792,7 +792,7 @@ fn check_build_prefix(ws: &Workspace, states: &[Rows], kill: &Kill) {
         .prepare(
             "SELECT contact_id, local_key, member_number, email, mobile_phone, external_id, \
              social_security_number, contact_type, first_name, last_name, attributes \
-             FROM contacts ORDER BY contact_id",
+             FROM contact ORDER BY contact_id",
         )
         .expect("prepare");
     let contacts: Vec<Vec<Option<String>>> = stmt
@@ -835,6 +835,7 @@ fn api_matrix(plan: Plan) {
     let fake = api_fake(plan.api_contacts);
     let template = Workspace::new();
     write_config(&template, &api_config(&fake));
+    ok(cmd(&template, None, &["-q", "init"]));
     ok(cmd(
         &template,
         None,
@@ -1184,6 +1185,345 @@ fn push_matrix(plan: Plan) {
     tally.report("push-local", plan.seed);
 }
 
+// ---- purge ---------------------------------------------------------------------------------
+
+/// A replica with contacts and runs aged 40 days, and a till store with 20 receipts delivered
+/// 40 days ago (their ids start with `Quokka-`, the marker that must leave every file) and 5
+/// pending ones (never purged).
+fn purge_world(per_file: u32) -> Workspace {
+    let ws = Workspace::new();
+    write_config(&ws, XML_CONFIG);
+    ws.write_export(
+        "20250101000000_0_m.xml",
+        &export(&members(0..per_file, "p"), &[], &[]),
+    );
+    ok(cmd(&ws, None, &["-q", "delta"]));
+    let mut receipts = String::new();
+    for (i, id) in (0..20)
+        .map(|i| format!("Quokka-{i:03}"))
+        .chain((0..5).map(|i| format!("Keep-{i}")))
+        .enumerate()
+    {
+        let contact = json!({"matchKeyType": "contactId", "matchKey": guid(i as u32)});
+        receipts.push_str(&receipt_json(&id, contact).to_string());
+        receipts.push('\n');
+    }
+    std::fs::write(ws.path().join("receipts.jsonl"), receipts).expect("receipts");
+    ok(cmd(&ws, None, &["-q", "receipt", "add", "receipts.jsonl"]));
+    std::fs::remove_file(ws.path().join("receipts.jsonl")).expect("the till's input is gone");
+    let past =
+        (Utc::now() - TimeDelta::days(40)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    ws.till_conn()
+        .execute(
+            "UPDATE receipt_outbox SET state = 'delivered', finished_at = ?1 \
+             WHERE unique_receipt_id LIKE 'Quokka-%'",
+            [&past],
+        )
+        .expect("deliver");
+    ws.replica_conn()
+        .execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&past])
+        .expect("age runs");
+    ws
+}
+
+/// Whether any file under the workspace holds `needle`.
+fn in_any_file(ws: &Workspace, needle: &str) -> Option<String> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(ws.path(), &mut files);
+    files.into_iter().find_map(|f| {
+        let bytes = std::fs::read(&f).ok()?;
+        bytes
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+            .then(|| f.display().to_string())
+    })
+}
+
+/// `purge` killed inside its replica transaction and at random: the rerun ends where an
+/// uninterrupted purge ends, the pending receipts are never lost, and the purged ones are in
+/// no file.
+fn purge_matrix(plan: Plan) {
+    let purge = |ws: &Workspace| cmd(ws, None, &["purge", "--older-than", "30d"]);
+    let reference = purge_world(plan.per_file);
+    let took = timed_ok(purge(&reference));
+    let new_state = replica_state(&reference);
+    let pending: Vec<Rows> = vec![rows(
+        &reference,
+        "SELECT unique_receipt_id FROM receipt_outbox WHERE state = 'pending' ORDER BY id",
+    )];
+    assert_eq!(pending[0].len(), 5);
+    assert_eq!(in_any_file(&reference, "Quokka-"), None, "uninterrupted");
+
+    let mut kills = at("purge.rows_deleted", &[1]);
+    let mut rng = fastrand::Rng::with_seed(plan.seed ^ 5);
+    kills.extend(timed(&mut rng, plan.timed_kills, took));
+    let tally = run_trials(kills, plan.parallel, |kill| {
+        let ws = purge_world(plan.per_file);
+        let ended = run_killed(purge(&ws), kill);
+        let left = vec![rows(
+            &ws,
+            "SELECT unique_receipt_id FROM receipt_outbox WHERE state = 'pending' ORDER BY id",
+        )];
+        same(
+            &left,
+            &pending,
+            &format!("{kill}: pending receipts after the kill"),
+        );
+        let now = replica_state(&ws);
+        ok(purge(&ws));
+        same(
+            &replica_state(&ws),
+            &after_rerun(&now, &new_state),
+            &format!("{kill}: after the rerun"),
+        );
+        assert_eq!(
+            in_any_file(&ws, "Quokka-"),
+            None,
+            "{kill}: purged receipts left"
+        );
+        ended
+    });
+    tally.report("purge", plan.seed);
+}
+
+// ---- the replica's move to schema 4: the till's data into the till store -------------------
+
+/// The replica schema before the till store (schema 3), as an earlier engage-sync made it.
+const SCHEMA_3: [&str; 3] = [
+    include_str!("../src/replica/migrations/0001_init.sql"),
+    include_str!("../src/replica/migrations/0002_sync_state.sql"),
+    include_str!("../src/replica/migrations/0003_outbox.sql"),
+];
+
+/// The till's data of the schema-3 world, as the test wrote it: the outbox items (kind, key,
+/// state), the key sequence, the links.
+fn till_data_written() -> Vec<Rows> {
+    let t = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    vec![
+        vec![
+            t(&["c", "create", "L0600-000001", "pending"]),
+            t(&["c", "create", "L0600-000002", "delivered"]),
+            t(&["c", "update", &guid(3), "pending"]),
+            t(&["r", "R-1", "pending"]),
+            t(&["r", "R-2", "delivered"]),
+        ],
+        vec![t(&["L0600-", "2"])],
+        vec![t(&["L0600-000002", &guid(100)])],
+    ]
+}
+
+/// The same, read back (from the till store after the move, or the replica before it).
+fn till_data(ws: &Workspace, from_replica: bool) -> Vec<Rows> {
+    let conn = if from_replica {
+        ws.replica_conn()
+    } else {
+        ws.till_conn()
+    };
+    let read = |sql: &str| -> Rows {
+        let mut stmt = conn.prepare(sql).expect(sql);
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
+        })
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+    };
+    vec![
+        {
+            let mut items = read(
+                "SELECT 'c', op, coalesce(local_key, contact_id), state FROM contact_outbox \
+                 ORDER BY id",
+            );
+            items.extend(read(
+                "SELECT 'r', unique_receipt_id, state FROM receipt_outbox ORDER BY id",
+            ));
+            items
+        },
+        read("SELECT prefix, CAST(last AS TEXT) FROM local_key_seq"),
+        read("SELECT local_key, contact_id FROM local_key_link ORDER BY local_key"),
+    ]
+}
+
+/// A replica of schema 3 holding 20 Engage contacts, a contact registered at the till and not
+/// yet pushed (`L0600-000001`), one pushed and linked (`L0600-000002` → contact 100), a
+/// queued change of contact 3, receipts pending and delivered, and the key sequence at 2.
+fn schema_3_world() -> Workspace {
+    let ws = Workspace::new();
+    write_config(&ws, XML_CONFIG);
+    let conn = rusqlite::Connection::open(ws.db()).expect("create");
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .expect("wal");
+    for sql in SCHEMA_3 {
+        conn.execute_batch(sql).expect("schema 3");
+    }
+    conn.execute_batch("INSERT INTO meta VALUES ('mode', 'full'); PRAGMA user_version = 3;")
+        .expect("meta");
+    let insert = "INSERT INTO contact (contact_id, local_key, email, first_name, attributes, \
+                  version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 't')";
+    for n in 0..20 {
+        let email = format!("user{n}@example.com");
+        let attrs = json!({"contactId": guid(n), "email": email, "firstName": "Engage"});
+        conn.execute(
+            insert,
+            rusqlite::params![
+                guid(n),
+                None::<String>,
+                email,
+                "Engage",
+                attrs.to_string(),
+                100
+            ],
+        )
+        .expect("contact");
+    }
+    let local = json!({"email": "walkin@example.com", "firstName": "Walkin"});
+    conn.execute(
+        insert,
+        rusqlite::params![
+            None::<String>,
+            "L0600-000001",
+            "walkin@example.com",
+            "Walkin",
+            local.to_string(),
+            200
+        ],
+    )
+    .expect("local contact");
+    let linked = json!({"contactId": guid(100), "email": "linked@example.com"});
+    conn.execute(
+        insert,
+        rusqlite::params![
+            guid(100),
+            "L0600-000002",
+            "linked@example.com",
+            "Linked",
+            linked.to_string(),
+            200
+        ],
+    )
+    .expect("linked contact");
+    conn.execute_batch(&format!(
+        "INSERT INTO local_key_seq VALUES ('L0600-', 2);
+         INSERT INTO local_key_link VALUES ('L0600-000002', '{g100}', 't');
+         INSERT INTO contact_outbox (op, local_key, contact_id, fields, state, created_at,
+             updated_at) VALUES ('create', 'L0600-000001', NULL,
+             '{{\"email\":\"walkin@example.com\"}}', 'pending', 't', 't');
+         INSERT INTO contact_outbox (op, local_key, contact_id, fields, state, created_at,
+             updated_at, finished_at) VALUES ('create', 'L0600-000002', '{g100}',
+             '{{\"email\":\"linked@example.com\"}}', 'delivered', 't', 't', 't');
+         INSERT INTO contact_outbox (op, local_key, contact_id, fields, state, created_at,
+             updated_at) VALUES ('update', NULL, '{g3}', '{{\"firstName\":\"Till\"}}',
+             'pending', 't', 't');
+         INSERT INTO outbox_batch VALUES ('b-1', 'create', 1, 'completed', 1, 't', 't');
+         INSERT INTO receipt_outbox (unique_receipt_id, body, ref_type, ref_value, state,
+             created_at, updated_at) VALUES ('R-1', '{{}}', 'localKey', 'L0600-000001',
+             'pending', 't', 't');
+         INSERT INTO receipt_outbox (unique_receipt_id, body, ref_type, ref_value, state,
+             created_at, updated_at, finished_at) VALUES ('R-2', '{{}}', 'contactId', '{g3}',
+             'delivered', 't', 't', 't');",
+        g100 = guid(100),
+        g3 = guid(3),
+    ))
+    .expect("till data");
+    drop(conn);
+    assert_eq!(till_data(&ws, true), till_data_written());
+    ws
+}
+
+fn user_version(ws: &Workspace) -> i64 {
+    ws.replica_conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version")
+}
+
+/// After the move: the till store holds exactly what the replica held, the replica holds
+/// none of it, readers see every contact with its local key, and the key sequence goes on.
+fn assert_moved(ws: &Workspace, what: &str) {
+    assert_eq!(user_version(ws), 4, "{what}");
+    assert_eq!(
+        till_data(ws, false),
+        till_data_written(),
+        "{what}: the till store"
+    );
+    let left = ws.count(
+        "SELECT count(*) FROM main.sqlite_master WHERE name IN ('contact_outbox', \
+         'receipt_outbox', 'outbox_batch', 'local_key_seq', 'local_key_link')",
+    );
+    assert_eq!(left, 0, "{what}: outbox tables left in the replica");
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM main.contact WHERE local_key IS NOT NULL OR contact_id IS NULL"
+        ),
+        0,
+        "{what}: till rows left in the replica"
+    );
+    assert_eq!(ws.count("SELECT count(*) FROM contacts"), 22, "{what}");
+    for (key, email) in [
+        ("L0600-000001", "walkin@example.com"),
+        ("L0600-000002", "linked@example.com"),
+    ] {
+        let out = output(cmd(ws, None, &["--json", "lookup", "--local-key", key]));
+        assert!(
+            out.status.success() && stdout_of(&out).contains(email),
+            "{what}: lookup --local-key {key}: {}{}",
+            stdout_of(&out),
+            stderr_of(&out)
+        );
+    }
+}
+
+/// The move to schema 4, killed between its two steps and at random: run again, the till's
+/// data is in the till store once, nothing lost or duplicated.
+fn migrate_matrix(plan: Plan) {
+    let migrate = |ws: &Workspace| cmd(ws, None, &["-q", "init"]);
+    let reference = schema_3_world();
+    let took = timed_ok(migrate(&reference));
+    assert_moved(&reference, "uninterrupted");
+    let out = ok(cmd(
+        &reference,
+        None,
+        &["--json", "contact", "add", "--email", "after@example.com"],
+    ));
+    assert!(
+        stdout_of(&out).contains("L0600-000003"),
+        "the key sequence goes on: {}",
+        stdout_of(&out)
+    );
+
+    let mut kills = at("migrate.copied", &[1]);
+    let mut rng = fastrand::Rng::with_seed(plan.seed ^ 6);
+    kills.extend(timed(&mut rng, plan.timed_kills, took));
+    let tally = run_trials(kills, plan.parallel, |kill| {
+        let ws = schema_3_world();
+        let ended = run_killed(migrate(&ws), kill);
+        // Either still schema 3 with everything in the replica, or moved completely.
+        if user_version(&ws) == 3 {
+            assert_eq!(
+                till_data(&ws, true),
+                till_data_written(),
+                "{kill}: the replica"
+            );
+        } else {
+            assert_moved(&ws, &format!("{kill}: after the kill"));
+        }
+        ok(migrate(&ws));
+        assert_moved(&ws, &format!("{kill}: after the rerun"));
+        ended
+    });
+    tally.report("migration to the till store", plan.seed);
+}
+
 // ---- the tests -----------------------------------------------------------------------------
 
 #[test]
@@ -1207,6 +1547,16 @@ fn push_local_killed_anywhere_delivers_exactly_once() {
 }
 
 #[test]
+fn purge_killed_anywhere_loses_no_pending_item_and_leaves_no_purged_byte() {
+    purge_matrix(Plan::short());
+}
+
+#[test]
+fn the_move_to_the_till_store_killed_anywhere_moves_everything_once() {
+    migrate_matrix(Plan::short());
+}
+
+#[test]
 #[ignore = "long form: minutes; run with bash bench/crash_matrix.sh"]
 fn crash_matrix_long() {
     let plan = Plan::long();
@@ -1219,6 +1569,8 @@ fn crash_matrix_long() {
     full_xml_matrix(plan);
     api_matrix(plan);
     push_matrix(plan);
+    purge_matrix(plan);
+    migrate_matrix(plan);
 }
 
 #[test]

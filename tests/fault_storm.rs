@@ -465,6 +465,7 @@ fn deadline_overshoot(runs: usize) -> Vec<(String, Duration, i32)> {
         ),
     )
     .expect("config");
+    ws.init();
     let mut lines = String::new();
     for i in 0..300 {
         lines.push_str(&format!(
