@@ -32,8 +32,8 @@ Exit codes:
   69  Engage unavailable (the API, or its SFTP server)
   73  cannot create a file or directory
   74  I/O or database error
-  75  temporary failure, try again later (another run holds the lock, the replica stayed busy
-      past busy_timeout, Engage 429/5xx)
+  75  temporary failure, try again later (another run holds the lock, the replica or the till
+      store stayed busy past busy_timeout, Engage 429/5xx)
   77  permission denied (file system, Engage 401/403, SFTP login or host key refused)
   78  configuration error";
 
@@ -96,10 +96,16 @@ pub struct GlobalArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the replica, or migrate it to this version's schema
+    /// Create the replica and its till store, or migrate them to this version's schema
     ///
-    /// Other commands create the replica on first use as well; `init` lets you choose the mode
-    /// explicitly and check that the database file can be created.
+    /// The sync commands (delta, full, changes, purge) create the replica on first use as
+    /// well; the till commands (contact, receipt) and push-local never do, so a till command
+    /// run in the wrong folder fails instead of registering contacts no push would ever send.
+    /// `init` lets you choose the mode explicitly and check that the files can be created. The
+    /// till store (`<db>.till`) holds what the till writes: contacts registered or changed at
+    /// the till, and the outboxes. A replica made by an earlier engage-sync moves its outboxes
+    /// and till contacts there when it is first opened for writing (crash-safe: run again
+    /// after an interruption).
     #[command(after_help = EXIT_CODES_HELP)]
     Init(InitArgs),
     /// Import Engage contact-export XML files into the replica
@@ -110,13 +116,8 @@ pub enum Command {
     /// content is refused. A malformed file changes nothing, is moved to the quarantine folder,
     /// and stops the run (exit 65) unless --keep-going. The first import into an empty replica
     /// is one transaction that builds the replica's indexes at its end (readers see nothing,
-    /// then every file; contacts registered at the till wait for it: for a large first export
-    /// while tills are in service, use `full --from-xml`, which builds beside the replica and
-    /// holds them off only for its swap). Later imports hold the replica's write lock for at
-    /// most about half of busy_timeout at a time: a transaction ends after the file during
-    /// which that much time has passed, so a till write waiting for the lock gets in before
-    /// its own busy_timeout runs out. --dry-run applies everything in one transaction that it
-    /// rolls back, so it holds till writes off for its whole run.
+    /// then every file). Till commands never wait for an import: they write the till store.
+    /// --dry-run applies everything in one transaction that it rolls back.
     ///
     /// With `[sftp]` in the config file (or --from sftp), new files are first downloaded from
     /// Engage's SFTP server into the inbox, in import order: each to a hidden temporary name,
@@ -136,12 +137,11 @@ pub enum Command {
     ///
     /// The new replica is built in `<db>.d/building.db` beside the current one, which stays in
     /// service: readers never see a half-built replica. When the build is complete, what changed
-    /// in the current replica since the export (later deltas, contacts registered at the till,
-    /// the history) is merged in, and the new replica replaces the old one in one atomic step
-    /// (`<db>` becomes a link to `<db>.d/gen-N.db`; readers of the old one finish undisturbed).
-    /// From the merge until the swap is over it waits for a running push-local and holds
-    /// till writes off (they wait up to busy_timeout, then write into the new replica).
-    /// A build interrupted by a crash or --deadline resumes where it stopped when run again.
+    /// in the current replica since the export (later deltas or changes, the history) is merged
+    /// in, and the new replica replaces the old one in one atomic step (`<db>` becomes a link to
+    /// `<db>.d/gen-N.db`; readers of the old one finish undisturbed). The till's data is in the
+    /// till store (`<db>.till`), which a swap never touches: till writes and push-local go on
+    /// throughout. A build interrupted by a crash or --deadline resumes where it stopped when run again.
     /// A build from XML loads its contacts without indexes and builds them at the end; it is
     /// synced to disk only when complete, so after an OS crash or power loss (a new boot) an
     /// unfinished build starts over.
@@ -155,9 +155,8 @@ pub enum Command {
     /// version rule, turns deletes into tombstones, and advances the cursor only once all of
     /// that is committed, so a crash at any point neither skips nor loses changes. Fetched
     /// contacts are applied in short transactions (at most 500, or what arrived within a
-    /// second): the replica's write lock is never held while Engage is being waited for, so a
-    /// slow Engage never makes a till write wait. The first run starts where the last `full`
-    /// began, or at --since.
+    /// second): the replica's write lock is never held while Engage is being waited for. The
+    /// first run starts where the last `full` began, or at --since.
     #[command(after_help = EXIT_CODES_HELP)]
     Changes(ChangesArgs),
     /// Find a contact in the replica by one key and print the key to tag a purchase with
@@ -181,17 +180,21 @@ pub enum Command {
     ///
     /// Deletes finished run records, quarantine records, delivered, rejected and dropped outbox
     /// items (never pending ones), and archived and quarantined export files older than the
-    /// age, then truncates the database's WAL and reclaims free pages so purged data cannot be
-    /// read back from the files. Only the free pages are moved: the file is not rewritten, so
-    /// till writes hardly wait (a replica created by an earlier engage-sync build is vacuumed
-    /// once, which switches it over). Prints counts only. Takes the writer lock, so it is safe
-    /// to run from cron next to the other commands.
+    /// age, and the till's copies of contacts that Engage's data has overtaken or Engage
+    /// deleted; then truncates the WAL of the replica and of the till store and reclaims their
+    /// free pages, so purged data cannot be read back from the files. Only the free pages are
+    /// moved: the files are not rewritten (a replica created by an earlier engage-sync build is
+    /// vacuumed once, which switches it over). The till store is written in one short
+    /// transaction, so till writes wait milliseconds at most. Prints counts only. Takes the
+    /// writer lock, so it is safe to run from cron next to the other commands.
     #[command(after_help = EXIT_CODES_HELP)]
     Purge(PurgeArgs),
     /// Register or change a contact at the till, queued for push-local
     ///
-    /// Works offline: the replica shows the contact at once (lookup finds it by any of its
-    /// keys) and the change waits in the contact outbox until `push-local` delivers it.
+    /// Works offline: lookup and the `contacts` view show the contact at once (by any of its
+    /// keys) and the change waits in the contact outbox until `push-local` delivers it. Writes
+    /// only the till store (`<db>.till`), never the replica: a sync job holding the replica
+    /// never makes the till wait. The replica must exist (`engage-sync init`).
     #[command(subcommand)]
     Contact(ContactCommand),
     /// Buffer finalized purchases (Engage receipt JSON) for push-local
@@ -207,8 +210,11 @@ pub enum Command {
     /// pending for the next run; items Engage rejects are kept with its reason (see `status`).
     /// Exits 0 when everything was delivered, 65 when Engage rejected items in this run, 75
     /// when items are left for the next run. --dry-run reports per item how it would be sent
-    /// and keyed, from the replica alone (Engage is not contacted); --wait queues behind
-    /// another push-local (pushes take their own lock, not the one of delta and changes).
+    /// and keyed, from the till store and the replica alone (Engage is not contacted); --wait
+    /// queues behind another push-local (pushes take their own lock, not the one of delta and
+    /// changes). A push writes only the till store, in short transactions, and reads the
+    /// replica, so it runs beside any sync job; it also drops the till's copies of contacts
+    /// that Engage's data has overtaken.
     #[command(after_help = EXIT_CODES_HELP)]
     PushLocal(PushLocalArgs),
 }
@@ -224,16 +230,17 @@ pub enum ContactCommand {
     /// the contact type must be one of `[local] contact_types`, and at least one of email,
     /// mobile phone, external id or personal identity number is needed. Each contact gets a
     /// local key (`[local] key_prefix` + a number never reused), printed, and is written to
-    /// the replica at once. A contact whose key is already in the replica is refused with the
-    /// existing contact's keys (exit 65).
+    /// the till store at once (lookup finds it). A contact whose key the replica or the till
+    /// already has is refused with the existing contact's keys (exit 65).
     #[command(after_help = EXIT_CODES_HELP)]
     Add(ContactAddArgs),
     /// Change a contact at the till; only the changed fields are queued for Engage
     ///
     /// Select the contact by one key; give the new values as flags or a JSON object with
     /// --from (`null` clears a field). Fields equal to the stored values are left out, since
-    /// Engage overwrites whatever it is sent. The replica shows the change at once. A change
-    /// to a local contact not yet pushed is merged into its queued create.
+    /// Engage overwrites whatever it is sent. Lookups show the change at once (the till's
+    /// version of the contact wins until Engage's data is newer). A change to a local contact
+    /// not yet pushed is merged into its queued create.
     #[command(after_help = EXIT_CODES_HELP)]
     Update(ContactUpdateArgs),
 }

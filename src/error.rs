@@ -117,9 +117,10 @@ pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
         .chain()
         .any(|cause| cause.downcast_ref::<rusqlite::Error>().is_some_and(is_busy));
     busy.then_some(
-        "the replica stayed busy for longer than busy_timeout (another engage-sync command, or \
-         a program of yours, held its write lock); nothing of this step was written. Run the \
-         command again, or raise busy_timeout in the config file (default 10s)",
+        "the database (named above: the replica, or the till store) stayed busy for longer than \
+         busy_timeout (another engage-sync command, or a program of yours, held its write \
+         lock); nothing of this step was written. Run the command again, or raise busy_timeout \
+         in the config file (default 10s)",
     )
 }
 

@@ -164,3 +164,73 @@ fn lookup_without_a_replica_says_how_to_make_one() {
     );
     assert!(!ws.db().exists(), "a reader never creates the replica");
 }
+
+/// The README gives a POS the exact SQL of the public read interface (version 2): the
+/// statements the binary itself runs, verbatim.
+#[test]
+fn the_readme_shows_the_read_interface_the_binary_uses() {
+    let readme = include_str!("../README.md");
+    assert!(
+        readme.contains(CONTACTS_VIEW.trim_end()),
+        "README \"Reading the replica\" must show src/till_store/contacts_view.sql verbatim"
+    );
+    assert!(readme.contains("## Reading the replica (public interface, version 2)"));
+}
+
+/// A POS that opens the replica read-only, attaches the till store and creates the view as the
+/// README says sees the till's contacts and Engage's, by every key.
+#[test]
+fn a_pos_reading_as_the_readme_says_sees_the_tills_contacts() {
+    let ws = Workspace::new();
+    ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[member(1, "a"), member(2, "a")], &[], &[]),
+    );
+    assert!(ws
+        .cmd()
+        .args(["delta", "inbox"])
+        .output()
+        .expect("runs")
+        .status
+        .success());
+    let out = ws
+        .cmd()
+        .args([
+            "contact",
+            "add",
+            "--email",
+            "pos@example.com",
+            "--member-number",
+            "M77",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let conn = pos_reader(&ws.db());
+    let by = |sql: &str| -> Vec<(Option<String>, Option<String>)> {
+        conn.prepare(sql)
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let local = by("SELECT contact_id, local_key FROM contacts WHERE member_number = 'M77'");
+    assert_eq!(local.len(), 1);
+    assert_eq!(local[0].0, None);
+    let key = local[0].1.clone().expect("a local key");
+    assert_eq!(
+        by(&format!(
+            "SELECT contact_id, local_key FROM contacts WHERE local_key = '{key}'"
+        )),
+        local
+    );
+    assert_eq!(
+        by("SELECT contact_id, local_key FROM contacts WHERE email = 'user2@example.com'"),
+        vec![(Some(guid(2)), None)]
+    );
+    let total: i64 = conn
+        .query_row("SELECT count(*) FROM contacts", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(total, 3);
+}
