@@ -23,3 +23,4 @@ pub mod replica;
 pub mod sftp;
 pub mod till_store;
 pub mod time;
+pub mod writeback;

@@ -570,7 +570,7 @@ fn print_summary(ctx: &Ctx, s: &FullSummary) -> anyhow::Result<()> {
     }
     if let Some(m) = &s.merged_from_previous {
         lines.push(format!(
-            "merged from the previous replica: {} newer, {} added (later or local contacts), {} deleted",
+            "merged from the previous replica: {} newer, {} added (later contacts), {} deleted",
             m.updated, m.inserted, m.deleted
         ));
     }

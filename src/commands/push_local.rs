@@ -58,6 +58,9 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
         "receipts_left": summary.receipts_left,
     });
     run_log.close(store.conn(), &result, &counts)?;
+    if !store.checkpoint()? {
+        tracing::debug!("a reader kept the till store's WAL from being truncated");
+    }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
 }

@@ -91,6 +91,30 @@ pub struct Replica {
     conn: Connection,
     mode: Mode,
     path: PathBuf,
+    /// A writing connection: truncates the WAL when dropped (see [`configure_writer`]).
+    writer: bool,
+    /// While a writer is open, its dirty pages are written out early, so that its commits do
+    /// not hold a till's fsync up for long (`writeback`).
+    _pacer: Option<crate::writeback::Pacer>,
+}
+
+impl Drop for Replica {
+    /// A writer leaves the WAL empty behind it, as SQLite's checkpoint on close did: no page
+    /// images of what the job changed or deleted stay in a WAL file, and the file takes no
+    /// disk space. Unlike that checkpoint, `TRUNCATE` never locks readers out; it waits up to
+    /// a second for readers of old snapshots, and otherwise the next writer or purge finishes.
+    fn drop(&mut self) {
+        if !self.writer {
+            return;
+        }
+        let _ = self.conn.busy_timeout(Duration::from_secs(1));
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA main.wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::debug!(replica = %self.path.display(), "final checkpoint: {e}");
+        }
+    }
 }
 
 impl std::fmt::Debug for Replica {
@@ -160,6 +184,8 @@ impl Replica {
             conn,
             mode: stored,
             path: path.to_path_buf(),
+            writer: true,
+            _pacer: Some(crate::writeback::Pacer::start(path)),
         })
     }
 
@@ -200,6 +226,8 @@ impl Replica {
             conn,
             mode,
             path: path.to_path_buf(),
+            writer: false,
+            _pacer: None,
         })
     }
 
@@ -275,6 +303,16 @@ pub(crate) fn create_private_file(path: &Path) -> anyhow::Result<()> {
 /// cut could lose what was acknowledged.
 pub(crate) fn configure_writer(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
+    // SQLite's checkpoint when the last connection closes takes an EXCLUSIVE lock on the
+    // file, which blocks readers that open meanwhile (a lookup after a large import waited
+    // ~80 ms for it), and costs every till command, which opens and closes the till store
+    // each time, two more fsyncs and an unlink of the WAL. Writers checkpoint instead:
+    // SQLite's automatic checkpoints after commits, and `wal_checkpoint(TRUNCATE)` when a
+    // replica writer is dropped, by `push-local` and by `purge` (none of which blocks readers).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     {
         // A new file reclaims free pages incrementally (`purge`), instead of by a VACUUM that
         // rewrites the whole file while till writes wait. Only possible before the file's

@@ -77,7 +77,6 @@ impl TillStore {
             crate::replica::Replica::open_writer(db, None, Mode::Keys, busy_timeout)?;
         }
         let path = path_for(db);
-        create(db, busy_timeout)?;
         let conn = open_file(&path, busy_timeout)?;
         conn.execute("ATTACH DATABASE ?1 AS replica", [read_only_uri(db)])
             .with_context(|| format!("cannot open the replica {} for reading", db.display()))?;
@@ -100,6 +99,16 @@ impl TillStore {
     /// The connection (till store as `main`, replica as `replica`, the `contacts` view).
     pub fn conn(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// Checkpoints the till store's WAL into its file and truncates it (`push-local` at its
+    /// end: till commands leave the WAL to the writers that are not in a hurry). True when
+    /// complete; a reader of an old snapshot can keep it from completing, harmlessly.
+    pub fn checkpoint(&mut self) -> anyhow::Result<bool> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA main.wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
     }
 
     /// Runs `f` in one IMMEDIATE transaction on the till store, then commits (or, when
