@@ -249,7 +249,7 @@ measure() {
     done < <(head -n 3 "$LOGS/job-$name.out" | cut -c 1-200)
     while IFS= read -r line; do
         note "$name" "$line"
-    done < <(grep -m 3 -E 'held off|WARN|ERROR|error' "$LOGS/job-$name.err" | cut -c 1-200 || true)
+    done < <(grep -m 3 -E 'swapped in|WARN|ERROR|error' "$LOGS/job-$name.err" | cut -c 1-200 || true)
 }
 
 # ---------------------------------------------------------------- fake Engage

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod progress;
 pub mod replica;
 pub mod sftp;
+pub mod sqlite_file;
 pub mod till_store;
 pub mod time;
 pub mod writeback;

@@ -664,9 +664,14 @@ fn replica_state(ws: &Workspace) -> Vec<Rows> {
 /// What a rerun of `full` must leave: the uninterrupted run's state, with one more `full` in
 /// the history when the killed run had already finished everything (killed on its way out).
 fn after_rerun(killed: &[Rows], new_state: &[Rows]) -> Vec<Rows> {
+    after_rerun_of("full", killed, new_state)
+}
+
+/// The same for `command`.
+fn after_rerun_of(command: &str, killed: &[Rows], new_state: &[Rows]) -> Vec<Rows> {
     let mut expected = new_state.to_vec();
     if killed == new_state {
-        expected[3].push(vec![Some("full".into()), Some("ok".into())]);
+        expected[3].push(vec![Some(command.into()), Some("ok".into())]);
     }
     expected
 }
@@ -1283,7 +1288,7 @@ fn purge_matrix(plan: Plan) {
         ok(purge(&ws));
         same(
             &replica_state(&ws),
-            &after_rerun(&now, &new_state),
+            &after_rerun_of("purge", &now, &new_state),
             &format!("{kill}: after the rerun"),
         );
         assert_eq!(

@@ -16,7 +16,7 @@ use crate::outbox::fields::{from_flags, masked};
 use crate::outbox::input::for_each_document;
 use crate::outbox::till::{Added, Till, Updated};
 use crate::outbox::OutboxError;
-use crate::replica::{LookupKey, ReplicaError};
+use crate::replica::{LookupKey, Replica, ReplicaError};
 use crate::till_store::TillStore;
 
 /// How many registered contacts a human summary lists one by one.
@@ -34,7 +34,8 @@ pub fn run(ctx: &Ctx, cmd: &ContactCommand) -> anyhow::Result<ExitCode> {
 /// creates one) and is only read: a sync job holding its write lock cannot make the till wait.
 pub(super) fn open(ctx: &Ctx) -> anyhow::Result<TillStore> {
     let s = &ctx.settings;
-    let store = TillStore::open(&s.db, s.busy_timeout)?;
+    let mode = Replica::ready_for_till(&s.db, s.busy_timeout)?;
+    let store = TillStore::open(&s.db, s.busy_timeout, mode)?;
     if let Some(requested) = s.mode.filter(|m| *m != store.mode()) {
         return Err(ReplicaError::ModeMismatch {
             db: s.db.clone(),

@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         chrono::DateTime::<Utc>::from(cutoff_time).to_rfc3339_opts(SecondsFormat::Millis, true);
     let _lock = lock::acquire(&s.db, "purge", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
-    let mut till = TillStore::open(&s.db, s.busy_timeout)?;
+    let mut till = TillStore::open(&s.db, s.busy_timeout, replica.mode())?;
     let dry_run = args.write.dry_run;
     let run_log = (!dry_run)
         .then(|| RunLog::start(replica.conn(), "purge", &now_rfc3339()))

@@ -166,7 +166,7 @@ pub fn sort_in_files(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Puts back a writer's usual settings after [`sort_in_files`] (outside a transaction).
 pub fn usual_settings(conn: &Connection) -> rusqlite::Result<()> {
-    super::writer_pragmas(conn)
+    crate::sqlite_file::writer_pragmas(conn)
 }
 
 /// Finishes a bulk load inside the caller's transaction: keeps, of every contact loaded more

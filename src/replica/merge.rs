@@ -64,7 +64,7 @@ impl Replica {
             Ok(counts)
         })();
         conn.execute_batch("DETACH DATABASE live")?;
-        super::writer_pragmas(conn)?;
+        crate::sqlite_file::writer_pragmas(conn)?;
         result
     }
 

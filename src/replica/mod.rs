@@ -25,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::config::Mode;
 use crate::error::{Coded, ExitCode};
+use crate::sqlite_file::{configure_writer, create_private_file};
 
 pub use apply::{insert_contact, ApplyOutcome, ContactWriter, Located};
 pub use ledger::{FileLedgerRow, RunLog};
@@ -91,7 +92,7 @@ pub struct Replica {
     conn: Connection,
     mode: Mode,
     path: PathBuf,
-    /// A writing connection: truncates the WAL when dropped (see [`configure_writer`]).
+    /// A writing connection: truncates the WAL when dropped (see `sqlite_file::configure_writer`).
     writer: bool,
     /// While a writer is open, its dirty pages are written out early, so that its commits do
     /// not hold a till's fsync up for long (`writeback`).
@@ -125,13 +126,6 @@ impl std::fmt::Debug for Replica {
             .finish()
     }
 }
-
-/// Page cache of a writing connection (KiB). Imports walk the replica in sorted batches
-/// (`import::sorted`): updates need few pages in cache, new contacts (random inserts into
-/// the e-mail and contact-id indexes) gain from more. Measured on 1,000,000 contacts, a
-/// 32 MiB cache cost an update round 4 % more CPU than 16 MiB and saved an initial import
-/// 15 %; 48 MiB with the update round's batch came within 4 MB of the 100 MB memory budget.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 impl Replica {
     /// Opens (creating and migrating as needed) the replica in service for writing. `mode` is
@@ -167,7 +161,7 @@ impl Replica {
     ) -> anyhow::Result<Replica> {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the replica {}", path.display()))?;
-        configure_writer(&conn, busy_timeout)
+        configure_writer(&conn, busy_timeout, till_of.is_some())
             .with_context(|| format!("cannot configure the replica {}", path.display()))?;
         let stored = schema::migrate(&conn, path, mode.unwrap_or(default_mode), till_of)?;
         if let Some(requested) = mode {
@@ -254,89 +248,28 @@ impl Replica {
     }
 }
 
+impl Replica {
+    /// Makes the replica at `path` ready for a till command and returns its mode: it must
+    /// exist (a till command never creates one), and one of an older schema is migrated first,
+    /// once (its outboxes move to the till store; this waits for the replica's lock that one
+    /// time). The till command then opens the till store with the replica read-only.
+    pub fn ready_for_till(path: &Path, busy_timeout: Duration) -> anyhow::Result<Mode> {
+        if !path.exists() {
+            return Err(ReplicaError::Missing(path.to_path_buf()).into());
+        }
+        if needs_migration(path, busy_timeout)? {
+            Replica::open_writer(path, None, Mode::Keys, busy_timeout)?;
+        }
+        Ok(Replica::open_read_only(path, busy_timeout)?.mode)
+    }
+}
+
 /// Whether the replica at `path` has an older schema than this binary writes (only a writer
 /// migrates it). False when it cannot be read: the opener that follows says why.
-pub fn needs_migration(path: &Path, busy_timeout: Duration) -> anyhow::Result<bool> {
+fn needs_migration(path: &Path, busy_timeout: Duration) -> anyhow::Result<bool> {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return Ok(false);
     };
     conn.busy_timeout(busy_timeout)?;
     Ok(schema::user_version_of(&conn, "main").is_ok_and(|v| v < schema::CURRENT_VERSION))
-}
-
-/// For a connection that has the replica attached as `schema`: its schema must be current;
-/// returns its mode.
-pub fn check_current_schema(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<Mode> {
-    schema::check_current(conn, schema, path)
-}
-
-/// Creates the database file with mode 0600 if it does not exist, so the personal data in it
-/// is never world-readable, not even for the moment before a chmod. SQLite gives the -wal and
-/// -shm files the same permissions.
-pub(crate) fn create_private_file(path: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!("cannot create the folder {} for the replica", dir.display())
-        })?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => {
-            Err(anyhow::Error::new(e)
-                .context(format!("cannot create the replica {}", path.display())))
-        }
-    }
-}
-
-/// A writing connection's settings (the replica's and the till store's). WAL (persistent in
-/// the file) lets readers work during a write. `synchronous=FULL` makes every commit durable
-/// before it returns (one fsync of the WAL): a till is told its contact or receipt is stored,
-/// and an import moves a file to the archive, only after the commit, so with `NORMAL` a power
-/// cut could lose what was acknowledged.
-pub(crate) fn configure_writer(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
-    conn.busy_timeout(busy_timeout)?;
-    // SQLite's checkpoint when the last connection closes takes an EXCLUSIVE lock on the
-    // file, which blocks readers that open meanwhile (a lookup after a large import waited
-    // ~80 ms for it), and costs every till command, which opens and closes the till store
-    // each time, two more fsyncs and an unlink of the WAL. Writers checkpoint instead:
-    // SQLite's automatic checkpoints after commits, and `wal_checkpoint(TRUNCATE)` when a
-    // replica writer is dropped, by `push-local` and by `purge` (none of which blocks readers).
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )?;
-    {
-        // A new file reclaims free pages incrementally (`purge`), instead of by a VACUUM that
-        // rewrites the whole file while till writes wait. Only possible before the file's
-        // first page is written, so before WAL mode is set.
-        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-        if pages == 0 {
-            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
-        }
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(journal_mode = %mode, "the replica could not switch to WAL mode");
-        }
-        // The import's statements (one per combination of changed keys in an update, up to
-        // 32) stay cached across batches.
-        conn.set_prepared_statement_cache_capacity(64);
-        writer_pragmas(conn)?;
-    }
-    Ok(())
-}
-
-/// A writer's settings besides the journal mode (a bulk load changes them for a while).
-fn writer_pragmas(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY; PRAGMA threads = 0;"
-    ))
 }

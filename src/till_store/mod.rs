@@ -28,7 +28,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::config::Mode;
-use crate::replica::ReplicaError;
+use crate::sqlite_file::{configure_writer, create_private_file};
 
 pub use schema::take_over_from_replica;
 
@@ -65,22 +65,15 @@ impl std::fmt::Debug for TillStore {
 }
 
 impl TillStore {
-    /// Opens the till store of the replica at `db` for writing. The replica must exist (a till
-    /// command never creates one: in the wrong folder it would swallow registrations that no
-    /// push ever sends). A replica of an older schema is migrated first, once (its outboxes
-    /// move here).
-    pub fn open(db: &Path, busy_timeout: Duration) -> anyhow::Result<TillStore> {
-        if !db.exists() {
-            return Err(ReplicaError::Missing(db.to_path_buf()).into());
-        }
-        if crate::replica::needs_migration(db, busy_timeout)? {
-            crate::replica::Replica::open_writer(db, None, Mode::Keys, busy_timeout)?;
-        }
+    /// Opens the till store of the replica at `db` for writing, with the replica attached
+    /// read-only. The caller has checked that the replica exists and is current, and gives
+    /// its `mode` (`Replica::ready_for_till`): a till command never creates a replica (in the
+    /// wrong folder it would swallow registrations that no push ever sends).
+    pub fn open(db: &Path, busy_timeout: Duration, mode: Mode) -> anyhow::Result<TillStore> {
         let path = path_for(db);
         let conn = open_file(&path, busy_timeout)?;
         conn.execute("ATTACH DATABASE ?1 AS replica", [read_only_uri(db)])
             .with_context(|| format!("cannot open the replica {} for reading", db.display()))?;
-        let mode = crate::replica::check_current_schema(&conn, "replica", db)?;
         conn.execute_batch(CONTACTS_VIEW)
             .context("cannot create the contacts view")?;
         Ok(TillStore { conn, mode, path })
@@ -154,13 +147,13 @@ pub fn create(db: &Path, busy_timeout: Duration) -> anyhow::Result<()> {
 
 /// Opens (creating with mode 0600) and configures the till store file, and migrates it.
 fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {
-    crate::replica::create_private_file(path)?;
+    create_private_file(path)?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI,
     )
     .with_context(|| format!("cannot open the till store {}", path.display()))?;
-    crate::replica::configure_writer(&conn, busy_timeout)
+    configure_writer(&conn, busy_timeout, true)
         .with_context(|| format!("cannot configure the till store {}", path.display()))?;
     schema::migrate(&conn, path)?;
     Ok(conn)
