@@ -99,6 +99,20 @@ fn start_writeback(_file: &std::fs::File) -> bool {
 mod tests {
     use super::*;
 
+    /// The kernel accepts the request for a database file, and refuses it for what is not a
+    /// regular file (the pacer then lets the handle go and opens the path again later).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn writeback_is_started_for_files_and_refused_for_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("r.db");
+        std::fs::write(&db, vec![1u8; 64 << 10]).expect("write");
+        assert!(start_writeback(&std::fs::File::open(&db).expect("open")));
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+        assert!(!start_writeback(&pipe), "a pipe has no pages to write out");
+    }
+
     #[test]
     fn pacing_a_file_leaves_its_content_alone_and_stops_when_dropped() {
         let dir = tempfile::tempdir().expect("tempdir");
