@@ -12,7 +12,7 @@
 //! Local keys are `<prefix><number>`, the number from `local_key_seq`, which only grows and is
 //! never purged: a key is never handed out twice, even after its contact is gone.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde_json::{Map, Value};
 
 use crate::config::Mode;
@@ -211,22 +211,29 @@ pub fn insert_local(
     version: i64,
 ) -> rusqlite::Result<()> {
     let row = row_for(fields, None, mode, country);
+    let mut values: Vec<&dyn ToSql> = vec![&local_key];
+    values.extend(data_params(&row, &version, &now));
     conn.prepare_cached(queries::INSERT_LOCAL_CONTACT)?
-        .execute(params![
-            local_key,
-            row.member_number,
-            row.email,
-            row.mobile_phone,
-            row.external_id,
-            row.social_security_number,
-            row.contact_type,
-            row.first_name,
-            row.last_name,
-            row.attributes,
-            version,
-            now,
-        ])?;
+        .execute(values.as_slice())?;
     Ok(())
+}
+
+/// A till row's columns after its key(s), in the order the till's statements take them
+/// (`member_number` … `attributes`, `version`, `updated_at`).
+fn data_params<'a>(row: &'a ContactRow, version: &'a i64, now: &'a &str) -> [&'a dyn ToSql; 11] {
+    [
+        &row.member_number,
+        &row.email,
+        &row.mobile_phone,
+        &row.external_id,
+        &row.social_security_number,
+        &row.contact_type,
+        &row.first_name,
+        &row.last_name,
+        &row.attributes,
+        version,
+        now,
+    ]
 }
 
 /// Writes the till's version of a contact with `fields` (all of them, after a change at the
@@ -247,29 +254,17 @@ pub fn rewrite(
         .prepare_cached(queries::CONTACT_VERSION)?
         .query_row(params![stored.contact_id, stored.local_key], |r| r.get(0))?;
     let version = newest.map_or(now_ms, |v| now_ms.max(v + 1));
-    let data = params![
-        row.member_number,
-        row.email,
-        row.mobile_phone,
-        row.external_id,
-        row.social_security_number,
-        row.contact_type,
-        row.first_name,
-        row.last_name,
-        row.attributes,
-        version,
-        now,
-    ];
+    let data = data_params(&row, &version, &now);
     let (sql, key) = match (&stored.contact_id, &stored.local_key) {
         (Some(id), _) => (queries::UPDATE_TILL_CONTACT_BY_ID, id),
         (None, Some(k)) => (queries::UPDATE_TILL_CONTACT_BY_LOCAL_KEY, k),
         (None, None) => return Ok(()),
     };
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![key];
-    values.extend_from_slice(data);
+    let mut values: Vec<&dyn ToSql> = vec![key];
+    values.extend(data);
     if conn.prepare_cached(sql)?.execute(values.as_slice())? == 0 {
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&stored.contact_id, &stored.local_key];
-        values.extend_from_slice(data);
+        let mut values: Vec<&dyn ToSql> = vec![&stored.contact_id, &stored.local_key];
+        values.extend(data);
         conn.prepare_cached(queries::INSERT_TILL_CONTACT)?
             .execute(values.as_slice())?;
     }
