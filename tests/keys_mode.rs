@@ -84,3 +84,71 @@ fn the_database_file_is_private() {
         .expect("pragma");
     assert_eq!(journal, "wal");
 }
+
+/// Keys-only holds for what the till writes too: a contact registered at the till and an
+/// Engage contact changed at the till keep their keys only in the till store's contact rows
+/// and in what readers see (the outbox keeps the fields Engage must be sent until purge).
+#[test]
+fn keys_mode_keeps_no_personal_fields_of_the_tills_contacts() {
+    let ws = Workspace::new();
+    let out = ws
+        .cmd()
+        .args(["init", "--mode", "keys"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[member(1, "a")], &[], &[]),
+    );
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for args in [
+        vec![
+            "contact",
+            "add",
+            "--email",
+            "walkin@example.com",
+            "--first-name",
+            "Zorro",
+        ],
+        vec![
+            "contact",
+            "update",
+            "--contact-id",
+            &guid(1),
+            "--last-name",
+            "Quasimodo",
+        ],
+    ] {
+        let out = ws.cmd().args(&args).output().expect("runs");
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    }
+    let till = ws.till_conn();
+    let rows: Vec<(
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = till
+        .prepare("SELECT email, first_name, last_name, attributes FROM till_contact ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        rows,
+        vec![
+            (Some("walkin@example.com".into()), None, None, None),
+            (Some("user1@example.com".into()), None, None, None),
+        ]
+    );
+    for row in ws.contacts() {
+        assert_eq!(
+            (&row[8], &row[9], &row[10]),
+            (&None, &None, &None),
+            "{row:?}"
+        );
+    }
+}

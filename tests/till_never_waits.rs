@@ -196,20 +196,31 @@ fn assert_found(ws: &Workspace, tag: &str, engage_contact: Option<&str>) {
         .expect("lookup");
     assert_ok(&out, &format!("{tag}: lookup of the till's contact"));
     let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let text = found.to_string();
+    assert_eq!(found["matches"], 1, "{tag}: one contact: {found}");
+    assert_eq!(
+        found["contact"]["last_name"],
+        format!("Changed{tag}"),
+        "{found}"
+    );
+    assert_eq!(found["match_key_type"], "localKey", "{found}");
     assert!(
-        text.contains(&format!("Changed{tag}")) && text.contains("\"T-"),
-        "{tag}: the till's contact as looked up: {text}"
+        found["match_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("T-")),
+        "{tag}: {found}"
     );
     if let Some(id) = engage_contact {
         let out = cmd(ws, &["--json", "lookup", "--contact-id", id])
             .output()
             .expect("lookup");
         assert_ok(&out, &format!("{tag}: lookup of the Engage contact"));
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains(&format!("\"Till{tag}\"")),
-            "{tag}: the Engage contact's change at the till: {text}"
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        // Exactly one row: the till's version, instead of (not beside) Engage's.
+        assert_eq!(found["matches"], 1, "{tag}: {found}");
+        assert_eq!(
+            found["contact"]["first_name"],
+            format!("Till{tag}"),
+            "{tag}: the Engage contact's change at the till: {found}"
         );
     }
 }
