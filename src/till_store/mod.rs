@@ -126,12 +126,20 @@ impl TillStore {
     }
 }
 
-/// Names the till store in a lock error (only another till write, a push-local or a purge
-/// step can hold it, each for milliseconds).
+/// Names the till store in an error of its transaction; a lock error also says who can hold
+/// it (only another till write, a push-local or a purge step, each for milliseconds).
 fn busy_context(e: rusqlite::Error, path: &Path) -> anyhow::Error {
+    let busy = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    let why = if busy {
+        ": another till write, push-local or purge kept it busy longer than busy_timeout"
+    } else {
+        ""
+    };
     anyhow::Error::new(e).context(format!(
-        "cannot write the till store {}: another till write, push-local or purge kept it \
-         busy longer than busy_timeout",
+        "cannot write the till store {}{why}",
         path.display()
     ))
 }
