@@ -85,6 +85,14 @@ fn the_database_file_is_private() {
     assert_eq!(journal, "wal");
 }
 
+/// `email, first_name, last_name, attributes` of a till store contact row.
+type TillRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// Keys-only holds for what the till writes too: a contact registered at the till and an
 /// Engage contact changed at the till keep their keys only in the till store's contact rows
 /// and in what readers see (the outbox keeps the fields Engage must be sent until purge).
@@ -125,12 +133,7 @@ fn keys_mode_keeps_no_personal_fields_of_the_tills_contacts() {
         assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
     }
     let till = ws.till_conn();
-    let rows: Vec<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = till
+    let rows: Vec<TillRow> = till
         .prepare("SELECT email, first_name, last_name, attributes FROM till_contact ORDER BY id")
         .expect("prepare")
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
