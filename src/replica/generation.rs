@@ -47,10 +47,10 @@ impl Layout {
             .unwrap_or_else(|| "engage-sync.db".into())
     }
 
-    /// Flushes the build to disk ahead of the swap. The swap syncs it again, but while till
-    /// writes wait for it (`replica::handover`); flushed here first, that second sync only has
-    /// the merge's pages left (1,000,000 contacts in full mode: till writes held off 2.1 s
-    /// without this).
+    /// Flushes the build to disk ahead of the merge and swap. The swap syncs it again; flushed
+    /// here first, that second sync only has the merge's pages left, so the replica's writer
+    /// lock and the burst of disk writes at the swap stay short (till writes no longer wait
+    /// for the swap, but their own fsync queues behind a large flush on the same disk).
     pub fn flush_build(&self) -> anyhow::Result<()> {
         sync_file(&self.build_path())
     }
