@@ -140,7 +140,7 @@ pub fn find_by(
     rows.collect()
 }
 
-/// The first key of `fields` the replica already has, with the contacts holding it:
+/// The first key of `fields` a contact readers see already has, with those contacts:
 /// (attribute, value, contacts).
 pub fn existing_with_keys(
     conn: &Connection,

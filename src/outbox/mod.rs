@@ -4,8 +4,8 @@
 //!
 //! - [`fields`]: contact fields as given at the till, validated and normalised.
 //! - [`input`]: JSON documents (one object, an array, or one object per line), streamed.
-//! - [`local`]: local contacts in the replica: keys that are never reused, rows the POS sees at
-//!   once, and the link local key → contactId once Engage knows the contact.
+//! - [`local`]: contacts at the till, in the till store: keys that are never reused, rows the
+//!   POS sees at once, and the link local key → contactId once Engage knows the contact.
 //! - [`store`]: the outbox tables: queueing, merging, claiming, recording outcomes, status and
 //!   purge.
 //! - [`receipt`]: receipt validation and the contact a receipt names.
@@ -20,8 +20,9 @@
 //!   `uniqueReceiptId` it has);
 //! - a bulk batch id is stored before its status is polled;
 //! - delivered, rejected and dropped items stay until `purge`;
-//! - the till commands never take the writer lock (checkout must not wait for a sync): they
-//!   write in short SQLite transactions, which the busy timeout serialises with the syncs.
+//! - the till commands never take the writer lock, nor the replica's SQLite lock (checkout
+//!   must not wait for a sync): they write the till store (`till_store`) in short
+//!   transactions, which its busy timeout serialises with `push-local` and `purge` only.
 
 pub mod fields;
 pub mod input;

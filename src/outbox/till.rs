@@ -1,6 +1,7 @@
 //! What the till commands do, inside the caller's transaction: register a contact, change one,
 //! buffer a receipt. The commands only read input and print; everything that must be atomic
-//! (the replica row, the local key, the queued item) happens here in one transaction.
+//! (the till's contact row, the local key, the queued item) happens here in one transaction
+//! on the till store.
 
 use chrono::Utc;
 use rusqlite::Connection;
