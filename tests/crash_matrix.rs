@@ -1474,6 +1474,12 @@ fn assert_moved(ws: &Workspace, what: &str) {
         "{what}: till rows left in the replica"
     );
     assert_eq!(ws.count("SELECT count(*) FROM contacts"), 22, "{what}");
+    assert_found_by_local_keys(ws, what);
+}
+
+/// `lookup` finds both contacts registered at the till by their local keys (on a replica
+/// moved to the till store, and on one of schema 3 not moved yet).
+fn assert_found_by_local_keys(ws: &Workspace, what: &str) {
     for (key, email) in [
         ("L0600-000001", "walkin@example.com"),
         ("L0600-000002", "linked@example.com"),
@@ -1493,6 +1499,9 @@ fn assert_moved(ws: &Workspace, what: &str) {
 fn migrate_matrix(plan: Plan) {
     let migrate = |ws: &Workspace| cmd(ws, None, &["-q", "init"]);
     let reference = schema_3_world();
+    // Before the move, lookups read the older replica as it is.
+    assert_found_by_local_keys(&reference, "schema 3, not moved yet");
+    assert_eq!(user_version(&reference), 3, "a lookup does not migrate");
     let took = timed_ok(migrate(&reference));
     assert_moved(&reference, "uninterrupted");
     let out = ok(cmd(
@@ -1519,6 +1528,7 @@ fn migrate_matrix(plan: Plan) {
                 till_data_written(),
                 "{kill}: the replica"
             );
+            assert_found_by_local_keys(&ws, &format!("{kill}: not moved yet"));
         } else {
             assert_moved(&ws, &format!("{kill}: after the kill"));
         }

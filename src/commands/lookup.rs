@@ -34,7 +34,7 @@ struct LookupOutput<'a> {
 pub fn run(ctx: &Ctx, args: &LookupArgs) -> anyhow::Result<ExitCode> {
     let key = lookup_key(args)?;
     let (column, value) = key.normalized(ctx.settings.default_country)?;
-    let replica = Replica::open_reader(&ctx.settings.db, ctx.settings.busy_timeout)?;
+    let replica = Replica::open_for_lookup(&ctx.settings.db, ctx.settings.busy_timeout)?;
     let contacts = replica.lookup(column, &value)?;
     let mut matches = contacts.iter().filter_map(to_match);
     let best = matches.next();

@@ -193,6 +193,44 @@ impl Replica {
         Ok(replica)
     }
 
+    /// For `lookup`: as [`Replica::open_reader`], and a replica an earlier engage-sync made
+    /// (schema 3, before the till store) is read as it is, through its own stored `contacts`
+    /// view, which still holds the till's contacts: a POS keeps finding members between the
+    /// upgrade of the binary and the first command that migrates the replica.
+    pub fn open_for_lookup(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
+        match Replica::open_reader(path, busy_timeout) {
+            Err(e) if is_schema_before_till_store(&e) => {
+                let replica = Replica::open_before_till_store(path, busy_timeout)?;
+                tracing::info!(
+                    replica = %path.display(),
+                    "the replica is not migrated to this version yet; read as it is (the next \
+                     sync job or `engage-sync init` migrates it)"
+                );
+                Ok(replica)
+            }
+            other => other,
+        }
+    }
+
+    /// A schema-3 replica, read-only, as it is.
+    fn open_before_till_store(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the replica {}", path.display()))?;
+        conn.busy_timeout(busy_timeout)?;
+        conn.execute_batch("PRAGMA query_only = ON;")?;
+        let mode = schema::read_mode_of(&conn, "main", path)?;
+        Ok(Replica {
+            conn,
+            mode,
+            path: path.to_path_buf(),
+            writer: false,
+            _pacer: None,
+        })
+    }
+
     /// The replica alone, read-only, its schema checked.
     fn open_read_only(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
         if !path.exists() {
@@ -264,6 +302,14 @@ impl Replica {
         }
         Ok(Replica::open_read_only(path, busy_timeout)?.mode)
     }
+}
+
+/// Whether `e` says the replica has the schema just before the till store (3).
+fn is_schema_before_till_store(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ReplicaError>(),
+        Some(ReplicaError::OlderSchema { found, .. }) if *found == schema::TILL_STORE_VERSION - 1
+    )
 }
 
 /// Whether the replica at `path` has an older schema than this binary writes (only a writer

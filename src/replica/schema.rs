@@ -17,7 +17,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The migration that moves the till's data into the till store (see [`migrate`]).
-const TILL_STORE_VERSION: i64 = 4;
+pub const TILL_STORE_VERSION: i64 = 4;
 
 /// SQLite `application_id` of a replica ("ESyR"), so that a replica can be told from another
 /// application's database.
@@ -102,7 +102,7 @@ fn read_mode(conn: &Connection, path: &Path) -> anyhow::Result<Mode> {
     read_mode_of(conn, "main", path)
 }
 
-fn read_mode_of(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<Mode> {
+pub fn read_mode_of(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<Mode> {
     let stored: String = conn
         .query_row(
             &format!("SELECT value FROM {schema}.meta WHERE key = 'mode'"),
