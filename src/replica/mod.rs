@@ -214,21 +214,10 @@ impl Replica {
 
     /// A schema-3 replica, read-only, as it is.
     fn open_before_till_store(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open the replica {}", path.display()))?;
-        conn.busy_timeout(busy_timeout)?;
+        let conn = read_only_connection(path, busy_timeout)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
         let mode = schema::read_mode_of(&conn, "main", path)?;
-        Ok(Replica {
-            conn,
-            mode,
-            path: path.to_path_buf(),
-            writer: false,
-            _pacer: None,
-        })
+        Ok(Replica::reading(conn, mode, path))
     }
 
     /// The replica alone, read-only, its schema checked.
@@ -236,15 +225,7 @@ impl Replica {
         if !path.exists() {
             return Err(ReplicaError::Missing(path.to_path_buf()).into());
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .with_context(|| format!("cannot open the replica {}", path.display()))?;
-        conn.busy_timeout(busy_timeout)
-            .with_context(|| format!("cannot configure the replica {}", path.display()))?;
+        let conn = read_only_connection(path, busy_timeout)?;
         let mode = schema::check_current(&conn, "main", path).map_err(|e| {
             if e.downcast_ref::<ReplicaError>().is_some() {
                 e
@@ -256,13 +237,17 @@ impl Replica {
                 ))
             }
         })?;
-        Ok(Replica {
+        Ok(Replica::reading(conn, mode, path))
+    }
+
+    fn reading(conn: Connection, mode: Mode, path: &Path) -> Replica {
+        Replica {
             conn,
             mode,
             path: path.to_path_buf(),
             writer: false,
             _pacer: None,
-        })
+        }
     }
 
     /// The replica's mode.
@@ -302,6 +287,21 @@ impl Replica {
         }
         Ok(Replica::open_read_only(path, busy_timeout)?.mode)
     }
+}
+
+/// A read-only connection to the replica file (URI filenames on, for the till store's
+/// read-only ATTACH).
+fn read_only_connection(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .with_context(|| format!("cannot open the replica {}", path.display()))?;
+    conn.busy_timeout(busy_timeout)
+        .with_context(|| format!("cannot configure the replica {}", path.display()))?;
+    Ok(conn)
 }
 
 /// Whether `e` says the replica has the schema just before the till store (3).
