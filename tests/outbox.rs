@@ -106,6 +106,72 @@ fn an_added_contact_is_found_by_every_key_at_once_and_queued() {
     );
 }
 
+/// A change at the till to a key another contact holds is refused (exit 65, naming the
+/// other contact, nothing queued or changed), whichever kinds the two contacts are: two
+/// Engage contacts, a local one taking an Engage contact's key, two local ones.
+#[test]
+fn a_change_to_a_key_another_contact_holds_is_refused() {
+    let ws = till();
+    ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[member(1, "a"), member(2, "a")], &[], &[]),
+    );
+    assert!(run(&ws, &["delta", "inbox"]).status.success());
+    for email in ["local1@example.com", "local2@example.com"] {
+        assert!(run(&ws, &["contact", "add", "--email", email])
+            .status
+            .success());
+    }
+    let queued = outbox_rows(&ws);
+    let before = ws.contacts();
+    for (selector, value, taken, holder) in [
+        ("--contact-id", guid(1), "user2@example.com", guid(2)),
+        (
+            "--local-key",
+            "L0600-000001".to_string(),
+            "user1@example.com",
+            guid(1),
+        ),
+        (
+            "--local-key",
+            "L0600-000001".to_string(),
+            "local2@example.com",
+            "L0600-000002".to_string(),
+        ),
+    ] {
+        let out = run(
+            &ws,
+            &["contact", "update", selector, &value, "--new-email", taken],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(65),
+            "{value} -> {taken}: {}",
+            stderr_of(&out)
+        );
+        assert!(
+            stderr_of(&out).contains(&holder),
+            "{value} -> {taken}: names {holder}: {}",
+            stderr_of(&out)
+        );
+    }
+    assert_eq!(outbox_rows(&ws), queued, "nothing queued");
+    assert_eq!(ws.contacts(), before, "nothing changed");
+    // A key nobody holds goes through.
+    let out = run(
+        &ws,
+        &[
+            "contact",
+            "update",
+            "--local-key",
+            "L0600-000001",
+            "--new-email",
+            "free@example.com",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 #[test]
 fn a_key_already_in_the_replica_is_refused_with_the_existing_contact() {
     let ws = till();

@@ -217,6 +217,11 @@ fn offline_then_online_everything_is_delivered_exactly_once() {
 
     fake.refuse_connections(false).expect("online");
     let outs = push_until_done(&ws, &fake, 1);
+    // The push leaves the till store's WAL empty: no page images of what it changed stay in
+    // it (till commands do not checkpoint; the push does, at its end).
+    let wal = ws.path().join("replica.db.till-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "{} after push-local", wal.display());
     let summary = json_of(&outs[0]);
     assert_eq!(summary["contacts_created"], 4);
     assert_eq!(summary["receipts_delivered"], 5);
