@@ -714,3 +714,52 @@ fn a_till_write_that_waits_too_long_says_so_and_writes_nothing() {
     let out = run_stdin(&ws, &["receipt", "add", "-"], &body.to_string());
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+/// A change at the till shows even over an export stamped later than the till's clock (the
+/// till's version moves past the stored one), and a contact registered at the till carries no
+/// contact id in its attributes until Engage gives it one.
+#[test]
+fn the_tills_version_wins_over_a_future_dated_export_and_local_contacts_have_no_id() {
+    let ws = till();
+    ws.write_export(
+        "20990101000000_0_c.xml",
+        &export(&[member(5, "future")], &[], &[]),
+    );
+    assert!(run(&ws, &["delta", "inbox"]).status.success());
+    let out = run(
+        &ws,
+        &[
+            "contact",
+            "update",
+            "--contact-id",
+            &guid(5),
+            "--first-name",
+            "Present",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(&ws, &["--json", "lookup", "--contact-id", &guid(5)]);
+    let doc = json_of(&out);
+    assert_eq!(doc["matches"], 1, "{doc}");
+    assert_eq!(doc["contact"]["first_name"], "Present", "{doc}");
+
+    let out = run(
+        &ws,
+        &[
+            "contact",
+            "add",
+            "--email",
+            "new@example.com",
+            "--first-name",
+            "N",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(&ws, &["--json", "lookup", "--email", "new@example.com"]);
+    let doc = json_of(&out);
+    let attributes = doc["contact"]["attributes"]
+        .as_object()
+        .expect("attributes");
+    assert_eq!(attributes.get("firstName"), Some(&json!("N")), "{doc}");
+    assert!(!attributes.contains_key("contactId"), "{doc}");
+}
