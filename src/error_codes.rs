@@ -23,6 +23,7 @@ pub(crate) fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::engage::EngageError,
         crate::outbox::OutboxError,
         crate::sftp::SftpError,
+        crate::till_store::SchemaError,
     );
     None
 }

@@ -234,3 +234,63 @@ fn a_pos_reading_as_the_readme_says_sees_the_tills_contacts() {
         .expect("count");
     assert_eq!(total, 3);
 }
+
+/// A till store removed by hand: lookups of Engage's contacts keep working (the till's
+/// contacts are gone with the file), with a warning that says what is missing.
+#[test]
+fn a_missing_till_store_reads_as_empty_with_a_warning() {
+    let ws = replica_with_one_contact();
+    std::fs::remove_file(ws.till()).expect("remove the till store");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", ws.till().display()));
+    }
+    let out = ws
+        .cmd()
+        .args(["--json", "lookup", "--member-number", "100001"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("the till store is missing"),
+        "{}",
+        stderr_of(&out)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["matches"], 1, "{doc}");
+    // Monitoring is told, with what to do.
+    let out = ws.cmd().arg("status").output().expect("runs");
+    assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("is missing") && stderr_of(&out).contains("engage-sync init"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// A till store of another schema version than this binary's is refused by readers with
+/// exit 78 and what to do (migrate it, or upgrade engage-sync), never read as if it fitted.
+#[test]
+fn a_till_store_of_another_schema_is_refused_by_readers() {
+    let ws = replica_with_one_contact();
+    for (version, says) in [(99, "newer than"), (0, "older than")] {
+        ws.till_conn()
+            .pragma_update(None, "user_version", version)
+            .expect("set the version");
+        let out = ws
+            .cmd()
+            .args(["lookup", "--member-number", "100001"])
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{version}: {}",
+            stderr_of(&out)
+        );
+        assert!(
+            stderr_of(&out).contains(says),
+            "{version}: {}",
+            stderr_of(&out)
+        );
+    }
+}

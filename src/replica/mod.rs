@@ -187,8 +187,17 @@ impl Replica {
     /// migrates. Its till store is attached (read-only, as `till`) and the public `contacts`
     /// view created, so readers see Engage's contacts and the till's as one.
     pub fn open_reader(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
+        Replica::open_reader_with(path, busy_timeout, false)
+    }
+
+    /// [`Replica::open_reader`]; `till_store_missing_ok`: see `till_store::attach_for_reading`.
+    fn open_reader_with(
+        path: &Path,
+        busy_timeout: Duration,
+        till_store_missing_ok: bool,
+    ) -> anyhow::Result<Replica> {
         let replica = Replica::open_read_only(path, busy_timeout)?;
-        crate::till_store::attach_for_reading(&replica.conn, path)?;
+        crate::till_store::attach_for_reading(&replica.conn, path, till_store_missing_ok)?;
         replica.conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(replica)
     }
@@ -198,7 +207,7 @@ impl Replica {
     /// view, which still holds the till's contacts: a POS keeps finding members between the
     /// upgrade of the binary and the first command that migrates the replica.
     pub fn open_for_lookup(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
-        match Replica::open_reader(path, busy_timeout) {
+        match Replica::open_reader_with(path, busy_timeout, true) {
             Err(e) if is_schema_before_till_store(&e) => {
                 let replica = Replica::open_before_till_store(path, busy_timeout)?;
                 tracing::info!(

@@ -30,7 +30,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::config::Mode;
 use crate::sqlite_file::{configure_writer, create_private_file};
 
-pub use schema::take_over_from_replica;
+pub use schema::{take_over_from_replica, SchemaError};
 
 /// The public read interface (README "Reading the replica", version 2): a temporary view
 /// `contacts` over the replica's contacts and the till's. Run on a connection that has both
@@ -167,29 +167,46 @@ fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> 
     Ok(conn)
 }
 
-/// For a reader of the replica (`lookup`, `status`, tests): attaches the till store of the
-/// replica at `db` as `till` (read-only, like the connection) and creates the `contacts` view.
-/// A till store that is missing (removed by hand) reads as empty: lookups of Engage's contacts
-/// keep working, and a warning says what is missing.
-pub fn attach_for_reading(conn: &Connection, db: &Path) -> anyhow::Result<()> {
+/// For a reader of the replica (`lookup`, `status`): attaches the till store of the replica
+/// at `db` as `till` (read-only, like the connection) and creates the `contacts` view.
+///
+/// A till store that is missing (removed by hand) is an error (exit 78) unless `missing_ok`
+/// (`lookup`: a till keeps finding Engage's contacts): then the view reads empty stand-ins
+/// for the till's tables, and a warning says what is missing.
+pub fn attach_for_reading(conn: &Connection, db: &Path, missing_ok: bool) -> anyhow::Result<()> {
     let path = path_for(db);
     if path.exists() {
         conn.execute("ATTACH DATABASE ?1 AS till", [read_only_uri(&path)])
             .with_context(|| format!("cannot open the till store {}", path.display()))?;
         schema::check_current(conn, "till", &path)?;
-    } else {
+    } else if missing_ok {
         tracing::warn!(
             till_store = %path.display(),
             "the till store is missing: contacts registered or changed at the till are not \
              shown; run any sync job or `engage-sync init` to create an empty one"
         );
-        conn.execute("ATTACH DATABASE ':memory:' AS till", [])?;
-        schema::create_in(conn, "till")?;
+        // TEMP tables: a read-only connection may create them, and nothing else is named so.
+        conn.execute_batch(STAND_INS)?;
+    } else {
+        return Err(crate::error::ConfigError(format!(
+            "the till store {} is missing (what the tills registered and bought that was not \
+             pushed yet went with it); run `engage-sync init` to create an empty one",
+            path.display()
+        ))
+        .into());
     }
     conn.execute_batch(CONTACTS_VIEW)
         .context("cannot create the contacts view")?;
     Ok(())
 }
+
+/// Empty stand-ins for the till store's tables that the `contacts` view reads.
+const STAND_INS: &str = "\
+    CREATE TEMP TABLE till_contact (contact_id TEXT, local_key TEXT, member_number TEXT, \
+      email TEXT, mobile_phone TEXT, external_id TEXT, social_security_number TEXT, \
+      contact_type TEXT, first_name TEXT, last_name TEXT, attributes TEXT, version INTEGER, \
+      updated_at TEXT); \
+    CREATE TEMP TABLE local_key_link (local_key TEXT, contact_id TEXT);";
 
 /// A `file:` URI opening `path` read-only (characters that mean something in a URI are
 /// percent-encoded, so any path works).

@@ -61,27 +61,6 @@ pub fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the current schema in an empty attached database `schema` (a stand-in for a
-/// missing till store, for readers).
-pub fn create_in(conn: &Connection, schema: &str) -> anyhow::Result<()> {
-    // The migrations name no schema: run them with `schema` as the only place to create in.
-    for sql in MIGRATIONS {
-        let qualified = qualify_creates(sql, schema);
-        conn.execute_batch(&qualified)?;
-    }
-    Ok(())
-}
-
-/// `CREATE TABLE x` / `CREATE [UNIQUE] INDEX x` → the same in `schema`.
-fn qualify_creates(sql: &str, schema: &str) -> String {
-    sql.replace("CREATE TABLE ", &format!("CREATE TABLE {schema}."))
-        .replace(
-            "CREATE UNIQUE INDEX ",
-            &format!("CREATE UNIQUE INDEX {schema}."),
-        )
-        .replace("CREATE INDEX ", &format!("CREATE INDEX {schema}."))
-}
-
 /// For readers: the attached till store `schema` must be current.
 pub fn check_current(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<()> {
     let found = user_version(conn, schema)?;
@@ -147,32 +126,4 @@ pub fn take_over_from_replica(conn: &Connection, db: &Path) -> anyhow::Result<()
     })?;
     crate::failpoint::hit("migrate.copied");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_store_is_stood_in_for_by_an_empty_one() {
-        let conn = Connection::open_in_memory().expect("db");
-        conn.execute("ATTACH DATABASE ':memory:' AS till", [])
-            .expect("attach");
-        create_in(&conn, "till").expect("schema");
-        let tables: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM till.sqlite_master WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        let main_tables: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM main.sqlite_master WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!((tables, main_tables), (8, 0));
-    }
 }
