@@ -98,8 +98,8 @@ fn purge(
 ) -> anyhow::Result<()> {
     let s = &ctx.settings;
     summary.rows = purge_rows(replica.conn(), cutoff, dry_run)?;
-    // The till store first: its transaction is short, and till writes wait for it at most
-    // that long (they never wait for the replica).
+    // The till store in one short transaction: till writes wait for it at most that long
+    // (they never wait for the replica's).
     summary.outbox = crate::outbox::store::purge(till.conn(), cutoff, dry_run)?;
     summary.rows.runs += summary.outbox.runs;
     if let Some(archive) = &s.archive {

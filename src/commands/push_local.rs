@@ -45,8 +45,11 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     let result = result.and_then(|()| verdict(&summary));
     // The till's rows of contacts the replica has overtaken (or Engage deleted) are no longer
     // seen by anyone: drop them, so no personal data is kept twice.
-    let pruned = store.write(true, |tx| Ok(local::prune_overtaken(tx, true)?))?;
-    tracing::debug!(pruned, "till rows overtaken by the replica removed");
+    // Best effort: the next push or purge does it if this one cannot.
+    match store.write(true, |tx| Ok(local::prune_overtaken(tx, true)?)) {
+        Ok(pruned) => tracing::debug!(pruned, "till rows overtaken by the replica removed"),
+        Err(e) => tracing::warn!("cannot remove the till rows the replica overtook: {e:#}"),
+    }
     let counts = serde_json::json!({
         "contacts_created": summary.contacts_created,
         "contacts_linked_existing": summary.contacts_linked_existing,
@@ -58,8 +61,10 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
         "receipts_left": summary.receipts_left,
     });
     run_log.close(store.conn(), &result, &counts)?;
-    if !store.checkpoint()? {
-        tracing::debug!("a reader kept the till store's WAL from being truncated");
+    match store.checkpoint() {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!("a reader kept the till store's WAL from being truncated"),
+        Err(e) => tracing::warn!("cannot truncate the till store's WAL: {e:#}"),
     }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
