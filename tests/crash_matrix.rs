@@ -1231,29 +1231,6 @@ fn purge_world(per_file: u32) -> Workspace {
     ws
 }
 
-/// Whether any file under the workspace holds `needle`.
-fn in_any_file(ws: &Workspace, needle: &str) -> Option<String> {
-    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(ws.path(), &mut files);
-    files.into_iter().find_map(|f| {
-        let bytes = std::fs::read(&f).ok()?;
-        bytes
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-            .then(|| f.display().to_string())
-    })
-}
-
 /// `purge` killed inside its replica transaction and at random: the rerun ends where an
 /// uninterrupted purge ends, the pending receipts are never lost, and the purged ones are in
 /// no file.
@@ -1267,7 +1244,7 @@ fn purge_matrix(plan: Plan) {
         "SELECT unique_receipt_id FROM receipt_outbox WHERE state = 'pending' ORDER BY id",
     )];
     assert_eq!(pending[0].len(), 5);
-    assert_eq!(in_any_file(&reference, "Quokka-"), None, "uninterrupted");
+    assert!(holding(&reference, "Quokka-").is_empty(), "uninterrupted");
 
     let mut kills = at("purge.rows_deleted", &[1]);
     let mut rng = fastrand::Rng::with_seed(plan.seed ^ 5);
@@ -1291,11 +1268,8 @@ fn purge_matrix(plan: Plan) {
             &after_rerun_of("purge", &now, &new_state),
             &format!("{kill}: after the rerun"),
         );
-        assert_eq!(
-            in_any_file(&ws, "Quokka-"),
-            None,
-            "{kill}: purged receipts left"
-        );
+        let left = holding(&ws, "Quokka-");
+        assert!(left.is_empty(), "{kill}: purged receipts left in {left:?}");
         ended
     });
     tally.report("purge", plan.seed);

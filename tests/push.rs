@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -654,30 +653,6 @@ const SECRETS: [&str; 4] = [
     "+46701112233",
     "Xylophone",
 ];
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read_dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn holding(ws: &Workspace, secret: &str) -> Vec<String> {
-    files_under(ws.path())
-        .into_iter()
-        .filter(|p| {
-            let bytes = std::fs::read(p).expect("read");
-            bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
-        })
-        .map(|p| p.display().to_string())
-        .collect()
-}
 
 #[test]
 fn purged_outbox_rows_leave_no_personal_data_in_the_database_files() {

@@ -288,13 +288,13 @@ impl Replica {
     /// once (its outboxes move to the till store; this waits for the replica's lock that one
     /// time). The till command then opens the till store with the replica read-only.
     pub fn ready_for_till(path: &Path, busy_timeout: Duration) -> anyhow::Result<Mode> {
-        if !path.exists() {
-            return Err(ReplicaError::Missing(path.to_path_buf()).into());
+        match Replica::open_read_only(path, busy_timeout) {
+            Err(e) if is_older_schema(&e) => {
+                Replica::open_writer(path, None, Mode::Keys, busy_timeout)?;
+                Ok(Replica::open_read_only(path, busy_timeout)?.mode)
+            }
+            opened => Ok(opened?.mode),
         }
-        if needs_migration(path, busy_timeout)? {
-            Replica::open_writer(path, None, Mode::Keys, busy_timeout)?;
-        }
-        Ok(Replica::open_read_only(path, busy_timeout)?.mode)
     }
 }
 
@@ -321,12 +321,11 @@ fn is_schema_before_till_store(e: &anyhow::Error) -> bool {
     )
 }
 
-/// Whether the replica at `path` has an older schema than this binary writes (only a writer
-/// migrates it). False when it cannot be read: the opener that follows says why.
-fn needs_migration(path: &Path, busy_timeout: Duration) -> anyhow::Result<bool> {
-    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
-        return Ok(false);
-    };
-    conn.busy_timeout(busy_timeout)?;
-    Ok(schema::user_version_of(&conn, "main").is_ok_and(|v| v < schema::CURRENT_VERSION))
+/// Whether `e` says the replica has an older schema than this binary writes (a writer
+/// migrates it).
+fn is_older_schema(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ReplicaError>(),
+        Some(ReplicaError::OlderSchema { .. })
+    )
 }

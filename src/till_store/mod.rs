@@ -84,11 +84,6 @@ impl TillStore {
         self.mode
     }
 
-    /// The till store's file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The connection (till store as `main`, replica as `replica`, the `contacts` view).
     pub fn conn(&mut self) -> &mut Connection {
         &mut self.conn

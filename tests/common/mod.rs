@@ -171,6 +171,32 @@ fn with_till(conn: Connection, db: &Path) -> Connection {
     conn
 }
 
+/// Every file under `dir`, in every subfolder.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The files under the workspace whose bytes hold `secret`.
+pub fn holding(ws: &Workspace, secret: &str) -> Vec<String> {
+    files_under(ws.path())
+        .into_iter()
+        .filter(|p| {
+            let bytes = std::fs::read(p).expect("read");
+            bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+        })
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 /// A deterministic contact GUID.
 pub fn guid(n: u32) -> String {
     format!("6f1c2e4a-3b1d-4c8e-9a0b-{n:012x}")
