@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
-use crate::normalize::{calling_code, Country};
+use crate::normalize::Country;
 
 /// The config file used when neither `--config` nor `ENGAGE_SYNC_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "engage-sync.toml";
@@ -295,10 +295,10 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
         .clone()
         .or_else(|| file.default_country.clone())
         .unwrap_or_else(|| "SE".to_string());
-    let default_country = calling_code(&country_name).ok_or_else(|| {
+    let default_country = Country::from_iso(&country_name).ok_or_else(|| {
         ConfigError(format!(
-            "default_country {country_name:?} is not a country engage-sync knows; use an ISO \
-             code such as SE, NO, DK, FI, DE, GB"
+            "default_country {country_name:?} is not a country with a numbering plan in \
+             libphonenumber; use a two-letter ISO 3166 code such as SE, NO, DK, FI, DE, HU, CZ"
         ))
     })?;
     let db_dir = db
@@ -467,7 +467,7 @@ mod tests {
             s.quarantine,
             PathBuf::from("/etc/engage-sync/data/quarantine")
         );
-        assert_eq!(s.default_country.iso, "NO");
+        assert_eq!(s.default_country.iso(), "NO");
         let over = Overrides {
             db: Some(PathBuf::from("x.db")),
             default_country: Some("se".into()),
@@ -475,7 +475,7 @@ mod tests {
         };
         let s = resolve(&file, base, &over).expect("resolves");
         assert_eq!(s.db, PathBuf::from("x.db"));
-        assert_eq!(s.default_country.iso, "SE");
+        assert_eq!(s.default_country.iso(), "SE");
     }
 
     #[test]

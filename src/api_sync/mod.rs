@@ -40,6 +40,8 @@ pub struct ApplyCounts {
     pub stale: u64,
     /// Fetches that failed (the run reports the first and does not advance its cursor).
     pub failed: u64,
+    /// Mobile numbers kept as Engage sent them (not readable as phone numbers).
+    pub phones_as_sent: u64,
 }
 
 impl ApplyCounts {
@@ -51,6 +53,7 @@ impl ApplyCounts {
         self.deleted += other.deleted;
         self.stale += other.stale;
         self.failed += other.failed;
+        self.phones_as_sent += other.phones_as_sent;
     }
 
     /// Counts one outcome.
@@ -128,7 +131,13 @@ pub fn fetch_and_apply(
     let fetch = client.get_contacts(ids, |id, result| {
         let version = Utc::now().timestamp_millis();
         let row = match result {
-            Ok(found) => found.map(|contact| row_from_api(contact, shape)),
+            Ok(found) => {
+                let row = found.map(|contact| row_from_api(contact, shape));
+                if row.as_ref().is_some_and(|r| r.phone_as_sent) {
+                    counts.phones_as_sent += 1;
+                }
+                row
+            }
             Err(e) => {
                 counts.failed += 1;
                 tracing::warn!("fetching contact {id} failed: {e}");

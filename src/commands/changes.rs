@@ -215,5 +215,11 @@ fn print_summary(ctx: &Ctx, s: &ChangesSummary) -> anyhow::Result<()> {
         if s.cursor_advanced { "advanced" } else { "unchanged" },
         s.elapsed_seconds
     ));
+    if c.phones_as_sent > 0 {
+        lines.push(format!(
+            "mobile numbers kept as Engage sent them (not readable as phone numbers): {}",
+            c.phones_as_sent
+        ));
+    }
     print_lines(lines)
 }

@@ -35,6 +35,8 @@ struct DeltaSummary {
     updated: u64,
     deleted: u64,
     stale: u64,
+    /// Mobile numbers kept as Engage sent them (not readable as phone numbers).
+    phones_as_sent: u64,
     elapsed_seconds: f64,
     contacts_per_second: f64,
     warnings: Vec<String>,
@@ -344,6 +346,7 @@ fn add_report(summary: &mut DeltaSummary, report: &FileReport) {
     summary.updated += l.updated;
     summary.deleted += l.deleted;
     summary.stale += l.stale;
+    summary.phones_as_sent += l.phones_as_sent;
 }
 
 /// Files (and `*.xml` files in folders) to import; the configured inbox when none are given.
@@ -489,6 +492,12 @@ fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
         s.elapsed_seconds,
         s.contacts_per_second
     ));
+    if s.phones_as_sent > 0 {
+        lines.push(format!(
+            "mobile numbers kept as Engage sent them (not readable as phone numbers): {}",
+            s.phones_as_sent
+        ));
+    }
     print_lines(lines)
 }
 

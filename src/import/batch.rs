@@ -266,6 +266,7 @@ impl Importer {
         ledger.size = read.size;
         ledger.sha256 = read.sha256;
         ledger.members = read.members;
+        ledger.phones_as_sent = read.phones_as_sent;
         Ok(read.members)
     }
 

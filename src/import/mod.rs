@@ -238,6 +238,10 @@ fn receive(
                 progress.inc_bytes(bytes);
                 progress.inc_contacts(changes.len() as u64);
                 ledger.members += changes.len() as u64;
+                ledger.phones_as_sent += changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::Upsert(row) if row.phone_as_sent))
+                    .count() as u64;
                 sink.batch.extend(changes, sink.version, sink.file);
                 if sink.batch.is_full() {
                     (sink.flush)(sink.batch)?;

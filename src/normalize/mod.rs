@@ -1,9 +1,14 @@
-//! Normalisation of lookup keys (SPEC §3). Import and lookup use the same functions, so a key
-//! written one way at the till finds the contact stored from Engage another way.
+//! Normalisation of lookup keys (SPEC §3). Import, API pulls, lookup, the till and receipts'
+//! match keys use the same functions, so a key written one way at the till finds the contact
+//! stored from Engage another way: the same person is always the same key.
 
+mod email;
 mod phone;
+mod text;
 
-pub use phone::{calling_code, normalize_phone, Country};
+pub use email::{normalize_email, till_email, EmailError};
+pub use phone::{phone_key, till_mobile, Country, PhoneError};
+pub use text::strip_format;
 
 /// Contact ids are GUIDs compared case-insensitively: stored lower-case, without braces.
 /// Returns `None` when the value is not a GUID (8-4-4-4-12 hex digits).
@@ -46,35 +51,12 @@ fn guid(raw: &str) -> Option<&str> {
     Some(inner)
 }
 
-/// E-mail addresses are trimmed and lower-cased (Engage matches them case-insensitively).
-/// An empty value means "no e-mail".
-pub fn normalize_email(raw: &str) -> Option<String> {
-    let t = raw.trim();
-    if t.is_empty() {
-        None
-    } else {
-        Some(t.to_lowercase())
-    }
-}
-
-/// A plausibility check for an e-mail typed at the till: one `@`, something before it, a dot in
-/// the domain, no spaces. Engage validates for real; this only catches typos early.
-pub fn looks_like_email(normalized: &str) -> bool {
-    let Some((local, domain)) = normalized.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !normalized.chars().any(char::is_whitespace)
-}
-
 /// Other keys (member number, external id, personal identity number) are compared as written,
-/// trimmed; an empty value means "no key".
+/// trimmed and without format characters (an invisible bidi mark copied along would make a
+/// second key no one can type); an empty value means "no key".
 pub fn normalize_plain(raw: &str) -> Option<String> {
-    let t = raw.trim();
+    let t = strip_format(raw);
+    let t = t.trim();
     if t.is_empty() {
         None
     } else {
@@ -111,15 +93,11 @@ mod tests {
     }
 
     #[test]
-    fn emails_are_trimmed_and_lower_cased() {
+    fn plain_keys_lose_format_characters_and_spaces_around() {
         assert_eq!(
-            normalize_email("  Anna.Ek@Example.COM ").as_deref(),
-            Some("anna.ek@example.com")
+            normalize_plain(" \u{202A}M-1001\u{202C} ").as_deref(),
+            Some("M-1001")
         );
-        assert_eq!(normalize_email("   "), None);
-        assert!(looks_like_email("a@b.se"));
-        assert!(!looks_like_email("a@b"));
-        assert!(!looks_like_email("@b.se"));
-        assert!(!looks_like_email("a b@c.se"));
+        assert_eq!(normalize_plain("\u{200B}"), None);
     }
 }

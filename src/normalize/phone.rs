@@ -1,163 +1,328 @@
-//! Mobile numbers to E.164 (`+46701234567`).
+//! Mobile numbers to E.164 (`+46701234567`), read with libphonenumber's numbering plans for
+//! every region (the `rlibphonenumber` crate, a port of Google's library that tracks its
+//! metadata releases).
 //!
-//! Engage requires a country code on `mobilePhone`, so exported numbers are usually E.164
-//! already; the national forms come from tills (`070-123 45 67`). A full libphonenumber port
-//! would validate number ranges too, but costs microseconds per number on the import hot path;
-//! this table-driven normaliser handles the formats seen in practice: `+CC…`, `00CC…`,
-//! `+CC (0)…`, and national numbers with or without the country's trunk prefix.
+//! Two entry points share one reading of a number, so the same person always gets the same key:
+//! - [`phone_key`] for data that already exists: export files and API pulls (Engage accepted
+//!   them), lookups and receipts' match keys. A valid number becomes E.164; a number written
+//!   with `+` or an international prefix that the plan does not know keeps its digits; anything
+//!   else is an error, and the importer then keeps the value as Engage sent it.
+//! - [`till_mobile`] for numbers typed at the till: only a valid mobile number is accepted.
+//!
+//! Reading rules, in order: format characters (bidi marks, zero-width spaces) are dropped and
+//! digits of other scripts read as ASCII; only digits, spaces, `- . / ( )` and one leading `+`
+//! may remain (letters are refused, never read as a keypad word); a `+` or the default
+//! country's international prefix (`00`) makes the number international, and a trunk prefix
+//! after the country code (`+46 (0)70…`, `+46 070…`) is dropped where the plan says it is not
+//! dialled; digits without either are read as a national number of the default country *and*
+//! as digits that start with a country code (`46701234567`, as Engage's integration guide
+//! writes match keys): the valid reading wins, and if both are valid and differ the number is
+//! ambiguous and refused.
 
-/// A default country for national-format numbers: its calling code and trunk prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use std::str::FromStr;
+
+use rlibphonenumber::enums::{PhoneNumberType, Region};
+use rlibphonenumber::{PhoneNumber, PhoneNumberFormat, PHONE_NUMBER_UTIL};
+
+use super::text::{ascii_digit, is_format_char};
+use crate::mask;
+
+/// The default country for national-format numbers.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Country {
-    /// ISO 3166-1 alpha-2 code, upper case.
-    pub iso: &'static str,
-    /// The international calling code, digits only.
-    pub calling_code: &'static str,
-    /// The national trunk prefix dropped when adding the calling code ("" where none).
-    pub trunk_prefix: &'static str,
+    region: Region,
 }
 
-/// Countries engage-sync knows as a default country. Extend the table when a market needs it.
-const COUNTRIES: &[Country] = &[
-    c("SE", "46", "0"),
-    c("NO", "47", ""),
-    c("DK", "45", ""),
-    c("FI", "358", "0"),
-    c("IS", "354", ""),
-    c("EE", "372", ""),
-    c("LV", "371", ""),
-    c("LT", "370", "8"),
-    c("PL", "48", ""),
-    c("DE", "49", "0"),
-    c("AT", "43", "0"),
-    c("CH", "41", "0"),
-    c("NL", "31", "0"),
-    c("BE", "32", "0"),
-    c("LU", "352", ""),
-    c("FR", "33", "0"),
-    c("GB", "44", "0"),
-    c("IE", "353", "0"),
-    c("ES", "34", ""),
-    c("PT", "351", ""),
-    c("IT", "39", ""),
-    c("US", "1", "1"),
-    c("CA", "1", "1"),
+impl Country {
+    /// The country of an ISO 3166-1 alpha-2 code (any case) that libphonenumber has a
+    /// numbering plan for.
+    pub fn from_iso(iso: &str) -> Option<Country> {
+        let code = iso.trim().to_ascii_uppercase();
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let region = Region::from_str(&code).ok()?;
+        PHONE_NUMBER_UTIL.get_country_code_for_region(region)?;
+        Some(Country { region })
+    }
+
+    /// The ISO code, upper case.
+    pub fn iso(&self) -> String {
+        self.region.as_region_str().to_string()
+    }
+}
+
+impl std::fmt::Debug for Country {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.iso())
+    }
+}
+
+/// Why a value is not a phone number engage-sync can use. The messages never contain the
+/// number itself: callers show it masked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// Nothing but spaces or format characters.
+    #[error("is empty")]
+    Empty,
+    /// A character that is not part of a phone number.
+    #[error(
+        "contains {0:?}, which is not part of a phone number (only digits, spaces, - . / ( ) \
+         and one leading + are)"
+    )]
+    BadChar(char),
+    /// Not a number libphonenumber can read at all (too short, too long, unknown country code).
+    #[error("cannot be read as a phone number ({0})")]
+    Unreadable(&'static str),
+    /// Read, but not a valid number in its country's numbering plan.
+    #[error(
+        "is not a valid phone number in {region} (wrong length or range): check the digits, or \
+         write it with + and the country code"
+    )]
+    Invalid {
+        /// The country it was read as (ISO code or `+CC`).
+        region: String,
+    },
+    /// Valid, but not a mobile number (a landline, toll-free or premium-rate number, say).
+    #[error("is a {kind} number in {region}, not a mobile number")]
+    NotMobile {
+        /// The kind libphonenumber gives it.
+        kind: &'static str,
+        /// The country.
+        region: String,
+    },
+    /// Valid both as a national number of the default country and as an international number.
+    #[error(
+        "can be read two ways, as {national} (a national number of {iso}) or as \
+         {international}: write it with + and the country code"
+    )]
+    Ambiguous {
+        /// The national reading, masked.
+        national: String,
+        /// The international reading, masked.
+        international: String,
+        /// The default country.
+        iso: String,
+    },
+}
+
+/// The key of a phone number that already exists (export files, API pulls, lookups, match
+/// keys): E.164 for a valid number, the digits of an international number the plan does not
+/// know, or an error. The same input always gives the same key.
+pub fn phone_key(raw: &str, default: Country) -> Result<String, PhoneError> {
+    if let Some(e164) = fast_e164(raw) {
+        return Ok(e164.to_string());
+    }
+    let cleaned = clean(raw)?;
+    if let Some(e164) = fast_e164(&cleaned) {
+        return Ok(e164.to_string());
+    }
+    let reading = read(&cleaned, default)?;
+    if reading.valid {
+        return Ok(reading.e164);
+    }
+    if reading.international {
+        return plausible_length(reading.e164);
+    }
+    Err(PhoneError::Invalid {
+        region: reading.region,
+    })
+}
+
+/// A mobile number typed at the till: E.164 of a valid mobile number (or a number of a country
+/// whose plan cannot tell mobile from fixed line, as in North America), else what is wrong.
+pub fn till_mobile(raw: &str, default: Country) -> Result<String, PhoneError> {
+    let reading = read(&clean(raw)?, default)?;
+    if !reading.valid {
+        return Err(PhoneError::Invalid {
+            region: reading.region,
+        });
+    }
+    match reading.kind {
+        PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile => Ok(reading.e164),
+        kind => Err(PhoneError::NotMobile {
+            kind: kind_name(kind),
+            region: reading.region,
+        }),
+    }
+}
+
+/// One reading of a number.
+struct Reading {
+    e164: String,
+    valid: bool,
+    kind: PhoneNumberType,
+    /// Written with `+` or an international prefix (or read as starting with a country code).
+    international: bool,
+    /// The ISO code of the number's country, or `+CC` when the plan names none.
+    region: String,
+}
+
+impl Reading {
+    fn of(number: &PhoneNumber, international: bool) -> Reading {
+        let region = match number.get_region_code() {
+            Some(r) => r.as_region_str().to_string(),
+            None => format!("+{}", number.country_code),
+        };
+        let valid = number.is_valid();
+        Reading {
+            e164: number.format_as(PhoneNumberFormat::E164).into_owned(),
+            valid,
+            kind: if valid {
+                number.get_type()
+            } else {
+                PhoneNumberType::Unknown
+            },
+            international,
+            region,
+        }
+    }
+}
+
+/// Reads a cleaned number (see [`clean`]) as the module documentation says.
+fn read(cleaned: &str, default: Country) -> Result<Reading, PhoneError> {
+    let national = PHONE_NUMBER_UTIL
+        .parse(cleaned, Some(default.region))
+        .map_err(unreadable);
+    if cleaned.starts_with('+') {
+        return national.map(|n| Reading::of(&n, true));
+    }
+    let default_code = PHONE_NUMBER_UTIL.get_country_code_for_region(default.region);
+    let national = national.map(|n| {
+        // A different country code means the digits began with an international prefix.
+        let international = Some(n.country_code) != default_code;
+        Reading::of(&n, international)
+    });
+    if matches!(&national, Ok(r) if r.international) {
+        return national;
+    }
+    let international = PHONE_NUMBER_UTIL
+        .parse(format!("+{cleaned}"), None)
+        .ok()
+        .map(|n| Reading::of(&n, true))
+        .filter(|r| r.valid);
+    match (national, international) {
+        (Ok(n), Some(i)) if n.valid && n.e164 != i.e164 => Err(PhoneError::Ambiguous {
+            national: mask::phone(&n.e164),
+            international: mask::phone(&i.e164),
+            iso: default.iso(),
+        }),
+        (Ok(n), _) if n.valid => Ok(n),
+        (_, Some(i)) => Ok(i),
+        (national, None) => national,
+    }
+}
+
+/// The number's digits as ASCII, with a leading `+` if it had one; separators and format
+/// characters dropped. Refuses anything else, so that letters are never read as a keypad word
+/// (`+46 70 123 45 67 abc` is not `+46701234567222`) and an extension never slips in.
+fn clean(raw: &str) -> Result<String, PhoneError> {
+    let mut out = String::with_capacity(raw.len() + 1);
+    let mut plus = false;
+    for c in raw.chars() {
+        if let Some(d) = ascii_digit(c) {
+            out.push(d);
+            continue;
+        }
+        match c {
+            '+' | '\u{FF0B}' if out.is_empty() && !plus => {
+                plus = true;
+                out.push('+');
+            }
+            '-' | '.' | '/' | '(' | ')' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' => {}
+            c if c.is_whitespace() || is_format_char(c) => {}
+            c => return Err(PhoneError::BadChar(c)),
+        }
+    }
+    match out.trim_start_matches('+') {
+        "" if plus => Err(PhoneError::Unreadable("no digits")),
+        "" => Err(PhoneError::Empty),
+        _ => Ok(out),
+    }
+}
+
+/// An international number the plan does not know is kept only when it has the length of one
+/// (E.164: 7 to 15 digits with the country code).
+fn plausible_length(e164: String) -> Result<String, PhoneError> {
+    match e164.len() - 1 {
+        0..=6 => Err(PhoneError::Unreadable("too few digits")),
+        7..=15 => Ok(e164),
+        _ => Err(PhoneError::Unreadable("more than 15 digits")),
+    }
+}
+
+fn unreadable(e: rlibphonenumber::ParseError) -> PhoneError {
+    use rlibphonenumber::ParseError as P;
+    PhoneError::Unreadable(match e {
+        P::InvalidCountryCode => "unknown country code",
+        P::NotANumber(_) => "not a number",
+        P::TooShortAfterIdd | P::TooShortNsn => "too few digits",
+        P::TooLongNsn => "too many digits",
+    })
+}
+
+fn kind_name(kind: PhoneNumberType) -> &'static str {
+    match kind {
+        PhoneNumberType::FixedLine => "landline",
+        PhoneNumberType::Mobile => "mobile",
+        PhoneNumberType::FixedLineOrMobile => "landline or mobile",
+        PhoneNumberType::TollFree => "toll-free",
+        PhoneNumberType::PremiumRate => "premium-rate",
+        PhoneNumberType::SharedCost => "shared-cost",
+        PhoneNumberType::VoIP => "VoIP",
+        PhoneNumberType::PersonalNumber => "personal",
+        PhoneNumberType::Pager => "pager",
+        PhoneNumberType::UAN => "company (UAN)",
+        PhoneNumberType::VoiceMail => "voicemail",
+        PhoneNumberType::Unknown => "unknown",
+    }
+}
+
+/// The country calling codes libphonenumber knows (a test checks this list against it). They
+/// are prefix-free, so the first 1, 2 or 3 digits of an E.164 number name exactly one.
+const CALLING_CODES: [u16; 215] = [
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
+    55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
+    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+    235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253,
+    254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298,
+    299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377,
+    378, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502, 503, 504, 505, 506,
+    507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674, 675, 676,
+    677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808, 850, 852,
+    853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965, 966, 967,
+    968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 992, 993, 994, 995, 996, 998,
 ];
 
-const fn c(iso: &'static str, calling_code: &'static str, trunk_prefix: &'static str) -> Country {
-    Country {
-        iso,
-        calling_code,
-        trunk_prefix,
-    }
-}
+/// Calling codes whose plans rewrite the digits after the country code in ways a byte check
+/// cannot see (a national prefix other than 0, or carrier and mobile tokens, as in North
+/// America, Argentina, Brazil, Colombia, the Marshall Islands, the United Kingdom): numbers of these always
+/// take libphonenumber's full parse. The test `fast_path_agrees_with_libphonenumber` finds any
+/// code missing here.
+const REWRITING_CODES: [u16; 22] = [
+    1, 7, 44, 54, 55, 57, 61, 81, 82, 86, 241, 261, 298, 352, 370, 375, 378, 423, 506, 591, 672,
+    692,
+];
 
-/// The country for an ISO alpha-2 code (any case), if engage-sync knows it.
-pub fn calling_code(iso: &str) -> Option<Country> {
-    COUNTRIES
-        .iter()
-        .copied()
-        .find(|c| c.iso.eq_ignore_ascii_case(iso.trim()))
-}
-
-/// Normalises a phone number to E.164 with `default` for national formats.
-/// Returns `None` for an empty value or one that cannot be a phone number (letters, too few or
-/// too many digits).
-pub fn normalize_phone(raw: &str, default: Country) -> Option<String> {
-    let raw = raw.trim();
-    // Fast path: already E.164, as Engage exports it.
-    if let Some(rest) = raw.strip_prefix('+') {
-        if (7..=15).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_digit()) {
-            return Some(raw.to_string());
-        }
+/// The fast path for what export files hold: `+` and 7 to 15 ASCII digits of a known country
+/// code, whose next digit is not 0 or 8 (a trunk prefix some plans drop). libphonenumber would
+/// return such a number unchanged; skipping it keeps its metadata (about 8 ms to load) off
+/// imports and lookups, and a parse off every contact.
+fn fast_e164(raw: &str) -> Option<&str> {
+    let digits = raw.strip_prefix('+')?.as_bytes();
+    if !(7..=15).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    let (international, digits) = split_digits(raw)?;
-    let e164 = if international {
-        digits
-    } else if let Some(rest) = digits.strip_prefix("00") {
-        rest.to_string()
-    } else {
-        let national = digits
-            .strip_prefix(default.trunk_prefix)
-            .filter(|_| !default.trunk_prefix.is_empty())
-            .unwrap_or(&digits);
-        format!("{}{}", default.calling_code, national)
-    };
-    if (7..=15).contains(&e164.len()) && !e164.starts_with('0') {
-        Some(format!("+{e164}"))
-    } else {
-        None
-    }
-}
-
-/// Strips separators; returns whether the number had a leading `+` and its digits.
-/// `+46 (0)70…` drops the parenthesised trunk prefix.
-fn split_digits(raw: &str) -> Option<(bool, String)> {
-    let mut international = false;
-    let mut digits = String::with_capacity(raw.len());
-    let cleaned = raw.replace("(0)", "");
-    for (i, ch) in cleaned.chars().enumerate() {
-        match ch {
-            '+' if i == 0 => international = true,
-            '0'..='9' => digits.push(ch),
-            ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' => {}
-            _ => return None,
-        }
-    }
-    if digits.is_empty() {
-        None
-    } else {
-        Some((international, digits))
-    }
+    let (code_len, code) = (1..=3).find_map(|len| {
+        let code = digits[..len]
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+        CALLING_CODES.contains(&code).then_some((len, code))
+    })?;
+    let next = digits[code_len];
+    let plain = !REWRITING_CODES.contains(&code) && next != b'0' && next != b'8';
+    plain.then_some(raw)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn se() -> Country {
-        calling_code("se").expect("SE is known")
-    }
-
-    #[test]
-    fn spec_examples_all_normalise_to_the_same_number() {
-        for raw in [
-            "0046 70-123 45 67",
-            "+46 70 123 45 67",
-            "070-123 45 67",
-            "+46701234567",
-            "+46 (0)70 123 45 67",
-            "+46-70-123.45.67",
-        ] {
-            assert_eq!(
-                normalize_phone(raw, se()).as_deref(),
-                Some("+46701234567"),
-                "{raw}"
-            );
-        }
-    }
-
-    #[test]
-    fn countries_without_trunk_prefix_keep_all_digits() {
-        let no = calling_code("NO").expect("NO is known");
-        assert_eq!(
-            normalize_phone("412 34 567", no).as_deref(),
-            Some("+4741234567")
-        );
-        let fi = calling_code("FI").expect("FI is known");
-        assert_eq!(
-            normalize_phone("040 123 4567", fi).as_deref(),
-            Some("+358401234567")
-        );
-    }
-
-    #[test]
-    fn garbage_is_rejected() {
-        assert_eq!(normalize_phone("", se()), None);
-        assert_eq!(normalize_phone("call me", se()), None);
-        assert_eq!(normalize_phone("070-12x", se()), None);
-        assert_eq!(normalize_phone("12", se()), None);
-        assert_eq!(normalize_phone("+1234567890123456789", se()), None);
-        assert_eq!(normalize_phone("0", se()), None);
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::OutboxError;
 use crate::error::UsageError;
 use crate::mask;
-use crate::normalize::{looks_like_email, normalize_email, normalize_phone, Country};
+use crate::normalize::{till_email, till_mobile, Country};
 
 /// Attributes that identify a contact when Engage creates it; a new contact needs one
 /// (ENGAGE-API.md §2.3: the tenant key must be present).
@@ -103,26 +103,19 @@ fn normalize_value(
     match name {
         "email" => {
             let t = text()?;
-            let e = normalize_email(&t).unwrap_or_default();
-            if looks_like_email(&e) {
-                Ok(Value::String(e))
-            } else {
-                Err(format!(
-                    "{} is not an e-mail address (expected name@domain.tld)",
-                    mask::email(&t)
-                ))
-            }
+            till_email(&t)
+                .map(Value::String)
+                .map_err(|e| format!("{} {e}", mask::email(&t)))
         }
         "mobilePhone" => {
             let t = text()?;
-            normalize_phone(&t, rules.country)
+            till_mobile(&t, rules.country)
                 .map(Value::String)
-                .ok_or_else(|| {
+                .map_err(|e| {
                     format!(
-                        "{} is not a phone number: use +46701234567, or a national number of \
-                         the default country {}",
+                        "{} {e} (a national number is read as one of the default country {})",
                         mask::phone(&t),
-                        rules.country.iso
+                        rules.country.iso()
                     )
                 })
         }
@@ -265,12 +258,12 @@ pub fn masked(name: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::calling_code;
+    use crate::normalize::Country;
     use serde_json::json;
 
     fn rules(types: &[String]) -> Rules<'_> {
         Rules {
-            country: calling_code("SE").expect("SE"),
+            country: Country::from_iso("SE").expect("SE"),
             contact_types: types,
         }
     }

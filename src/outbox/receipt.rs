@@ -12,8 +12,7 @@ use serde_json::{Map, Value};
 use super::fields::masked;
 use super::OutboxError;
 use crate::normalize::{
-    looks_like_email, normalize_contact_id, normalize_email, normalize_phone, normalize_plain,
-    Country,
+    normalize_contact_id, normalize_plain, phone_key, till_email, Country,
 };
 
 /// The match key types engage-sync resolves itself, as Engage's docs spell them, plus
@@ -256,11 +255,11 @@ fn contact_ref(
                 Value::Number(n) => n.to_string(),
                 _ => String::new(),
             };
-            let value = normalize_key(&key_type, &raw, country).ok_or_else(|| {
+            let value = normalize_key(&key_type, &raw, country).map_err(|problem| {
                 invalid(
                     item,
                     "contact.matchKey",
-                    &format!("{} is not a valid {key_type}", masked(&key_type, &raw)),
+                    &format!("{} {problem}", masked(&key_type, &raw)),
                 )
             })?;
             Ok(ContactRef::Key { key_type, value })
@@ -282,13 +281,17 @@ pub fn canonical_key_type(t: &str) -> Option<String> {
         .map(|k| (*k).to_string())
 }
 
-/// A key value normalised as the replica stores it; `None` when it cannot be one.
-pub fn normalize_key(key_type: &str, raw: &str, country: Country) -> Option<String> {
+/// A match key normalised as the replica stores it (the same functions as import and
+/// lookup), or what is wrong with it. An e-mail address must also be one (a match key that
+/// cannot be an address would never find anyone).
+pub fn normalize_key(key_type: &str, raw: &str, country: Country) -> Result<String, String> {
     match key_type {
-        "contactId" => normalize_contact_id(raw),
-        "email" => normalize_email(raw).filter(|e| looks_like_email(e)),
-        "mobilePhone" => normalize_phone(raw, country),
-        _ => normalize_plain(raw),
+        "contactId" => normalize_contact_id(raw).ok_or_else(|| {
+            "is not a contact id (expected a GUID of 8-4-4-4-12 hex digits)".to_string()
+        }),
+        "email" => till_email(raw).map_err(|e| e.to_string()),
+        "mobilePhone" => phone_key(raw, country).map_err(|e| e.to_string()),
+        _ => normalize_plain(raw).ok_or_else(|| "is empty".to_string()),
     }
 }
 
@@ -316,11 +319,11 @@ pub fn body_with_key(stored: &Value, key_type: &str, key: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::calling_code;
+    use crate::normalize::Country;
     use serde_json::json;
 
     fn se() -> Country {
-        calling_code("SE").expect("SE")
+        Country::from_iso("SE").expect("SE")
     }
 
     fn receipt() -> Value {

@@ -27,6 +27,9 @@ pub struct FileLedgerRow {
     pub deleted: u64,
     /// Changes skipped because the replica had newer data.
     pub stale: u64,
+    /// Mobile numbers that could not be read as phone numbers and were kept as Engage sent
+    /// them (reported, not stored in the ledger).
+    pub phones_as_sent: u64,
 }
 
 /// The stored hash of an applied file, if a file of that name was applied.

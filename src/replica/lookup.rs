@@ -4,9 +4,8 @@ use serde::Serialize;
 
 use super::{queries, Replica};
 use crate::error::UsageError;
-use crate::normalize::{
-    normalize_contact_id, normalize_email, normalize_phone, normalize_plain, Country,
-};
+use crate::mask;
+use crate::normalize::{normalize_contact_id, normalize_email, normalize_plain, phone_key, Country};
 
 /// The key a lookup searches by, as typed by the user.
 #[derive(Debug, Clone)]
@@ -34,11 +33,13 @@ impl LookupKey {
         Ok(match self {
             LookupKey::Mobile(v) => (
                 "mobile_phone",
-                normalize_phone(v, country).ok_or_else(|| {
-                    bad(
-                        "--mobile is not a phone number",
-                        "use digits with an optional leading + or 00 and country code",
-                    )
+                phone_key(v, country).map_err(|e| {
+                    UsageError(format!(
+                        "--mobile {} {e} (a national number is read as one of the default \
+                         country {}, --default-country)",
+                        mask::phone(v),
+                        country.iso()
+                    ))
                 })?,
             ),
             LookupKey::Email(v) => (

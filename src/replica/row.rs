@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::config::Mode;
-use crate::normalize::{normalize_email, normalize_phone, normalize_plain, Country};
+use crate::normalize::{normalize_email, normalize_plain, phone_key, Country};
 
 /// The contact type the XML export implies when a member carries none: Engage exports only
 /// Members (ENGAGE-API.md §5.2).
@@ -33,6 +33,9 @@ pub struct ContactRow {
     pub last_name: Option<String>,
     /// Every field as a JSON object (full mode).
     pub attributes: Option<String>,
+    /// `mobile_phone` is kept as Engage sent it: it could not be read as a phone number
+    /// (counted in the import summary; not stored).
+    pub phone_as_sent: bool,
 }
 
 impl ContactRow {
@@ -81,18 +84,30 @@ impl ContactRow {
         match name {
             "memberNumber" => self.member_number = normalize_plain(value),
             "email" => self.email = normalize_email(value),
-            "mobilePhone" => {
-                self.mobile_phone =
-                    normalize_phone(value, country).or_else(|| normalize_plain(value))
-            }
+            "mobilePhone" => match phone_key(value, country) {
+                Ok(key) => self.mobile_phone = Some(key),
+                Err(_) => {
+                    // Engage accepted it: keep it as sent (trimmed), and count it.
+                    self.mobile_phone = trimmed(value);
+                    self.phone_as_sent = self.mobile_phone.is_some();
+                }
+            },
             "externalId" => self.external_id = normalize_plain(value),
             "socialSecurityNumber" => self.social_security_number = normalize_plain(value),
             "contactType" => self.contact_type = normalize_plain(value),
-            "firstName" if mode == Mode::Full => self.first_name = normalize_plain(value),
-            "lastName" if mode == Mode::Full => self.last_name = normalize_plain(value),
+            "firstName" if mode == Mode::Full => self.first_name = trimmed(value),
+            "lastName" if mode == Mode::Full => self.last_name = trimmed(value),
             _ => {}
         }
     }
+}
+
+/// A value trimmed as it is, `None` when empty: names keep every character they were sent
+/// with (a right-to-left mark can belong to a name), and so does a phone number that is kept
+/// as sent.
+fn trimmed(value: &str) -> Option<String> {
+    let t = value.trim();
+    (!t.is_empty()).then(|| t.to_string())
 }
 
 /// The JSON object of every field plus `contactId`, keys in byte order, a repeated key
@@ -138,7 +153,7 @@ mod tests {
     use serde_json::Map;
 
     use super::*;
-    use crate::normalize::calling_code;
+    use crate::normalize::Country;
 
     fn fields() -> Vec<(String, Value)> {
         [
@@ -155,7 +170,7 @@ mod tests {
 
     #[test]
     fn keys_mode_keeps_keys_only() {
-        let se = calling_code("SE").expect("SE");
+        let se = Country::from_iso("SE").expect("SE");
         let row = ContactRow::from_fields("abc".into(), fields(), Mode::Keys, se);
         assert_eq!(row.email.as_deref(), Some("asa@example.com"));
         assert_eq!(row.mobile_phone.as_deref(), Some("+46701234567"));
@@ -218,7 +233,7 @@ mod tests {
 
     #[test]
     fn full_mode_keeps_every_field() {
-        let se = calling_code("SE").expect("SE");
+        let se = Country::from_iso("SE").expect("SE");
         let row = ContactRow::from_fields("abc".into(), fields(), Mode::Full, se);
         assert_eq!(row.first_name.as_deref(), Some("Åsa"));
         let attrs: Value =

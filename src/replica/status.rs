@@ -82,6 +82,7 @@ pub fn ledger_tail(
                 updated: r.get::<_, i64>(7)? as u64,
                 deleted: r.get::<_, i64>(8)? as u64,
                 stale: r.get::<_, i64>(9)? as u64,
+                phones_as_sent: 0,
             },
             r.get(10)?,
         ))
