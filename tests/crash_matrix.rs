@@ -1429,7 +1429,8 @@ fn user_version(ws: &Workspace) -> i64 {
 /// After the move: the till store holds exactly what the replica held, the replica holds
 /// none of it, readers see every contact with its local key, and the key sequence goes on.
 fn assert_moved(ws: &Workspace, what: &str) {
-    assert_eq!(user_version(ws), 4, "{what}");
+    // 4 is the till store's move; 5 (keys by libphonenumber's plans) follows at once.
+    assert_eq!(user_version(ws), 5, "{what}");
     assert_eq!(
         till_data(ws, false),
         till_data_written(),
@@ -1513,6 +1514,102 @@ fn migrate_matrix(plan: Plan) {
     tally.report("migration to the till store", plan.seed);
 }
 
+// ---- re-normalising keys after the upgrade to schema 5 ---------------------------------------
+
+/// Contacts of the rekey world: Engage sent their numbers with the country code but no `+`
+/// (as its integration guide writes them), which the build before schema 5 stored as
+/// `+46` + the digits.
+const REKEY_CONTACTS: u32 = 300;
+
+/// What that build stored for contact `n`, and what the current rules store.
+fn old_and_new_key(n: u32) -> (String, String) {
+    (format!("+464670{n:07}"), format!("+4670{n:07}"))
+}
+
+/// A full-mode replica at schema 4 holding what the build before schema 5 wrote.
+fn rekey_world() -> Workspace {
+    let ws = Workspace::new();
+    write_config(&ws, XML_CONFIG);
+    let members: Vec<String> = (0..REKEY_CONTACTS)
+        .map(|n| {
+            format!(
+                "<member><contactId>{}</contactId><email>u{n}@example.com</email>\
+                 <mobilePhone>4670{n:07}</mobilePhone></member>",
+                guid(n)
+            )
+        })
+        .collect();
+    ws.write_export(
+        "20260101000000_1_export.xml",
+        &export(&members, &[], &[]),
+    );
+    ok(cmd(&ws, None, &["-q", "delta"]));
+    let conn = ws.replica_conn();
+    for n in 0..REKEY_CONTACTS {
+        let (old, _) = old_and_new_key(n);
+        conn.execute(
+            "UPDATE contact SET mobile_phone = ?1 WHERE contact_id = ?2",
+            rusqlite::params![old, guid(n)],
+        )
+        .expect("old key");
+    }
+    conn.execute_batch("DELETE FROM meta WHERE key = 'rekey'; PRAGMA user_version = 4;")
+        .expect("schema 4");
+    drop(conn);
+    ws
+}
+
+/// The stored keys by contact number; whether the mark is still there.
+fn stored_keys(ws: &Workspace) -> (Vec<String>, bool) {
+    let conn = ws.replica_conn();
+    let mut stmt = conn
+        .prepare("SELECT mobile_phone FROM contact ORDER BY contact_id")
+        .expect("prepare");
+    let keys = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<Vec<String>, _>>()
+        .expect("rows");
+    let marked = conn
+        .query_row("SELECT count(*) FROM meta WHERE key = 'rekey'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .expect("meta")
+        == 1;
+    (keys, marked)
+}
+
+fn rekey_matrix(plan: Plan) {
+    let (old, new): (Vec<String>, Vec<String>) = (0..REKEY_CONTACTS).map(old_and_new_key).unzip();
+    let rekey = |ws: &Workspace| cmd(ws, None, &["-q", "delta"]);
+    let reference = rekey_world();
+    assert_eq!(stored_keys(&reference), (old.clone(), false));
+    let took = timed_ok(rekey(&reference));
+    assert_eq!(stored_keys(&reference), (new.clone(), false), "uninterrupted");
+
+    let mut kills = at("rekey.updated", &[1]);
+    let mut rng = fastrand::Rng::with_seed(plan.seed ^ 7);
+    kills.extend(timed(&mut rng, plan.timed_kills, took));
+    let tally = run_trials(kills, plan.parallel, |kill| {
+        let ws = rekey_world();
+        let ended = run_killed(rekey(&ws), kill);
+        // All old keys (marked, or not migrated yet), or all new keys and no mark.
+        let (keys, marked) = stored_keys(&ws);
+        if keys == old {
+            assert!(
+                marked || user_version(&ws) == 4,
+                "{kill}: old keys but no mark"
+            );
+        } else {
+            assert_eq!((keys, marked), (new.clone(), false), "{kill}: half done");
+        }
+        ok(rekey(&ws));
+        assert_eq!(stored_keys(&ws), (new.clone(), false), "{kill}: after the rerun");
+        ended
+    });
+    tally.report("re-normalising keys after the upgrade", plan.seed);
+}
+
 // ---- the tests -----------------------------------------------------------------------------
 
 #[test]
@@ -1560,6 +1657,12 @@ fn crash_matrix_long() {
     push_matrix(plan);
     purge_matrix(plan);
     migrate_matrix(plan);
+    rekey_matrix(plan);
+}
+
+#[test]
+fn rekey_killed_anywhere_leaves_old_keys_or_new_keys() {
+    rekey_matrix(Plan::short());
 }
 
 #[test]

@@ -122,7 +122,13 @@ fn the_default_country_applies_to_national_numbers() {
         .args(["lookup", "--mobile", "412 34 567"])
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(1), "SE by default: +46412…");
+    // Not a Swedish number at all: refused with the reason, not "not found".
+    assert_eq!(out.status.code(), Some(64), "SE by default");
+    assert!(
+        stderr_of(&out).contains("not a valid phone number in SE"),
+        "{}",
+        stderr_of(&out)
+    );
     let out = ws
         .cmd()
         .args([

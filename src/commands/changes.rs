@@ -16,6 +16,7 @@ use crate::config::parse_duration_setting;
 use crate::engage::{ChangeType, EngageClient};
 use crate::error::{ConfigError, ExitCode, UsageError};
 use crate::lock;
+use crate::replica::rekey::RekeyReport;
 use crate::replica::{set_cursor, ContactWriter, Replica, RunLog};
 use crate::time::now_rfc3339;
 
@@ -39,6 +40,9 @@ struct ChangesSummary {
     elapsed_seconds: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     actions: Vec<Action>,
+    /// Stored keys re-normalised after an upgrade (once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rekey: Option<RekeyReport>,
 }
 
 /// Pulls and applies; prints the summary.
@@ -65,6 +69,7 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let mut summary = ChangesSummary {
         dry_run,
+        rekey: super::rekey(&mut replica, s, dry_run)?,
         ..ChangesSummary::default()
     };
     let result = pull(ctx, &client, &mut replica, since, dry_run, &mut summary);
@@ -215,6 +220,9 @@ fn print_summary(ctx: &Ctx, s: &ChangesSummary) -> anyhow::Result<()> {
         if s.cursor_advanced { "advanced" } else { "unchanged" },
         s.elapsed_seconds
     ));
+    if let Some(r) = &s.rekey {
+        lines.push(r.line());
+    }
     if c.phones_as_sent > 0 {
         lines.push(format!(
             "mobile numbers kept as Engage sent them (not readable as phone numbers): {}",

@@ -18,6 +18,7 @@ use crate::fsutil::{free_path_in, move_to};
 use crate::import::{FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
+use crate::replica::rekey::RekeyReport;
 use crate::replica::{ledger, Replica, RunLog};
 use crate::sftp::{self, FetchOptions, SftpReport, SftpSettings};
 use crate::time::now_rfc3339;
@@ -37,6 +38,9 @@ struct DeltaSummary {
     stale: u64,
     /// Mobile numbers kept as Engage sent them (not readable as phone numbers).
     phones_as_sent: u64,
+    /// Stored keys re-normalised after an upgrade (once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rekey: Option<RekeyReport>,
     elapsed_seconds: f64,
     contacts_per_second: f64,
     warnings: Vec<String>,
@@ -77,6 +81,7 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     };
     let mut summary = DeltaSummary {
         dry_run: args.write.dry_run,
+        rekey: super::rekey(&mut replica, s, args.write.dry_run)?,
         ..DeltaSummary::default()
     };
     let result = match source {
@@ -492,6 +497,9 @@ fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
         s.elapsed_seconds,
         s.contacts_per_second
     ));
+    if let Some(r) = &s.rekey {
+        lines.push(r.line());
+    }
     if s.phones_as_sent > 0 {
         lines.push(format!(
             "mobile numbers kept as Engage sent them (not readable as phone numbers): {}",

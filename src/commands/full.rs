@@ -23,6 +23,7 @@ use crate::progress::Progress;
 use crate::replica::bulk::{BulkCounts, BulkState};
 use crate::replica::generation::{with_suffix, Layout};
 use crate::replica::set_cursor;
+use crate::replica::rekey::RekeyReport;
 use crate::replica::{MergeCounts, Replica, RunLog};
 use crate::time::now_rfc3339;
 
@@ -49,6 +50,9 @@ struct FullSummary {
     replica: Option<String>,
     elapsed_seconds: f64,
     contacts_per_second: f64,
+    /// The live replica's stored keys re-normalised after an upgrade (once), before the merge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rekey: Option<RekeyReport>,
 }
 
 /// Why a build stopped before it was complete: the next run resumes it.
@@ -95,8 +99,13 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     if args.restart {
         remove_build(&build_path)?;
     }
+    // The live replica's keys are brought to the current rules first: the merge copies its
+    // newer rows into the build.
+    let mut rekey = None;
     let live_mode = if s.db.exists() {
-        Some(Replica::open_writer(&s.db, None, DEFAULT_MODE, s.busy_timeout)?.mode())
+        let mut live = Replica::open_writer(&s.db, None, DEFAULT_MODE, s.busy_timeout)?;
+        rekey = super::rekey(&mut live, s, false)?;
+        Some(live.mode())
     } else {
         None
     };
@@ -128,6 +137,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         resumed,
         source,
         mode: mode.as_str(),
+        rekey,
         ..FullSummary::default()
     };
     let (snapshot, cursor) = if source == "xml" {
@@ -567,6 +577,9 @@ fn print_summary(ctx: &Ctx, s: &FullSummary) -> anyhow::Result<()> {
              contacts deleted",
             r.superseded, r.deleted
         ));
+    }
+    if let Some(r) = &s.rekey {
+        lines.push(r.line());
     }
     if let Some(m) = &s.merged_from_previous {
         lines.push(format!(

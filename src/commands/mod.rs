@@ -96,6 +96,23 @@ fn job_name(command: &Command) -> Option<&'static str> {
     }
 }
 
+/// Re-normalises the replica's stored keys once after an upgrade (`replica::rekey`), except in
+/// a dry run (which changes nothing; the next real run does it). The report goes into the
+/// command's summary.
+pub(crate) fn rekey(
+    replica: &mut crate::replica::Replica,
+    settings: &Settings,
+    dry_run: bool,
+) -> anyhow::Result<Option<crate::replica::rekey::RekeyReport>> {
+    use anyhow::Context;
+    if dry_run {
+        return Ok(None);
+    }
+    let db = settings.db.display().to_string();
+    crate::replica::rekey::rekey_if_marked(replica.conn(), settings.default_country)
+        .with_context(|| format!("cannot re-normalise the stored keys of the replica {db}"))
+}
+
 /// Writes one JSON document and a newline to stdout.
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     // Serialise first, so a closed pipe surfaces as an io::Error (a clean exit in main).

@@ -11,6 +11,7 @@ pub mod generation;
 pub mod ledger;
 mod lookup;
 mod merge;
+pub mod rekey;
 pub mod purge;
 pub(crate) mod queries;
 mod row;

@@ -268,3 +268,12 @@ pub const DELETE_BULK_META: &str = "DELETE FROM meta WHERE key IN (?1, ?2)";
 /// registered at the till may exist).
 pub const NOTHING_FROM_ENGAGE: &str = "SELECT NOT EXISTS (SELECT 1 FROM contact \
      WHERE contact_id IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM tombstone)";
+
+/// Re-normalising stored keys (rekey.rs): the marker the migration leaves, every row's keys
+/// and its stored attributes (the source of `mobilePhone` as Engage sent it, in full mode).
+pub const REKEY_PENDING: &str = "SELECT value FROM meta WHERE key = 'rekey'";
+pub const REKEY_DONE: &str = "DELETE FROM meta WHERE key = 'rekey'";
+pub const REKEY_ROWS: &str = "SELECT id, mobile_phone, email, member_number, external_id, \
+     social_security_number, json_extract(attributes, '$.mobilePhone') FROM contact";
+pub const REKEY_UPDATE: &str = "UPDATE contact SET mobile_phone = ?2, email = ?3, \
+     member_number = ?4, external_id = ?5, social_security_number = ?6 WHERE id = ?1";

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_sync_state.sql"),
     include_str!("migrations/0003_outbox.sql"),
     include_str!("migrations/0004_till_store.sql"),
+    include_str!("migrations/0005_key_rules.sql"),
 ];
 
 /// The migration that moves the till's data into the till store (see [`migrate`]).
