@@ -1539,10 +1539,7 @@ fn rekey_world() -> Workspace {
             )
         })
         .collect();
-    ws.write_export(
-        "20260101000000_1_export.xml",
-        &export(&members, &[], &[]),
-    );
+    ws.write_export("20260101000000_1_export.xml", &export(&members, &[], &[]));
     ok(cmd(&ws, None, &["-q", "delta"]));
     let conn = ws.replica_conn();
     for n in 0..REKEY_CONTACTS {
@@ -1585,7 +1582,11 @@ fn rekey_matrix(plan: Plan) {
     let reference = rekey_world();
     assert_eq!(stored_keys(&reference), (old.clone(), false));
     let took = timed_ok(rekey(&reference));
-    assert_eq!(stored_keys(&reference), (new.clone(), false), "uninterrupted");
+    assert_eq!(
+        stored_keys(&reference),
+        (new.clone(), false),
+        "uninterrupted"
+    );
 
     let mut kills = at("rekey.updated", &[1]);
     let mut rng = fastrand::Rng::with_seed(plan.seed ^ 7);
@@ -1604,7 +1605,11 @@ fn rekey_matrix(plan: Plan) {
             assert_eq!((keys, marked), (new.clone(), false), "{kill}: half done");
         }
         ok(rekey(&ws));
-        assert_eq!(stored_keys(&ws), (new.clone(), false), "{kill}: after the rerun");
+        assert_eq!(
+            stored_keys(&ws),
+            (new.clone(), false),
+            "{kill}: after the rerun"
+        );
         ended
     });
     tally.report("re-normalising keys after the upgrade", plan.seed);

@@ -22,8 +22,8 @@ use crate::lock;
 use crate::progress::Progress;
 use crate::replica::bulk::{BulkCounts, BulkState};
 use crate::replica::generation::{with_suffix, Layout};
-use crate::replica::set_cursor;
 use crate::replica::rekey::RekeyReport;
+use crate::replica::set_cursor;
 use crate::replica::{MergeCounts, Replica, RunLog};
 use crate::time::now_rfc3339;
 

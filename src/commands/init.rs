@@ -65,7 +65,11 @@ fn dry_run(ctx: &Ctx, exists: bool) -> anyhow::Result<(Mode, &'static str)> {
                 }
                 .into());
             }
-            Ok((replica.mode(), "up to date"))
+            if replica.schema_is_current()? {
+                Ok((replica.mode(), "up to date"))
+            } else {
+                Ok((replica.mode(), "would be migrated"))
+            }
         }
         Err(e) => match e.downcast_ref::<ReplicaError>() {
             Some(ReplicaError::OlderSchema { .. }) => {

@@ -92,7 +92,9 @@ mod tests {
     fn the_till_checks_form_and_rfc_5321_lengths() {
         assert_eq!(till_email(" A@B.se ").as_deref(), Ok("a@b.se"));
         assert_eq!(till_email(""), Err(EmailError::Empty));
-        for bad in ["a@b", "@b.se", "a b@c.se", "a@b@c.se", "a@.se", "a@se.", "nobody"] {
+        for bad in [
+            "a@b", "@b.se", "a b@c.se", "a@b@c.se", "a@.se", "a@se.", "nobody",
+        ] {
             assert_eq!(till_email(bad), Err(EmailError::Malformed), "{bad}");
         }
         let local64 = "a".repeat(64);

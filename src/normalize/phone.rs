@@ -16,7 +16,9 @@
 //! after the country code (`+46 (0)70…`, `+46 070…`) is dropped where the plan says it is not
 //! dialled; digits without either are read as a national number of the default country *and*
 //! as digits that start with a country code (`46701234567`, as Engage's integration guide
-//! writes match keys): the valid reading wins, and if both are valid and differ the number is
+//! writes match keys): the valid reading wins. If both are valid and differ, North America
+//! reads them nationally, a country whose national numbers start with a trunk prefix reads
+//! them internationally (they were not written nationally), and elsewhere the number is
 //! ambiguous and refused.
 
 use std::str::FromStr;
@@ -202,15 +204,54 @@ fn read(cleaned: &str, default: Country) -> Result<Reading, PhoneError> {
         .map(|n| Reading::of(&n, true))
         .filter(|r| r.valid);
     match (national, international) {
-        (Ok(n), Some(i)) if n.valid && n.e164 != i.e164 => Err(PhoneError::Ambiguous {
-            national: mask::phone(&n.e164),
-            international: mask::phone(&i.e164),
-            iso: default.iso(),
-        }),
+        (Ok(n), Some(i)) if n.valid && n.e164 != i.e164 => match both_valid(default) {
+            Prefer::National => Ok(n),
+            Prefer::International => Ok(i),
+            Prefer::Neither => Err(PhoneError::Ambiguous {
+                national: mask::phone(&n.e164),
+                international: mask::phone(&i.e164),
+                iso: default.iso(),
+            }),
+        },
         (Ok(n), _) if n.valid => Ok(n),
         (_, Some(i)) => Ok(i),
         (national, None) => national,
     }
+}
+
+/// Which reading of digits without `+` wins when both are valid numbers.
+enum Prefer {
+    National,
+    International,
+    Neither,
+}
+
+/// In North America ten digits are the national number (`2025550123` is not a number in
+/// Egypt, +20). Where national numbers are written with a trunk prefix (`070…` in Sweden,
+/// `0151…` in Germany), digits without it that start with a country code were not written
+/// nationally: `4915112345678` is +49 151…, though `+49 4915112345678` is valid too. Where
+/// numbers have no trunk prefix (Norway, Italy), both readings are as likely: refuse.
+fn both_valid(default: Country) -> Prefer {
+    if PHONE_NUMBER_UTIL.is_nanpa_country(default.region) {
+        Prefer::National
+    } else if writes_trunk_prefix(default.region) {
+        Prefer::International
+    } else {
+        Prefer::Neither
+    }
+}
+
+/// Whether the region's national format puts a trunk prefix before the number (read off its
+/// example number: the national format has more digits than the national number).
+fn writes_trunk_prefix(region: Region) -> bool {
+    PHONE_NUMBER_UTIL
+        .get_example_number(region)
+        .ok()
+        .is_some_and(|n| {
+            let national = n.format_as(PhoneNumberFormat::National);
+            let written = national.chars().filter(char::is_ascii_digit).count();
+            written > n.get_national_significant_number().len()
+        })
 }
 
 /// The number's digits as ASCII, with a leading `+` if it had one; separators and format

@@ -11,9 +11,7 @@ use serde_json::{Map, Value};
 
 use super::fields::masked;
 use super::OutboxError;
-use crate::normalize::{
-    normalize_contact_id, normalize_plain, phone_key, till_email, Country,
-};
+use crate::normalize::{normalize_contact_id, normalize_plain, phone_key, till_email, Country};
 
 /// The match key types engage-sync resolves itself, as Engage's docs spell them, plus
 /// `localKey` (a contact registered at the till). Input may use any case or the SDK's

@@ -5,7 +5,9 @@ use serde::Serialize;
 use super::{queries, Replica};
 use crate::error::UsageError;
 use crate::mask;
-use crate::normalize::{normalize_contact_id, normalize_email, normalize_plain, phone_key, Country};
+use crate::normalize::{
+    normalize_contact_id, normalize_email, normalize_plain, phone_key, Country,
+};
 
 /// The key a lookup searches by, as typed by the user.
 #[derive(Debug, Clone)]

@@ -11,9 +11,9 @@ pub mod generation;
 pub mod ledger;
 mod lookup;
 mod merge;
-pub mod rekey;
 pub mod purge;
 pub(crate) mod queries;
+pub mod rekey;
 mod row;
 mod schema;
 pub mod status;
@@ -273,6 +273,12 @@ impl Replica {
     /// The connection, for modules of this crate that run their own transactions.
     pub fn conn(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// Whether the replica has the schema this binary writes (a reader also opens the oldest
+    /// readable one, which the next writer migrates).
+    pub fn schema_is_current(&self) -> anyhow::Result<bool> {
+        Ok(schema::user_version_of(&self.conn, "main")? == schema::CURRENT_VERSION)
     }
 
     /// Number of live contacts.

@@ -84,11 +84,12 @@ pub fn rekey_if_marked(
                 social_security_number: r.get(5)?,
             };
             // Full mode keeps the number as Engage sent it: the better source.
-            let sent: Option<String> = r.get::<_, Option<rusqlite::types::Value>>(6)?
-                .and_then(|v| match v {
-                    rusqlite::types::Value::Text(t) => Some(t),
-                    _ => None,
-                });
+            let sent: Option<String> =
+                r.get::<_, Option<rusqlite::types::Value>>(6)?
+                    .and_then(|v| match v {
+                        rusqlite::types::Value::Text(t) => Some(t),
+                        _ => None,
+                    });
             let wanted = renormalised(&stored, sent.as_deref(), country, &mut report);
             if wanted != stored {
                 count_changes(&stored, &wanted, &mut report);
@@ -121,16 +122,16 @@ fn renormalised(
     country: Country,
     report: &mut RekeyReport,
 ) -> Keys {
-    let mobile_phone = sent.or(stored.mobile_phone.as_deref()).and_then(|raw| {
-        match phone_key(raw, country) {
-            Ok(key) => Some(key),
-            Err(_) => {
-                let kept = raw.trim();
-                report.phones_as_sent += u64::from(!kept.is_empty());
-                (!kept.is_empty()).then(|| kept.to_string())
-            }
-        }
-    });
+    let mobile_phone =
+        sent.or(stored.mobile_phone.as_deref())
+            .and_then(|raw| match phone_key(raw, country) {
+                Ok(key) => Some(key),
+                Err(_) => {
+                    let kept = raw.trim();
+                    report.phones_as_sent += u64::from(!kept.is_empty());
+                    (!kept.is_empty()).then(|| kept.to_string())
+                }
+            });
     let plain = |v: &Option<String>| v.as_deref().and_then(normalize_plain);
     Keys {
         mobile_phone,

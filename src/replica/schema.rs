@@ -27,6 +27,11 @@ pub const APPLICATION_ID: i32 = 0x4553_7952;
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The oldest schema readers (lookups, status, the till commands) use as it is: no migration
+/// after it changed a table they read (5 only re-keys rows, in the next sync job). A till or a
+/// POS lookup therefore never waits for, or fails before, that job after an upgrade.
+pub const OLDEST_READABLE: i64 = TILL_STORE_VERSION;
+
 /// Brings the schema up to date (each migration in its own transaction) and returns the
 /// replica's mode, recording `new_mode` if the replica is new. `till_of` is the replica path
 /// whose till store receives the till's data at schema 4 (the live replica); `None` for a
@@ -69,7 +74,7 @@ pub fn migrate(
 }
 
 /// For readers: the schema of the replica attached as `schema` (`main` for a reader of the
-/// replica itself) must be current; returns the mode.
+/// replica itself) must be readable (see [`OLDEST_READABLE`]); returns the mode.
 pub fn check_current(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<Mode> {
     let found = user_version_of(conn, schema)?;
     if found > CURRENT_VERSION {
@@ -80,7 +85,7 @@ pub fn check_current(conn: &Connection, schema: &str, path: &Path) -> anyhow::Re
         }
         .into());
     }
-    if found < CURRENT_VERSION {
+    if found < OLDEST_READABLE {
         return Err(ReplicaError::OlderSchema {
             db: path.to_path_buf(),
             found,

@@ -56,7 +56,10 @@ fn fast_path_agrees_with_libphonenumber() {
             }
         }
     }
-    assert!(checked > 40_000, "only {checked} numbers took the fast path");
+    assert!(
+        checked > 40_000,
+        "only {checked} numbers took the fast path"
+    );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
@@ -95,8 +98,16 @@ fn existing_numbers_become_one_key() {
         ("SE", "+46 (0)70 123 45 67", "+46701234567"),
         ("SE", "+460701234567", "+46701234567"),
         ("SE", "\u{202A}070-123 45 67\u{202C}", "+46701234567"),
-        ("SE", "\u{2067}+46\u{A0}70\u{200B}123 45 67\u{2069}", "+46701234567"),
-        ("SE", "\u{FF10}\u{FF17}\u{FF10}\u{FF11}\u{FF12}\u{FF13}\u{FF14}\u{FF15}\u{FF16}\u{FF17}", "+46701234567"),
+        (
+            "SE",
+            "\u{2067}+46\u{A0}70\u{200B}123 45 67\u{2069}",
+            "+46701234567",
+        ),
+        (
+            "SE",
+            "\u{FF10}\u{FF17}\u{FF10}\u{FF11}\u{FF12}\u{FF13}\u{FF14}\u{FF15}\u{FF16}\u{FF17}",
+            "+46701234567",
+        ),
         ("SE", "4741234567", "+4741234567"),
         ("NO", "412 34 567", "+4741234567"),
         ("HU", "06 20 123 4567", "+36201234567"),
@@ -147,15 +158,27 @@ fn what_is_not_a_number_is_refused_with_the_reason() {
 #[test]
 fn the_till_takes_valid_mobile_numbers_only() {
     let se = country("SE");
-    assert_eq!(till_mobile("070-123 45 67", se).as_deref(), Ok("+46701234567"));
-    assert_eq!(till_mobile("46701234567", se).as_deref(), Ok("+46701234567"));
+    assert_eq!(
+        till_mobile("070-123 45 67", se).as_deref(),
+        Ok("+46701234567")
+    );
+    assert_eq!(
+        till_mobile("46701234567", se).as_deref(),
+        Ok("+46701234567")
+    );
     assert!(matches!(
         till_mobile("08 123 456 78", se),
-        Err(PhoneError::NotMobile { kind: "landline", .. })
+        Err(PhoneError::NotMobile {
+            kind: "landline",
+            ..
+        })
     ));
     assert!(matches!(
         till_mobile("020 123 456", se),
-        Err(PhoneError::NotMobile { kind: "toll-free", .. })
+        Err(PhoneError::NotMobile {
+            kind: "toll-free",
+            ..
+        })
     ));
     assert!(matches!(
         till_mobile("1234567", se),

@@ -1,0 +1,612 @@
+//! The same person is always the same key: phone numbers and e-mail addresses as Engage and
+//! people write them, through the real binary — `lookup` finds the contact Engage exported,
+//! `contact add` stores the same key or refuses with the reason (exit 65), an export keeps what
+//! it cannot read and counts it, and an upgraded replica's stored keys are re-normalised once.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// What the till does with a number.
+enum Till {
+    /// Registers it under this key.
+    Stores(&'static str),
+    /// Refuses it (exit 65); the message says this.
+    Refuses(&'static str),
+}
+use Till::{Refuses, Stores};
+
+/// Default country, input, the key `lookup` searches (`None`: refused, exit 64), and the till.
+/// The expected keys are written out by hand from the numbering plans, not computed by the
+/// product.
+const CASES: &[(&str, &str, Option<&str>, Till)] = &[
+    // Sweden: every way a till or a system writes one mobile number.
+    (
+        "SE",
+        "+46701234567",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "46701234567",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "0046 70-123 45 67",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "+46 (0)70 123 45 67",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "+46 070 123 45 67",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "070.123.45.67",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "(070) 123 45 67",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "070/123 45 67",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "\u{202A}070-123 45 67\u{202C}",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "\u{2067}+46\u{A0}70\u{200B}123 45 67\u{2069}",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "\u{FF10}\u{FF17}\u{FF10}\u{FF11}\u{FF12}\u{FF13}\u{FF14}\u{FF15}\u{FF16}\u{FF17}",
+        Some("+46701234567"),
+        Stores("+46701234567"),
+    ),
+    (
+        "SE",
+        "4741234567",
+        Some("+4741234567"),
+        Stores("+4741234567"),
+    ),
+    (
+        "SE",
+        "+47 412 34 567",
+        Some("+4741234567"),
+        Stores("+4741234567"),
+    ),
+    (
+        "SE",
+        "1234567",
+        None,
+        Refuses("not a valid phone number in SE"),
+    ),
+    (
+        "SE",
+        "070 123",
+        None,
+        Refuses("not a valid phone number in SE"),
+    ),
+    (
+        "SE",
+        "+46 70 123 45 67 89 01 23",
+        None,
+        Refuses("not a valid phone number in SE"),
+    ),
+    (
+        "SE",
+        "08 123 456 78",
+        Some("+46812345678"),
+        Refuses("landline"),
+    ),
+    (
+        "SE",
+        "020 123 456",
+        Some("+4620123456"),
+        Refuses("toll-free"),
+    ),
+    (
+        "SE",
+        "+46 70 123 45 67 abc",
+        None,
+        Refuses("not part of a phone number"),
+    ),
+    // Norway and Denmark: no trunk prefix.
+    (
+        "NO",
+        "412 34 567",
+        Some("+4741234567"),
+        Stores("+4741234567"),
+    ),
+    (
+        "NO",
+        "0047 41234567",
+        Some("+4741234567"),
+        Stores("+4741234567"),
+    ),
+    (
+        "NO",
+        "4741234567",
+        Some("+4741234567"),
+        Stores("+4741234567"),
+    ),
+    (
+        "DK",
+        "20 12 34 56",
+        Some("+4520123456"),
+        Stores("+4520123456"),
+    ),
+    (
+        "DK",
+        "+45 20-12-34-56",
+        Some("+4520123456"),
+        Stores("+4520123456"),
+    ),
+    // Finland.
+    (
+        "FI",
+        "040 123 4567",
+        Some("+358401234567"),
+        Stores("+358401234567"),
+    ),
+    (
+        "FI",
+        "+358 (0)40 123 4567",
+        Some("+358401234567"),
+        Stores("+358401234567"),
+    ),
+    (
+        "FI",
+        "00358401234567",
+        Some("+358401234567"),
+        Stores("+358401234567"),
+    ),
+    // Germany.
+    (
+        "DE",
+        "0151 12345678",
+        Some("+4915112345678"),
+        Stores("+4915112345678"),
+    ),
+    (
+        "DE",
+        "+49 (0)151 1234 5678",
+        Some("+4915112345678"),
+        Stores("+4915112345678"),
+    ),
+    (
+        "DE",
+        "4915112345678",
+        Some("+4915112345678"),
+        Stores("+4915112345678"),
+    ),
+    (
+        "DE",
+        "030 1234567",
+        Some("+49301234567"),
+        Refuses("landline"),
+    ),
+    // United Kingdom.
+    (
+        "GB",
+        "07400 123456",
+        Some("+447400123456"),
+        Stores("+447400123456"),
+    ),
+    (
+        "GB",
+        "+44 (0)7400 123456",
+        Some("+447400123456"),
+        Stores("+447400123456"),
+    ),
+    (
+        "GB",
+        "0800 123 4567",
+        Some("+448001234567"),
+        Refuses("toll-free"),
+    ),
+    // United States: the plan cannot tell mobile from fixed line, so both are accepted.
+    (
+        "US",
+        "(202) 555-0123",
+        Some("+12025550123"),
+        Stores("+12025550123"),
+    ),
+    (
+        "US",
+        "1-202-555-0123",
+        Some("+12025550123"),
+        Stores("+12025550123"),
+    ),
+    (
+        "US",
+        "+1 202 555 0123",
+        Some("+12025550123"),
+        Stores("+12025550123"),
+    ),
+    // Hungary (trunk prefix 06) and the Czech Republic (none): not in the old 23-country table.
+    (
+        "HU",
+        "06 20 123 4567",
+        Some("+36201234567"),
+        Stores("+36201234567"),
+    ),
+    (
+        "HU",
+        "+36 20 123 4567",
+        Some("+36201234567"),
+        Stores("+36201234567"),
+    ),
+    (
+        "CZ",
+        "601 123 456",
+        Some("+420601123456"),
+        Stores("+420601123456"),
+    ),
+    (
+        "CZ",
+        "00420 601 123 456",
+        Some("+420601123456"),
+        Stores("+420601123456"),
+    ),
+    // Italy: the leading 0 of a landline is dialled after the country code.
+    (
+        "IT",
+        "312 345 6789",
+        Some("+393123456789"),
+        Stores("+393123456789"),
+    ),
+    (
+        "IT",
+        "+39 06 1234 5678",
+        Some("+390612345678"),
+        Refuses("landline"),
+    ),
+    // France, the Netherlands, Poland.
+    (
+        "FR",
+        "06 12 34 56 78",
+        Some("+33612345678"),
+        Stores("+33612345678"),
+    ),
+    (
+        "FR",
+        "+33 (0)6 12 34 56 78",
+        Some("+33612345678"),
+        Stores("+33612345678"),
+    ),
+    (
+        "NL",
+        "06 12345678",
+        Some("+31612345678"),
+        Stores("+31612345678"),
+    ),
+    (
+        "PL",
+        "512 345 678",
+        Some("+48512345678"),
+        Stores("+48512345678"),
+    ),
+];
+
+/// Engage's contacts: one per distinct key of the table, with the key as Engage exports it.
+fn engage_replica() -> (Workspace, Vec<&'static str>) {
+    let mut keys: Vec<&str> = CASES.iter().filter_map(|c| c.2).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let ws = Workspace::new();
+    let members: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            format!(
+                "<member><contactId>{}</contactId><mobilePhone>{key}</mobilePhone></member>",
+                guid(i as u32)
+            )
+        })
+        .collect();
+    ws.write_export("20260101000000_1_keys.xml", &export(&members, &[], &[]));
+    let out = ws.cmd().args(["-q", "delta"]).output().expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    (ws, keys)
+}
+
+/// The digits of `raw` in ASCII, for checking that a message does not show the number.
+fn digits(raw: &str) -> String {
+    raw.chars().filter(char::is_ascii_digit).collect()
+}
+
+#[test]
+fn the_table_covers_forty_inputs_in_ten_countries() {
+    let mut countries: Vec<&str> = CASES.iter().map(|c| c.0).collect();
+    countries.sort_unstable();
+    countries.dedup();
+    assert!(CASES.len() >= 40 && countries.len() >= 10, "{countries:?}");
+}
+
+#[test]
+fn lookup_finds_the_contact_however_the_number_is_written() {
+    let (ws, keys) = engage_replica();
+    for (iso, raw, key, _) in CASES {
+        let out = ws
+            .cmd()
+            .args([
+                "--default-country",
+                iso,
+                "--json",
+                "lookup",
+                "--mobile",
+                raw,
+            ])
+            .output()
+            .expect("lookup");
+        let what = format!("{iso} {raw:?}");
+        match key {
+            Some(key) => {
+                assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr_of(&out));
+                let found: Value = serde_json::from_slice(&out.stdout).expect("json");
+                let n = keys.iter().position(|k| k == key).expect("imported");
+                assert_eq!(found["contact"]["contact_id"], guid(n as u32), "{what}");
+                assert_eq!(found["contact"]["mobile_phone"], *key, "{what}");
+            }
+            None => {
+                let err = stderr_of(&out);
+                assert_eq!(out.status.code(), Some(64), "{what}: {err}");
+                assert!(err.contains("--mobile"), "{what}: {err}");
+                assert!(!err.contains(&digits(raw)), "{what}: unmasked: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_till_stores_the_same_key_or_refuses_with_the_reason() {
+    for (iso, raw, _, till) in CASES {
+        let ws = Workspace::new();
+        ws.init();
+        let out = ws
+            .cmd()
+            .args(["--default-country", iso, "contact", "add", "--mobile", raw])
+            .output()
+            .expect("contact add");
+        let what = format!("{iso} {raw:?}");
+        let stored: Vec<String> = {
+            let conn = ws.till_conn();
+            let mut stmt = conn
+                .prepare("SELECT mobile_phone FROM till_contact")
+                .expect("prepare");
+            let rows = stmt.query_map([], |r| r.get(0)).expect("query");
+            rows.collect::<Result<_, _>>().expect("rows")
+        };
+        match till {
+            Stores(key) => {
+                assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr_of(&out));
+                assert_eq!(stored, vec![key.to_string()], "{what}");
+            }
+            Refuses(needle) => {
+                let err = stderr_of(&out);
+                assert_eq!(out.status.code(), Some(65), "{what}: {err}");
+                assert!(err.contains(needle), "{what}: says {needle:?}: {err}");
+                assert!(
+                    err.contains("mobilePhone"),
+                    "{what}: names the field: {err}"
+                );
+                assert!(!err.contains(&digits(raw)), "{what}: unmasked: {err}");
+                assert!(stored.is_empty(), "{what}: nothing registered");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_till_checks_email_addresses_against_rfc_5321() {
+    let ws = Workspace::new();
+    ws.init();
+    let local64 = "a".repeat(64);
+    let cases: Vec<(String, Option<&str>)> = vec![
+        (
+            " \u{202A}Anna.Ek@Example.COM\u{200B} ".into(),
+            Some("anna.ek@example.com"),
+        ),
+        (format!("{local64}@example.se"), Some("")),
+        (format!("b{local64}@example.se"), None),
+        (format!("ab@{}.se", "d".repeat(250)), None),
+        ("anna@example".into(), None),
+    ];
+    for (raw, wanted) in cases {
+        let out = ws
+            .cmd()
+            .args(["--json", "contact", "add", "--email", &raw])
+            .output()
+            .expect("contact add");
+        match wanted {
+            Some(key) => {
+                assert_eq!(out.status.code(), Some(0), "{raw}: {}", stderr_of(&out));
+                let key = if key.is_empty() {
+                    format!("{local64}@example.se")
+                } else {
+                    key.to_string()
+                };
+                let found = ws
+                    .cmd()
+                    .args(["--json", "lookup", "--email", &key.to_uppercase()])
+                    .output()
+                    .expect("lookup");
+                assert_eq!(found.status.code(), Some(0), "{raw}: found by {key}");
+            }
+            None => {
+                assert_eq!(out.status.code(), Some(65), "{raw}: {}", stderr_of(&out));
+                assert!(stderr_of(&out).contains("email"), "{}", stderr_of(&out));
+            }
+        }
+    }
+}
+
+#[test]
+fn an_export_keeps_what_it_cannot_read_as_sent_and_counts_it() {
+    let ws = Workspace::new();
+    let numbers = [
+        "call the shop",
+        "46701234567",
+        "\u{202B}070-123 45 68\u{202C}",
+        "12",
+    ];
+    let members: Vec<String> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "<member><contactId>{}</contactId><mobilePhone>{n}</mobilePhone></member>",
+                guid(i as u32)
+            )
+        })
+        .collect();
+    ws.write_export("20260101000000_1_odd.xml", &export(&members, &[], &[]));
+    let out = ws.cmd().args(["--json", "delta"]).output().expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["inserted"], 4);
+    assert_eq!(summary["phones_as_sent"], 2, "{summary}");
+    let stored: Vec<Option<String>> = (0..4)
+        .map(|i| {
+            ws.replica_conn()
+                .query_row(
+                    "SELECT mobile_phone FROM contact WHERE contact_id = ?1",
+                    [guid(i)],
+                    |r| r.get(0),
+                )
+                .expect("row")
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            Some("call the shop".to_string()),
+            Some("+46701234567".to_string()),
+            Some("+46701234568".to_string()),
+            Some("12".to_string()),
+        ]
+    );
+    let human = ws.cmd().arg("delta").output().expect("delta again");
+    assert!(human.status.success());
+}
+
+/// A replica written by the build before schema 5: the keys it stored for numbers Engage sent
+/// without `+`, with a trunk 0 after the country code, or wrapped in bidi marks; and an
+/// e-mail address with a zero-width space.
+#[test]
+fn an_upgraded_replica_is_re_keyed_once_and_the_summary_counts_it() {
+    let ws = Workspace::new();
+    let sent = [
+        ("46701234567", "+4646701234567"),
+        ("+46 070 123 45 68", "+460701234568"),
+        ("\u{202A}0701234569\u{202C}", "\u{202A}0701234569\u{202C}"),
+        ("+46701234570", "+46701234570"),
+    ];
+    let members: Vec<String> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| {
+            format!(
+                "<member><contactId>{}</contactId><email>u{i}@example.com</email>\
+                 <mobilePhone>{n}</mobilePhone></member>",
+                guid(i as u32)
+            )
+        })
+        .collect();
+    ws.write_export("20260101000000_1_old.xml", &export(&members, &[], &[]));
+    assert!(ws
+        .cmd()
+        .args(["-q", "delta"])
+        .output()
+        .expect("delta")
+        .status
+        .success());
+    {
+        let conn = ws.replica_conn();
+        for (i, (_, old)) in sent.iter().enumerate() {
+            conn.execute(
+                "UPDATE contact SET mobile_phone = ?1 WHERE contact_id = ?2",
+                rusqlite::params![old, guid(i as u32)],
+            )
+            .expect("old key");
+        }
+        conn.execute(
+            "UPDATE contact SET email = 'u3@example.com\u{200B}' WHERE contact_id = ?1",
+            [guid(3)],
+        )
+        .expect("old e-mail");
+        conn.execute_batch("PRAGMA user_version = 4;")
+            .expect("schema 4");
+    }
+    // Before: the lookups miss.
+    let lookup = |mobile: &str| {
+        ws.cmd()
+            .args(["lookup", "--mobile", mobile])
+            .output()
+            .expect("lookup")
+            .status
+            .code()
+    };
+    assert_eq!(lookup("070 123 45 67"), Some(1));
+    let out = ws.cmd().args(["--json", "delta"]).output().expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        summary["rekey"],
+        serde_json::json!({"rows": 4, "changed_rows": 4, "phones_changed": 3,
+            "emails_changed": 1, "other_keys_changed": 0, "phones_as_sent": 0}),
+        "{summary}"
+    );
+    for (i, mobile) in [
+        "070 123 45 67",
+        "070 123 45 68",
+        "070 123 45 69",
+        "070 123 45 70",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = ws
+            .cmd()
+            .args(["--json", "lookup", "--mobile", mobile])
+            .output()
+            .expect("lookup");
+        assert_eq!(out.status.code(), Some(0), "{mobile}");
+        let found: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(found["contact"]["contact_id"], guid(i as u32));
+    }
+    // Once: the next run has nothing to re-key and says nothing about it.
+    let out = ws.cmd().arg("delta").output().expect("delta");
+    assert!(out.status.success());
+    assert!(
+        !stdout_of(&out).contains("re-normalised"),
+        "{}",
+        stdout_of(&out)
+    );
+}
