@@ -11,7 +11,7 @@ use std::io::BufReader;
 
 use engage_sync::config::Mode;
 use engage_sync::export_xml::{ExportFileName, ExportParser, Member, ParseError, Section};
-use engage_sync::normalize::calling_code;
+use engage_sync::normalize::Country;
 use engage_sync::outbox::input::read_all;
 use engage_sync::outbox::receipt::{body_with_key, validate, ContactRef};
 use engage_sync::replica::ContactRow;
@@ -25,7 +25,7 @@ pub fn export_parser(data: &[u8]) -> Result<usize, String> {
     let mut field_map = BTreeMap::new();
     field_map.insert("customerNo".to_string(), "memberNumber".to_string());
     field_map.insert("phone".to_string(), "mobilePhone".to_string());
-    let country = calling_code("SE").expect("SE is known");
+    let country = Country::from_iso("SE").expect("SE is known");
     let streamed = all_members(ExportParser::new(
         BufReader::with_capacity(64, data),
         &field_map,
@@ -104,7 +104,7 @@ fn file_name(data: &[u8]) {
 /// validates each receipt, the way `receipt add` does before it touches the database. Ok: how
 /// many receipts were valid; Err: the first refusal's message.
 pub fn receipt_validate(data: &[u8]) -> Result<usize, String> {
-    let country = calling_code("SE").expect("SE is known");
+    let country = Country::from_iso("SE").expect("SE is known");
     let mut valid = 0;
     let result = read_all(BufReader::new(data), "fuzz input", &mut |i, doc| {
         let store = i.is_multiple_of(2).then_some("0600");

@@ -82,8 +82,9 @@ pub struct GlobalArgs {
     )]
     pub log_format: Option<LogFormat>,
 
-    /// Country for phone numbers written without a country code (ISO code, e.g. SE)
-    /// [default: `default_country` in the config file, else SE]
+    /// Country for phone numbers written without a country code: any ISO 3166 code with a
+    /// numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the
+    /// config file, else SE]
     #[arg(
         long,
         global = true,
@@ -161,8 +162,14 @@ pub enum Command {
     Changes(ChangesArgs),
     /// Find a contact in the replica by one key and print the key to tag a purchase with
     ///
-    /// The value is normalised as on import: e-mail is case-insensitive, phone numbers may be
-    /// written in national or international form, contact ids in either case.
+    /// The value is normalised as on import: e-mail is case-insensitive, contact ids match in
+    /// either case. A phone number is read with libphonenumber's numbering plans and looked up
+    /// in E.164: national numbers use the default country (--default-country), `+` or `00`
+    /// mark an international one, a trunk prefix after the country code (`+46 (0)70…`) is
+    /// dropped where it is not dialled, digits that start with a country code (`46701234567`)
+    /// are read as international when that is the valid reading, and bidi marks, zero-width
+    /// spaces and full-width digits are ignored. A number that cannot be one in the default
+    /// country, or could be two different numbers, is refused (exit 64) rather than guessed.
     /// Exits 0 when found, 1 when not.
     #[command(after_help = EXIT_CODES_HELP)]
     Lookup(LookupArgs),
@@ -226,8 +233,12 @@ pub enum ContactCommand {
     ///
     /// Fields come from flags, or from a JSON object of Engage attribute names (`email`,
     /// `mobilePhone`, `firstName`, …) with --from; a JSON array or one object per line adds
-    /// several contacts at once (all or none). E-mail and phone are checked (phone to E.164),
-    /// the contact type must be one of `[local] contact_types`, and at least one of email,
+    /// several contacts at once (all or none). The mobile phone must be a valid mobile number
+    /// of its country by libphonenumber's plans (stored in E.164; landlines, toll-free and
+    /// numbers outside the plan are refused); the e-mail address must look like one and keep
+    /// RFC 5321's limits (64 octets before the @, 254 in all). The keys are normalised exactly
+    /// as `lookup` and import normalise them. The contact type must be one of
+    /// `[local] contact_types`, and at least one of email,
     /// mobile phone, external id or personal identity number is needed. Each contact gets a
     /// local key (`[local] key_prefix` + a number never reused), printed, and is written to
     /// the till store at once (lookup finds it). A contact whose key the replica or the till
@@ -294,7 +305,7 @@ pub struct ContactAddArgs {
     /// E-mail address [email]
     #[arg(long, value_name = "EMAIL")]
     pub email: Option<String>,
-    /// Mobile phone, national or international form [mobilePhone]
+    /// Mobile number, national (default country) or international form [mobilePhone]
     #[arg(long, value_name = "PHONE")]
     pub mobile: Option<String>,
     /// Contact type [contactType] [default: Member]
