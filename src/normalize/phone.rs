@@ -43,8 +43,10 @@ impl Country {
         if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
             return None;
         }
+        if !REGIONS.contains(&code.as_str()) {
+            return None;
+        }
         let region = Region::from_str(&code).ok()?;
-        PHONE_NUMBER_UTIL.get_country_code_for_region(region)?;
         Some(Country { region })
     }
 
@@ -129,6 +131,48 @@ pub fn phone_key(raw: &str, default: Country) -> Result<String, PhoneError> {
     Err(PhoneError::Invalid {
         region: reading.region,
     })
+}
+
+/// The key `lookup --mobile` searches: [`phone_key`], except that a national number with the
+/// trunk prefix 0 of a country in [`TRUNK_ZERO`] (`070-123 45 67` in Sweden, as a till types
+/// it) becomes `+46` and the rest without loading the numbering plans, which would cost a POS
+/// lookup several milliseconds. For a valid number that is exactly [`phone_key`]'s answer (a
+/// test checks every type of number of each of those countries); an invalid one is then not
+/// found instead of refused. Nothing is stored under such a key: it is only searched for.
+pub fn lookup_phone_key(raw: &str, default: Country) -> Result<String, PhoneError> {
+    let cleaned = clean(raw)?;
+    match national_with_trunk_zero(&cleaned, default) {
+        Some(key) => Ok(key),
+        None => phone_key(raw, default),
+    }
+}
+
+/// Countries whose national numbers start with the trunk prefix 0, which their plans drop and
+/// nothing else, and their calling codes.
+const TRUNK_ZERO: [(&str, &str); 9] = [
+    ("SE", "46"),
+    ("FI", "358"),
+    ("DE", "49"),
+    ("AT", "43"),
+    ("CH", "41"),
+    ("NL", "31"),
+    ("BE", "32"),
+    ("FR", "33"),
+    ("IE", "353"),
+];
+
+/// `+CC` and the digits after the trunk 0, for ASCII digits `0[1-9]…` (6 to 13 of them) in a
+/// [`TRUNK_ZERO`] country; `None` for anything else.
+fn national_with_trunk_zero(cleaned: &str, default: Country) -> Option<String> {
+    let code = TRUNK_ZERO
+        .iter()
+        .find(|(iso, _)| *iso == default.region.as_region_str().as_ref())?
+        .1;
+    let rest = cleaned.strip_prefix('0')?;
+    let plain = (5..=12).contains(&rest.len())
+        && !rest.starts_with('0')
+        && rest.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| format!("+{code}{rest}"))
 }
 
 /// A mobile number typed at the till: E.164 of a valid mobile number (or a number of a country
@@ -318,6 +362,28 @@ fn kind_name(kind: PhoneNumberType) -> &'static str {
         PhoneNumberType::Unknown => "unknown",
     }
 }
+
+/// The regions libphonenumber has a numbering plan for (a test checks this list against it).
+/// Checking a default country against it, not against the plans themselves, keeps their
+/// loading (several milliseconds) off every command that never reads a national number.
+const REGIONS: [&str; 245] = [
+    "AC", "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO",
+    "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE", "EG",
+    "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF", "GG",
+    "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GT", "GU", "GW", "GY", "HK", "HN", "HR", "HT",
+    "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM", "JO", "JP", "KE",
+    "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", "LI", "LK", "LR",
+    "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN",
+    "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE", "NF",
+    "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL",
+    "PM", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SB", "SC", "SD",
+    "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST", "SV", "SX", "SY",
+    "SZ", "TA", "TC", "TD", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW",
+    "TZ", "UA", "UG", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI", "VN", "VU", "WF", "WS", "XK",
+    "YE", "YT", "ZA", "ZM", "ZW",
+];
 
 /// The country calling codes libphonenumber knows (a test checks this list against it). They
 /// are prefix-free, so the first 1, 2 or 3 digits of an E.164 number name exactly one.

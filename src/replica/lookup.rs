@@ -6,7 +6,7 @@ use super::{queries, Replica};
 use crate::error::UsageError;
 use crate::mask;
 use crate::normalize::{
-    normalize_contact_id, normalize_email, normalize_plain, phone_key, Country,
+    lookup_phone_key, normalize_contact_id, normalize_email, normalize_plain, Country,
 };
 
 /// The key a lookup searches by, as typed by the user.
@@ -35,7 +35,7 @@ impl LookupKey {
         Ok(match self {
             LookupKey::Mobile(v) => (
                 "mobile_phone",
-                phone_key(v, country).map_err(|e| {
+                lookup_phone_key(v, country).map_err(|e| {
                     UsageError(format!(
                         "--mobile {} {e} (a national number is read as one of the default \
                          country {}, --default-country)",

@@ -19,6 +19,16 @@ fn slow_key(raw: &str, default: Country) -> Result<String, PhoneError> {
 }
 
 #[test]
+fn regions_are_libphonenumbers() {
+    let mut known: Vec<String> = PHONE_NUMBER_UTIL
+        .get_supported_regions()
+        .map(|r| r.as_region_str().to_string())
+        .collect();
+    known.sort_unstable();
+    assert_eq!(known, REGIONS.map(String::from).to_vec());
+}
+
+#[test]
 fn calling_codes_are_libphonenumbers() {
     let mut known: Vec<u16> = PHONE_NUMBER_UTIL
         .get_supported_calling_codes()
@@ -192,4 +202,59 @@ fn the_till_takes_valid_mobile_numbers_only() {
         till_mobile("(202) 555-0123", country("US")).as_deref(),
         Ok("+12025550123")
     );
+}
+
+/// The lookup's national fast path gives exactly the full parse's key for every valid number
+/// it takes: the example number of every type of each country, and numbers around them.
+#[test]
+fn national_fast_path_agrees_with_libphonenumber() {
+    use rlibphonenumber::enums::PhoneNumberType as T;
+    let mut rng = fastrand::Rng::with_seed(0x5eed_1016);
+    let mut checked = 0;
+    for (iso, _) in TRUNK_ZERO {
+        let c = country(iso);
+        for kind in [
+            T::Mobile,
+            T::FixedLine,
+            T::TollFree,
+            T::PremiumRate,
+            T::SharedCost,
+            T::VoIP,
+            T::PersonalNumber,
+            T::Pager,
+            T::UAN,
+            T::VoiceMail,
+        ] {
+            let Ok(example) =
+                PHONE_NUMBER_UTIL.get_example_number_for_type_and_region(c.region, kind)
+            else {
+                continue;
+            };
+            let national = example.format_as(PhoneNumberFormat::National).into_owned();
+            let digits: String = national.chars().filter(char::is_ascii_digit).collect();
+            for round in 0..60 {
+                let mut candidate = digits.clone().into_bytes();
+                if round > 0 {
+                    for _ in 0..rng.usize(1..=3) {
+                        let at = rng.usize(2..candidate.len());
+                        candidate[at] = b'0' + rng.u8(0..10);
+                    }
+                }
+                let candidate = String::from_utf8(candidate).expect("ascii");
+                let Some(fast) = national_with_trunk_zero(&candidate, c) else {
+                    continue;
+                };
+                let full = read(&candidate, c).expect("reads");
+                if full.valid {
+                    checked += 1;
+                    assert_eq!(fast, full.e164, "{iso} {candidate} ({kind:?})");
+                    assert_eq!(
+                        lookup_phone_key(&candidate, c).as_deref(),
+                        Ok(full.e164.as_str())
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} valid numbers checked");
 }
