@@ -395,3 +395,69 @@ fn an_upgraded_replica_is_re_keyed_once_and_the_summary_counts_it() {
         stdout_of(&out)
     );
 }
+
+/// Receipts name their customer by a match key (Voyado's integration guide writes
+/// `"matchKey": "46707234567"`) or carry contact data: the key is normalised like a lookup's,
+/// the contact data like `contact add`'s.
+#[test]
+fn receipts_match_keys_and_contact_data_use_the_same_rules() {
+    let ws = Workspace::new();
+    ws.init();
+    let add = |id: &str, contact: Value| {
+        ws.cmd()
+            .args(["receipt", "add", "-"])
+            .write_stdin(receipt(id, contact).to_string())
+            .output()
+            .expect("receipt add")
+    };
+    let stored = |id: &str| -> Option<(String, String)> {
+        ws.till_conn()
+            .query_row(
+                "SELECT ref_type, ref_value FROM receipt_outbox WHERE unique_receipt_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()
+    };
+    let out = add(
+        "r1",
+        serde_json::json!({"matchKeyType": "mobilePhone", "matchKey": "46707234567"}),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        stored("r1"),
+        Some(("mobilePhone".into(), "+46707234567".into()))
+    );
+    let out = add(
+        "r2",
+        serde_json::json!({"matchKeyType": "mobilePhone", "matchKey": "\u{202A}+46 070-723 45 67\u{202C}"}),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        stored("r2"),
+        Some(("mobilePhone".into(), "+46707234567".into()))
+    );
+    for (id, contact, needle) in [
+        (
+            "r3",
+            serde_json::json!({"matchKeyType": "mobilePhone", "matchKey": "1234567"}),
+            "not a valid phone number in SE",
+        ),
+        (
+            "r4",
+            serde_json::json!({"mobilePhone": "08 123 456 78", "firstName": "Ann"}),
+            "landline",
+        ),
+        (
+            "r5",
+            serde_json::json!({"email": format!("{}@example.se", "a".repeat(65))}),
+            "at most 64",
+        ),
+    ] {
+        let out = add(id, contact);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(65), "{id}: {err}");
+        assert!(err.contains(needle), "{id}: {err}");
+        assert_eq!(stored(id), None, "{id}: nothing queued");
+    }
+}
