@@ -19,6 +19,7 @@ pub mod mask;
 pub mod normalize;
 pub mod outbox;
 pub mod progress;
+pub mod purge_files;
 pub mod replica;
 pub mod sftp;
 pub mod sqlite_file;

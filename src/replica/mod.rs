@@ -7,6 +7,7 @@
 
 mod apply;
 pub mod bulk;
+pub mod folders;
 pub mod generation;
 pub mod ledger;
 mod lookup;
@@ -272,6 +273,17 @@ impl Replica {
     /// The connection, for modules of this crate that run their own transactions.
     pub fn conn(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// The connection, for reads and single statements.
+    pub fn conn_ref(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Whether a writer would migrate this replica (a reader accepts some older schemas, see
+    /// `schema::READABLE_FROM`).
+    pub fn behind_current_schema(&self) -> anyhow::Result<bool> {
+        Ok(schema::user_version_of(&self.conn, "main")? < schema::CURRENT_VERSION)
     }
 
     /// Number of live contacts.

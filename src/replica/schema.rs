@@ -14,10 +14,16 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_sync_state.sql"),
     include_str!("migrations/0003_outbox.sql"),
     include_str!("migrations/0004_till_store.sql"),
+    include_str!("migrations/0005_used_folder.sql"),
 ];
 
 /// The migration that moves the till's data into the till store (see [`migrate`]).
 pub const TILL_STORE_VERSION: i64 = 4;
+
+/// The oldest schema a reader accepts as it is: later migrations add only what writers use
+/// (5: the folders purge covers), so a POS keeps reading between an upgrade of the binary and
+/// the first writer that migrates the replica.
+pub const READABLE_FROM: i64 = TILL_STORE_VERSION;
 
 /// SQLite `application_id` of a replica ("ESyR"), so that a replica can be told from another
 /// application's database.
@@ -68,7 +74,7 @@ pub fn migrate(
 }
 
 /// For readers: the schema of the replica attached as `schema` (`main` for a reader of the
-/// replica itself) must be current; returns the mode.
+/// replica itself) must be readable (see [`READABLE_FROM`]); returns the mode.
 pub fn check_current(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<Mode> {
     let found = user_version_of(conn, schema)?;
     if found > CURRENT_VERSION {
@@ -79,7 +85,7 @@ pub fn check_current(conn: &Connection, schema: &str, path: &Path) -> anyhow::Re
         }
         .into());
     }
-    if found < CURRENT_VERSION {
+    if found < READABLE_FROM {
         return Err(ReplicaError::OlderSchema {
             db: path.to_path_buf(),
             found,

@@ -237,11 +237,14 @@ pub const PURGE_RECEIPT_OUTBOX: &str = "DELETE FROM receipt_outbox WHERE state I
 /// Counting the same, for dry runs.
 pub const COUNT_PURGE_RECEIPT_OUTBOX: &str = "SELECT count(*) FROM receipt_outbox WHERE state IN \
      ('delivered', 'rejected', 'dropped') AND finished_at < ?1";
-/// Finished `push-local` runs older than a cutoff (purge).
-pub const PURGE_RUNS: &str = "DELETE FROM main.run WHERE outcome != 'running' AND finished_at < ?1";
+/// Finished `push-local` runs older than a cutoff (purge), but the latest of each command and
+/// outcome (no personal data), as in the replica.
+pub const PURGE_RUNS: &str = "DELETE FROM main.run WHERE outcome != 'running' AND finished_at < ?1 \
+     AND id NOT IN (SELECT max(id) FROM main.run WHERE outcome != 'running' GROUP BY command, outcome)";
 /// Counting the same, for dry runs.
 pub const COUNT_PURGE_RUNS: &str =
-    "SELECT count(*) FROM main.run WHERE outcome != 'running' AND finished_at < ?1";
+    "SELECT count(*) FROM main.run WHERE outcome != 'running' AND finished_at < ?1 \
+     AND id NOT IN (SELECT max(id) FROM main.run WHERE outcome != 'running' GROUP BY command, outcome)";
 /// Finished batch records older than a cutoff (ids and counts only).
 pub const PURGE_OUTBOX_BATCHES: &str =
     "DELETE FROM outbox_batch WHERE state != 'sent' AND finished_at < ?1";

@@ -1,0 +1,239 @@
+//! The files `purge` deletes (SPEC §7), besides the rows in the databases: export files in
+//! every archive, quarantine and inbox folder the replica has used, and what an interrupted
+//! `full` left behind (its build and stale generations). Each is a [`Location`] in the purge
+//! summary, so an auditor sees the whole scope, including what holds nothing to purge.
+//!
+//! Files are unlinked, as every file purge deletes: overwriting in place first would promise
+//! more than it keeps on journalling and copy-on-write file systems and SSDs (README "GDPR").
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::replica::folders::FolderKind;
+use crate::replica::generation::{with_suffix, Layout};
+
+/// One place purge covers, and what it did (or, in a dry run, would do) there.
+#[derive(Debug, Clone, Serialize)]
+pub struct Location {
+    /// replica, replica_wal, till_store, till_store_wal, archive, quarantine, inbox,
+    /// abandoned_build, stale_generation.
+    pub kind: &'static str,
+    /// The path (canonical where it exists).
+    pub path: String,
+    /// What purge deletes there.
+    pub scope: &'static str,
+    /// False for a recorded folder that no longer exists (reported, not an error).
+    pub exists: bool,
+    /// Files deleted (or that would be).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl Location {
+    /// A location purge handles inside SQLite (rows, free pages, WAL), not file by file.
+    pub fn database(kind: &'static str, path: &Path, scope: &'static str) -> Location {
+        Location {
+            kind,
+            path: path.display().to_string(),
+            scope,
+            exists: path.exists(),
+            files: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// A `full` build left on disk: `<db>.d/building.db` and its journal/WAL files.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildLeftover {
+    /// The build file.
+    pub path: String,
+    /// Its files (the build and its -wal, -shm, -journal).
+    pub files: Vec<PathBuf>,
+    /// Their total size.
+    pub bytes: u64,
+    /// The newest modification of any of them.
+    #[serde(skip)]
+    pub modified: SystemTime,
+}
+
+/// The build of the replica at `db`, if one is on disk.
+pub fn build_leftover(db: &Path) -> anyhow::Result<Option<BuildLeftover>> {
+    let build = Layout::new(db).build_path();
+    let candidates = [
+        build.clone(),
+        with_suffix(&build, "-wal"),
+        with_suffix(&build, "-shm"),
+        with_suffix(&build, "-journal"),
+    ];
+    let mut found = BuildLeftover {
+        path: build.display().to_string(),
+        files: Vec::new(),
+        bytes: 0,
+        modified: SystemTime::UNIX_EPOCH,
+    };
+    for path in candidates {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
+            }
+        };
+        found.bytes += meta.len();
+        found.modified = found.modified.max(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        found.files.push(path);
+    }
+    Ok((!found.files.is_empty()).then_some(found))
+}
+
+/// Deletes (or counts) the build if nothing wrote it since `cutoff`. The caller holds the
+/// writer lock, which a running `full` holds for its whole run, so the build is not in use.
+pub fn purge_build(db: &Path, cutoff: SystemTime, dry_run: bool) -> anyhow::Result<Location> {
+    let mut loc = Location {
+        kind: "abandoned_build",
+        path: Layout::new(db).build_path().display().to_string(),
+        scope: "an interrupted or paused `full` build (and its journal/WAL) not written since the cutoff",
+        exists: false,
+        files: 0,
+        bytes: 0,
+    };
+    let Some(build) = build_leftover(db)? else {
+        return Ok(loc);
+    };
+    loc.exists = true;
+    if build.modified >= cutoff {
+        return Ok(loc);
+    }
+    for path in &build.files {
+        if !dry_run {
+            remove(path)?;
+        }
+    }
+    loc.files = build.files.len() as u64;
+    loc.bytes = build.bytes;
+    Ok(loc)
+}
+
+/// Deletes (or counts) generations in `<db>.d` other than the current one, older than the
+/// cutoff: a swap removes them, so they are only there after a crash in a swap.
+pub fn purge_stale_generations(db: &Path, cutoff: SystemTime, dry_run: bool) -> anyhow::Result<Location> {
+    let dir = Layout::new(db).dir();
+    let mut loc = Location {
+        kind: "stale_generation",
+        path: dir.display().to_string(),
+        scope: "replica generations a crashed `full` swap left beside the current one",
+        exists: dir.exists(),
+        files: 0,
+        bytes: 0,
+    };
+    let current = std::fs::canonicalize(db)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(loc);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_current = current.as_deref().is_some_and(|c| name.starts_with(c));
+        if !name.starts_with("gen-") || is_current {
+            continue;
+        }
+        count_old_file(&entry.path(), cutoff, dry_run, &mut loc)?;
+    }
+    Ok(loc)
+}
+
+/// Deletes (or counts) the files in a folder that purge may delete there and that were last
+/// modified before the cutoff: every file in an archive or quarantine folder; in an inbox only
+/// unfinished SFTP downloads and files `applied` says were imported (never a file waiting to
+/// be). A missing folder is reported (`exists: false`), not an error.
+pub fn purge_folder(
+    dir: &Path,
+    kind: FolderKind,
+    cutoff: SystemTime,
+    dry_run: bool,
+    applied: &dyn Fn(&Path) -> anyhow::Result<bool>,
+) -> anyhow::Result<Location> {
+    let mut loc = Location {
+        kind: kind.as_str(),
+        path: dir.display().to_string(),
+        scope: match kind {
+            FolderKind::Archive => "archived export files",
+            FolderKind::Quarantine => "quarantined export files",
+            FolderKind::Inbox => {
+                "export files already applied, and unfinished SFTP downloads (staging)"
+            }
+        },
+        exists: true,
+        files: 0,
+        bytes: 0,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            loc.exists = false;
+            return Ok(loc);
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot list {}", dir.display())))
+        }
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let path = entry.path();
+        if kind == FolderKind::Inbox && !is_partial_download(&path) && !applied(&path)? {
+            continue;
+        }
+        count_old_file(&path, cutoff, dry_run, &mut loc)?;
+    }
+    Ok(loc)
+}
+
+/// `.NAME.part`: a download the SFTP fetch had not finished (see `sftp::transfer`).
+fn is_partial_download(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.starts_with('.') && name.ends_with(".part")
+}
+
+/// Deletes (or counts into `loc`) `path` if it is a regular file last modified before the
+/// cutoff.
+fn count_old_file(path: &Path, cutoff: SystemTime, dry_run: bool, loc: &mut Location) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let old = meta.modified().map(|m| m < cutoff).unwrap_or(false);
+    if !meta.is_file() || !old {
+        return Ok(());
+    }
+    if !dry_run {
+        remove(path)?;
+    }
+    loc.files += 1;
+    loc.bytes += meta.len();
+    Ok(())
+}
+
+fn remove(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot delete {} (check its permissions; it holds personal data purge must remove)",
+            path.display()
+        ))),
+    }
+}
+
+/// An absolute form of a configured folder, canonical where it exists, for comparing with the
+/// recorded ones.
+pub fn absolute(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_path_buf())
+    })
+}
