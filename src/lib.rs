@@ -18,6 +18,7 @@ pub mod logging;
 pub mod mask;
 pub mod normalize;
 pub mod outbox;
+pub mod printable;
 pub mod progress;
 pub mod purge_files;
 pub mod replica;
