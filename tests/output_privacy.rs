@@ -383,3 +383,74 @@ mod engage_leaks {
         }
     }
 }
+
+/// Control characters and bidi overrides from file names and XML values are escaped in human
+/// output (`status`, `lookup`, errors): a value cannot forge a line or reach the terminal raw.
+/// JSON output keeps the values as they are (JSON escapes them itself).
+#[test]
+fn control_characters_from_outside_are_escaped_in_human_output() {
+    let ws = Workspace::new();
+    let forged = "20260101100000_0_x\nOK: all good.xml";
+    let member = format!(
+        "<member><contactId>{}</contactId><memberNumber>M-ctl</memberNumber>\
+         <firstName>Eve&#13;\nOK: found</firstName><lastName>\u{202e}reveR</lastName></member>",
+        guid(1)
+    );
+    ws.write_export(forged, &export(&[member], &[], &[]));
+    ws.write_export("20260101100000_1_x\u{1b}[2J.xml", "<contacts><new>");
+    let out = ws
+        .cmd()
+        .args(["delta", "--keep-going"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    let raw = |s: &str| s.contains(['\r', '\u{1b}', '\u{202e}']) || s.lines().any(|l| l.starts_with("OK: "));
+    let err = stderr_of(&out);
+    assert!(!raw(&err), "delta's log or error printed a raw control character:\n{err}");
+    assert!(err.contains("\\x1b[2J"), "{err}");
+
+    let status = stdout_of(&ws.cmd().arg("status").output().expect("runs"));
+    assert!(!raw(&status), "status:\n{status}");
+    assert!(status.contains("x\\nOK: all good.xml"), "{status}");
+    assert!(status.contains("x\\x1b[2J.xml"), "{status}");
+
+    let out = ws
+        .cmd()
+        .args(["lookup", "--member-number", "M-ctl"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let lookup = stdout_of(&out);
+    assert!(!raw(&lookup), "lookup:\n{lookup}");
+    assert!(lookup.contains("Eve\\r\\nOK: found"), "{lookup}");
+    assert!(lookup.contains("\\u{202e}reveR"), "{lookup}");
+
+    let out = ws
+        .cmd()
+        .args(["lookup", "--json", "--member-number", "M-ctl"])
+        .output()
+        .expect("runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["contact"]["first_name"], "Eve\r\nOK: found", "{json}");
+}
+
+/// A password in ENGAGE_BASE_URL is refused without being echoed, at every verbosity.
+#[test]
+fn a_password_in_the_base_url_is_never_echoed() {
+    let ws = Workspace::new();
+    ws.init();
+    for mode in [&["-vv"][..], &["-vv", "--log-format", "json"], &["--json"]] {
+        let out = ws
+            .cmd()
+            .env("ENGAGE_BASE_URL", "https://svc-user:Hunter2-Secret@t.voyado.com")
+            .env("ENGAGE_API_KEY", "k")
+            .args(mode)
+            .arg("push-local")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+        let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
+        assert!(!text.contains("Hunter2") && !text.contains("svc-user"), "{text}");
+        assert!(text.contains("https://***@t.voyado.com"), "{text}");
+    }
+}
