@@ -197,8 +197,9 @@ fn purge_files(
 
 const DB_SCOPE: &str = "run records (the latest of each command kept), quarantine records; \
      free pages reclaimed (secure_delete zeroes deleted rows)";
-const TILL_SCOPE: &str = "delivered, rejected and dropped outbox items, push-local run records \
-     (the latest kept), till rows the replica has overtaken; free pages reclaimed";
+const TILL_SCOPE: &str = "delivered, rejected and dropped outbox items, contacts registered at \
+     the till that Engage rejected, push-local run records (the latest kept), till rows the \
+     replica has overtaken; free pages reclaimed";
 const WAL_SCOPE: &str = "old page images: checkpointed and truncated to zero bytes";
 
 /// The recorded folders and this run's configured archive and quarantine folders, once each.
@@ -238,6 +239,10 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
         format!(
             "  outbox rows:        {} contact, {} receipt (delivered, rejected or dropped)",
             s.outbox.outbox_contacts, s.outbox.outbox_receipts
+        ),
+        format!(
+            "  local contacts:     {} (registered at the till, rejected by Engage)",
+            s.outbox.local_contacts_never_in_engage
         ),
         format!("  archived files:     {}", files(&s.archived_files)),
         format!("  quarantined files:  {}", files(&s.quarantined_files)),
