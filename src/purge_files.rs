@@ -85,7 +85,9 @@ pub fn build_leftover(db: &Path) -> anyhow::Result<Option<BuildLeftover>> {
             }
         };
         found.bytes += meta.len();
-        found.modified = found.modified.max(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        found.modified = found
+            .modified
+            .max(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
         found.files.push(path);
     }
     Ok((!found.files.is_empty()).then_some(found))
@@ -121,7 +123,11 @@ pub fn purge_build(db: &Path, cutoff: SystemTime, dry_run: bool) -> anyhow::Resu
 
 /// Deletes (or counts) generations in `<db>.d` other than the current one, older than the
 /// cutoff: a swap removes them, so they are only there after a crash in a swap.
-pub fn purge_stale_generations(db: &Path, cutoff: SystemTime, dry_run: bool) -> anyhow::Result<Location> {
+pub fn purge_stale_generations(
+    db: &Path,
+    cutoff: SystemTime,
+    dry_run: bool,
+) -> anyhow::Result<Location> {
     let dir = Layout::new(db).dir();
     let mut loc = Location {
         kind: "stale_generation",
@@ -202,7 +208,12 @@ fn is_partial_download(path: &Path) -> bool {
 
 /// Deletes (or counts into `loc`) `path` if it is a regular file last modified before the
 /// cutoff.
-fn count_old_file(path: &Path, cutoff: SystemTime, dry_run: bool, loc: &mut Location) -> anyhow::Result<()> {
+fn count_old_file(
+    path: &Path,
+    cutoff: SystemTime,
+    dry_run: bool,
+    loc: &mut Location,
+) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let old = meta.modified().map(|m| m < cutoff).unwrap_or(false);

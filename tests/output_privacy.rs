@@ -222,7 +222,7 @@ mod engage_leaks {
     //! with the API key), and what of them is stored in the till store.
 
     use super::*;
-    use fake_engage::{Fault, FaultKind, FakeConfig, FakeEngage};
+    use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind};
 
     const NAME: &str = "Zebedeus";
 
@@ -242,7 +242,12 @@ mod engage_leaks {
     }
 
     /// Every verbosity and format a run can log at.
-    const MODES: [&[&str]; 4] = [&["-v"], &["-vv"], &["-vv", "--log-format", "json"], &["--json"]];
+    const MODES: [&[&str]; 4] = [
+        &["-v"],
+        &["-vv"],
+        &["-vv", "--log-format", "json"],
+        &["--json"],
+    ];
 
     fn push(ws: &Workspace, fake: &FakeEngage, mode: &[&str]) -> std::process::Output {
         ws.cmd()
@@ -310,7 +315,9 @@ mod engage_leaks {
             .map(|r| r.path)
             .collect();
         assert!(
-            lookups.iter().any(|p| p.contains("mobilePhone=%2B46701112233")),
+            lookups
+                .iter()
+                .any(|p| p.contains("mobilePhone=%2B46701112233")),
             "the phone number really was in a URL: {lookups:?}"
         );
     }
@@ -342,9 +349,21 @@ mod engage_leaks {
             .output()
             .expect("runs");
         assert!(out.status.success(), "{}", stderr_of(&out));
-        fake.inject(Fault::on("POST", "/api/v3/receipts", FaultKind::EchoRequest(400)));
-        fake.inject(Fault::on("POST", "/api/v3/contacts/bulk", FaultKind::EchoRequest(400)));
-        fake.inject(Fault::on("POST", "/api/v3/contacts", FaultKind::EchoRequest(400)));
+        fake.inject(Fault::on(
+            "POST",
+            "/api/v3/receipts",
+            FaultKind::EchoRequest(400),
+        ));
+        fake.inject(Fault::on(
+            "POST",
+            "/api/v3/contacts/bulk",
+            FaultKind::EchoRequest(400),
+        ));
+        fake.inject(Fault::on(
+            "POST",
+            "/api/v3/contacts",
+            FaultKind::EchoRequest(400),
+        ));
         let out = push(&ws, &fake, &["-vv"]);
         assert_output_clean("push-local -vv", &out, &fake);
         for mode in MODES {
@@ -363,7 +382,10 @@ mod engage_leaks {
         for reason in &reasons {
             assert!(reason.contains("errorCode InvalidData"), "{reason}");
             assert!(reason.contains("correlation id corr-4711"), "{reason}");
-            assert!(!reason.contains("is not valid") && !reason.contains("apikey"), "{reason}");
+            assert!(
+                !reason.contains("is not valid") && !reason.contains("apikey"),
+                "{reason}"
+            );
             assert!(reason.chars().count() < 600, "capped: {reason}");
         }
         let receipt_reason = reasons
@@ -373,7 +395,12 @@ mod engage_leaks {
         assert!(receipt_reason.contains("fields "), "{receipt_reason}");
         for path in files_under(ws.path()) {
             let bytes = std::fs::read(&path).expect("read");
-            for needle in [fake.api_key().as_str(), "requestHeaders", "is not valid", "rejected: "] {
+            for needle in [
+                fake.api_key().as_str(),
+                "requestHeaders",
+                "is not valid",
+                "rejected: ",
+            ] {
                 assert!(
                     !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
                     "{needle} stored in {}",
@@ -404,9 +431,14 @@ fn control_characters_from_outside_are_escaped_in_human_output() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
-    let raw = |s: &str| s.contains(['\r', '\u{1b}', '\u{202e}']) || s.lines().any(|l| l.starts_with("OK: "));
+    let raw = |s: &str| {
+        s.contains(['\r', '\u{1b}', '\u{202e}']) || s.lines().any(|l| l.starts_with("OK: "))
+    };
     let err = stderr_of(&out);
-    assert!(!raw(&err), "delta's log or error printed a raw control character:\n{err}");
+    assert!(
+        !raw(&err),
+        "delta's log or error printed a raw control character:\n{err}"
+    );
     assert!(err.contains("\\x1b[2J"), "{err}");
 
     let status = stdout_of(&ws.cmd().arg("status").output().expect("runs"));
@@ -442,7 +474,10 @@ fn a_password_in_the_base_url_is_never_echoed() {
     for mode in [&["-vv"][..], &["-vv", "--log-format", "json"], &["--json"]] {
         let out = ws
             .cmd()
-            .env("ENGAGE_BASE_URL", "https://svc-user:Hunter2-Secret@t.voyado.com")
+            .env(
+                "ENGAGE_BASE_URL",
+                "https://svc-user:Hunter2-Secret@t.voyado.com",
+            )
             .env("ENGAGE_API_KEY", "k")
             .args(mode)
             .arg("push-local")
@@ -450,7 +485,10 @@ fn a_password_in_the_base_url_is_never_echoed() {
             .expect("runs");
         assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
         let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
-        assert!(!text.contains("Hunter2") && !text.contains("svc-user"), "{text}");
+        assert!(
+            !text.contains("Hunter2") && !text.contains("svc-user"),
+            "{text}"
+        );
         assert!(text.contains("https://***@t.voyado.com"), "{text}");
     }
 }

@@ -377,16 +377,36 @@ fn folders_given_to_delta_as_flags_are_purged_without_them() {
             guid(n)
         )
     };
-    ws.write_export("20260101100000_0_c.xml", &export(&[secret(1, "Quagmirella")], &[], &[]));
-    ws.write_export("20260101100000_1_c.xml", "<contacts><new><member>Brambleworth");
+    ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[secret(1, "Quagmirella")], &[], &[]),
+    );
+    ws.write_export(
+        "20260101100000_1_c.xml",
+        "<contacts><new><member>Brambleworth",
+    );
     let out = ws
         .cmd()
-        .args(["delta", "--keep-going", "--archive", "arch-a", "--quarantine", "quar-a"])
+        .args([
+            "delta",
+            "--keep-going",
+            "--archive",
+            "arch-a",
+            "--quarantine",
+            "quar-a",
+        ])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
-    ws.write_export("20260102100000_0_c.xml", &export(&[secret(2, "Gone")], &[], &[]));
-    let out = ws.cmd().args(["delta", "--archive", "arch-gone"]).output().expect("runs");
+    ws.write_export(
+        "20260102100000_0_c.xml",
+        &export(&[secret(2, "Gone")], &[], &[]),
+    );
+    let out = ws
+        .cmd()
+        .args(["delta", "--archive", "arch-gone"])
+        .output()
+        .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
     std::fs::remove_dir_all(ws.path().join("arch-gone")).expect("remove arch-gone");
     age_all(&ws.path().join("arch-a"), 40);
@@ -400,7 +420,9 @@ fn folders_given_to_delta_as_flags_are_purged_without_them() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let listing = stdout_of(&out);
     for dir in ["arch-a", "quar-a", "arch-gone", "inbox"] {
-        let path = std::fs::canonicalize(ws.path()).expect("canonical").join(dir);
+        let path = std::fs::canonicalize(ws.path())
+            .expect("canonical")
+            .join(dir);
         assert!(
             listing.contains(&path.display().to_string()),
             "{dir} not listed:\n{listing}"
@@ -418,8 +440,15 @@ fn folders_given_to_delta_as_flags_are_purged_without_them() {
         .filter(|l| l["exists"] == false && l["kind"] == "archive")
         .collect();
     assert_eq!(gone.len(), 1, "{summary}");
-    assert!(gone[0]["path"].as_str().expect("path").ends_with("arch-gone"));
-    assert!(stderr_of(&out).contains("no longer exists"), "{}", stderr_of(&out));
+    assert!(gone[0]["path"]
+        .as_str()
+        .expect("path")
+        .ends_with("arch-gone"));
+    assert!(
+        stderr_of(&out).contains("no longer exists"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(files_under(&ws.path().join("arch-a")).is_empty());
     assert!(files_under(&ws.path().join("quar-a")).is_empty());
     assert_in_no_file(&ws, &["Brambleworth"]);
@@ -436,7 +465,10 @@ fn the_inbox_keeps_files_not_imported_and_loses_applied_ones() {
     );
     let out = ws.cmd().arg("delta").output().expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(applied.exists(), "no archive: the applied file stays in the inbox");
+    assert!(
+        applied.exists(),
+        "no archive: the applied file stays in the inbox"
+    );
     let partial = ws.inbox().join(".20260103100000_0_c.xml.part");
     std::fs::write(&partial, "<contacts>Partialdine").expect("part");
     // Same name as an applied file but other content: not the applied file, kept.
@@ -480,7 +512,8 @@ fn an_abandoned_build_is_shown_and_purged_once_old_but_not_while_full_runs() {
     let status = |ws: &Workspace| -> serde_json::Value {
         let out = ws.cmd().args(["status", "--json"]).output().expect("runs");
         assert!(out.status.success(), "{}", stderr_of(&out));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["full_build"].clone()
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["full_build"]
+            .clone()
     };
     let b = status(&ws);
     assert_eq!(b["state"], "left_behind", "{b}");
@@ -491,10 +524,16 @@ fn an_abandoned_build_is_shown_and_purged_once_old_but_not_while_full_runs() {
         .sum();
     assert_eq!(b["bytes"], on_disk, "{b}");
     let human = stdout_of(&ws.cmd().arg("status").output().expect("runs"));
-    assert!(human.contains("full build:") && human.contains("left behind"), "{human}");
+    assert!(
+        human.contains("full build:") && human.contains("left behind"),
+        "{human}"
+    );
 
     let (_, summary) = purge_30d(&ws);
-    assert_eq!(summary["build_files"]["files"], 0, "young: kept ({summary})");
+    assert_eq!(
+        summary["build_files"]["files"], 0,
+        "young: kept ({summary})"
+    );
     assert!(build_dir.join("building.db").exists());
 
     // A `full` resumes the build and stops (SIGSTOP) while holding the writer lock.
@@ -507,7 +546,11 @@ fn an_abandoned_build_is_shown_and_purged_once_old_but_not_while_full_runs() {
     assert!(stopped, "full reached the failpoint");
     age_all(&build_dir, 40);
     assert_eq!(status(&ws)["state"], "in_progress");
-    let out = ws.cmd().args(["purge", "--older-than", "30d"]).output().expect("runs");
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(75), "the lock is held by full");
     assert!(build_dir.join("building.db").exists());
     running.kill().expect("kill");
@@ -515,7 +558,10 @@ fn an_abandoned_build_is_shown_and_purged_once_old_but_not_while_full_runs() {
 
     age_all(&build_dir, 40);
     let (_, summary) = purge_30d(&ws);
-    assert!(summary["build_files"]["files"].as_u64() >= Some(1), "{summary}");
+    assert!(
+        summary["build_files"]["files"].as_u64() >= Some(1),
+        "{summary}"
+    );
     assert!(!build_dir.join("building.db").exists());
     assert!(status(&ws).is_null(), "nothing left to show");
     assert_in_no_file(&ws, &["Buildabella"]);
@@ -527,7 +573,10 @@ fn an_abandoned_build_is_shown_and_purged_once_old_but_not_while_full_runs() {
 fn purge_keeps_the_latest_run_of_each_command() {
     let ws = Workspace::new();
     replica_with_contacts(&ws, 2);
-    ws.write_export("20260102100000_0_c.xml", &export(&[member(9, "x")], &[], &[]));
+    ws.write_export(
+        "20260102100000_0_c.xml",
+        &export(&[member(9, "x")], &[], &[]),
+    );
     let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
     for _ in 0..2 {
@@ -548,7 +597,10 @@ fn purge_keeps_the_latest_run_of_each_command() {
         .execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&old])
         .expect("age");
     let (_, summary) = purge_30d(&ws);
-    assert_eq!(summary["runs"], 2, "one older delta, one older push-local: {summary}");
+    assert_eq!(
+        summary["runs"], 2,
+        "one older delta, one older push-local: {summary}"
+    );
     let latest = |conn: rusqlite::Connection| -> Vec<(String, String)> {
         let mut stmt = conn
             .prepare("SELECT command, outcome FROM run ORDER BY command")
@@ -559,13 +611,23 @@ fn purge_keeps_the_latest_run_of_each_command() {
             .collect()
     };
     let replica_runs = latest(ws.replica_conn());
-    assert!(replica_runs.contains(&("delta".into(), "ok".into())), "{replica_runs:?}");
-    assert_eq!(latest(ws.till_conn()), [("push-local".to_string(), "ok".to_string())]);
+    assert!(
+        replica_runs.contains(&("delta".into(), "ok".into())),
+        "{replica_runs:?}"
+    );
+    assert_eq!(
+        latest(ws.till_conn()),
+        [("push-local".to_string(), "ok".to_string())]
+    );
     let out = ws
         .cmd()
         .args(["status", "--check", "--max-age", "1000days"])
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stdout_of(&out));
-    assert!(stdout_of(&out).contains("last successful delta"), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("last successful delta"),
+        "{}",
+        stdout_of(&out)
+    );
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use fake_engage::{Fault, FaultKind, FakeConfig, FakeEngage};
+use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind};
 
 /// One unique value per place.
 const IN_REPLICA: &str = "Replicandra";
@@ -25,7 +25,10 @@ const IN_INBOX: &str = "Inboxerella";
 const KEEPER: &str = "Keeperina";
 
 fn age_file(path: &Path, days: u64) {
-    let file = std::fs::File::options().write(true).open(path).expect("open");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
     file.set_modified(SystemTime::now() - Duration::from_secs(days * 86_400))
         .expect("set mtime");
 }
@@ -67,24 +70,50 @@ fn personal_data_planted_everywhere_is_gone_after_purge_byte_for_byte() {
     // Replica + archive: imported from the inbox with --archive, then deleted in Engage.
     ws.write_export(
         "20260101100000_0_c.xml",
-        &export(&[person(1, IN_REPLICA), person(2, KEEPER), person(3, IN_ARCHIVE)], &[], &[]),
+        &export(
+            &[
+                person(1, IN_REPLICA),
+                person(2, KEEPER),
+                person(3, IN_ARCHIVE),
+            ],
+            &[],
+            &[],
+        ),
     );
-    ok(ws.cmd().args(["delta", "--archive", "arch"]).output().expect("runs"));
-    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &[deleted(1), deleted(3)]));
-    ok(ws.cmd().args(["delta", "--archive", "arch"]).output().expect("runs"));
+    ok(ws
+        .cmd()
+        .args(["delta", "--archive", "arch"])
+        .output()
+        .expect("runs"));
+    ws.write_export(
+        "20260102100000_0_c.xml",
+        &export(&[], &[], &[deleted(1), deleted(3)]),
+    );
+    ok(ws
+        .cmd()
+        .args(["delta", "--archive", "arch"])
+        .output()
+        .expect("runs"));
 
     // Quarantine: a malformed file, moved to a folder given as a flag only.
     ws.write_export(
         "20260103100000_0_c.xml",
         &format!("<contacts xmlns=\"{NS}\"><new>{}", person(4, IN_QUARANTINE)),
     );
-    let out = ws.cmd().args(["delta", "--quarantine", "quar"]).output().expect("runs");
+    let out = ws
+        .cmd()
+        .args(["delta", "--quarantine", "quar"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
 
     // Inbox: an applied file left there (no archive this time; the contact is deleted later by
     // a file given by path, which stays where it is, outside the data directory), and an
     // unfinished SFTP download.
-    ws.write_export("20260104100000_0_c.xml", &export(&[person(7, IN_INBOX)], &[], &[]));
+    ws.write_export(
+        "20260104100000_0_c.xml",
+        &export(&[person(7, IN_INBOX)], &[], &[]),
+    );
     ok(ws.cmd().arg("delta").output().expect("runs"));
     let elsewhere = tempfile::tempdir().expect("elsewhere");
     let delete_7 = elsewhere.path().join("20260104200000_0_c.xml");
@@ -118,10 +147,22 @@ fn personal_data_planted_everywhere_is_gone_after_purge_byte_for_byte() {
         serde_json::json!({"matchKeyType": "contactId", "matchKey": guid(2)}),
     );
     r["items"][0]["articleName"] = IN_TILL_RECEIPT.into();
-    ok(ws.cmd().args(["receipt", "add", "-"]).write_stdin(r.to_string()).output().expect("runs"));
     ok(ws
         .cmd()
-        .args(["contact", "add", "--email", IN_REJECTED, "--first-name", "Rejecta"])
+        .args(["receipt", "add", "-"])
+        .write_stdin(r.to_string())
+        .output()
+        .expect("runs"));
+    ok(ws
+        .cmd()
+        .args([
+            "contact",
+            "add",
+            "--email",
+            IN_REJECTED,
+            "--first-name",
+            "Rejecta",
+        ])
         .output()
         .expect("runs"));
     fake.add_contact(fake_engage::attrs([("email", "keeperina@example.com")]));
@@ -134,15 +175,27 @@ fn personal_data_planted_everywhere_is_gone_after_purge_byte_for_byte() {
         .expect("runs");
     let till = ws.till_conn();
     let rejected: i64 = till
-        .query_row("SELECT count(*) FROM contact_outbox WHERE state = 'rejected'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM contact_outbox WHERE state = 'rejected'",
+            [],
+            |r| r.get(0),
+        )
         .expect("rejected");
     assert_eq!(rejected, 1, "the contact was rejected");
     drop(till);
 
     // Every value is somewhere now, and the live one too.
-    for needle in [IN_REPLICA, IN_ARCHIVE, IN_QUARANTINE, IN_BUILD, IN_TILL_RECEIPT, IN_REJECTED,
-        IN_PARTIAL_DOWNLOAD, IN_INBOX, KEEPER]
-    {
+    for needle in [
+        IN_REPLICA,
+        IN_ARCHIVE,
+        IN_QUARANTINE,
+        IN_BUILD,
+        IN_TILL_RECEIPT,
+        IN_REJECTED,
+        IN_PARTIAL_DOWNLOAD,
+        IN_INBOX,
+        KEEPER,
+    ] {
         assert!(!where_is(&ws, needle).is_empty(), "{needle} was planted");
     }
 
@@ -153,19 +206,26 @@ fn personal_data_planted_everywhere_is_gone_after_purge_byte_for_byte() {
     let past = (chrono::Utc::now() - chrono::Duration::days(40))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let conn = ws.replica_conn();
-    conn.execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&past]).expect("runs");
-    conn.execute("UPDATE quarantined_file SET quarantined_at = ?1", [&past]).expect("q");
+    conn.execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&past])
+        .expect("runs");
+    conn.execute("UPDATE quarantined_file SET quarantined_at = ?1", [&past])
+        .expect("q");
     drop(conn);
     let till = ws.till_conn();
-    till.execute_batch("PRAGMA secure_delete = ON").expect("secure_delete");
+    till.execute_batch("PRAGMA secure_delete = ON")
+        .expect("secure_delete");
     till.execute(
         "UPDATE receipt_outbox SET state = 'delivered', finished_at = ?1, updated_at = ?1",
         [&past],
     )
     .expect("deliver");
-    till.execute("UPDATE contact_outbox SET finished_at = ?1, updated_at = ?1", [&past])
-        .expect("age");
-    till.execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&past]).expect("runs");
+    till.execute(
+        "UPDATE contact_outbox SET finished_at = ?1, updated_at = ?1",
+        [&past],
+    )
+    .expect("age");
+    till.execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&past])
+        .expect("runs");
     drop(till);
 
     // Purge: no flags, no folder config.
@@ -181,19 +241,36 @@ fn personal_data_planted_everywhere_is_gone_after_purge_byte_for_byte() {
         .iter()
         .filter_map(|l| l["kind"].as_str())
         .collect();
-    for kind in ["replica", "replica_wal", "till_store", "till_store_wal", "archive",
-        "quarantine", "inbox", "abandoned_build"]
-    {
+    for kind in [
+        "replica",
+        "replica_wal",
+        "till_store",
+        "till_store_wal",
+        "archive",
+        "quarantine",
+        "inbox",
+        "abandoned_build",
+    ] {
         assert!(kinds.contains(&kind), "{kind} not in the scope: {kinds:?}");
     }
 
     // Every byte of every file under the data directory.
     let files = files_under(ws.path());
-    for needle in [IN_REPLICA, IN_ARCHIVE, IN_QUARANTINE, IN_BUILD, IN_TILL_RECEIPT, IN_REJECTED,
-        IN_PARTIAL_DOWNLOAD, IN_INBOX]
-    {
+    for needle in [
+        IN_REPLICA,
+        IN_ARCHIVE,
+        IN_QUARANTINE,
+        IN_BUILD,
+        IN_TILL_RECEIPT,
+        IN_REJECTED,
+        IN_PARTIAL_DOWNLOAD,
+        IN_INBOX,
+    ] {
         let left = where_is(&ws, needle);
-        assert!(left.is_empty(), "{needle} survived the purge in {left:?} (of {files:?})");
+        assert!(
+            left.is_empty(),
+            "{needle} survived the purge in {left:?} (of {files:?})"
+        );
     }
     assert!(!where_is(&ws, KEEPER).is_empty(), "live data stays");
     assert_eq!(ws.contacts().len(), 1, "the live contact stays readable");

@@ -207,7 +207,11 @@ fn echo_response(status: u16, req: &Request) -> Response {
             fields.insert(k.clone(), serde_json::json!([format!("{v} is not valid")]));
         }
     }
-    let headers: Vec<String> = req.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let headers: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
     Response {
         status,
         content_type: "application/json; charset=utf-8",

@@ -13,9 +13,7 @@ use crate::commands::init::DEFAULT_MODE;
 use crate::error::{ExitCode, UsageError};
 use crate::lock;
 use crate::outbox::store::OutboxPurged;
-use crate::purge_files::{
-    absolute, purge_build, purge_folder, purge_stale_generations, Location,
-};
+use crate::purge_files::{absolute, purge_build, purge_folder, purge_stale_generations, Location};
 use crate::replica::folders::{self, FolderKind, UsedFolder};
 use crate::replica::generation::with_suffix;
 use crate::replica::purge::{compact, purge_rows, Compaction, PurgedRows};
@@ -234,7 +232,10 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
             "purge (older than {}, before {}): {verb}",
             s.older_than, s.cutoff
         ),
-        format!("  run records:        {} (the latest of each command kept)", s.rows.runs),
+        format!(
+            "  run records:        {} (the latest of each command kept)",
+            s.rows.runs
+        ),
         format!("  quarantine records: {}", s.rows.quarantine_records),
         format!(
             "  outbox rows:        {} contact, {} receipt (delivered, rejected or dropped)",
@@ -246,8 +247,14 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
         ),
         format!("  archived files:     {}", files(&s.archived_files)),
         format!("  quarantined files:  {}", files(&s.quarantined_files)),
-        format!("  inbox files:        {} (applied, or unfinished downloads)", files(&s.inbox_files)),
-        format!("  build files:        {} (abandoned `full` builds)", files(&s.build_files)),
+        format!(
+            "  inbox files:        {} (applied, or unfinished downloads)",
+            files(&s.inbox_files)
+        ),
+        format!(
+            "  build files:        {} (abandoned `full` builds)",
+            files(&s.build_files)
+        ),
     ];
     lines.push(format!(
         "  till rows:          {} (contacts the replica has newer data of, or Engage deleted)",

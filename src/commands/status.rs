@@ -206,7 +206,11 @@ fn full_build(db: &Path) -> anyhow::Result<Option<FullBuild>> {
         .is_some_and(|pid| Path::new("/proc").join(pid).exists());
     Ok(Some(FullBuild {
         path: build.path,
-        state: if running { "in_progress" } else { "left_behind" },
+        state: if running {
+            "in_progress"
+        } else {
+            "left_behind"
+        },
         bytes: build.bytes,
         age_seconds: build.modified.elapsed().map(|d| d.as_secs()).unwrap_or(0),
     }))

@@ -356,7 +356,11 @@ pub fn error_digest(body: &[u8]) -> String {
         return "empty body".into();
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(text) else {
-        let kind = if text.trim_ascii_start().starts_with(b"<") { "HTML/XML" } else { "text" };
+        let kind = if text.trim_ascii_start().starts_with(b"<") {
+            "HTML/XML"
+        } else {
+            "text"
+        };
         return format!("{kind} body of {} bytes, not shown", body.len());
     };
     let mut parts = Vec::new();
@@ -370,7 +374,10 @@ pub fn error_digest(body: &[u8]) -> String {
     if let Some(id) = first_word(&value, &CORRELATION_KEYS, 100) {
         parts.push(format!("correlation id {id}"));
     }
-    parts.push(format!("JSON body of {} bytes, values not shown", body.len()));
+    parts.push(format!(
+        "JSON body of {} bytes, values not shown",
+        body.len()
+    ));
     cut(&parts.join("; "), DIGEST_LIMIT)
 }
 
@@ -393,13 +400,25 @@ pub fn row_digest(status: &str, message: Option<&str>) -> String {
     if !fields.is_empty() {
         out.push_str(&format!("; fields {}", fields.join(", ")));
     }
-    out.push_str(&format!("; message of {} characters not shown", message.chars().count()));
+    out.push_str(&format!(
+        "; message of {} characters not shown",
+        message.chars().count()
+    ));
     cut(&out, DIGEST_LIMIT)
 }
 
 /// Engage's one-word attribute names, and any camelCase identifier.
 fn looks_like_field(t: &str) -> bool {
-    const ONE_WORD: [&str; 8] = ["email", "city", "country", "gender", "street", "id", "contactId", "zipCode"];
+    const ONE_WORD: [&str; 8] = [
+        "email",
+        "city",
+        "country",
+        "gender",
+        "street",
+        "id",
+        "contactId",
+        "zipCode",
+    ];
     let camel = t.starts_with(|c: char| c.is_ascii_lowercase())
         && t.chars().any(|c| c.is_ascii_uppercase())
         && t.chars().all(|c| c.is_ascii_alphanumeric());
@@ -457,7 +476,8 @@ fn plain_word(s: &str, max: usize) -> Option<String> {
     let s = s.trim();
     let plain = !s.is_empty()
         && s.chars().count() <= max
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-:[]$|".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-:[]$|".contains(c));
     // A run of digits in a "code" may still be a phone or personal number: masked as keys.
     plain.then(|| scrub(s))
 }
@@ -525,6 +545,9 @@ mod tests {
             mask_path("/api/v3/contacts/6f1c2e4a-3b1d-4c8e-9a0b-000000000001"),
             "/api/v3/contacts/6f1c2e4a-3b1d-4c8e-9a0b-000000000001"
         );
-        assert_eq!(mask_path("/api/v2/contacts/a%40b.se"), "/api/v2/contacts/******se");
+        assert_eq!(
+            mask_path("/api/v2/contacts/a%40b.se"),
+            "/api/v2/contacts/******se"
+        );
     }
 }

@@ -32,9 +32,13 @@ impl FolderKind {
     }
 
     fn parse(s: &str) -> Option<FolderKind> {
-        [FolderKind::Archive, FolderKind::Quarantine, FolderKind::Inbox]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            FolderKind::Archive,
+            FolderKind::Quarantine,
+            FolderKind::Inbox,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -54,10 +58,20 @@ const ALL: &str = "SELECT path, kind FROM used_folder ORDER BY path, kind";
 /// Creates `dir` if missing (mode 0700: it will hold personal data) and records it, by its
 /// canonical absolute path, before any file goes there: a crash between the two never leaves
 /// a folder purge does not know. Returns the canonical path.
-pub fn record(conn: &Connection, dir: &Path, kind: FolderKind, now: &str) -> anyhow::Result<PathBuf> {
+pub fn record(
+    conn: &Connection,
+    dir: &Path,
+    kind: FolderKind,
+    now: &str,
+) -> anyhow::Result<PathBuf> {
     crate::fsutil::create_private_dir(dir)?;
-    let path = std::fs::canonicalize(dir)
-        .with_context(|| format!("cannot resolve the {} folder {}", kind.as_str(), dir.display()))?;
+    let path = std::fs::canonicalize(dir).with_context(|| {
+        format!(
+            "cannot resolve the {} folder {}",
+            kind.as_str(),
+            dir.display()
+        )
+    })?;
     let text = path.to_str().with_context(|| {
         format!(
             "the {} folder {} is not valid UTF-8; use a folder with a plain name",
