@@ -238,13 +238,3 @@ fn remove(path: &Path) -> anyhow::Result<()> {
         ))),
     }
 }
-
-/// An absolute form of a configured folder, canonical where it exists, for comparing with the
-/// recorded ones.
-pub fn absolute(dir: &Path) -> PathBuf {
-    std::fs::canonicalize(dir).unwrap_or_else(|_| {
-        std::env::current_dir()
-            .map(|cwd| cwd.join(dir))
-            .unwrap_or_else(|_| dir.to_path_buf())
-    })
-}

@@ -13,7 +13,7 @@ use crate::commands::init::DEFAULT_MODE;
 use crate::error::{ExitCode, UsageError};
 use crate::lock;
 use crate::outbox::store::OutboxPurged;
-use crate::purge_files::{absolute, purge_build, purge_folder, purge_stale_generations, Location};
+use crate::purge_files::{purge_build, purge_folder, purge_stale_generations, Location};
 use crate::replica::folders::{self, FolderKind, UsedFolder};
 use crate::replica::generation::with_suffix;
 use crate::replica::purge::{compact, purge_rows, Compaction, PurgedRows};
@@ -212,7 +212,7 @@ fn folders_to_purge(
         .map(|a| (a, FolderKind::Archive))
         .chain([(&s.quarantine, FolderKind::Quarantine)]);
     for (dir, kind) in configured {
-        let path = absolute(dir);
+        let path = folders::canonical(dir);
         // A configured folder never used has nothing in it; listed only if it exists.
         if path.exists() {
             all.insert(UsedFolder { path, kind });

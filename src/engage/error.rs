@@ -381,30 +381,57 @@ pub fn error_digest(body: &[u8]) -> String {
     cut(&parts.join("; "), DIGEST_LIMIT)
 }
 
-/// A bulk row's outcome as it may be stored and shown: Engage's word for it and the field
-/// names its message mentions, never the message (it may quote the rejected value or name the
-/// person).
+/// A bulk row's outcome as it may be stored and shown: Engage's word for it, the error codes
+/// and field names its message mentions, never the message (it may quote the rejected value or
+/// name the person).
 pub fn row_digest(status: &str, message: Option<&str>) -> String {
     let word = plain_word(status, 64).unwrap_or_else(|| "(unreadable status)".into());
     let Some(message) = message.filter(|m| !m.trim().is_empty()) else {
         return word;
     };
-    let mut fields: Vec<String> = message
+    let tokens: Vec<&str> = message
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|t| looks_like_field(t))
-        .map(str::to_string)
         .collect();
-    fields.dedup();
-    fields.truncate(10);
+    let pick = |keep: fn(&str) -> bool| {
+        let mut v: Vec<&str> = tokens.iter().copied().filter(|t| keep(t)).collect();
+        v.dedup();
+        v.truncate(10);
+        v.join(", ")
+    };
     let mut out = word;
-    if !fields.is_empty() {
-        out.push_str(&format!("; fields {}", fields.join(", ")));
+    for (label, found) in [
+        ("errorCode", pick(looks_like_code)),
+        ("fields", pick(looks_like_field)),
+    ] {
+        if !found.is_empty() {
+            out.push_str(&format!("; {label} {found}"));
+        }
     }
     out.push_str(&format!(
         "; message of {} characters not shown",
         message.chars().count()
     ));
     cut(&out, DIGEST_LIMIT)
+}
+
+/// Engage's error codes as they appear in free text (`InvalidSocialSecurityNumber`,
+/// `ContactNotFound`, `MultipleMatches`): a PascalCase word with an error-like first or last
+/// part, so that a name such as `McDonald` is not taken for one.
+fn looks_like_code(t: &str) -> bool {
+    const FIRST: [&str; 7] = [
+        "Invalid",
+        "Missing",
+        "Multiple",
+        "Duplicate",
+        "Unknown",
+        "Contact",
+        "Required",
+    ];
+    const LAST: [&str; 5] = ["Error", "Exists", "NotFound", "Matches", "Exception"];
+    let pascal = t.starts_with(|c: char| c.is_ascii_uppercase())
+        && t.chars().all(|c| c.is_ascii_alphanumeric())
+        && t.chars().filter(char::is_ascii_uppercase).count() >= 2;
+    pascal && (FIRST.iter().any(|p| t.starts_with(p)) || LAST.iter().any(|s| t.ends_with(s)))
 }
 
 /// Engage's one-word attribute names, and any camelCase identifier.

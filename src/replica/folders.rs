@@ -55,23 +55,17 @@ const UPSERT: &str = "INSERT INTO used_folder (path, kind, first_used_at, last_u
      VALUES (?1, ?2, ?3, ?3) ON CONFLICT(path, kind) DO UPDATE SET last_used_at = excluded.last_used_at";
 const ALL: &str = "SELECT path, kind FROM used_folder ORDER BY path, kind";
 
-/// Creates `dir` if missing (mode 0700: it will hold personal data) and records it, by its
-/// canonical absolute path, before any file goes there: a crash between the two never leaves
-/// a folder purge does not know. Returns the canonical path.
+/// Records `dir` by its canonical absolute path (see [`canonical`]), before any file goes
+/// there: a crash between the two never leaves a folder purge does not know. The folder is not
+/// created here: a run that cannot create it goes on as before (an archive that cannot be
+/// written is a warning of the import, not a failure of the run). Returns the path recorded.
 pub fn record(
     conn: &Connection,
     dir: &Path,
     kind: FolderKind,
     now: &str,
 ) -> anyhow::Result<PathBuf> {
-    crate::fsutil::create_private_dir(dir)?;
-    let path = std::fs::canonicalize(dir).with_context(|| {
-        format!(
-            "cannot resolve the {} folder {}",
-            kind.as_str(),
-            dir.display()
-        )
-    })?;
+    let path = canonical(dir);
     let text = path.to_str().with_context(|| {
         format!(
             "the {} folder {} is not valid UTF-8; use a folder with a plain name",
@@ -82,6 +76,33 @@ pub fn record(
     conn.execute(UPSERT, params![text, kind.as_str(), now])
         .with_context(|| format!("cannot record the {} folder {}", kind.as_str(), text))?;
     Ok(path)
+}
+
+/// `dir` made absolute with symbolic links resolved, as far as it exists: the canonical form
+/// of its nearest existing ancestor joined with the rest, so a folder created later (by the
+/// move that first puts a file there) is recorded as it will be found.
+pub fn canonical(dir: &Path) -> PathBuf {
+    let absolute = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_path_buf())
+    };
+    let mut rest = Vec::new();
+    let mut cur = absolute.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(cur) {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return absolute,
+        }
+    }
 }
 
 /// Every folder recorded (kinds this binary does not know are skipped).
