@@ -409,6 +409,20 @@ fn folders_given_to_delta_as_flags_are_purged_without_them() {
         .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
     std::fs::remove_dir_all(ws.path().join("arch-gone")).expect("remove arch-gone");
+    // A `full` swaps in a new replica: the folders recorded come with it.
+    let set = tempfile::tempdir().expect("set");
+    std::fs::write(
+        set.path().join("20260103100000_0_full.xml"),
+        export(&[member(5, "full")], &[], &[]),
+    )
+    .expect("set");
+    let out = ws
+        .cmd()
+        .args(["full", "--from-xml"])
+        .arg(set.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
     age_all(&ws.path().join("arch-a"), 40);
     age_all(&ws.path().join("quar-a"), 40);
 
