@@ -192,7 +192,12 @@ pub fn purge_folder(
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let path = entry.path();
-        if kind == FolderKind::Inbox && !is_partial_download(&path) && !applied(&path)? {
+        // Age first: the ledger check hashes the file, which is for old files only.
+        if kind == FolderKind::Inbox
+            && is_old_file(&path, cutoff)?
+            && !is_partial_download(&path)
+            && !applied(&path)?
+        {
             continue;
         }
         count_old_file(&path, cutoff, dry_run, &mut loc)?;
@@ -204,6 +209,13 @@ pub fn purge_folder(
 fn is_partial_download(path: &Path) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     name.starts_with('.') && name.ends_with(".part")
+}
+
+/// Whether `path` is a regular file last modified before the cutoff.
+fn is_old_file(path: &Path, cutoff: SystemTime) -> anyhow::Result<bool> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(meta.is_file() && meta.modified().map(|m| m < cutoff).unwrap_or(false))
 }
 
 /// Deletes (or counts into `loc`) `path` if it is a regular file last modified before the
