@@ -337,23 +337,6 @@ mod engage_leaks {
             .output()
             .expect("runs");
         assert!(out.status.success(), "{}", stderr_of(&out));
-        let mut r = receipt(
-            "R-echo",
-            serde_json::json!({"matchKeyType": "contactId", "matchKey": known}),
-        );
-        r["items"][0]["articleName"] = format!("Socks for {NAME} {EMAIL}").into();
-        let out = ws
-            .cmd()
-            .args(["receipt", "add", "-"])
-            .write_stdin(r.to_string())
-            .output()
-            .expect("runs");
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        fake.inject(Fault::on(
-            "POST",
-            "/api/v3/receipts",
-            FaultKind::EchoRequest(400),
-        ));
         fake.inject(Fault::on(
             "POST",
             "/api/v3/contacts/bulk",
@@ -364,8 +347,36 @@ mod engage_leaks {
             "/api/v3/contacts",
             FaultKind::EchoRequest(400),
         ));
-        let out = push(&ws, &fake, &["-vv"]);
-        assert_output_clean("push-local -vv", &out, &fake);
+        // One receipt rejected with an echo per verbosity and format.
+        for (i, mode) in MODES.iter().enumerate() {
+            let mut r = receipt(
+                &format!("R-echo-{i}"),
+                serde_json::json!({"matchKeyType": "contactId", "matchKey": known}),
+            );
+            r["items"][0]["articleName"] = format!("Socks for {NAME} {EMAIL}").into();
+            let out = ws
+                .cmd()
+                .args(["receipt", "add", "-"])
+                .write_stdin(r.to_string())
+                .output()
+                .expect("runs");
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            fake.inject(Fault::on(
+                "POST",
+                "/api/v3/receipts",
+                FaultKind::EchoRequest(400),
+            ));
+            let out = push(&ws, &fake, mode);
+            assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+            assert_output_clean(&format!("push-local {mode:?}"), &out, &fake);
+            if *mode != ["--json"] {
+                assert!(
+                    stderr_of(&out).contains("correlation id corr-4711"),
+                    "{mode:?}: the log keeps what an operator needs:\n{}",
+                    stderr_of(&out)
+                );
+            }
+        }
         for mode in MODES {
             let out = ws.cmd().args(mode).arg("status").output().expect("runs");
             assert_output_clean(&format!("status {mode:?}"), &out, &fake);
@@ -393,6 +404,11 @@ mod engage_leaks {
             .find(|r| r.contains("/api/v3/receipts"))
             .unwrap_or_else(|| panic!("a receipt rejection: {reasons:?}"));
         assert!(receipt_reason.contains("fields "), "{receipt_reason}");
+        let receipt_rejections = reasons
+            .iter()
+            .filter(|r| r.contains("/api/v3/receipts"))
+            .count();
+        assert_eq!(receipt_rejections, MODES.len(), "{reasons:?}");
         for path in files_under(ws.path()) {
             let bytes = std::fs::read(&path).expect("read");
             for needle in [
@@ -471,7 +487,12 @@ fn control_characters_from_outside_are_escaped_in_human_output() {
 fn a_password_in_the_base_url_is_never_echoed() {
     let ws = Workspace::new();
     ws.init();
-    for mode in [&["-vv"][..], &["-vv", "--log-format", "json"], &["--json"]] {
+    for mode in [
+        &["-v"][..],
+        &["-vv"],
+        &["-vv", "--log-format", "json"],
+        &["--json"],
+    ] {
         let out = ws
             .cmd()
             .env(
