@@ -31,6 +31,9 @@ pub struct Location {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Whether purge deletes whole files here (else rows inside a database).
+    #[serde(skip)]
+    pub per_file: bool,
 }
 
 impl Location {
@@ -43,6 +46,7 @@ impl Location {
             exists: path.exists(),
             files: 0,
             bytes: 0,
+            per_file: false,
         }
     }
 }
@@ -98,11 +102,14 @@ pub fn build_leftover(db: &Path) -> anyhow::Result<Option<BuildLeftover>> {
 pub fn purge_build(db: &Path, cutoff: SystemTime, dry_run: bool) -> anyhow::Result<Location> {
     let mut loc = Location {
         kind: "abandoned_build",
-        path: Layout::new(db).build_path().display().to_string(),
+        path: crate::replica::folders::canonical(&Layout::new(db).build_path())
+            .display()
+            .to_string(),
         scope: "an interrupted or paused `full` build (and its journal/WAL) not written since the cutoff",
         exists: false,
         files: 0,
         bytes: 0,
+        per_file: true,
     };
     let Some(build) = build_leftover(db)? else {
         return Ok(loc);
@@ -131,11 +138,14 @@ pub fn purge_stale_generations(
     let dir = Layout::new(db).dir();
     let mut loc = Location {
         kind: "stale_generation",
-        path: dir.display().to_string(),
+        path: crate::replica::folders::canonical(&dir)
+            .display()
+            .to_string(),
         scope: "replica generations a crashed `full` swap left beside the current one",
         exists: dir.exists(),
         files: 0,
         bytes: 0,
+        per_file: true,
     };
     let current = std::fs::canonicalize(db)
         .ok()
@@ -178,6 +188,7 @@ pub fn purge_folder(
         exists: true,
         files: 0,
         bytes: 0,
+        per_file: true,
     };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,

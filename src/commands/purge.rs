@@ -150,7 +150,7 @@ fn purge_files(
 ) -> anyhow::Result<()> {
     let s = &ctx.settings;
     let db = replica.path().to_path_buf();
-    let till = crate::till_store::path_for(&db);
+    let till = folders::canonical(&crate::till_store::path_for(&db));
     let real_db = std::fs::canonicalize(&db).unwrap_or_else(|_| db.clone());
     summary.locations = vec![
         Location::database("replica", &real_db, DB_SCOPE),
@@ -285,10 +285,11 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
     }
     lines.push("locations covered:".into());
     for l in &s.locations {
-        let state = match (l.exists, l.files) {
-            (false, _) => "not there".to_string(),
-            (true, 0) => "nothing old".to_string(),
-            (true, n) => format!("{n} file(s), {} bytes", l.bytes),
+        let state = match (l.exists, l.per_file, l.files) {
+            (false, _, _) => "not there".to_string(),
+            (true, false, _) => "present".to_string(),
+            (true, true, 0) => "nothing old".to_string(),
+            (true, true, n) => format!("{n} file(s), {} bytes", l.bytes),
         };
         lines.push(format!("  {:<17}{} [{state}]: {}", l.kind, l.path, l.scope));
     }
