@@ -645,3 +645,45 @@ fn purge_keeps_the_latest_run_of_each_command() {
         stdout_of(&out)
     );
 }
+
+/// A contact registered at the till that Engage rejected goes with its last outbox item once
+/// that is older than the age; one still waiting to be sent stays, however old.
+#[test]
+fn a_till_contact_engage_rejected_goes_with_its_item_and_a_waiting_one_stays() {
+    let ws = Workspace::new();
+    ws.init();
+    for email in ["rejected.once@example.com", "still.waiting@example.com"] {
+        let out = ws
+            .cmd()
+            .args(["contact", "add", "--email", email])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    let old = past(40);
+    let till = ws.till_conn();
+    till.execute_batch("PRAGMA secure_delete = ON")
+        .expect("secure_delete");
+    till.execute(
+        "UPDATE contact_outbox SET state = 'rejected', reason = 'InvalidData', \
+         finished_at = ?1, updated_at = ?1 WHERE fields LIKE '%rejected.once%'",
+        [&old],
+    )
+    .expect("reject");
+    till.execute("UPDATE contact_outbox SET created_at = ?1", [&old])
+        .expect("age");
+    drop(till);
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(summary["local_contacts_never_in_engage"], 1, "{summary}");
+    let found = |email: &str| {
+        ws.cmd()
+            .args(["lookup", "--email", email])
+            .output()
+            .expect("runs")
+            .status
+            .code()
+    };
+    assert_eq!(found("rejected.once@example.com"), Some(1), "gone");
+    assert_eq!(found("still.waiting@example.com"), Some(0), "kept");
+    assert_in_no_file(&ws, &["rejected.once"]);
+}
