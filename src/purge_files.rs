@@ -165,9 +165,10 @@ pub fn purge_stale_generations(
 }
 
 /// Deletes (or counts) the files in a folder that purge may delete there and that were last
-/// modified before the cutoff: every file in an archive or quarantine folder; in an inbox only
-/// unfinished SFTP downloads and files `applied` says were imported (never a file waiting to
-/// be). A missing folder is reported (`exists: false`), not an error.
+/// modified before the cutoff: every export file (`*.xml`, `*.xml.N`) in an archive or
+/// quarantine folder; in an inbox only unfinished SFTP downloads and files `applied` says were
+/// imported (never a file waiting to be). Other files are never touched. A missing folder is
+/// reported (`exists: false`), not an error.
 pub fn purge_folder(
     dir: &Path,
     kind: FolderKind,
@@ -203,6 +204,11 @@ pub fn purge_folder(
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let path = entry.path();
+        // Only what engage-sync put there: a folder given by mistake (`--archive .`) must not
+        // lose the config, the database or anything else of the operator's.
+        if !is_export_file_name(&path) && !is_partial_download(&path) {
+            continue;
+        }
         // Age first: the ledger check hashes the file, which is for old files only.
         if kind == FolderKind::Inbox
             && is_old_file(&path, cutoff)?
@@ -214,6 +220,21 @@ pub fn purge_folder(
         count_old_file(&path, cutoff, dry_run, &mut loc)?;
     }
     Ok(loc)
+}
+
+/// An export file as `delta` reads them (`*.xml`, any case) or as the archive and quarantine
+/// keep them when the name was taken (`*.xml.1`, `*.xml.2`, …).
+fn is_export_file_name(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_ascii_lowercase();
+    let base = match name.rsplit_once('.') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => &name,
+    };
+    base.ends_with(".xml")
 }
 
 /// `.NAME.part`: a download the SFTP fetch had not finished (see `sftp::transfer`).
@@ -259,5 +280,46 @@ fn remove(path: &Path) -> anyhow::Result<()> {
             "cannot delete {} (check its permissions; it holds personal data purge must remove)",
             path.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_export_files_and_partial_downloads_are_candidates() {
+        for yes in ["20260101100000_0_c.xml", "X.XML", "a.xml.1", "a.xml.12"] {
+            assert!(is_export_file_name(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "engage-sync.toml",
+            "replica.db",
+            "a.xml.",
+            "a.xml.x1",
+            "notes.txt",
+        ] {
+            assert!(!is_export_file_name(Path::new(no)), "{no}");
+        }
+        assert!(is_partial_download(Path::new(".a.xml.part")));
+    }
+
+    #[test]
+    fn a_folder_given_by_mistake_keeps_everything_but_export_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["engage-sync.toml", "replica.db", "old.xml", "old.xml.1"] {
+            std::fs::write(dir.path().join(name), "x").expect("write");
+        }
+        let future = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let never = |_: &Path| -> anyhow::Result<bool> { Ok(false) };
+        let loc =
+            purge_folder(dir.path(), FolderKind::Archive, future, false, &never).expect("purge");
+        assert_eq!(loc.files, 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["engage-sync.toml", "replica.db"]);
     }
 }
