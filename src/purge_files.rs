@@ -165,16 +165,17 @@ pub fn purge_stale_generations(
 }
 
 /// Deletes (or counts) the files in a folder that purge may delete there and that were last
-/// modified before the cutoff: every export file (`*.xml`, `*.xml.N`) in an archive or
-/// quarantine folder; in an inbox only unfinished SFTP downloads and files `applied` says were
-/// imported (never a file waiting to be). Other files are never touched. A missing folder is
-/// reported (`exists: false`), not an error.
+/// modified before the cutoff: every export file (`*.xml`, `*.xml.N`) in an archive folder;
+/// those and any file a quarantine record names (`known`) in a quarantine folder; in an inbox
+/// only unfinished SFTP downloads and files `known` says were applied (never a file waiting to
+/// be). Other files are never touched. A missing folder is reported (`exists: false`), not an
+/// error.
 pub fn purge_folder(
     dir: &Path,
     kind: FolderKind,
     cutoff: SystemTime,
     dry_run: bool,
-    applied: &dyn Fn(&Path) -> anyhow::Result<bool>,
+    known: &dyn Fn(&Path) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Location> {
     let mut loc = Location {
         kind: kind.as_str(),
@@ -205,16 +206,17 @@ pub fn purge_folder(
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let path = entry.path();
         // Only what engage-sync put there: a folder given by mistake (`--archive .`) must not
-        // lose the config, the database or anything else of the operator's.
-        if !is_export_file_name(&path) && !is_partial_download(&path) {
-            continue;
-        }
-        // Age first: the ledger check hashes the file, which is for old files only.
-        if kind == FolderKind::Inbox
-            && is_old_file(&path, cutoff)?
-            && !is_partial_download(&path)
-            && !applied(&path)?
-        {
+        // lose the config, the database or anything else of the operator's. `known` hashes an
+        // inbox file, so it is asked only about old ones.
+        let ours = match kind {
+            FolderKind::Archive => is_export_file_name(&path),
+            FolderKind::Quarantine => is_export_file_name(&path) || known(&path)?,
+            FolderKind::Inbox => {
+                is_partial_download(&path)
+                    || (is_export_file_name(&path) && is_old_file(&path, cutoff)? && known(&path)?)
+            }
+        };
+        if !ours {
             continue;
         }
         count_old_file(&path, cutoff, dry_run, &mut loc)?;

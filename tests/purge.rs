@@ -687,3 +687,29 @@ fn a_till_contact_engage_rejected_goes_with_its_item_and_a_waiting_one_stays() {
     assert_eq!(found("still.waiting@example.com"), Some(0), "kept");
     assert_in_no_file(&ws, &["rejected.once"]);
 }
+
+/// A file quarantined under a name that is not an export file's (given by path) is purged
+/// too: the quarantine record names it.
+#[test]
+fn a_quarantined_file_of_any_name_is_purged_by_its_record() {
+    let ws = Workspace::new();
+    let odd = ws.path().join("customers-from-pos.txt");
+    std::fs::write(&odd, "<contacts><member>Oddfellowa").expect("write");
+    let out = ws.cmd().arg("delta").arg(&odd).output().expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    assert_eq!(ws.quarantined(), ["customers-from-pos.txt"]);
+    // An operator's file of the same kind of name, not quarantined by engage-sync, stays.
+    let theirs = ws.path().join("quarantine").join("notes.txt");
+    std::fs::write(&theirs, "keep").expect("write");
+    age_all(&ws.path().join("quarantine"), 40);
+    ws.replica_conn()
+        .execute(
+            "UPDATE quarantined_file SET quarantined_at = ?1",
+            [&past(40)],
+        )
+        .expect("age");
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(summary["quarantined_files"]["files"], 1, "{summary}");
+    assert_eq!(ws.quarantined(), ["notes.txt"]);
+    assert_in_no_file(&ws, &["Oddfellowa"]);
+}

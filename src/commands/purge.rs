@@ -1,7 +1,7 @@
 //! `engage-sync purge --older-than 30d`: GDPR hygiene (SPEC §7).
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use chrono::{SecondsFormat, Utc};
@@ -112,12 +112,14 @@ fn purge(
     dry_run: bool,
     summary: &mut PurgeSummary,
 ) -> anyhow::Result<()> {
+    // Files first: a quarantine record names its file (see `purge_files`), and a crash in
+    // between leaves records of files already gone, never files without a record.
+    purge_files(ctx, replica, cutoff_time, dry_run, summary)?;
     summary.rows = purge_rows(replica.conn(), cutoff, dry_run)?;
     // The till store in one short transaction: till writes wait for it at most that long
     // (they never wait for the replica's).
     summary.outbox = crate::outbox::store::purge(till.conn(), cutoff, dry_run)?;
     summary.rows.runs += summary.outbox.runs;
-    purge_files(ctx, replica, cutoff_time, dry_run, summary)?;
     if !dry_run {
         let compaction = compact(replica.conn())?;
         if !compaction.wal_truncated {
@@ -162,13 +164,21 @@ fn purge_files(
     let applied = |path: &Path| -> anyhow::Result<bool> {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         match ledger::applied_hash(conn, &name)? {
-            Some(hash) => Ok(std::fs::metadata(path).is_ok_and(|m| m.is_file())
-                && crate::import::sha256_file(path)? == hash),
+            Some(hash) => Ok(crate::import::sha256_file(path)? == hash),
             None => Ok(false),
         }
     };
+    let quarantined: HashSet<PathBuf> = ledger::quarantine_targets(conn)?
+        .iter()
+        .map(|t| folders::canonical(Path::new(t)))
+        .collect();
+    let recorded = |path: &Path| Ok(quarantined.contains(&folders::canonical(path)));
     for folder in folders_to_purge(conn, s)? {
-        let loc = purge_folder(&folder.path, folder.kind, cutoff, dry_run, &applied)?;
+        let known: &dyn Fn(&Path) -> anyhow::Result<bool> = match folder.kind {
+            FolderKind::Quarantine => &recorded,
+            _ => &applied,
+        };
+        let loc = purge_folder(&folder.path, folder.kind, cutoff, dry_run, known)?;
         if !loc.exists {
             tracing::warn!(
                 "the {} folder {} recorded in the replica no longer exists: nothing to purge there",

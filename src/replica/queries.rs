@@ -57,6 +57,9 @@ pub const DELETE_TOMBSTONE: &str = "DELETE FROM tombstone WHERE contact_id = ?1"
 pub const APPLIED_FILE_HASH: &str = "SELECT sha256 FROM applied_file WHERE name = ?1";
 /// Size and hash of an applied file (`delta` from SFTP: what not to download again).
 pub const APPLIED_FILE_SIZE_HASH: &str = "SELECT size, sha256 FROM applied_file WHERE name = ?1";
+/// Every quarantined file's destination (purge).
+pub const QUARANTINE_TARGETS: &str =
+    "SELECT DISTINCT moved_to FROM quarantined_file WHERE moved_to IS NOT NULL";
 /// Where the latest quarantined file of a name went (`delta` from SFTP).
 pub const LAST_QUARANTINE_OF_NAME: &str =
     "SELECT moved_to FROM quarantined_file WHERE name = ?1 ORDER BY id DESC LIMIT 1";
