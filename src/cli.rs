@@ -173,9 +173,9 @@ pub enum Command {
     /// Exits 0 when found, 1 when not.
     #[command(after_help = EXIT_CODES_HELP)]
     Lookup(LookupArgs),
-    /// Show replica freshness, counts, recent runs, failures, quarantined files, gaps and the
+    /// Show replica freshness, counts, recent runs, failures, quarantined files, gaps, the
     /// outboxes (depth per kind and state, the oldest undelivered item, rejected items with
-    /// Engage's reason)
+    /// Engage's reason) and a `full` build in progress or left behind (age, size)
     ///
     /// With --check, prints one line and exits 75 when the replica is stale (no successful
     /// delta within --max-age), or, with --max-pending-age, when an outbox item has waited
@@ -185,15 +185,19 @@ pub enum Command {
     Status(StatusArgs),
     /// Delete local personal data older than an age (GDPR)
     ///
-    /// Deletes finished run records, quarantine records, delivered, rejected and dropped outbox
-    /// items (never pending ones), and archived and quarantined export files older than the
-    /// age, and the till's copies of contacts that Engage's data has overtaken or Engage
-    /// deleted; then truncates the WAL of the replica and of the till store and reclaims their
+    /// Deletes finished run records (keeping the latest of each command and outcome, so
+    /// `status --check` still knows the last sync), quarantine records, delivered, rejected
+    /// and dropped outbox items (never pending ones) with the till contacts Engage rejected,
+    /// the files in every archive and quarantine folder this replica has ever used (whatever
+    /// this run's flags), applied files and unfinished downloads left in the inbox, and an
+    /// abandoned `full` build, when older than the age; and the till's copies of contacts that
+    /// Engage's data has overtaken or Engage deleted; then truncates the WAL of the replica and of the till store and reclaims their
     /// free pages, so purged data cannot be read back from the files. Only the free pages are
     /// moved: the files are not rewritten (a replica created by an earlier engage-sync build is
     /// vacuumed once, which switches it over). The till store is written in one short
-    /// transaction, so till writes wait milliseconds at most. Prints counts only. Takes the
-    /// writer lock, so it is safe to run from cron next to the other commands.
+    /// transaction, so till writes wait milliseconds at most. Prints counts and every location
+    /// it covers (the scope), never the data. Takes the writer lock, so it is safe to run
+    /// from cron next to the other commands.
     #[command(after_help = EXIT_CODES_HELP)]
     Purge(PurgeArgs),
     /// Register or change a contact at the till, queued for push-local

@@ -62,7 +62,7 @@ pub const NAMES: &[&str] = &[
     "purge.rows_deleted", // old run and quarantine rows deleted, before COMMIT
     // the replica's move to schema 4 (src/till_store/schema.rs).
     "migrate.copied", // the till's data copied into the till store, not yet removed here
-    // re-normalising stored keys after schema 5 (src/replica/rekey.rs).
+    // re-normalising stored keys after schema 6 (src/replica/rekey.rs).
     "rekey.updated", // every changed row updated, before the COMMIT that removes the mark
 ];
 

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::printable::LogLineWriter;
 
 /// Installs the global subscriber. `verbosity` is -v count minus -q count.
 pub fn init(format: LogFormat, verbosity: i8) {
@@ -18,13 +19,21 @@ pub fn init(format: LogFormat, verbosity: i8) {
     };
     let filter = EnvFilter::try_from_env("ENGAGE_SYNC_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("engage_sync={level},warn")));
+    let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .with_target(false);
+    // Text lines have their control characters escaped (a file name could forge a log line);
+    // JSON escapes them itself.
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .with_writer(move || LogLineWriter { ansi })
+            .try_init(),
+        LogFormat::Json => builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .try_init(),
     };
 }

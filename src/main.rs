@@ -4,6 +4,7 @@ use clap::Parser;
 
 use engage_sync::cli::Cli;
 use engage_sync::error::{exit_code_for, hint_for, is_broken_pipe, ExitCode};
+use engage_sync::printable::escape;
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
@@ -22,7 +23,8 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code.code()),
         Err(err) if is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("engage-sync: error: {err:#}");
+            // Escaped: an error may name a file, and file names come from outside.
+            eprintln!("engage-sync: error: {}", escape(&format!("{err:#}")));
             if let Some(hint) = hint_for(&err) {
                 eprintln!("engage-sync: {hint}");
             }

@@ -65,6 +65,7 @@ fn kind_name(k: &FaultKind) -> String {
         } => "429 with Retry-After in seconds".into(),
         FaultKind::Status429 { retry_after: _ } => "429 with Retry-After as a date".into(),
         FaultKind::Status(code) => format!("{code}"),
+        FaultKind::EchoRequest(code) => format!("{code} echoing the request"),
         FaultKind::DropBeforeResponse => "connection dropped before applying".into(),
         FaultKind::ApplyThenDrop => "applied, then connection dropped".into(),
         FaultKind::TruncatedBody => "answer cut off".into(),

@@ -215,3 +215,301 @@ fn till_commands_print_no_personal_data_unmasked() {
         .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+mod engage_leaks {
+    //! Each leak of issue 17 through the real binary against the fake Engage: request names
+    //! in logs at every verbosity, Engage error bodies that echo the request (values, headers
+    //! with the API key), and what of them is stored in the till store.
+
+    use super::*;
+    use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind};
+
+    const NAME: &str = "Zebedeus";
+
+    /// A workspace pointed at `fake` with test-sized waits.
+    fn workspace_for(fake: &FakeEngage) -> Workspace {
+        let ws = Workspace::new();
+        let config = format!(
+            "[engage]\nbase_url = \"{}\"\nretry_base = \"10ms\"\nretry_cap = \"50ms\"\n\
+             request_timeout = \"3s\"\nconnect_timeout = \"1s\"\nrate_limit = 200\n\
+             max_retries = 2\n[local]\nstore_external_id = \"0600\"\n\
+             bulk_poll_interval = \"10ms\"\nbulk_poll_timeout = \"5s\"\nrecheck_after = \"0s\"\n",
+            fake.base_url()
+        );
+        std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
+        ws.init();
+        ws
+    }
+
+    /// Every verbosity and format a run can log at.
+    const MODES: [&[&str]; 4] = [
+        &["-v"],
+        &["-vv"],
+        &["-vv", "--log-format", "json"],
+        &["--json"],
+    ];
+
+    fn push(ws: &Workspace, fake: &FakeEngage, mode: &[&str]) -> std::process::Output {
+        ws.cmd()
+            .env("ENGAGE_API_KEY", fake.api_key())
+            .args(mode)
+            .arg("push-local")
+            .output()
+            .expect("runs")
+    }
+
+    /// The secrets of this test: the values sent, in every encoding a URL or body has them,
+    /// and the API key.
+    fn secrets(fake: &FakeEngage) -> Vec<String> {
+        vec![
+            EMAIL.into(),
+            "secret.person%40example.com".into(),
+            "46701112233".into(),
+            NAME.into(),
+            fake.api_key(),
+        ]
+    }
+
+    fn assert_output_clean(what: &str, out: &std::process::Output, fake: &FakeEngage) {
+        let text = format!("{}{}", stdout_of(out), stderr_of(out));
+        for s in secrets(fake) {
+            assert!(!text.contains(&s), "{what} printed {s}:\n{text}");
+        }
+    }
+
+    /// A failed lookup by e-mail is logged (at -v and up) with its query masked.
+    #[test]
+    fn failed_requests_are_logged_with_personal_query_values_masked() {
+        let fake = FakeEngage::start(FakeConfig::default());
+        let ws = workspace_for(&fake);
+        // A receipt with contact data: the push looks the contact up by key first.
+        let r = receipt(
+            "R-lookup",
+            serde_json::json!({"email": EMAIL, "mobilePhone": PHONE, "firstName": NAME}),
+        );
+        let out = ws
+            .cmd()
+            .args(["receipt", "add", "-"])
+            .write_stdin(r.to_string())
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        for mode in MODES {
+            fake.clear_faults();
+            fake.inject(Fault::new(FaultKind::Status(503)).times(1000));
+            let out = push(&ws, &fake, mode);
+            assert!(!out.status.success(), "Engage down: the push fails");
+            assert_output_clean(&format!("push-local {mode:?}"), &out, &fake);
+            if mode != ["--json"] {
+                let log = stderr_of(&out);
+                assert!(
+                    log.contains("/api/v3/contacts"),
+                    "{mode:?}: the failing request is named:\n{log}"
+                );
+            }
+        }
+        let lookups: Vec<String> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/v3/contacts/id?"))
+            .map(|r| r.path)
+            .collect();
+        assert!(
+            lookups
+                .iter()
+                .any(|p| p.contains("mobilePhone=%2B46701112233")),
+            "the phone number really was in a URL: {lookups:?}"
+        );
+    }
+
+    /// Engage rejects a receipt and a bulk create with a body that echoes the request (values,
+    /// the API key among the headers): the reason stored, shown by `status` (human and JSON) and
+    /// logged holds Engage's error code, the field names and the correlation id, and none of
+    /// the echoed values; the till store's bytes hold no API key and no echo.
+    #[test]
+    fn echoed_error_bodies_are_reduced_to_code_fields_and_correlation_id() {
+        let fake = FakeEngage::start(FakeConfig::default());
+        let ws = workspace_for(&fake);
+        let known = fake.add_contact(fake_engage::attrs([("email", "known@example.com")]));
+        let out = ws
+            .cmd()
+            .args(["contact", "add", "--email", EMAIL, "--first-name", NAME])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        fake.inject(Fault::on(
+            "POST",
+            "/api/v3/contacts/bulk",
+            FaultKind::EchoRequest(400),
+        ));
+        fake.inject(Fault::on(
+            "POST",
+            "/api/v3/contacts",
+            FaultKind::EchoRequest(400),
+        ));
+        // One receipt rejected with an echo per verbosity and format.
+        for (i, mode) in MODES.iter().enumerate() {
+            let mut r = receipt(
+                &format!("R-echo-{i}"),
+                serde_json::json!({"matchKeyType": "contactId", "matchKey": known}),
+            );
+            r["items"][0]["articleName"] = format!("Socks for {NAME} {EMAIL}").into();
+            let out = ws
+                .cmd()
+                .args(["receipt", "add", "-"])
+                .write_stdin(r.to_string())
+                .output()
+                .expect("runs");
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            fake.inject(Fault::on(
+                "POST",
+                "/api/v3/receipts",
+                FaultKind::EchoRequest(400),
+            ));
+            let out = push(&ws, &fake, mode);
+            assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+            assert_output_clean(&format!("push-local {mode:?}"), &out, &fake);
+            if *mode != ["--json"] {
+                assert!(
+                    stderr_of(&out).contains("correlation id corr-4711"),
+                    "{mode:?}: the log keeps what an operator needs:\n{}",
+                    stderr_of(&out)
+                );
+            }
+        }
+        for mode in MODES {
+            let out = ws.cmd().args(mode).arg("status").output().expect("runs");
+            assert_output_clean(&format!("status {mode:?}"), &out, &fake);
+        }
+        let out = ws.cmd().args(["status", "--json"]).output().expect("runs");
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let reasons: Vec<String> = status["outbox"]["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .map(|p| p["reason"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert!(!reasons.is_empty(), "rejections recorded: {status}");
+        for reason in &reasons {
+            assert!(reason.contains("errorCode InvalidData"), "{reason}");
+            assert!(reason.contains("correlation id corr-4711"), "{reason}");
+            assert!(
+                !reason.contains("is not valid") && !reason.contains("apikey"),
+                "{reason}"
+            );
+            assert!(reason.chars().count() < 600, "capped: {reason}");
+        }
+        let receipt_reason = reasons
+            .iter()
+            .find(|r| r.contains("/api/v3/receipts"))
+            .unwrap_or_else(|| panic!("a receipt rejection: {reasons:?}"));
+        assert!(receipt_reason.contains("fields "), "{receipt_reason}");
+        let receipt_rejections = reasons
+            .iter()
+            .filter(|r| r.contains("/api/v3/receipts"))
+            .count();
+        assert_eq!(receipt_rejections, MODES.len(), "{reasons:?}");
+        for path in files_under(ws.path()) {
+            let bytes = std::fs::read(&path).expect("read");
+            for needle in [
+                fake.api_key().as_str(),
+                "requestHeaders",
+                "is not valid",
+                "rejected: ",
+            ] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{needle} stored in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Control characters and bidi overrides from file names and XML values are escaped in human
+/// output (`status`, `lookup`, errors): a value cannot forge a line or reach the terminal raw.
+/// JSON output keeps the values as they are (JSON escapes them itself).
+#[test]
+fn control_characters_from_outside_are_escaped_in_human_output() {
+    let ws = Workspace::new();
+    let forged = "20260101100000_0_x\nOK: all good.xml";
+    let member = format!(
+        "<member><contactId>{}</contactId><memberNumber>M-ctl</memberNumber>\
+         <firstName>Eve&#13;\nOK: found</firstName><lastName>\u{202e}reveR</lastName></member>",
+        guid(1)
+    );
+    ws.write_export(forged, &export(&[member], &[], &[]));
+    ws.write_export("20260101100000_1_x\u{1b}[2J.xml", "<contacts><new>");
+    let out = ws
+        .cmd()
+        .args(["delta", "--keep-going"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    let raw = |s: &str| {
+        s.contains(['\r', '\u{1b}', '\u{202e}']) || s.lines().any(|l| l.starts_with("OK: "))
+    };
+    let err = stderr_of(&out);
+    assert!(
+        !raw(&err),
+        "delta's log or error printed a raw control character:\n{err}"
+    );
+    assert!(err.contains("\\x1b[2J"), "{err}");
+
+    let status = stdout_of(&ws.cmd().arg("status").output().expect("runs"));
+    assert!(!raw(&status), "status:\n{status}");
+    assert!(status.contains("x\\nOK: all good.xml"), "{status}");
+    assert!(status.contains("x\\x1b[2J.xml"), "{status}");
+
+    let out = ws
+        .cmd()
+        .args(["lookup", "--member-number", "M-ctl"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let lookup = stdout_of(&out);
+    assert!(!raw(&lookup), "lookup:\n{lookup}");
+    assert!(lookup.contains("Eve\\r\\nOK: found"), "{lookup}");
+    assert!(lookup.contains("\\u{202e}reveR"), "{lookup}");
+
+    let out = ws
+        .cmd()
+        .args(["lookup", "--json", "--member-number", "M-ctl"])
+        .output()
+        .expect("runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["contact"]["first_name"], "Eve\r\nOK: found", "{json}");
+}
+
+/// A password in ENGAGE_BASE_URL is refused without being echoed, at every verbosity.
+#[test]
+fn a_password_in_the_base_url_is_never_echoed() {
+    let ws = Workspace::new();
+    ws.init();
+    for mode in [
+        &["-v"][..],
+        &["-vv"],
+        &["-vv", "--log-format", "json"],
+        &["--json"],
+    ] {
+        let out = ws
+            .cmd()
+            .env(
+                "ENGAGE_BASE_URL",
+                "https://svc-user:Hunter2-Secret@t.voyado.com",
+            )
+            .env("ENGAGE_API_KEY", "k")
+            .args(mode)
+            .arg("push-local")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(78), "{}", stderr_of(&out));
+        let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
+        assert!(
+            !text.contains("Hunter2") && !text.contains("svc-user"),
+            "{text}"
+        );
+        assert!(text.contains("https://***@t.voyado.com"), "{text}");
+    }
+}

@@ -125,7 +125,8 @@ fn purged_personal_data_is_gone_from_every_file() {
     let (out, summary) = purge_30d(&ws);
     assert_eq!(summary["archived_files"]["files"], 2);
     assert_eq!(summary["quarantined_files"]["files"], 1);
-    assert_eq!(summary["runs"], 3);
+    // Three delta runs: the latest ok and the latest failed one are kept (status needs them).
+    assert_eq!(summary["runs"], 1);
     assert_eq!(summary["quarantine_records"], 1);
     assert_eq!(summary["compaction"]["wal_truncated"], true);
     let all_output = format!("{}{}", stdout_of(&out), stderr_of(&out));
@@ -351,4 +352,364 @@ fn an_older_replica_is_vacuumed_once_then_reclaims_incrementally() {
     assert_eq!(ws.count("PRAGMA auto_vacuum"), 2, "incremental from now on");
     let second = delete_and_purge(&ws, "20260103100000_0_c.xml", 1500..3000);
     assert_eq!(second["whole_file_rewritten"], false, "{second}");
+}
+
+/// Every file under `dir`, aged by `days`.
+fn age_all(dir: &Path, days: u64) {
+    for f in files_under(dir) {
+        age_file(&f, days);
+    }
+}
+
+fn past(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Folders given only as flags of a `delta` run are recorded and purged by a purge run with no
+/// flags and no config; a recorded folder that is gone is reported, and the purge succeeds.
+#[test]
+fn folders_given_to_delta_as_flags_are_purged_without_them() {
+    let ws = Workspace::new();
+    let secret = |n: u32, name: &str| {
+        format!(
+            "<member><contactId>{}</contactId><firstName>{name}</firstName></member>",
+            guid(n)
+        )
+    };
+    ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[secret(1, "Quagmirella")], &[], &[]),
+    );
+    ws.write_export(
+        "20260101100000_1_c.xml",
+        "<contacts><new><member>Brambleworth",
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "delta",
+            "--keep-going",
+            "--archive",
+            "arch-a",
+            "--quarantine",
+            "quar-a",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    ws.write_export(
+        "20260102100000_0_c.xml",
+        &export(&[secret(2, "Gone")], &[], &[]),
+    );
+    let out = ws
+        .cmd()
+        .args(["delta", "--archive", "arch-gone"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    std::fs::remove_dir_all(ws.path().join("arch-gone")).expect("remove arch-gone");
+    // A `full` swaps in a new replica: the folders recorded come with it.
+    let set = tempfile::tempdir().expect("set");
+    std::fs::write(
+        set.path().join("20260103100000_0_full.xml"),
+        export(&[member(5, "full")], &[], &[]),
+    )
+    .expect("set");
+    let out = ws
+        .cmd()
+        .args(["full", "--from-xml"])
+        .arg(set.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    age_all(&ws.path().join("arch-a"), 40);
+    age_all(&ws.path().join("quar-a"), 40);
+
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d", "--dry-run"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let listing = stdout_of(&out);
+    for dir in ["arch-a", "quar-a", "arch-gone", "inbox"] {
+        let path = std::fs::canonicalize(ws.path())
+            .expect("canonical")
+            .join(dir);
+        assert!(
+            listing.contains(&path.display().to_string()),
+            "{dir} not listed:\n{listing}"
+        );
+    }
+    assert!(listing.contains("[not there]"), "{listing}");
+
+    let (out, summary) = purge_30d(&ws);
+    assert_eq!(summary["archived_files"]["files"], 1, "{summary}");
+    assert_eq!(summary["quarantined_files"]["files"], 1, "{summary}");
+    let gone: Vec<&serde_json::Value> = summary["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .filter(|l| l["exists"] == false && l["kind"] == "archive")
+        .collect();
+    assert_eq!(gone.len(), 1, "{summary}");
+    assert!(gone[0]["path"]
+        .as_str()
+        .expect("path")
+        .ends_with("arch-gone"));
+    assert!(
+        stderr_of(&out).contains("no longer exists"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(files_under(&ws.path().join("arch-a")).is_empty());
+    assert!(files_under(&ws.path().join("quar-a")).is_empty());
+    assert_in_no_file(&ws, &["Brambleworth"]);
+}
+
+/// Applied export files left in the inbox and unfinished downloads are purged once old; a file
+/// not imported yet stays, however old.
+#[test]
+fn the_inbox_keeps_files_not_imported_and_loses_applied_ones() {
+    let ws = Workspace::new();
+    let applied = ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[member(1, "Inboxia")], &[], &[]),
+    );
+    let out = ws.cmd().arg("delta").output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        applied.exists(),
+        "no archive: the applied file stays in the inbox"
+    );
+    let partial = ws.inbox().join(".20260103100000_0_c.xml.part");
+    std::fs::write(&partial, "<contacts>Partialdine").expect("part");
+    // Same name as an applied file but other content: not the applied file, kept.
+    let waiting = ws.write_export("20260104100000_0_c.xml", "not imported yet");
+    age_all(&ws.inbox(), 40);
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(summary["inbox_files"]["files"], 2, "{summary}");
+    assert!(!applied.exists() && !partial.exists());
+    assert!(waiting.exists(), "a file not imported is never purged");
+}
+
+/// `full --from-xml` killed after building: `status` shows the build left behind (age, size),
+/// purge keeps it while young and deletes it once older than the age; while a `full` runs,
+/// status says so and purge (which needs the writer lock) cannot touch it.
+#[test]
+fn an_abandoned_build_is_shown_and_purged_once_old_but_not_while_full_runs() {
+    let ws = Workspace::new();
+    replica_with_contacts(&ws, 3);
+    // The export set is the operator's, outside the data folder.
+    let set_dir = tempfile::tempdir().expect("set");
+    let set = set_dir.path().to_path_buf();
+    std::fs::write(
+        set.join("20260105100000_0_full.xml"),
+        export(&[member(7, "Buildabella")], &[], &[]),
+    )
+    .expect("export");
+    let full = |action: Option<&str>| {
+        let mut cmd = ws.std_cmd();
+        cmd.args(["full", "--from-xml"]).arg(&set);
+        cmd.env("ENGAGE_SYNC_FAILPOINT", "full.built");
+        if let Some(a) = action {
+            cmd.env("ENGAGE_SYNC_FAILPOINT_ACTION", a);
+        }
+        cmd
+    };
+    let out = full(None).output().expect("runs");
+    assert_eq!(out.status.code(), None, "killed at the failpoint");
+    let build_dir = ws.path().join("replica.db.d");
+    assert!(build_dir.join("building.db").exists());
+
+    let status = |ws: &Workspace| -> serde_json::Value {
+        let out = ws.cmd().args(["status", "--json"]).output().expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["full_build"]
+            .clone()
+    };
+    let b = status(&ws);
+    assert_eq!(b["state"], "left_behind", "{b}");
+    let on_disk: u64 = files_under(&build_dir)
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("building.db"))
+        .map(|p| std::fs::metadata(p).expect("meta").len())
+        .sum();
+    assert_eq!(b["bytes"], on_disk, "{b}");
+    let human = stdout_of(&ws.cmd().arg("status").output().expect("runs"));
+    assert!(
+        human.contains("full build:") && human.contains("left behind"),
+        "{human}"
+    );
+
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(
+        summary["build_files"]["files"], 0,
+        "young: kept ({summary})"
+    );
+    assert!(build_dir.join("building.db").exists());
+
+    // A `full` resumes the build and stops (SIGSTOP) while holding the writer lock.
+    let mut running = full(Some("stop")).spawn().expect("spawn");
+    let stopped = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read_to_string(format!("/proc/{}/stat", running.id()))
+            .is_ok_and(|s| s.split_whitespace().nth(2) == Some("T"))
+    });
+    assert!(stopped, "full reached the failpoint");
+    age_all(&build_dir, 40);
+    assert_eq!(status(&ws)["state"], "in_progress");
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(75), "the lock is held by full");
+    assert!(build_dir.join("building.db").exists());
+    running.kill().expect("kill");
+    running.wait().expect("wait");
+
+    age_all(&build_dir, 40);
+    let (_, summary) = purge_30d(&ws);
+    assert!(
+        summary["build_files"]["files"].as_u64() >= Some(1),
+        "{summary}"
+    );
+    assert!(!build_dir.join("building.db").exists());
+    assert!(status(&ws).is_null(), "nothing left to show");
+    assert_in_no_file(&ws, &["Buildabella"]);
+}
+
+/// Purge keeps the latest run of each command, in the replica and in the till store, however
+/// old: `status --check` still knows the last successful sync.
+#[test]
+fn purge_keeps_the_latest_run_of_each_command() {
+    let ws = Workspace::new();
+    replica_with_contacts(&ws, 2);
+    ws.write_export(
+        "20260102100000_0_c.xml",
+        &export(&[member(9, "x")], &[], &[]),
+    );
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for _ in 0..2 {
+        let out = ws
+            .cmd()
+            .env("ENGAGE_BASE_URL", "http://127.0.0.1:9")
+            .env("ENGAGE_API_KEY", "k")
+            .arg("push-local")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    let old = past(400);
+    ws.replica_conn()
+        .execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&old])
+        .expect("age");
+    ws.till_conn()
+        .execute("UPDATE run SET started_at = ?1, finished_at = ?1", [&old])
+        .expect("age");
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(
+        summary["runs"], 2,
+        "one older delta, one older push-local: {summary}"
+    );
+    let latest = |conn: rusqlite::Connection| -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT command, outcome FROM run ORDER BY command")
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    let replica_runs = latest(ws.replica_conn());
+    assert!(
+        replica_runs.contains(&("delta".into(), "ok".into())),
+        "{replica_runs:?}"
+    );
+    assert_eq!(
+        latest(ws.till_conn()),
+        [("push-local".to_string(), "ok".to_string())]
+    );
+    let out = ws
+        .cmd()
+        .args(["status", "--check", "--max-age", "1000days"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("last successful delta"),
+        "{}",
+        stdout_of(&out)
+    );
+}
+
+/// A contact registered at the till that Engage rejected goes with its last outbox item once
+/// that is older than the age; one still waiting to be sent stays, however old.
+#[test]
+fn a_till_contact_engage_rejected_goes_with_its_item_and_a_waiting_one_stays() {
+    let ws = Workspace::new();
+    ws.init();
+    for email in ["rejected.once@example.com", "still.waiting@example.com"] {
+        let out = ws
+            .cmd()
+            .args(["contact", "add", "--email", email])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    let old = past(40);
+    let till = ws.till_conn();
+    till.execute_batch("PRAGMA secure_delete = ON")
+        .expect("secure_delete");
+    till.execute(
+        "UPDATE contact_outbox SET state = 'rejected', reason = 'InvalidData', \
+         finished_at = ?1, updated_at = ?1 WHERE fields LIKE '%rejected.once%'",
+        [&old],
+    )
+    .expect("reject");
+    till.execute("UPDATE contact_outbox SET created_at = ?1", [&old])
+        .expect("age");
+    drop(till);
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(summary["local_contacts_never_in_engage"], 1, "{summary}");
+    let found = |email: &str| {
+        ws.cmd()
+            .args(["lookup", "--email", email])
+            .output()
+            .expect("runs")
+            .status
+            .code()
+    };
+    assert_eq!(found("rejected.once@example.com"), Some(1), "gone");
+    assert_eq!(found("still.waiting@example.com"), Some(0), "kept");
+    assert_in_no_file(&ws, &["rejected.once"]);
+}
+
+/// A file quarantined under a name that is not an export file's (given by path) is purged
+/// too: the quarantine record names it.
+#[test]
+fn a_quarantined_file_of_any_name_is_purged_by_its_record() {
+    let ws = Workspace::new();
+    let odd = ws.path().join("customers-from-pos.txt");
+    std::fs::write(&odd, "<contacts><member>Oddfellowa").expect("write");
+    let out = ws.cmd().arg("delta").arg(&odd).output().expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    assert_eq!(ws.quarantined(), ["customers-from-pos.txt"]);
+    // An operator's file of the same kind of name, not quarantined by engage-sync, stays.
+    let theirs = ws.path().join("quarantine").join("notes.txt");
+    std::fs::write(&theirs, "keep").expect("write");
+    age_all(&ws.path().join("quarantine"), 40);
+    ws.replica_conn()
+        .execute(
+            "UPDATE quarantined_file SET quarantined_at = ?1",
+            [&past(40)],
+        )
+        .expect("age");
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(summary["quarantined_files"]["files"], 1, "{summary}");
+    assert_eq!(ws.quarantined(), ["notes.txt"]);
+    assert_in_no_file(&ws, &["Oddfellowa"]);
 }

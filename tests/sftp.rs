@@ -662,3 +662,56 @@ fn a_file_engage_may_still_be_writing_waits_for_the_next_run() {
     let out = delta(&ws, &[]);
     assert_eq!(applied_names(&json(&out)), vec![A0.to_string()]);
 }
+
+/// The SFTP staging leftovers: a download cut off mid-file stays in the inbox as `.NAME.part`
+/// (to resume), and applied downloads stay in the inbox without an archive. Once older than the
+/// age, `purge` deletes both (the inbox was recorded when the fetch used it) and no byte of the
+/// partial download is left; a file not imported is never touched.
+#[test]
+fn purge_deletes_sftp_staging_leftovers_and_applied_downloads() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    sshd.put(A0, export(&[member(1, "a")], &[], &[]).as_bytes());
+    let members: Vec<String> = (10..20_010).map(|n| member(n, "Stagington")).collect();
+    sshd.put(B0, export(&members, &[], &[]).as_bytes());
+    let pid = sshd.pid().expect("running");
+    let proxy = CutProxy::start(sshd.port, 1_000_000, move || sshd::kill_tree(pid));
+    let cfg = Cfg {
+        port: proxy.port,
+        ..Cfg::new(&sshd)
+    };
+    configure(&ws, &sshd, &cfg, true);
+    let cut = delta(&ws, &[]);
+    assert_eq!(code(&cut), 69, "server gone: {}", stderr_of(&cut));
+    let partial = ws.inbox().join(format!(".{B0}.part"));
+    assert!(
+        !holding(&ws, "Stagington").is_empty() && partial.exists(),
+        "the cut download is staged: {:?}",
+        inbox_names(&ws)
+    );
+    assert!(ws.inbox().join(A0).exists(), "applied, left in the inbox");
+    let waiting = ws.inbox().join("20260109100000_0_customers.xml");
+    std::fs::write(&waiting, "not imported yet").expect("waiting");
+    let forty_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    for f in files_under(&ws.inbox()) {
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .and_then(|file| file.set_modified(forty_days_ago))
+            .expect("age");
+    }
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", stderr_of(&out));
+    assert_eq!(json(&out)["inbox_files"]["files"], 2, "{}", stdout_of(&out));
+    assert!(!partial.exists() && !ws.inbox().join(A0).exists());
+    assert!(waiting.exists(), "a file not imported stays");
+    assert!(
+        holding(&ws, "Stagington").is_empty(),
+        "{:?}",
+        holding(&ws, "Stagington")
+    );
+}

@@ -193,6 +193,41 @@ fn encode_head(r: &Response, keep_alive: bool) -> Vec<u8> {
     h.into_bytes()
 }
 
+/// An error answer that echoes the request (see `FaultKind::EchoRequest`).
+fn echo_response(status: u16, req: &Request) -> Response {
+    let body = String::from_utf8_lossy(&req.body).into_owned();
+    let mut fields = serde_json::Map::new();
+    let parsed: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    let first = match &parsed {
+        serde_json::Value::Array(a) => a.first().cloned().unwrap_or_default(),
+        v => v.clone(),
+    };
+    if let Some(o) = first.as_object() {
+        for (k, v) in o {
+            fields.insert(k.clone(), serde_json::json!([format!("{v} is not valid")]));
+        }
+    }
+    let headers: Vec<String> = req
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    Response {
+        status,
+        content_type: "application/json; charset=utf-8",
+        headers: Vec::new(),
+        body: serde_json::json!({
+            "errorCode": "InvalidData",
+            "message": format!("{} {} rejected: {body}", req.method, req.target),
+            "errors": fields,
+            "requestHeaders": headers.join("\r\n"),
+            "correlationId": "corr-4711",
+        })
+        .to_string()
+        .into_bytes(),
+    }
+}
+
 /// The answer for an injected status fault.
 fn fault_response(status: u16, retry_after: Option<&RetryAfter>) -> Response {
     let mut headers = Vec::new();
@@ -466,6 +501,7 @@ async fn serve_conn(mut stream: TcpStream, shared: Arc<Shared>) {
                     Some(fault_response(429, retry_after.as_ref()))
                 }
                 Some(FaultKind::Status(code)) => Some(fault_response(*code, None)),
+                Some(FaultKind::EchoRequest(code)) => Some(echo_response(*code, &req)),
                 Some(FaultKind::Delay(d)) => {
                     tokio::time::sleep(*d).await;
                     Some(api::handle(&shared, &req))

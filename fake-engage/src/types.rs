@@ -114,6 +114,11 @@ pub enum FaultKind {
     /// Apply the request (create the contact, store the receipt…), then close
     /// the socket without answering: "it reached Engage but the answer was lost".
     ApplyThenDrop,
+    /// Answer this status, not applied, with a JSON error body that echoes the request
+    /// (target, headers with the API key, body), as a misbehaving API or proxy might: for
+    /// tests that no echoed value is stored or printed. Engage-shaped parts: `errorCode`
+    /// `InvalidData`, `errors` keyed by the body's field names, `correlationId` `corr-4711`.
+    EchoRequest(u16),
     /// Apply the request, send the status line and headers with the full
     /// Content-Length, then half the body, then close. An empty body is cut
     /// inside the header block instead.

@@ -18,6 +18,7 @@ use crate::fsutil::{free_path_in, move_to};
 use crate::import::{FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::Progress;
+use crate::replica::folders::{self, FolderKind};
 use crate::replica::rekey::RekeyReport;
 use crate::replica::{ledger, Replica, RunLog};
 use crate::sftp::{self, FetchOptions, SftpReport, SftpSettings};
@@ -77,6 +78,7 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     let run_log = if args.write.dry_run {
         None
     } else {
+        record_folders(s, &replica, source.is_some() || args.paths.is_empty())?;
         Some(RunLog::start(replica.conn(), "delta", &now_rfc3339())?)
     };
     let mut summary = DeltaSummary {
@@ -105,6 +107,20 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
+}
+
+/// Records the archive folder (if any) and the inbox (when this run reads or fills it) before
+/// any file goes there, so that purge covers them whatever its own flags. The quarantine
+/// folder is recorded when a file is first moved there ([`fail_file`]).
+fn record_folders(s: &Settings, replica: &Replica, uses_inbox: bool) -> anyhow::Result<()> {
+    let now = now_rfc3339();
+    if let Some(archive) = &s.archive {
+        folders::record(replica.conn_ref(), archive, FolderKind::Archive, &now)?;
+    }
+    if uses_inbox {
+        folders::record(replica.conn_ref(), &s.inbox, FolderKind::Inbox, &now)?;
+    }
+    Ok(())
 }
 
 /// SFTP when `--from sftp`, or when `[sftp]` is configured and neither `--from local` nor
@@ -287,6 +303,8 @@ fn fail_file(
     } else {
         let cannot_move = || format!("{reason}; and the file could not be moved to quarantine");
         let target = free_path_in(path, &ctx.settings.quarantine).with_context(cannot_move)?;
+        let (quarantine, now) = (&ctx.settings.quarantine, now_rfc3339());
+        folders::record(replica.conn(), quarantine, FolderKind::Quarantine, &now)?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         // Recorded before the move: a crash between the two leaves the file in the inbox, to be
         // refused (and recorded) again by the next run, never in quarantine without a record.

@@ -65,11 +65,12 @@ fn dry_run(ctx: &Ctx, exists: bool) -> anyhow::Result<(Mode, &'static str)> {
                 }
                 .into());
             }
-            if replica.schema_is_current()? {
-                Ok((replica.mode(), "up to date"))
+            let action = if replica.behind_current_schema()? {
+                "would be migrated"
             } else {
-                Ok((replica.mode(), "would be migrated"))
-            }
+                "up to date"
+            };
+            Ok((replica.mode(), action))
         }
         Err(e) => match e.downcast_ref::<ReplicaError>() {
             Some(ReplicaError::OlderSchema { .. }) => {

@@ -122,11 +122,13 @@ pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes lines to stdout, propagating a broken pipe (main turns it into a clean exit).
+/// Writes lines to stdout, propagating a broken pipe (main turns it into a clean exit). The
+/// one way human output is printed: control characters from file names and contact values are
+/// escaped here ([`crate::printable`]), so no value can forge a line or move the cursor.
 pub(crate) fn print_lines<I: IntoIterator<Item = String>>(lines: I) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for line in lines {
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}", crate::printable::escape(&line))?;
     }
     Ok(())
 }

@@ -48,8 +48,22 @@ struct StatusReport {
     quarantined: Vec<QuarantineRow>,
     /// Outbox depth per kind and state, the oldest undelivered item, rejected/dropped items.
     outbox: OutboxStatus,
+    /// A `full` build on disk: running now, or left behind by one that stopped (a whole copy
+    /// of the personal data; the next `full` resumes it, purge removes it once old).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    full_build: Option<FullBuild>,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<Check>,
+}
+
+#[derive(Debug, Serialize)]
+struct FullBuild {
+    path: String,
+    /// "in_progress" (a `full` run holds the writer lock) or "left_behind".
+    state: &'static str,
+    bytes: u64,
+    /// Seconds since any of its files was last written.
+    age_seconds: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +95,7 @@ struct Check {
 pub fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let mut replica = Replica::open_reader(&ctx.settings.db, ctx.settings.busy_timeout)?;
     let mut report = gather(&mut replica)?;
+    report.full_build = full_build(&ctx.settings.db)?;
     if args.check {
         let mut c = check(&report, args.max_age);
         if let Some(max) = args.max_pending_age {
@@ -170,10 +185,35 @@ fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
             .collect(),
         quarantined: status::quarantine_tail(&tx, 5)?,
         outbox: crate::outbox::store::status(&tx, 10)?,
+        full_build: None,
         check: None,
     };
     tx.rollback()?;
     Ok(report)
+}
+
+/// The build beside the replica, if any, and whether a `full` run is writing it: the writer
+/// lock file names its holder, and the holder must still be alive (read, never locked here,
+/// so that `status` never makes a cron run skip).
+fn full_build(db: &Path) -> anyhow::Result<Option<FullBuild>> {
+    let Some(build) = crate::purge_files::build_leftover(db)? else {
+        return Ok(None);
+    };
+    let holder = std::fs::read_to_string(crate::lock::lock_path(db)).unwrap_or_default();
+    let running = holder
+        .strip_prefix("pid ")
+        .and_then(|rest| rest.strip_suffix(" (full)"))
+        .is_some_and(|pid| Path::new("/proc").join(pid).exists());
+    Ok(Some(FullBuild {
+        path: build.path,
+        state: if running {
+            "in_progress"
+        } else {
+            "left_behind"
+        },
+        bytes: build.bytes,
+        age_seconds: build.modified.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+    }))
 }
 
 fn check(report: &StatusReport, max_age: Duration) -> Check {
@@ -341,6 +381,21 @@ fn human(r: &StatusReport) -> Vec<String> {
         ));
     }
     lines.extend(outbox_lines(&r.outbox));
+    if let Some(b) = &r.full_build {
+        let age = humantime::format_duration(Duration::from_secs(b.age_seconds));
+        lines.push(match b.state {
+            "in_progress" => format!(
+                "full build:   {} in progress, {} bytes, last written {age} ago",
+                b.path, b.bytes
+            ),
+            _ => format!(
+                "full build:   {} left behind, {} bytes, last written {age} ago: it holds a copy \
+                 of the personal data; the next `full` resumes it (or `full --restart`), and \
+                 purge deletes it once older than the retention period",
+                b.path, b.bytes
+            ),
+        });
+    }
     lines
 }
 

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::config::{ApiVersion, EngageConfig};
-use super::error::{body_excerpt, error_fields, error_for_status, EngageError};
+use super::error::{error_digest, error_fields, error_for_status, EngageError};
 use super::models::{
     parse_change_ids, parse_single_id, ApiContact, BulkOptions, BulkStatus, ChangeType,
     ChangesPage, CreateOptions, CreateOutcome, KeyType, ReceiptOutcome,
@@ -324,9 +324,9 @@ impl Api {
             .passing(&[400]);
         let reply = self.t.execute(&call).await?;
         if reply.status == 400 {
-            let (_, message) = error_fields(&reply.body);
-            let message = message.unwrap_or_else(|| body_excerpt(&reply.body));
-            return Ok(ChangesPage::TooMany { message });
+            return Ok(ChangesPage::TooMany {
+                detail: error_digest(&reply.body),
+            });
         }
         let ids = parse_change_ids(parse_json(&call, &reply)?);
         ids.map(ChangesPage::Ids)
@@ -347,13 +347,13 @@ impl Api {
                 ChangesPage::Ids(ids) => {
                     out.extend(ids.into_iter().filter(|id| seen.insert(id.clone())));
                 }
-                ChangesPage::TooMany { message } => {
+                ChangesPage::TooMany { detail } => {
                     let Some(mid) = split_point(a, b) else {
                         return Err(EngageError::ChangesWindowTooSmall {
                             change_type: change_type.to_string(),
                             from: format_feed_time(a),
                             to: format_feed_time(b),
-                            message,
+                            detail,
                         });
                     };
                     tracing::debug!(%change_type, from = %format_feed_time(a), to = %format_feed_time(b), "too many changes; splitting the window");
@@ -552,7 +552,7 @@ fn unexpected(call: &Call, reply: &Reply, detail: &str) -> EngageError {
         request: call.name(),
         status: reply.status,
         detail: detail.to_string(),
-        body: body_excerpt(&reply.body),
+        body: error_digest(&reply.body),
     }
 }
 

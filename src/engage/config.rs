@@ -235,10 +235,14 @@ fn read_key_file(path: &Path) -> Result<ApiKey, EngageError> {
 /// localhost); no credentials, query or fragment. Returns it without a trailing `/`, so paths
 /// can be appended as they are.
 pub(crate) fn parse_base_url(raw: &str) -> Result<String, EngageError> {
-    let bad = |why: &str| EngageError::Config(format!("Engage base URL {raw:?} {why}"));
+    let shown = redact_url(raw.trim());
+    let bad = |why: &str| EngageError::Config(format!("Engage base URL {shown:?} {why}"));
     let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&format!("is not a URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not contain user or password"));
+        return Err(bad(
+            "must not contain a user or password (shown as ***): remove them from \
+             ENGAGE_BASE_URL / base_url; Engage authenticates with the API key",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
@@ -255,6 +259,27 @@ pub(crate) fn parse_base_url(raw: &str) -> Result<String, EngageError> {
         _ => return Err(bad("must start with https://")),
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// The URL as it may be shown: anything before an `@` in the authority (user, password)
+/// becomes `***`, and so do the query and fragment (they may hold a key). Done on the text, so
+/// it works on a URL that does not parse too.
+pub(crate) fn redact_url(raw: &str) -> String {
+    let (scheme, rest) = match raw.find("://") {
+        Some(i) => raw.split_at(i + 3),
+        None => ("", raw),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(i) => format!("***{}", &authority[i..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find(['?', '#']) {
+        Some(i) => format!("{}{}***", &tail[..i], &tail[i..i + 1]),
+        None => tail.to_string(),
+    };
+    format!("{scheme}{authority}{tail}")
 }
 
 /// True for `localhost` and loopback IP literals (`url` normalises `127.1` to `127.0.0.1` and
@@ -274,6 +299,17 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn credentials_in_a_base_url_are_never_echoed() {
+        let e = parse_base_url("https://bob:s3cr3t-pw@t.voyado.com/x?k=v").expect_err("refused");
+        let text = e.to_string();
+        assert!(text.contains("https://***@t.voyado.com/x?***"), "{text}");
+        assert!(!text.contains("s3cr3t") && !text.contains("bob"), "{text}");
+        assert_eq!(redact_url("ht tp://u:p@h"), "ht tp://***@h");
+        assert_eq!(redact_url("u:p@h/x#f"), "***@h/x#***");
+        assert_eq!(redact_url("https://h:9/a"), "https://h:9/a");
+    }
 
     #[test]
     fn base_urls_must_be_https_unless_loopback() {

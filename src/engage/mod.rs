@@ -23,7 +23,7 @@ mod transport;
 
 pub use client::{format_feed_time, EngageClient, ReceiptFeed, BULK_MAX, MIN_CHANGES_WINDOW};
 pub use config::{ApiKey, ApiVersion, EngageConfig, EngageSources, ENV_API_KEY, ENV_BASE_URL};
-pub use error::{EngageError, RequestName, BODY_LIMIT};
+pub use error::{error_digest, row_digest, EngageError, RequestName, BODY_LIMIT};
 pub use limiter::SLACK as RATE_LIMIT_SLACK;
 pub use models::{
     ApiContact, BulkOptions, BulkRowResult, BulkState, BulkStatus, ChangeType, ChangesPage,

@@ -71,10 +71,11 @@ pub enum ChangesPage {
     Ids(Vec<String>),
     /// Engage answered 400: the window holds more than 250 000 ids, so the caller must split
     /// it. Engage documents no other 400 for well-formed parameters, and the client formats
-    /// them itself, so every 400 lands here; `message` is Engage's text for the error report.
+    /// them itself, so every 400 lands here; `detail` is what of Engage's answer the error
+    /// report may show.
     TooMany {
-        /// Engage's `message`, or the start of the raw body.
-        message: String,
+        /// [`super::error::error_digest`] of the body.
+        detail: String,
     },
 }
 

@@ -19,7 +19,8 @@ use tokio::sync::Semaphore;
 
 use super::config::{is_loopback, parse_base_url, EngageConfig};
 use super::error::{
-    body_excerpt, error_for_status, is_retryable_status, mask_query_value, EngageError, RequestName,
+    error_digest, error_for_status, is_retryable_status, mask_path, mask_query_value, EngageError,
+    RequestName,
 };
 use super::limiter::RateLimiter;
 use super::retry::{parse_retry_after, RetryPolicy};
@@ -91,11 +92,18 @@ impl Call {
         self
     }
 
-    /// Method and path with personal query values masked, for logs and errors.
+    /// Method and path with personal values masked, in the query and in the path: the one
+    /// place a request is named for logs and errors (SPEC §8).
     pub(crate) fn name(&self) -> RequestName {
         RequestName {
             method: method_name(&self.method),
-            path: self.target(mask_query_value),
+            path: format!(
+                "{}{}",
+                mask_path(&self.path),
+                self.target(mask_query_value)
+                    .strip_prefix(self.path.as_str())
+                    .unwrap_or_default()
+            ),
         }
     }
 
@@ -409,7 +417,7 @@ fn may_retry(
         (Failure::Status { retry_after, .. }, Replay::Safe) => Ok(*retry_after),
         (Failure::AfterSend(_), Replay::Safe) => Ok(None),
         (Failure::Status { status, body, .. }, Replay::Unsafe) => {
-            Err(unknown(format!("HTTP {status}: {}", body_excerpt(body))))
+            Err(unknown(format!("HTTP {status}: {}", error_digest(body))))
         }
         (Failure::AfterSend(cause), Replay::Unsafe) => Err(unknown(cause.clone())),
         (Failure::Final(_), _) => Ok(None),

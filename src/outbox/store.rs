@@ -544,11 +544,16 @@ pub struct OutboxPurged {
     /// The till's rows of contacts that the replica has overtaken or Engage deleted (readers
     /// no longer saw them).
     pub till_rows_overtaken: u64,
+    /// Contacts registered at the till that Engage rejected (or that were dropped), purged
+    /// with their last outbox item.
+    pub local_contacts_never_in_engage: u64,
 }
 
 /// Deletes (or counts) what the till store holds past its time: finished outbox rows and
 /// `push-local` runs older than `cutoff` (UTC RFC 3339; pending and in-flight items are never
-/// touched), and the till's rows that readers no longer see. One short transaction.
+/// touched, and the latest run of each outcome is kept), contacts registered at the till that
+/// Engage never took once their items go, and the till's rows that readers no longer see. One
+/// short transaction.
 pub fn purge(conn: &mut Connection, cutoff: &str, dry_run: bool) -> rusqlite::Result<OutboxPurged> {
     if dry_run {
         let count = |sql: &str| conn.query_row(sql, [cutoff], |r| r.get::<_, i64>(0));
@@ -557,10 +562,13 @@ pub fn purge(conn: &mut Connection, cutoff: &str, dry_run: bool) -> rusqlite::Re
             outbox_receipts: count(queries::COUNT_PURGE_RECEIPT_OUTBOX)? as u64,
             runs: count(queries::COUNT_PURGE_RUNS)? as u64,
             till_rows_overtaken: super::local::prune_overtaken(conn, false)?,
+            local_contacts_never_in_engage: count(queries::COUNT_ORPHANED_LOCAL_CONTACTS)? as u64,
         });
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let orphans = tx.execute(queries::PURGE_ORPHANED_LOCAL_CONTACTS, [cutoff])? as u64;
     let purged = OutboxPurged {
+        local_contacts_never_in_engage: orphans,
         outbox_contacts: tx.execute(queries::PURGE_CONTACT_OUTBOX, [cutoff])? as u64,
         outbox_receipts: tx.execute(queries::PURGE_RECEIPT_OUTBOX, [cutoff])? as u64,
         runs: tx.execute(queries::PURGE_RUNS, [cutoff])? as u64,

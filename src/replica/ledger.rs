@@ -56,6 +56,14 @@ pub fn last_quarantine(conn: &Connection, name: &str) -> rusqlite::Result<Option
         .optional()
 }
 
+/// Where the quarantine records say files were moved (for purge, which deletes those files
+/// whatever their names).
+pub fn quarantine_targets(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(queries::QUARANTINE_TARGETS)?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// Records an applied file; call inside the file's transaction.
 pub fn insert_applied(conn: &Connection, row: &FileLedgerRow, now: &str) -> rusqlite::Result<()> {
     conn.execute(

@@ -7,6 +7,7 @@
 
 mod apply;
 pub mod bulk;
+pub mod folders;
 pub mod generation;
 pub mod ledger;
 mod lookup;
@@ -275,10 +276,15 @@ impl Replica {
         &mut self.conn
     }
 
-    /// Whether the replica has the schema this binary writes (a reader also opens the oldest
-    /// readable one, which the next writer migrates).
-    pub fn schema_is_current(&self) -> anyhow::Result<bool> {
-        Ok(schema::user_version_of(&self.conn, "main")? == schema::CURRENT_VERSION)
+    /// The connection, for reads and single statements.
+    pub fn conn_ref(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Whether a writer would migrate this replica (a reader accepts some older schemas, see
+    /// `schema::READABLE_FROM`).
+    pub fn behind_current_schema(&self) -> anyhow::Result<bool> {
+        Ok(schema::user_version_of(&self.conn, "main")? < schema::CURRENT_VERSION)
     }
 
     /// Number of live contacts.

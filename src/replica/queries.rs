@@ -57,6 +57,9 @@ pub const DELETE_TOMBSTONE: &str = "DELETE FROM tombstone WHERE contact_id = ?1"
 pub const APPLIED_FILE_HASH: &str = "SELECT sha256 FROM applied_file WHERE name = ?1";
 /// Size and hash of an applied file (`delta` from SFTP: what not to download again).
 pub const APPLIED_FILE_SIZE_HASH: &str = "SELECT size, sha256 FROM applied_file WHERE name = ?1";
+/// Every quarantined file's destination (purge).
+pub const QUARANTINE_TARGETS: &str =
+    "SELECT DISTINCT moved_to FROM quarantined_file WHERE moved_to IS NOT NULL";
 /// Where the latest quarantined file of a name went (`delta` from SFTP).
 pub const LAST_QUARANTINE_OF_NAME: &str =
     "SELECT moved_to FROM quarantined_file WHERE name = ?1 ORDER BY id DESC LIMIT 1";
@@ -128,11 +131,14 @@ pub const COUNT_TOMBSTONES: &str = "SELECT count(*) FROM tombstone";
 /// Applied file count.
 pub const COUNT_APPLIED_FILES: &str = "SELECT count(*) FROM applied_file";
 
-/// Finished runs older than a cutoff (purge).
-pub const PURGE_RUNS: &str = "DELETE FROM run WHERE outcome != 'running' AND finished_at < ?1";
+/// Finished runs older than a cutoff (purge), but the latest of each command and outcome
+/// (no personal data): `status --check` keeps knowing the last successful sync after any purge.
+pub const PURGE_RUNS: &str = "DELETE FROM run WHERE outcome != 'running' AND finished_at < ?1 \
+     AND id NOT IN (SELECT max(id) FROM run WHERE outcome != 'running' GROUP BY command, outcome)";
 /// Counting the same, for dry runs.
 pub const COUNT_PURGE_RUNS: &str =
-    "SELECT count(*) FROM run WHERE outcome != 'running' AND finished_at < ?1";
+    "SELECT count(*) FROM run WHERE outcome != 'running' AND finished_at < ?1 \
+     AND id NOT IN (SELECT max(id) FROM run WHERE outcome != 'running' GROUP BY command, outcome)";
 /// Quarantine records older than a cutoff (the files go with them).
 pub const PURGE_QUARANTINE_RECORDS: &str = "DELETE FROM quarantined_file WHERE quarantined_at < ?1";
 /// Counting the same, for dry runs.
@@ -201,7 +207,8 @@ pub const MERGE_TOMBSTONES: &str = "INSERT INTO main.tombstone (contact_id, vers
                      AND m.version > t.version) \
      ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, \
      deleted_at = excluded.deleted_at WHERE excluded.version > tombstone.version";
-/// History: runs, quarantine records and the file ledger (so re-delivered files are known).
+/// History: runs, quarantine records, the file ledger (so re-delivered files are known) and
+/// the folders used (so purge keeps covering them).
 /// A build records no runs or quarantined files of its own, so what it holds is a previous
 /// merge's copy: replaced, so that merging again after a crash duplicates nothing.
 pub const MERGE_HISTORY: &str = "\
@@ -211,7 +218,9 @@ pub const MERGE_HISTORY: &str = "\
        FROM live.run ORDER BY id; \
      INSERT INTO main.quarantined_file (name, moved_to, reason, quarantined_at) \
        SELECT name, moved_to, reason, quarantined_at FROM live.quarantined_file ORDER BY id; \
-     INSERT OR IGNORE INTO main.applied_file SELECT * FROM live.applied_file;";
+     INSERT OR IGNORE INTO main.applied_file SELECT * FROM live.applied_file; \
+     DELETE FROM main.used_folder; \
+     INSERT INTO main.used_folder SELECT * FROM live.used_folder;";
 
 /// A sync cursor (where `changes` continues).
 pub const GET_CURSOR: &str = "SELECT position FROM sync_cursor WHERE name = ?1";

@@ -1,6 +1,6 @@
 //! Bringing stored keys to the current normalisation rules, once, after an upgrade.
 //!
-//! Migration 5 (`migrations/0005_key_rules.sql`) only marks a replica that holds contacts:
+//! Migration 6 (`migrations/0006_key_rules.sql`) only marks a replica that holds contacts:
 //! reading a national or country-code-without-`+` number needs the default country, which the
 //! schema does not know and the sync jobs do. The first job after the upgrade calls
 //! [`rekey_if_marked`], which re-normalises every row's keys with the functions import uses

@@ -14,11 +14,18 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_sync_state.sql"),
     include_str!("migrations/0003_outbox.sql"),
     include_str!("migrations/0004_till_store.sql"),
-    include_str!("migrations/0005_key_rules.sql"),
+    include_str!("migrations/0005_used_folder.sql"),
+    include_str!("migrations/0006_key_rules.sql"),
 ];
 
 /// The migration that moves the till's data into the till store (see [`migrate`]).
 pub const TILL_STORE_VERSION: i64 = 4;
+
+/// The oldest schema a reader (lookups, status, the till commands) accepts as it is: later
+/// migrations add only what writers use (5: the folders purge covers; 6: re-keying rows, done
+/// by the next sync job), so a POS keeps reading between an upgrade of the binary and the
+/// first writer that migrates the replica, and a till never waits for that writer.
+pub const READABLE_FROM: i64 = TILL_STORE_VERSION;
 
 /// SQLite `application_id` of a replica ("ESyR"), so that a replica can be told from another
 /// application's database.
@@ -26,11 +33,6 @@ pub const APPLICATION_ID: i32 = 0x4553_7952;
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// The oldest schema readers (lookups, status, the till commands) use as it is: no migration
-/// after it changed a table they read (5 only re-keys rows, in the next sync job). A till or a
-/// POS lookup therefore never waits for, or fails before, that job after an upgrade.
-pub const OLDEST_READABLE: i64 = TILL_STORE_VERSION;
 
 /// Brings the schema up to date (each migration in its own transaction) and returns the
 /// replica's mode, recording `new_mode` if the replica is new. `till_of` is the replica path
@@ -74,7 +76,7 @@ pub fn migrate(
 }
 
 /// For readers: the schema of the replica attached as `schema` (`main` for a reader of the
-/// replica itself) must be readable (see [`OLDEST_READABLE`]); returns the mode.
+/// replica itself) must be readable (see [`READABLE_FROM`]); returns the mode.
 pub fn check_current(conn: &Connection, schema: &str, path: &Path) -> anyhow::Result<Mode> {
     let found = user_version_of(conn, schema)?;
     if found > CURRENT_VERSION {
@@ -85,7 +87,7 @@ pub fn check_current(conn: &Connection, schema: &str, path: &Path) -> anyhow::Re
         }
         .into());
     }
-    if found < OLDEST_READABLE {
+    if found < READABLE_FROM {
         return Err(ReplicaError::OlderSchema {
             db: path.to_path_buf(),
             found,

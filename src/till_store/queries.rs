@@ -237,11 +237,29 @@ pub const PURGE_RECEIPT_OUTBOX: &str = "DELETE FROM receipt_outbox WHERE state I
 /// Counting the same, for dry runs.
 pub const COUNT_PURGE_RECEIPT_OUTBOX: &str = "SELECT count(*) FROM receipt_outbox WHERE state IN \
      ('delivered', 'rejected', 'dropped') AND finished_at < ?1";
-/// Finished `push-local` runs older than a cutoff (purge).
-pub const PURGE_RUNS: &str = "DELETE FROM main.run WHERE outcome != 'running' AND finished_at < ?1";
+/// Contacts registered at the till that Engage never took (their create was rejected or
+/// dropped) and whose every outbox item is finished before a cutoff: once those items are
+/// purged nothing would ever send or explain them, and `lookup` would show the person forever.
+macro_rules! orphaned_local_contacts {
+    () => {
+        "FROM till_contact AS t WHERE t.contact_id IS NULL AND t.local_key IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM contact_outbox AS o WHERE o.local_key = t.local_key \
+         AND NOT (o.state IN ('delivered', 'rejected', 'dropped') AND o.finished_at < ?1))"
+    };
+}
+/// Deleting them (before their outbox items, in the same transaction).
+pub const PURGE_ORPHANED_LOCAL_CONTACTS: &str = concat!("DELETE ", orphaned_local_contacts!());
+/// Counting the same, for dry runs.
+pub const COUNT_ORPHANED_LOCAL_CONTACTS: &str =
+    concat!("SELECT count(*) ", orphaned_local_contacts!());
+/// Finished `push-local` runs older than a cutoff (purge), but the latest of each command and
+/// outcome (no personal data), as in the replica.
+pub const PURGE_RUNS: &str = "DELETE FROM main.run WHERE outcome != 'running' AND finished_at < ?1 \
+     AND id NOT IN (SELECT max(id) FROM main.run WHERE outcome != 'running' GROUP BY command, outcome)";
 /// Counting the same, for dry runs.
 pub const COUNT_PURGE_RUNS: &str =
-    "SELECT count(*) FROM main.run WHERE outcome != 'running' AND finished_at < ?1";
+    "SELECT count(*) FROM main.run WHERE outcome != 'running' AND finished_at < ?1 \
+     AND id NOT IN (SELECT max(id) FROM main.run WHERE outcome != 'running' GROUP BY command, outcome)";
 /// Finished batch records older than a cutoff (ids and counts only).
 pub const PURGE_OUTBOX_BATCHES: &str =
     "DELETE FROM outbox_batch WHERE state != 'sent' AND finished_at < ?1";

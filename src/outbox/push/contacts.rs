@@ -16,11 +16,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{lookup_key, parallel, PushSummary, Pusher};
-use crate::engage::{BulkOptions, BulkRowResult, BulkState, EngageError, BULK_MAX};
+use crate::engage::{
+    error_digest, row_digest, BulkOptions, BulkRowResult, BulkState, EngageError, BULK_MAX,
+};
 use crate::outbox::fields::{changed, masked, CREATE_KEYS};
 use crate::outbox::local::{self, is_deleted_in_engage, resolve_local_key};
 use crate::outbox::store::{self, ContactItem, Op};
-use crate::outbox::{scrub, State};
+use crate::outbox::State;
 use crate::time::now_rfc3339;
 
 /// Longest wait between two polls of one batch.
@@ -532,7 +534,7 @@ impl Pusher<'_> {
             Ok(s) if s.state == BulkState::Failed => {
                 let reason = format!(
                     "Engage reports bulk batch {batch} as failed ({}); sent again after a check in Engage",
-                    scrub(&cut(&s.raw.to_string(), 300))
+                    error_digest(s.raw.to_string().as_bytes())
                 );
                 let items = store::batch_items(self.conn, batch)?;
                 self.write(|tx| {
@@ -917,12 +919,7 @@ fn classify(row: &BulkRowResult) -> RowOutcome {
         "missing",
         "multiple",
     ]) {
-        RowOutcome::Failed(scrub(
-            row.message
-                .as_deref()
-                .filter(|m| !m.trim().is_empty())
-                .unwrap_or(&row.status),
-        ))
+        RowOutcome::Failed(row_digest(&row.status, row.message.as_deref()))
     } else if has(&["exist", "duplicate", "found"]) {
         RowOutcome::Done { existed: true }
     } else if has(&[
@@ -938,13 +935,6 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
-}
-
-fn cut(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
--- engage-sync replica schema, version 5: keys by libphonenumber's numbering plans (issue 16).
+-- engage-sync replica schema, version 6: keys by libphonenumber's numbering plans (issue 16).
 -- Earlier builds stored some mobile numbers under keys no lookup can reach (`46701234567` as
 -- `+4646701234567`, `+46 070…` as `+460701234567`, numbers wrapped in bidi marks as written).
 -- This migration only marks a replica that holds contacts; the next sync job (`delta`,
