@@ -306,7 +306,23 @@ fn an_export_keeps_what_it_cannot_read_as_sent_and_counts_it() {
 /// e-mail address with a zero-width space.
 #[test]
 fn an_upgraded_replica_is_re_keyed_once_and_the_summary_counts_it() {
+    upgraded_replica_is_re_keyed("full");
+}
+
+/// Keys mode kept no number as Engage sent it: the old `+46` + `46701234567` is undone.
+#[test]
+fn an_upgraded_keys_only_replica_is_re_keyed_too() {
+    upgraded_replica_is_re_keyed("keys");
+}
+
+fn upgraded_replica_is_re_keyed(mode: &str) {
     let ws = Workspace::new();
+    let out = ws
+        .cmd()
+        .args(["-q", "init", "--mode", mode])
+        .output()
+        .expect("init");
+    assert!(out.status.success(), "{}", stderr_of(&out));
     let sent = [
         ("46701234567", "+4646701234567"),
         ("+46 070 123 45 68", "+460701234568"),

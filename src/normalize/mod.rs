@@ -7,7 +7,9 @@ mod phone;
 mod text;
 
 pub use email::{normalize_email, till_email, EmailError};
-pub use phone::{lookup_phone_key, phone_key, till_mobile, Country, PhoneError};
+pub use phone::{
+    lookup_phone_key, phone_key, till_mobile, undo_doubled_country_code, Country, PhoneError,
+};
 pub use text::strip_format;
 
 /// Contact ids are GUIDs compared case-insensitively: stored lower-case, without braces.

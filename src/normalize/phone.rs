@@ -175,6 +175,23 @@ fn national_with_trunk_zero(cleaned: &str, default: Country) -> Option<String> {
     plain.then(|| format!("+{code}{rest}"))
 }
 
+/// Undoes what the normaliser before libphonenumber (engage-sync before replica schema 6) did to
+/// digits that began with a country code but had no `+`: it put the default country's code in
+/// front (`46701234567` became `+4646701234567`). `stored` is such a key when it starts with
+/// the default country's code, is not a valid number, and its digits after that code are a
+/// valid international number; then that number is returned. Only the re-keying of a keys-only
+/// replica, which did not keep the number as Engage sent it, needs this.
+pub fn undo_doubled_country_code(stored: &str, default: Country) -> Option<String> {
+    let code = PHONE_NUMBER_UTIL.get_country_code_for_region(default.region)?;
+    let rest = stored.strip_prefix(&format!("+{code}"))?;
+    if !rest.bytes().all(|b| b.is_ascii_digit()) || read(stored, default).ok()?.valid {
+        return None;
+    }
+    let candidate = format!("+{rest}");
+    let reading = read(&candidate, default).ok()?;
+    reading.valid.then_some(reading.e164)
+}
+
 /// A mobile number typed at the till: E.164 of a valid mobile number (or a number of a country
 /// whose plan cannot tell mobile from fixed line, as in North America), else what is wrong.
 pub fn till_mobile(raw: &str, default: Country) -> Result<String, PhoneError> {

@@ -11,7 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::queries;
-use crate::normalize::{normalize_email, normalize_plain, phone_key, Country};
+use crate::normalize::{
+    normalize_email, normalize_plain, phone_key, undo_doubled_country_code, Country,
+};
 
 /// What re-normalising changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,8 +36,8 @@ impl RekeyReport {
     /// One line for a command's summary.
     pub fn line(&self) -> String {
         format!(
-            "keys re-normalised after the upgrade: {} of {} contacts changed ({} mobile numbers, \
-             {} e-mail addresses, {} other keys); {} mobile numbers kept as sent",
+            "keys re-normalised after the upgrade: {} of {} contacts changed (mobile numbers: \
+             {}, e-mail addresses: {}, other keys: {}); mobile numbers kept as sent: {}",
             self.changed_rows,
             self.rows,
             self.phones_changed,
@@ -122,16 +124,25 @@ fn renormalised(
     country: Country,
     report: &mut RekeyReport,
 ) -> Keys {
-    let mobile_phone =
-        sent.or(stored.mobile_phone.as_deref())
-            .and_then(|raw| match phone_key(raw, country) {
-                Ok(key) => Some(key),
-                Err(_) => {
-                    let kept = raw.trim();
-                    report.phones_as_sent += u64::from(!kept.is_empty());
-                    (!kept.is_empty()).then(|| kept.to_string())
-                }
-            });
+    // Without the number as sent (keys mode), a key the old rules garbled is undone first.
+    let undone = match sent {
+        Some(_) => None,
+        None => stored
+            .mobile_phone
+            .as_deref()
+            .and_then(|k| undo_doubled_country_code(k, country)),
+    };
+    let source = sent
+        .or(undone.as_deref())
+        .or(stored.mobile_phone.as_deref());
+    let mobile_phone = source.and_then(|raw| match phone_key(raw, country) {
+        Ok(key) => Some(key),
+        Err(_) => {
+            let kept = raw.trim();
+            report.phones_as_sent += u64::from(!kept.is_empty());
+            (!kept.is_empty()).then(|| kept.to_string())
+        }
+    });
     let plain = |v: &Option<String>| v.as_deref().and_then(normalize_plain);
     Keys {
         mobile_phone,

@@ -258,3 +258,21 @@ fn national_fast_path_agrees_with_libphonenumber() {
     }
     assert!(checked > 500, "only {checked} valid numbers checked");
 }
+
+#[test]
+fn a_doubled_country_code_is_undone_only_when_the_evidence_is_clear() {
+    let se = country("SE");
+    assert_eq!(
+        undo_doubled_country_code("+4646701234567", se).as_deref(),
+        Some("+46701234567")
+    );
+    assert_eq!(
+        undo_doubled_country_code("+464741234567", se).as_deref(),
+        Some("+4741234567")
+    );
+    // Valid as stored, another country's code, or no valid number inside: left alone.
+    assert_eq!(undo_doubled_country_code("+46701234567", se), None);
+    assert_eq!(undo_doubled_country_code("+4746701234567", se), None);
+    assert_eq!(undo_doubled_country_code("+461234567", se), None);
+    assert_eq!(undo_doubled_country_code("call me", se), None);
+}
