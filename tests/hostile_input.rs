@@ -604,7 +604,7 @@ fn hostile_exports() -> Vec<(&'static str, String, Vec<u8>, &'static str)> {
             member(20, "h")
         ))
         .into_bytes(),
-        "unexpected element <new>",
+        "<new> is in namespace \"urn:other\"",
     );
 
     // Not XML at all.
