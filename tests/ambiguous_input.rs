@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::{json, Value};
@@ -300,6 +300,7 @@ fn wrong_json_types_are_refused_not_coerced() {
 /// Input for [`run_measured`], written piece by piece so that the test itself never holds it
 /// (a child's peak RSS as the kernel reports it includes what it was forked from): `head`,
 /// then `body` `times` times, then `tail`.
+#[cfg(target_os = "linux")]
 struct Stream {
     head: String,
     body: String,
