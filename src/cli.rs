@@ -246,7 +246,10 @@ pub enum ContactCommand {
     /// mobile phone, external id or personal identity number is needed. Each contact gets a
     /// local key (`[local] key_prefix` + a number never reused), printed, and is written to
     /// the till store at once (lookup finds it). A contact whose key the replica or the till
-    /// already has is refused with the existing contact's keys (exit 65).
+    /// already has is refused with the existing contact's keys (exit 65); two contacts of one
+    /// input with the same key are refused naming both positions (exit 65). A field given
+    /// twice (a flag and --field, --field twice, or a flag and --from) is refused as a
+    /// conflict (exit 65). JSON input is strict, see `receipt add --help`.
     #[command(after_help = EXIT_CODES_HELP)]
     Add(ContactAddArgs),
     /// Change a contact at the till; only the changed fields are queued for Engage
@@ -273,6 +276,15 @@ pub enum ReceiptCommand {
     /// without matchKey) for a customer who signs up at the till. The same receipt added twice
     /// is buffered once; another receipt under a buffered uniqueReceiptId is refused (exit 65).
     /// A JSON array or one receipt per line adds several at once (all or none).
+    ///
+    /// Till JSON is strict (exit 65, naming the item, line and column and key path): a key
+    /// given twice in one object (at any depth, also in another letter case) is refused, and
+    /// nothing is coerced (amounts are JSON numbers, ids and keys JSON strings). Limits,
+    /// checked while reading: 1 MiB per receipt or contact, 4096 characters per text, 128 per
+    /// field name, 1000 elements per list and keys per object, 100 characters per id or key
+    /// (uniqueReceiptId, receiptNumber, storeExternalId, matchKey, sku, articleNumber,
+    /// memberNumber, externalId, socialSecurityNumber), 256 per name (articleName, firstName,
+    /// lastName).
     #[command(after_help = EXIT_CODES_HELP)]
     Add(ReceiptAddArgs),
 }

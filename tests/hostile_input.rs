@@ -595,7 +595,7 @@ fn hostile_exports() -> Vec<(&'static str, String, Vec<u8>, &'static str)> {
             "<new><o:member xmlns:o=\"urn:other\"><contactId>{id}</contactId></o:member></new>"
         ))
         .into_bytes(),
-        "unexpected element <member>",
+        "<member> is in namespace \"urn:other\"",
     );
     add(
         "wrong namespace",
@@ -604,7 +604,7 @@ fn hostile_exports() -> Vec<(&'static str, String, Vec<u8>, &'static str)> {
             member(20, "h")
         ))
         .into_bytes(),
-        "unexpected element <new>",
+        "<new> is in namespace \"urn:other\"",
     );
 
     // Not XML at all.

@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use super::{print_json, print_lines, Ctx};
 use crate::cli::{ContactAddArgs, ContactCommand, ContactFieldArgs, ContactUpdateArgs};
 use crate::error::{ExitCode, UsageError};
-use crate::outbox::fields::{from_flags, masked};
+use crate::outbox::fields::{add_flags, from_flags, masked, FlagField};
 use crate::outbox::input::for_each_document;
-use crate::outbox::till::{Added, Till, Updated};
+use crate::outbox::till::{Added, Batch, Till, Updated};
 use crate::outbox::OutboxError;
 use crate::replica::{LookupKey, Replica, ReplicaError};
 use crate::till_store::TillStore;
@@ -47,18 +47,18 @@ pub(super) fn open(ctx: &Ctx) -> anyhow::Result<TillStore> {
     Ok(store)
 }
 
-/// The flags other than the selector / e-mail / phone, as Engage attributes.
+/// The field flags, the selector / e-mail / phone ones (`extra`) first, as Engage attributes.
 fn common_flags(
     f: &ContactFieldArgs,
-    extra: &[(&str, &Option<String>)],
-) -> Result<Map<String, Value>, UsageError> {
+    extra: &[(&str, &str, &Option<String>)],
+) -> anyhow::Result<Vec<FlagField>> {
     let mut pairs = extra.to_vec();
     pairs.extend([
-        ("firstName", &f.first_name),
-        ("lastName", &f.last_name),
-        ("memberNumber", &f.member_number),
-        ("externalId", &f.external_id),
-        ("socialSecurityNumber", &f.ssn),
+        ("firstName", "--first-name", &f.first_name),
+        ("lastName", "--last-name", &f.last_name),
+        ("memberNumber", "--member-number", &f.member_number),
+        ("externalId", "--external-id", &f.external_id),
+        ("socialSecurityNumber", "--ssn", &f.ssn),
     ]);
     from_flags(&pairs, &f.fields)
 }
@@ -81,9 +81,9 @@ fn add(ctx: &Ctx, a: &ContactAddArgs) -> anyhow::Result<ExitCode> {
     let flags = common_flags(
         &a.fields,
         &[
-            ("email", &a.email),
-            ("mobilePhone", &a.mobile),
-            ("contactType", &a.contact_type),
+            ("email", "--email", &a.email),
+            ("mobilePhone", "--mobile", &a.mobile),
+            ("contactType", "--contact-type", &a.contact_type),
         ],
     )?;
     if a.fields.from.is_none() && flags.is_empty() {
@@ -133,14 +133,17 @@ fn masked_keys(fields: &Map<String, Value>) -> Vec<String> {
     .collect()
 }
 
-/// Registers every contact of `--from` (or the one the flags describe) inside `tx`.
+/// Registers every contact of `--from` (or the one the flags describe) inside `tx`: all of
+/// them, or (the first error rolls the transaction back) none.
 fn add_all(
     till: &Till<'_>,
     tx: &Transaction<'_>,
-    flags: &Map<String, Value>,
+    flags: &[FlagField],
     a: &ContactAddArgs,
 ) -> anyhow::Result<Vec<Added>> {
     let mut added = Vec::new();
+    let mut batch = Batch::default();
+    let source = from_name(a.fields.from.as_deref());
     let mut each = |i: usize, doc: Value| -> anyhow::Result<()> {
         let item = format!("contact #{}", i + 1);
         let Value::Object(mut raw) = doc else {
@@ -159,8 +162,8 @@ fn add_all(
             )
             .into());
         }
-        raw.extend(flags.clone());
-        added.push(till.add_contact(tx, &item, raw)?);
+        add_flags(&mut raw, flags, &source)?;
+        added.push(till.add_contact(tx, &item, raw, Some(&mut batch))?);
         Ok(())
     };
     match &a.fields.from {
@@ -170,6 +173,14 @@ fn add_all(
         None => each(0, Value::Object(Map::new()))?,
     }
     Ok(added)
+}
+
+/// How `--from` is named in a conflict with a flag.
+fn from_name(from: Option<&std::path::Path>) -> String {
+    match from {
+        Some(p) if p.as_os_str() != "-" => format!("--from {}", p.display()),
+        _ => "--from - (stdin)".to_string(),
+    }
 }
 
 fn print_add(ctx: &Ctx, out: &AddOutput) -> anyhow::Result<()> {
@@ -230,10 +241,14 @@ fn update(ctx: &Ctx, a: &ContactUpdateArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         })?;
     }
-    wanted.extend(common_flags(
+    let flags = common_flags(
         &a.fields,
-        &[("email", &a.new_email), ("mobilePhone", &a.new_mobile)],
-    )?);
+        &[
+            ("email", "--new-email", &a.new_email),
+            ("mobilePhone", "--new-mobile", &a.new_mobile),
+        ],
+    )?;
+    add_flags(&mut wanted, &flags, &from_name(a.fields.from.as_deref()))?;
     if wanted.is_empty() {
         return Err(UsageError(
             "give at least one field to change (--new-email, --new-mobile, --first-name, --field \

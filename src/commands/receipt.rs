@@ -2,6 +2,8 @@
 //! (SPEC §2, §6). Like the contact commands, it runs at checkout: one short IMMEDIATE
 //! transaction, no writer lock; all receipts of the input are buffered, or none.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::contact::open;
@@ -10,6 +12,7 @@ use crate::cli::{ReceiptAddArgs, ReceiptCommand};
 use crate::error::ExitCode;
 use crate::outbox::input::for_each_document;
 use crate::outbox::till::{ReceiptAdded, Till};
+use crate::outbox::OutboxError;
 
 /// How many receipts a human summary lists one by one.
 const LISTED: usize = 20;
@@ -36,9 +39,31 @@ fn add(ctx: &Ctx, a: &ReceiptAddArgs) -> anyhow::Result<ExitCode> {
         local: &ctx.settings.local,
     };
     let receipts = replica.write(!a.dry_run, |tx| {
-        let mut receipts = Vec::new();
+        let mut receipts: Vec<ReceiptAdded> = Vec::new();
+        // Ids of this input, by position: a conflict with one of them is named as such (the
+        // earlier receipt is rolled back with the input, so "already buffered" would be false).
+        let mut seen: HashMap<String, usize> = HashMap::new();
         for_each_document(a.file.as_deref(), |i, doc| {
-            receipts.push(till.add_receipt(tx, i + 1, doc)?);
+            let added = till.add_receipt(tx, i + 1, doc).map_err(|e| {
+                match e.downcast_ref::<OutboxError>() {
+                    Some(OutboxError::ReceiptConflict {
+                        unique_receipt_id, ..
+                    }) => match seen.get(unique_receipt_id) {
+                        Some(&earlier) => OutboxError::ReceiptTwiceInInput {
+                            unique_receipt_id: unique_receipt_id.clone(),
+                            position: i + 1,
+                            earlier,
+                        }
+                        .into(),
+                        None => e,
+                    },
+                    _ => e,
+                }
+            })?;
+            if added.status == "buffered" {
+                seen.insert(added.unique_receipt_id.clone(), i + 1);
+            }
+            receipts.push(added);
             Ok(())
         })?;
         Ok(receipts)

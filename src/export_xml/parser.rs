@@ -443,15 +443,17 @@ impl<'m> ExportParser<'m> {
             match self.src.next(&mut self.xml, false)? {
                 Tok::End => return Ok(()),
                 Tok::Start(e) => {
-                    self.budget.spend(0, self.xml.event_start)?;
+                    let at = self.xml.event_start;
+                    self.budget.spend(0, at)?;
                     let slot = member.slot(mapped_name(self.field_map, e.name()));
                     let value = self.field_value(1)?;
-                    member.take(slot, value);
+                    member.take(slot, value, At::Child(at))?;
                 }
                 Tok::Empty(e) => {
-                    self.budget.spend(0, self.xml.event_start)?;
+                    let at = self.xml.event_start;
+                    self.budget.spend(0, at)?;
                     let slot = member.slot(mapped_name(self.field_map, e.name()));
-                    member.take(slot, empty_value(&e));
+                    member.take(slot, empty_value(&e), At::Child(at))?;
                 }
                 Tok::Text(t) if t.trim().is_empty() => {}
                 Tok::Text(_) => {
@@ -525,10 +527,36 @@ enum Slot {
     Nowhere,
 }
 
+/// Where a member's value was given: as an attribute of `<member>`, or as a child element
+/// at this offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    Attribute,
+    Child(u64),
+}
+
+/// Fields a contact has at most one value of (the replica's columns). Given twice with
+/// different values, a member is malformed: which one Engage meant is a guess.
+fn single_valued(name: &str) -> bool {
+    matches!(
+        name,
+        "email"
+            | "mobilePhone"
+            | "memberNumber"
+            | "externalId"
+            | "socialSecurityNumber"
+            | "contactType"
+            | "firstName"
+            | "lastName"
+    )
+}
+
 /// A member being read.
 struct PartMember {
     section: Section,
     contact_id_raw: Option<String>,
+    /// Where the contact id was given (see [`PartMember::take`]).
+    contact_id_at: Option<At>,
     fields: Vec<(String, Value)>,
     /// A bit for each field name in `fields` (see [`name_bit`]): a name whose bit is clear is
     /// new, and is added without comparing it with every name before it.
@@ -549,23 +577,19 @@ impl PartMember {
         let mut member = PartMember {
             section,
             contact_id_raw: None,
+            contact_id_at: None,
             fields: Vec::with_capacity(16),
             names: 0,
             offset,
         };
         *budget = Budget::full();
+        if e.start.attributes_raw().is_empty() {
+            return Ok(member);
+        }
         for_each_attribute(&e.start, e.name(), offset, |name, value| {
             budget.spend(value.len(), offset)?;
-            if name.eq_ignore_ascii_case("contactid") {
-                member.contact_id_raw = Some(value.into_owned());
-            } else if section != Section::Deleted {
-                let name = mapped_name(field_map, name).to_owned();
-                member.names |= name_bit(&name);
-                member
-                    .fields
-                    .push((name, Value::String(value.into_owned())));
-            }
-            Ok(())
+            let slot = member.slot(mapped_name(field_map, name));
+            member.take(slot, Value::String(value.into_owned()), At::Attribute)
         })?;
         Ok(member)
     }
@@ -583,24 +607,73 @@ impl PartMember {
         }
     }
 
-    /// Takes a child field's value.
-    fn take(&mut self, slot: Slot, value: Value) {
+    /// Takes a field's value, given `at` an attribute or a child element. A second contactId
+    /// element, a contactId element and attribute that disagree, or a single-valued field
+    /// ([`single_valued`]) given twice with different values or as anything but text, is a
+    /// malformed member: engage-sync does not pick one. Checked only where a name repeats or
+    /// a value is not text, so a well-formed member costs nothing more.
+    fn take(&mut self, slot: Slot, value: Value, at: At) -> Result<(), ParseError> {
         match slot {
-            Slot::ContactId => {
-                if let Value::String(s) = value {
-                    self.contact_id_raw = Some(s);
-                }
-            }
-            Slot::Nowhere => {}
+            Slot::ContactId => self.take_contact_id(value, at),
+            Slot::Nowhere => Ok(()),
             Slot::Field(name) => {
+                if !matches!(value, Value::String(_) | Value::Null) && single_valued(&name) {
+                    return Err(self.twice(at, format!("its {name} is not text")));
+                }
                 let bit = name_bit(&name);
                 if self.names & bit == 0 {
                     self.names |= bit;
                     self.fields.push((name, value));
-                } else {
-                    push_field(&mut self.fields, name, value);
+                    return Ok(());
                 }
+                if single_valued(&name) {
+                    if let Some((_, earlier)) = self.fields.iter().find(|(n, _)| *n == name) {
+                        if *earlier == value {
+                            return Ok(());
+                        }
+                        return Err(
+                            self.twice(at, format!("it gives {name} twice, with different values"))
+                        );
+                    }
+                }
+                push_field(&mut self.fields, name, value);
+                Ok(())
             }
+        }
+    }
+
+    /// Takes the contact id (see [`PartMember::take`]).
+    fn take_contact_id(&mut self, value: Value, at: At) -> Result<(), ParseError> {
+        let Value::String(id) = value else {
+            return Err(self.twice(at, "its contactId is not text".into()));
+        };
+        if let (Some(earlier), Some(earlier_at)) = (&self.contact_id_raw, self.contact_id_at) {
+            let same = earlier.trim().eq_ignore_ascii_case(id.trim());
+            let problem = match (earlier_at, at) {
+                (At::Child(_), At::Child(_)) => "it has two contactId elements",
+                _ if same => return Ok(()),
+                (At::Attribute, At::Attribute) => "it has two contactId attributes that disagree",
+                _ => "its contactId element and contactId attribute disagree",
+            };
+            return Err(self.twice(at, problem.into()));
+        }
+        self.contact_id_raw = Some(id);
+        self.contact_id_at = Some(at);
+        Ok(())
+    }
+
+    /// A malformed member, reported at the second value (`at`), or at the member's tag for an
+    /// attribute.
+    fn twice(&self, at: At, problem: String) -> ParseError {
+        ParseError {
+            offset: match at {
+                At::Child(offset) => offset,
+                At::Attribute => self.offset,
+            },
+            message: format!(
+                "a <member> is malformed: {problem}; engage-sync does not guess which one \
+                 Engage meant (no field values are quoted here)"
+            ),
         }
     }
 
@@ -882,6 +955,7 @@ impl XmlState {
         let section = Section::from_local_name(name);
         match (self.ns(e), section) {
             (Ns::Export | Ns::Unbound, Some(s)) => Ok(s),
+            (Ns::Other(other), Some(_)) => Err(self.error(&foreign(name, &other))),
             _ => Err(self.error(&format!(
                 "unexpected element <{name}> in <contacts>; expected <new>, <updated> or \
                  <deleted>"
@@ -891,16 +965,24 @@ impl XmlState {
 
     fn check_member(&self, e: &Elem<'_>, section: Section) -> Result<(), ParseError> {
         let name = e.name();
-        let ok =
-            matches!(self.ns(e), Ns::Export | Ns::Unbound) && matches!(name, "member" | "contact");
-        if ok {
-            Ok(())
-        } else {
-            Err(self.error(&format!(
+        let known = matches!(name, "member" | "contact");
+        match self.ns(e) {
+            Ns::Export | Ns::Unbound if known => Ok(()),
+            Ns::Other(other) if known => Err(self.error(&foreign(name, &other))),
+            _ => Err(self.error(&format!(
                 "unexpected element <{name}> in the {section:?} section; expected <member>"
-            )))
+            ))),
         }
     }
+}
+
+/// The message for an export element in another namespace than the export's.
+fn foreign(name: &str, found: &str) -> String {
+    format!(
+        "the element <{name}> is in namespace {found:?}, not the export's \
+         \"{EXPORT_NAMESPACE}\" (check the prefix's xmlns declaration: the file mixes in \
+         elements of another schema)"
+    )
 }
 
 /// Text bytes of an event starting at `offset` as UTF-8: lent by `lend` where it can, else

@@ -367,3 +367,101 @@ fn a_bad_namespace_declaration_is_located_at_its_tag() {
     );
     assert!(error.message.contains("not well-formed"), "{error:?}");
 }
+
+#[test]
+fn a_single_valued_field_given_twice_differently_is_malformed() {
+    let ns = EXPORT_NAMESPACE;
+    let doc = |section: &str, member: &str| {
+        format!(r#"<contacts xmlns="{ns}"><{section}>{member}</{section}></contacts>"#)
+    };
+    let refused = [
+        (
+            "new",
+            format!("<member><contactId>{ID1}</contactId><contactId>{ID2}</contactId></member>"),
+            "two contactId elements",
+        ),
+        (
+            "new",
+            format!("<member><contactId>{ID1}</contactId><contactId>{ID1}</contactId></member>"),
+            "two contactId elements",
+        ),
+        (
+            "deleted",
+            format!("<member contactId=\"{ID1}\"><contactId>{ID2}</contactId></member>"),
+            "contactId element and contactId attribute disagree",
+        ),
+        (
+            "new",
+            format!("<member ContactId=\"{ID1}\" contactid=\"{ID2}\"/>"),
+            "two contactId attributes",
+        ),
+        (
+            "new",
+            format!("<member><contactId><id>{ID1}</id></contactId></member>"),
+            "contactId is not text",
+        ),
+        (
+            "updated",
+            format!("<member contactId=\"{ID1}\"><email>a@b.se</email><city>U</city><email>c@d.se</email></member>"),
+            "email twice",
+        ),
+        (
+            "new",
+            format!("<member contactId=\"{ID1}\" mobilePhone=\"+46701\"><mobilePhone>+46702</mobilePhone></member>"),
+            "mobilePhone twice",
+        ),
+        (
+            "new",
+            format!("<member contactId=\"{ID1}\"><memberNumber><a>1</a></memberNumber></member>"),
+            "memberNumber is not text",
+        ),
+    ];
+    for (section, member, needle) in refused {
+        let xml = doc(section, &member);
+        let (members, err) = every_way(xml.as_bytes());
+        assert!(members.is_empty(), "{member}");
+        let err = err.unwrap_or_else(|| panic!("{member}: refused"));
+        assert!(err.message.contains(needle), "{member}: {err:?}");
+        assert!(!err.message.contains("a@b") && !err.message.contains("4670"));
+    }
+    // Reported at the second value.
+    let xml = doc(
+        "new",
+        &format!("<member><contactId>{ID1}</contactId>\n<contactId>{ID2}</contactId></member>"),
+    );
+    let err = parse(&xml).expect_err("refused");
+    assert_eq!(err.offset, xml.find('\n').expect("newline") as u64 + 1);
+
+    // The same value twice, an agreeing attribute, and repeated free fields are fine.
+    let xml = doc(
+        "new",
+        &format!(
+            "<member contactId=\"{ID1}\"><contactId>{}</contactId><email>a@b.se</email>\
+             <email>a@b.se</email><tag>x</tag><tag>y</tag></member>",
+            ID1.to_lowercase()
+        ),
+    );
+    let members = parse(&xml).expect("valid");
+    assert_eq!(field(&members[0], "email"), Some(&Value::from("a@b.se")));
+    assert_eq!(
+        field(&members[0], "tag"),
+        Some(&Value::from(vec!["x", "y"]))
+    );
+}
+
+#[test]
+fn a_foreign_namespace_member_names_the_namespace() {
+    let ns = EXPORT_NAMESPACE;
+    for xml in [
+        format!(
+            r#"<contacts xmlns="{ns}" xmlns:o="urn:other"><new><o:member contactId="{ID1}"/></new></contacts>"#
+        ),
+        format!(
+            r#"<contacts xmlns="{ns}" xmlns:o="urn:other"><o:new><member contactId="{ID1}"/></o:new></contacts>"#
+        ),
+    ] {
+        let err = parse(&xml).expect_err("foreign");
+        assert!(err.message.contains("\"urn:other\""), "{err:?}");
+        assert!(err.message.contains(ns), "{err:?}");
+    }
+}

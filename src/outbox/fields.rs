@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::input::{MAX_KEY_CHARS, MAX_STRING_CHARS};
 use super::OutboxError;
 use crate::error::UsageError;
 use crate::mask;
@@ -59,6 +60,7 @@ pub fn normalize(
                 "is assigned by engage-sync or Engage and cannot be given".into(),
             ));
         }
+        check_size(&name, &value).map_err(|p| invalid(&name, p))?;
         let value = match value {
             Value::String(s) => Value::String(s.trim().to_string()),
             v => v,
@@ -95,10 +97,14 @@ fn normalize_value(
     rules: &Rules<'_>,
     purpose: Purpose,
 ) -> Result<Value, String> {
+    // Nothing is coerced: a phone number or member number given as a JSON number is refused
+    // (a number loses leading zeros and a leading +), as is an object or a list.
     let text = || match &value {
         Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        _ => Err("must be text".to_string()),
+        other => Err(format!(
+            "must be text (a JSON string), not {}; write it in quotes",
+            json_kind(other)
+        )),
     };
     match name {
         "email" => {
@@ -139,8 +145,53 @@ fn normalize_value(
                     )
                 })
         }
-        "memberNumber" | "externalId" | "socialSecurityNumber" => text().map(Value::String),
+        "memberNumber" | "externalId" | "socialSecurityNumber" | "firstName" | "lastName" => {
+            text().map(Value::String)
+        }
         _ => Ok(value),
+    }
+}
+
+/// Longest accepted identifier (`memberNumber`, `externalId`, `socialSecurityNumber`,
+/// `contactType`), in characters.
+pub const ID_MAX_CHARS: usize = 100;
+/// Longest accepted name (`firstName`, `lastName`), in characters.
+pub const NAME_MAX_CHARS: usize = 256;
+
+/// The length limits of a field, from flags or JSON alike: its name, and its text (by field:
+/// identifiers, names, anything else as the JSON reader's limit). `email` is left to its own
+/// check (RFC 5321 lengths, in `normalize`).
+fn check_size(name: &str, value: &Value) -> Result<(), String> {
+    if name.chars().count() > MAX_KEY_CHARS {
+        return Err(format!(
+            "the name is longer than {MAX_KEY_CHARS} characters, the limit for a field name"
+        ));
+    }
+    let Value::String(s) = value else {
+        return Ok(());
+    };
+    let max = match name {
+        "memberNumber" | "externalId" | "socialSecurityNumber" | "contactType" => ID_MAX_CHARS,
+        "firstName" | "lastName" => NAME_MAX_CHARS,
+        _ => MAX_STRING_CHARS,
+    };
+    if s.trim().chars().count() > max {
+        return Err(format!(
+            "is longer than {max} characters, the limit for this field"
+        ));
+    }
+    Ok(())
+}
+
+/// The JSON type of a value, for messages.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "true/false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -220,15 +271,34 @@ pub fn merge(earlier: &mut Map<String, Value>, later: &Map<String, Value>) {
     }
 }
 
-/// Builds a JSON object from field flags: `(attribute, value)` pairs and `--field NAME=VALUE`.
+/// A field as given on the command line: the Engage attribute, the flag that gave it
+/// (`--email`, `--field email=…`) and its value.
+#[derive(Debug, Clone)]
+pub struct FlagField {
+    /// The Engage attribute name.
+    pub name: String,
+    /// How it was given, for messages.
+    pub flag: String,
+    /// The value as given.
+    pub value: String,
+}
+
+/// Reads field flags: `(attribute, flag, value)` for the named flags, then `--field
+/// NAME=VALUE`. A field given twice (a flag and `--field` for the same attribute, or `--field`
+/// twice, names compared without letter case) is refused as a conflict: engage-sync does not
+/// pick one.
 pub fn from_flags(
-    pairs: &[(&str, &Option<String>)],
+    pairs: &[(&str, &str, &Option<String>)],
     extra: &[String],
-) -> Result<Map<String, Value>, UsageError> {
-    let mut out = Map::new();
-    for (name, value) in pairs {
+) -> anyhow::Result<Vec<FlagField>> {
+    let mut out: Vec<FlagField> = Vec::new();
+    for (name, flag, value) in pairs {
         if let Some(v) = value {
-            out.insert((*name).to_string(), Value::String(v.clone()));
+            out.push(FlagField {
+                name: (*name).to_string(),
+                flag: (*flag).to_string(),
+                value: v.clone(),
+            });
         }
     }
     for f in extra {
@@ -237,12 +307,52 @@ pub fn from_flags(
                 "--field {f:?}: use NAME=VALUE, e.g. --field city=Umeå"
             ))
         })?;
-        if name.trim().is_empty() {
-            return Err(UsageError(format!("--field {f:?}: the name is empty")));
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(UsageError(format!("--field {f:?}: the name is empty")).into());
         }
-        out.insert(name.trim().to_string(), Value::String(value.to_string()));
+        let field = FlagField {
+            name: name.to_string(),
+            flag: format!("--field {name}=…"),
+            value: value.to_string(),
+        };
+        if let Some(earlier) = out.iter().find(|e| e.name.eq_ignore_ascii_case(name)) {
+            return Err(conflict(&earlier.flag, &field.flag, name).into());
+        }
+        out.push(field);
     }
     Ok(out)
+}
+
+/// Adds flag fields to fields read from `source` (a JSON document), refusing a field both
+/// give (names compared without letter case).
+pub fn add_flags(
+    fields: &mut Map<String, Value>,
+    flags: &[FlagField],
+    source: &str,
+) -> Result<(), OutboxError> {
+    for f in flags {
+        if let Some(given) = fields.keys().find(|k| k.eq_ignore_ascii_case(&f.name)) {
+            return Err(conflict(
+                &format!("{source} (\"{given}\")"),
+                &f.flag,
+                &f.name,
+            ));
+        }
+    }
+    for f in flags {
+        fields.insert(f.name.clone(), Value::String(f.value.clone()));
+    }
+    Ok(())
+}
+
+/// Two sources give the same field.
+fn conflict(first: &str, second: &str, name: &str) -> OutboxError {
+    OutboxError::Conflict {
+        first: first.to_string(),
+        second: second.to_string(),
+        field: name.to_string(),
+    }
 }
 
 /// A key value masked for logs and messages, by attribute.
@@ -350,9 +460,49 @@ mod tests {
     #[test]
     fn flags_and_field_pairs_build_an_object() {
         let v = Some("Anna".to_string());
-        let m = from_flags(&[("firstName", &v)], &["city=Umeå".into()]).expect("valid");
+        let flags =
+            from_flags(&[("firstName", "--first-name", &v)], &["city=Umeå".into()]).expect("valid");
+        let mut m = Map::new();
+        add_flags(&mut m, &flags, "--from").expect("no conflict");
         assert_eq!(m["firstName"], "Anna");
         assert_eq!(m["city"], "Umeå");
         assert!(from_flags(&[], &["city".into()]).is_err());
+    }
+
+    #[test]
+    fn a_field_given_twice_is_a_conflict() {
+        let e = Some("a@example.com".to_string());
+        for (pairs, extra, needles) in [
+            (
+                vec![("email", "--email", &e)],
+                vec!["email=b@example.com".to_string()],
+                ["--email", "--field email=…"],
+            ),
+            (
+                vec![("email", "--email", &e)],
+                vec!["Email=b@example.com".to_string()],
+                ["--email", "--field Email=…"],
+            ),
+            (
+                vec![],
+                vec!["city=A".to_string(), " city =A".to_string()],
+                ["--field city=…", "--field city=…"],
+            ),
+        ] {
+            let err = from_flags(&pairs, &extra).expect_err("conflict");
+            let text = err.to_string();
+            for n in needles {
+                assert!(text.contains(n), "{text}");
+            }
+        }
+        let flags = from_flags(&[("email", "--email", &e)], &[]).expect("valid");
+        let mut m = Map::new();
+        m.insert("EMAIL".into(), Value::String("c@example.com".into()));
+        let err = add_flags(&mut m, &flags, "--from").expect_err("conflict");
+        assert!(
+            err.to_string().contains("--from (\"EMAIL\") and --email"),
+            "{err}"
+        );
+        assert_eq!(m.len(), 1, "nothing added");
     }
 }

@@ -47,6 +47,19 @@ pub enum OutboxError {
         /// What is wrong and how to fix it (personal values masked).
         problem: String,
     },
+    /// Two flags, or a flag and the JSON document, give the same field (65).
+    #[error(
+        "{first} and {second} both give the field {field}; give it once (engage-sync does not \
+         guess which value is meant)"
+    )]
+    Conflict {
+        /// The first source, as given (`--email`, `--from FILE ("email")`).
+        first: String,
+        /// The second source.
+        second: String,
+        /// The field.
+        field: String,
+    },
     /// A JSON document could not be read (65).
     #[error("{0}")]
     Document(String),
@@ -64,6 +77,36 @@ pub enum OutboxError {
         existing: String,
         /// A `contact update` selector for the existing contact.
         selector: String,
+    },
+    /// Two contacts of one input share a key (65). The earlier one is named by its position:
+    /// its local key does not exist once the input is refused.
+    #[error(
+        "{item} has the same {key} as {earlier} of this input: the input registers one \
+         customer twice. Nothing from this input was registered (it is applied whole or not at \
+         all); remove one of the two, or merge their fields, and run again"
+    )]
+    DuplicateInInput {
+        /// The later contact (`contact #5`).
+        item: String,
+        /// The earlier one (`contact #2`).
+        earlier: String,
+        /// The shared key, masked (`email a***@example.com`).
+        key: String,
+    },
+    /// Two receipts of one input have the same `uniqueReceiptId` but differ (65).
+    #[error(
+        "receipt #{position} has the uniqueReceiptId {unique_receipt_id} of receipt \
+         #{earlier} of this input, with different content. Nothing from this input was \
+         buffered (it is applied whole or not at all); give each purchase its own \
+         uniqueReceiptId and run again"
+    )]
+    ReceiptTwiceInInput {
+        /// The shared id.
+        unique_receipt_id: String,
+        /// The later receipt's position (1-based).
+        position: usize,
+        /// The earlier one's.
+        earlier: usize,
     },
     /// Another receipt with this `uniqueReceiptId` is already buffered (65).
     #[error(

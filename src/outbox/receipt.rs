@@ -9,7 +9,7 @@
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
-use super::fields::masked;
+use super::fields::{json_kind as kind, masked};
 use super::OutboxError;
 use crate::normalize::{normalize_contact_id, normalize_plain, phone_key, till_email, Country};
 
@@ -71,18 +71,15 @@ pub fn validate(
             "must be a JSON object",
         ));
     };
-    let unique = match o.get("uniqueReceiptId") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => {
-            return Err(invalid(
-                &format!("receipt #{position}"),
-                "uniqueReceiptId",
-                "is required: the till's unique id of the purchase (Engage ignores a second \
-                 receipt with the same id)",
-            ))
-        }
-    };
+    let position_item = format!("receipt #{position}");
+    let unique = text(&o, "uniqueReceiptId", &position_item, ID_MAX_CHARS)?.ok_or_else(|| {
+        invalid(
+            &position_item,
+            "uniqueReceiptId",
+            "is required: the till's unique id of the purchase (Engage ignores a second \
+             receipt with the same id)",
+        )
+    })?;
     let item = format!("receipt {unique}");
     if !o.contains_key("storeExternalId") {
         if let Some(store) = store_default {
@@ -106,10 +103,12 @@ fn invalid(item: &str, field: &str, problem: &str) -> OutboxError {
     }
 }
 
-/// The required fields of ENGAGE-API.md §6.1, besides `contact` and `uniqueReceiptId`.
+/// The required fields of ENGAGE-API.md §6.1, besides `contact` and `uniqueReceiptId`, each
+/// of its JSON type: text is a string, an amount a number; nothing is coerced (a string
+/// `"200"` where a number belongs is refused, as is a number where text belongs).
 fn check_fields(o: &Map<String, Value>, item: &str) -> Result<(), OutboxError> {
-    let created =
-        text(o, "createdDate").ok_or_else(|| invalid(item, "createdDate", "is required"))?;
+    let created = text(o, "createdDate", item, ID_MAX_CHARS)?
+        .ok_or_else(|| invalid(item, "createdDate", "is required"))?;
     if !has_offset(&created) {
         return Err(invalid(
             item,
@@ -120,14 +119,15 @@ fn check_fields(o: &Map<String, Value>, item: &str) -> Result<(), OutboxError> {
             ),
         ));
     }
-    text(o, "storeExternalId").ok_or_else(|| {
+    text(o, "storeExternalId", item, ID_MAX_CHARS)?.ok_or_else(|| {
         invalid(
             item,
             "storeExternalId",
             "is required (or set [local] store_external_id in the config)",
         )
     })?;
-    let currency = text(o, "currency").unwrap_or_default();
+    text(o, "receiptNumber", item, ID_MAX_CHARS)?;
+    let currency = text(o, "currency", item, ID_MAX_CHARS)?.unwrap_or_default();
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
         return Err(invalid(
             item,
@@ -135,18 +135,19 @@ fn check_fields(o: &Map<String, Value>, item: &str) -> Result<(), OutboxError> {
             "must be an ISO 4217 code such as SEK",
         ));
     }
-    number(o, "totalGrossPrice").ok_or_else(|| {
-        invalid(
-            item,
-            "totalGrossPrice",
-            "must be a number (negative for a return)",
-        )
-    })?;
+    required_number(
+        o,
+        "totalGrossPrice",
+        item,
+        "must be a number (negative for a return)",
+    )?;
+    optional_number(o, "exchangeRateToGroupCurrency", item)?;
     for (i, p) in objects(o, "paymentMethods", item)?.iter().enumerate() {
         let path = format!("paymentMethods[{i}].");
-        text(p, "type").ok_or_else(|| invalid(item, &format!("{path}type"), "is required"))?;
-        number(p, "value")
-            .ok_or_else(|| invalid(item, &format!("{path}value"), "must be a number"))?;
+        text(p, "type", item, ID_MAX_CHARS)
+            .map_err(|e| prefixed(e, &path))?
+            .ok_or_else(|| invalid(item, &format!("{path}type"), "is required"))?;
+        required_number(p, "value", item, "must be a number").map_err(|e| prefixed(e, &path))?;
     }
     for (i, it) in objects(o, "items", item)?.iter().enumerate() {
         check_item(it, &format!("items[{i}]."), item)?;
@@ -155,7 +156,10 @@ fn check_fields(o: &Map<String, Value>, item: &str) -> Result<(), OutboxError> {
 }
 
 fn check_item(it: &Map<String, Value>, path: &str, item: &str) -> Result<(), OutboxError> {
-    let ty = text(it, "type").unwrap_or_default();
+    let at = |e| prefixed(e, path);
+    let ty = text(it, "type", item, ID_MAX_CHARS)
+        .map_err(at)?
+        .unwrap_or_default();
     if !["PURCHASE", "RETURN", "ADJUSTMENT"]
         .iter()
         .any(|t| t.eq_ignore_ascii_case(&ty))
@@ -166,31 +170,106 @@ fn check_item(it: &Map<String, Value>, path: &str, item: &str) -> Result<(), Out
             "must be PURCHASE, RETURN or ADJUSTMENT",
         ));
     }
-    for name in ["sku", "articleNumber", "articleName"] {
-        text(it, name).ok_or_else(|| invalid(item, &format!("{path}{name}"), "is required"))?;
+    for (name, max) in [
+        ("sku", ID_MAX_CHARS),
+        ("articleNumber", ID_MAX_CHARS),
+        ("articleName", NAME_MAX_CHARS),
+    ] {
+        text(it, name, item, max)
+            .map_err(at)?
+            .ok_or_else(|| invalid(item, &format!("{path}{name}"), "is required"))?;
     }
     for name in ["quantity", "grossPaidPrice", "taxAmount", "taxPercent"] {
-        number(it, name)
-            .ok_or_else(|| invalid(item, &format!("{path}{name}"), "must be a number"))?;
+        required_number(it, name, item, "must be a number").map_err(at)?;
+    }
+    for name in ["packQuantity", "marginPercent"] {
+        optional_number(it, name, item).map_err(at)?;
     }
     Ok(())
 }
 
-/// A non-empty text field (numbers count: ids are often numeric).
-fn text(o: &Map<String, Value>, name: &str) -> Option<String> {
-    match o.get(name)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// Longest accepted identifier (`uniqueReceiptId`, `receiptNumber`, `storeExternalId`, a
+/// match key, `sku`, `articleNumber`, …), in characters.
+pub const ID_MAX_CHARS: usize = 100;
+/// Longest accepted name (`articleName`), in characters.
+pub const NAME_MAX_CHARS: usize = 256;
+
+/// `e` with its field prefixed by `path` (`items[2].`).
+fn prefixed(e: OutboxError, path: &str) -> OutboxError {
+    match e {
+        OutboxError::Invalid {
+            item,
+            field,
+            problem,
+        } => OutboxError::Invalid {
+            item,
+            field: format!("{path}{field}"),
+            problem,
+        },
+        other => other,
     }
 }
 
-/// A number, or a string holding one (Engage accepts both).
-fn number(o: &Map<String, Value>, name: &str) -> Option<f64> {
-    match o.get(name)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+/// A text field: `None` when missing, `null` or blank; refused when it is not a JSON string
+/// or longer than `max` characters.
+fn text(
+    o: &Map<String, Value>,
+    name: &str,
+    item: &str,
+    max: usize,
+) -> Result<Option<String>, OutboxError> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            if s.chars().count() > max {
+                return Err(invalid(
+                    item,
+                    name,
+                    &format!("is longer than {max} characters, the limit for this field"),
+                ));
+            }
+            Ok(Some(s.to_string()))
+        }
+        Some(other) => Err(invalid(
+            item,
+            name,
+            &format!(
+                "must be text (a JSON string), not {}; write it in quotes",
+                kind(other)
+            ),
+        )),
+    }
+}
+
+/// A required amount: a JSON number, never text holding one.
+fn required_number(
+    o: &Map<String, Value>,
+    name: &str,
+    item: &str,
+    missing: &str,
+) -> Result<f64, OutboxError> {
+    optional_number(o, name, item)?.ok_or_else(|| invalid(item, name, missing))
+}
+
+/// An amount if given: a JSON number (`"200"`, text, is refused rather than converted).
+fn optional_number(
+    o: &Map<String, Value>,
+    name: &str,
+    item: &str,
+) -> Result<Option<f64>, OutboxError> {
+    match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(other) => Err(invalid(
+            item,
+            name,
+            &format!(
+                "must be a number (a JSON number such as 200.0), not {}",
+                kind(other)
+            ),
+        )),
     }
 }
 
@@ -237,7 +316,14 @@ fn contact_ref(
     match (c.get("matchKeyType"), c.get("matchKey")) {
         (None, None) => Ok(ContactRef::Data(c.clone())),
         (Some(t), Some(v)) => {
-            let t = t.as_str().map(str::trim).unwrap_or_default();
+            let Value::String(t) = t else {
+                return Err(invalid(
+                    item,
+                    "contact.matchKeyType",
+                    &format!("must be text (a JSON string), not {}", kind(t)),
+                ));
+            };
+            let t = t.trim();
             let key_type = canonical_key_type(t).ok_or_else(|| {
                 invalid(
                     item,
@@ -249,9 +335,25 @@ fn contact_ref(
                 )
             })?;
             let raw = match v {
+                Value::String(s) if s.chars().count() > ID_MAX_CHARS => {
+                    return Err(invalid(
+                        item,
+                        "contact.matchKey",
+                        &format!("is longer than {ID_MAX_CHARS} characters, the limit for a key"),
+                    ))
+                }
                 Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => String::new(),
+                Value::Null => String::new(),
+                other => {
+                    return Err(invalid(
+                        item,
+                        "contact.matchKey",
+                        &format!(
+                            "must be text (a JSON string), not {}; write it in quotes",
+                            kind(other)
+                        ),
+                    ))
+                }
             };
             let value = normalize_key(&key_type, &raw, country).map_err(|problem| {
                 invalid(
@@ -371,6 +473,74 @@ mod tests {
             e.to_string().starts_with("receipt #3: uniqueReceiptId"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn wrong_json_types_are_refused_not_coerced() {
+        let cases: [(&str, Value, &str); 8] = [
+            (
+                "/totalGrossPrice",
+                json!("200"),
+                "totalGrossPrice: must be a number",
+            ),
+            (
+                "/uniqueReceiptId",
+                json!(12345),
+                "uniqueReceiptId: must be text",
+            ),
+            ("/receiptNumber", json!(321), "receiptNumber: must be text"),
+            (
+                "/items/0/quantity",
+                json!("2"),
+                "items[0].quantity: must be a number",
+            ),
+            (
+                "/items/0/sku",
+                json!(10015563434_u64),
+                "items[0].sku: must be text",
+            ),
+            (
+                "/paymentMethods/0/value",
+                json!("200.0"),
+                "paymentMethods[0].value",
+            ),
+            (
+                "/contact/matchKey",
+                json!(46701234567_u64),
+                "contact.matchKey: must be text",
+            ),
+            (
+                "/items/0/marginPercent",
+                json!("10"),
+                "items[0].marginPercent",
+            ),
+        ];
+        for (pointer, value, needle) in cases {
+            let mut r = receipt();
+            r["items"][0]["marginPercent"] = json!(10.0);
+            *r.pointer_mut(pointer).expect(pointer) = value;
+            let e = validate(r, 1, Some("1"), se()).expect_err(pointer);
+            assert!(e.to_string().contains(needle), "{pointer}: {e}");
+        }
+    }
+
+    #[test]
+    fn identifiers_and_names_are_bounded() {
+        let mut r = receipt();
+        r["uniqueReceiptId"] = json!("R".repeat(ID_MAX_CHARS + 1));
+        let e = validate(r, 4, Some("1"), se()).expect_err("long id");
+        assert!(
+            e.to_string()
+                .starts_with("receipt #4: uniqueReceiptId: is longer than 100 characters"),
+            "{e}"
+        );
+        let mut r = receipt();
+        r["items"][0]["articleName"] = json!("n".repeat(NAME_MAX_CHARS + 1));
+        let e = validate(r, 1, Some("1"), se()).expect_err("long name");
+        assert!(e.to_string().contains("items[0].articleName"), "{e}");
+        let mut r = receipt();
+        r["items"][0]["articleName"] = json!("n".repeat(NAME_MAX_CHARS));
+        validate(r, 1, Some("1"), se()).expect("at the limit");
     }
 
     #[test]

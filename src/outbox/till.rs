@@ -3,6 +3,8 @@
 //! (the till's contact row, the local key, the queued item) happens here in one transaction
 //! on the till store.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -48,11 +50,15 @@ impl Till<'_> {
 
     /// Registers a contact: checks its fields, refuses a key the replica already has, assigns
     /// a local key, writes the row (visible to lookups at once) and queues the create.
+    /// `batch` holds the contacts registered before it from the same input (same transaction):
+    /// a key one of them has is refused naming that contact's position in the input, never
+    /// its local key, which the refusal rolls back and a later run gives to someone else.
     pub fn add_contact(
         &self,
         tx: &Connection,
         item: &str,
         raw: Map<String, Value>,
+        batch: Option<&mut Batch>,
     ) -> anyhow::Result<Added> {
         let mut fields = fields::normalize(raw, &self.rules(), Purpose::Create, item)?;
         if let Some(store) = &self.local.store_external_id {
@@ -61,9 +67,21 @@ impl Till<'_> {
                 .or_insert_with(|| Value::String(store.clone()));
         }
         if let Some((name, value, existing)) = local::existing_with_keys(tx, &fields)? {
-            return Err(duplicate(item, &name, &value, &existing).into());
+            let earlier = batch.as_ref().and_then(|b| b.position_of(&existing));
+            return Err(match earlier {
+                Some(earlier) => OutboxError::DuplicateInInput {
+                    item: item.to_string(),
+                    earlier,
+                    key: format!("{name} {}", masked(&name, &value)),
+                },
+                None => duplicate(item, &name, &value, &existing),
+            }
+            .into());
         }
         let local_key = local::next_local_key(tx, &self.local.key_prefix)?;
+        if let Some(b) = batch {
+            b.registered.insert(local_key.clone(), item.to_string());
+        }
         let now = now_rfc3339();
         let version = Utc::now().timestamp_millis();
         local::insert_local(
@@ -325,12 +343,29 @@ impl Till<'_> {
                 _ => (name, value, None),
             });
         }
-        let added = self.add_contact(tx, &item, data)?;
+        let added = self.add_contact(tx, &item, data, None)?;
         Ok((
             "localKey".into(),
             added.local_key.clone(),
             Some(added.local_key),
         ))
+    }
+}
+
+/// The contacts one input registered so far, by local key: what each was called in the
+/// input (`contact #3`).
+#[derive(Debug, Default)]
+pub struct Batch {
+    registered: HashMap<String, String>,
+}
+
+impl Batch {
+    /// The input's name for the first of `existing` registered by this input, if any.
+    fn position_of(&self, existing: &[local::StoredContact]) -> Option<String> {
+        existing
+            .iter()
+            .filter_map(|c| c.local_key.as_ref())
+            .find_map(|k| self.registered.get(k).cloned())
     }
 }
 
