@@ -60,27 +60,8 @@ fn good_receipt(id: &str) -> Value {
 
 /// Every row of the replica's contacts and the till's tables, as text.
 fn snapshot(ws: &Workspace) -> Vec<String> {
-    let conn = ws.conn();
-    let mut out = Vec::new();
-    for table in std::iter::once("contacts").chain(TILL_TABLES) {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table}"))
-            .expect("prepare");
-        let columns = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                (0..columns)
-                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .expect("query");
-        let mut rows: Vec<String> = rows
-            .map(|r| format!("{table}: {:?}", r.expect("row")))
-            .collect();
-        rows.sort();
-        out.extend(rows);
-    }
-    out
+    let tables: Vec<&str> = std::iter::once("contacts").chain(TILL_TABLES).collect();
+    table_rows(&ws.conn(), &tables)
 }
 
 /// Runs `args` with `stdin`, expects exit 65, every needle in the error, and nothing changed.

@@ -37,27 +37,7 @@ fn snapshot(ws: &Workspace) -> Vec<String> {
     if !ws.db().exists() {
         return Vec::new();
     }
-    let conn = ws.conn();
-    let mut out = Vec::new();
-    for table in DATA_TABLES {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table}"))
-            .expect("prepare");
-        let columns = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                (0..columns)
-                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .expect("query");
-        let mut rows: Vec<String> = rows
-            .map(|r| format!("{table}: {:?}", r.expect("row")))
-            .collect();
-        rows.sort();
-        out.extend(rows);
-    }
-    out
+    table_rows(&ws.conn(), &DATA_TABLES)
 }
 
 /// Counts of inputs tried, by kind; printed at the end of each test.

@@ -248,3 +248,28 @@ pub fn receipt(id: &str, contact: Value) -> Value {
                    "taxPercent": 25.0, "sku": "1", "articleNumber": "2", "articleName": "Socks"}]
     })
 }
+
+/// Every row of `tables` (through `conn`, which sees the `contacts` view), as text, sorted per
+/// table: a snapshot to compare before and after a refused command.
+pub fn table_rows(conn: &Connection, tables: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in tables {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table}"))
+            .expect("prepare");
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                (0..columns)
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .expect("query");
+        let mut rows: Vec<String> = rows
+            .map(|r| format!("{table}: {:?}", r.expect("row")))
+            .collect();
+        rows.sort();
+        out.extend(rows);
+    }
+    out
+}
