@@ -32,6 +32,7 @@ pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
 pub use row::ContactRow;
+pub use schema::mark;
 
 /// Problems with the replica file itself (as opposed to I/O errors inside it).
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +141,9 @@ impl Replica {
         default_mode: Mode,
         busy_timeout: Duration,
     ) -> anyhow::Result<Replica> {
+        crate::db_owner::check_file(path, crate::db_owner::REPLICA)?;
         create_private_file(path)?;
+        crate::sqlite_file::make_private(path)?;
         crate::till_store::create(path, busy_timeout)?;
         Replica::open_file(path, mode, default_mode, busy_timeout, Some(path))
     }
@@ -148,7 +151,9 @@ impl Replica {
     /// Opens (creating as needed) a replica file that is not in service: a `full` build. It
     /// has no till store (the till's data stays in the live replica's).
     pub fn open_build(path: &Path, mode: Mode, busy_timeout: Duration) -> anyhow::Result<Replica> {
+        crate::db_owner::check_file(path, crate::db_owner::REPLICA)?;
         create_private_file(path)?;
+        crate::sqlite_file::make_private(path)?;
         Replica::open_file(path, Some(mode), mode, busy_timeout, None)
     }
 
@@ -234,6 +239,7 @@ impl Replica {
         if !path.exists() {
             return Err(ReplicaError::Missing(path.to_path_buf()).into());
         }
+        crate::db_owner::check_file(path, crate::db_owner::REPLICA)?;
         let conn = read_only_connection(path, busy_timeout)?;
         let mode = schema::check_current(&conn, "main", path).map_err(|e| {
             if e.downcast_ref::<ReplicaError>().is_some() {
