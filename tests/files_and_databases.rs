@@ -217,3 +217,78 @@ fn a_replica_of_an_older_engage_sync_without_the_mark_is_still_accepted() {
         "still the replica, now marked by its next writer"
     );
 }
+
+#[test]
+fn a_link_at_the_lock_files_path_is_refused_and_its_target_untouched() {
+    let ws = Workspace::new();
+    ws.init();
+    let victim = ws.path().join("victim.txt");
+    std::fs::write(&victim, b"precious, not engage-sync's\n").expect("victim");
+    let before = hash(&victim);
+    for (lock, args) in [
+        ("replica.db.lock", vec!["delta", "inbox"]),
+        ("replica.db.lock", vec!["purge", "--older-than", "30d"]),
+        ("replica.db.push.lock", vec!["push-local"]),
+    ] {
+        let lock = ws.path().join(lock);
+        let _ = std::fs::remove_file(&lock);
+        std::os::unix::fs::symlink(&victim, &lock).expect("symlink");
+        let out = ws
+            .cmd()
+            .args(&args)
+            .env("ENGAGE_BASE_URL", "http://127.0.0.1:9")
+            .env("ENGAGE_API_KEY", "test-key")
+            .output()
+            .expect("run");
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains(&lock.display().to_string()) && err.contains("is a symbolic link"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(hash(&victim), before, "{args:?} wrote through the link");
+        // A hard link is refused as well: the lock file is rewritten with the holder's pid.
+        std::fs::remove_file(&lock).expect("rm");
+        std::fs::hard_link(&victim, &lock).expect("hard link");
+        let out = ws.cmd().args(&args).output().expect("run");
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("hard link"), "{args:?}: {err}");
+        assert_eq!(hash(&victim), before, "{args:?} wrote through the hard link");
+        std::fs::remove_file(&lock).expect("rm");
+    }
+    // With the planted links gone, the jobs run.
+    let out = ws.cmd().args(["-q", "delta", "inbox"]).output().expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn database_files_readable_by_others_are_made_private_by_a_writer() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.init();
+    let files: Vec<PathBuf> = [ws.db(), ws.till()]
+        .iter()
+        .flat_map(|f| [f.clone(), with_suffix(f, "-wal"), with_suffix(f, "-shm")])
+        .collect();
+    // As a copy, a restore or an older engage-sync may leave them; -wal and -shm made too.
+    for f in &files {
+        if !f.exists() {
+            std::fs::write(f, b"").expect("create");
+        }
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let out = ws.cmd().args(["-q", "delta", "inbox"]).output().expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for f in &files {
+        if let Ok(meta) = std::fs::metadata(f) {
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "{} is still readable by others",
+                f.display()
+            );
+        }
+    }
+    assert!(files.iter().filter(|f| f.exists()).count() >= 2);
+}
