@@ -292,3 +292,182 @@ fn database_files_readable_by_others_are_made_private_by_a_writer() {
     }
     assert!(files.iter().filter(|f| f.exists()).count() >= 2);
 }
+
+/// An export file of `n` new contacts starting at `first`.
+fn export_of(first: u32, n: u32) -> String {
+    let members: Vec<String> = (first..first + n).map(|i| common::member(i, "a")).collect();
+    common::export(&members, &[], &[])
+}
+
+/// Names of the files in `dir` (none if it is missing), sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn status_json(ws: &Workspace) -> serde_json::Value {
+    let out = ws.cmd().args(["status", "--json"]).output().expect("status");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// `status --check` (fresh: the jobs just ran): its exit code and line.
+fn check(ws: &Workspace) -> (Option<i32>, String) {
+    let out = ws
+        .cmd()
+        .args(["status", "--check", "--max-age", "1d"])
+        .output()
+        .expect("check");
+    (out.status.code(), common::stdout_of(&out))
+}
+
+#[test]
+fn archiving_across_file_systems_copies_whole_files_or_keeps_them_in_the_inbox() {
+    let ws = Workspace::new();
+    let archive = ws.path().join("archive");
+    let first = ws.write_export("20240101120000_0_a.xml", &export_of(1, 200));
+    let first_bytes = std::fs::read(&first).expect("read");
+    // The rename reports EXDEV, as from /srv/inbox to an archive on another disk: copied.
+    let out = ws
+        .cmd()
+        .args(["-q", "delta", "inbox", "--archive", "archive"])
+        .env("ENGAGE_SYNC_FAULT", "archive.exdev")
+        .output()
+        .expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(names_in(&archive), ["20240101120000_0_a.xml"]);
+    assert_eq!(
+        std::fs::read(archive.join("20240101120000_0_a.xml")).expect("read"),
+        first_bytes
+    );
+    assert!(names_in(&ws.inbox()).is_empty());
+    // The copy fails half-way (the archive's disk is full): no cut-off copy is left, the
+    // file stays in the inbox whole, and the run records why.
+    let second = ws.write_export("20240101130000_0_b.xml", &export_of(300, 200));
+    let second_bytes = std::fs::read(&second).expect("read");
+    let out = ws
+        .cmd()
+        .args(["delta", "inbox", "--archive", "archive"])
+        .env("ENGAGE_SYNC_FAULT", "archive.exdev,archive.copy_fails")
+        .output()
+        .expect("delta");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "applied, not archived: {err}");
+    assert!(err.contains("20240101130000_0_b.xml was applied but not archived"), "{err}");
+    assert_eq!(names_in(&archive), ["20240101120000_0_a.xml"], "no partial copy");
+    assert_eq!(std::fs::read(&second).expect("still in the inbox"), second_bytes);
+    let warnings = status_json(&ws)["run_warnings"].clone();
+    assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
+    assert_eq!(warnings[0]["command"], "delta");
+    let text = warnings[0]["warning"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("20240101130000_0_b.xml") && text.contains("No space left on device"),
+        "{text}"
+    );
+    let (code, line) = check(&ws);
+    assert_eq!(code, Some(74), "{line}");
+    assert!(line.starts_with("WARNING: ") && line.contains("not archived"), "{line}");
+    // The next run (disk freed) archives it, already applied; the check clears.
+    let out = ws
+        .cmd()
+        .args(["-q", "delta", "inbox", "--archive", "archive"])
+        .env("ENGAGE_SYNC_FAULT", "archive.exdev")
+        .output()
+        .expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read(archive.join("20240101130000_0_b.xml")).expect("archived"),
+        second_bytes
+    );
+    assert_eq!(check(&ws).0, Some(0));
+    assert!(status_json(&ws)["run_warnings"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
+}
+
+#[test]
+fn an_archive_that_cannot_be_written_shows_in_status_and_fails_the_check() {
+    let ws = Workspace::new();
+    // A folder under a regular file: unwritable even for root.
+    std::fs::write(ws.path().join("not-a-folder"), b"x").expect("file");
+    let file = ws.write_export("20240101120000_0_a.xml", &export_of(1, 3));
+    let out = ws
+        .cmd()
+        .args(["delta", "inbox", "--archive", "not-a-folder/archive"])
+        .output()
+        .expect("delta");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(file.exists(), "left in the inbox");
+    let out = ws.cmd().args(["status"]).output().expect("status");
+    let text = common::stdout_of(&out);
+    assert!(
+        text.contains("warning:      delta at ")
+            && text.contains("20240101120000_0_a.xml was applied but not archived"),
+        "{text}"
+    );
+    let (code, line) = check(&ws);
+    assert_eq!(code, Some(74), "{line}");
+    assert!(line.contains("not-a-folder/archive"), "{line}");
+}
+
+/// A tmpfs of `size` mounted at `dir` (root only); unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn archiving_onto_a_real_full_file_system_leaves_no_cut_off_copy() {
+    let ws = Workspace::new();
+    let archive = ws.path().join("archive");
+    let Some(_fs) = Tmpfs::mount(&archive, "64k") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root and mount); the forced-fault test covers the copy");
+        return;
+    };
+    let small = ws.write_export("20240101120000_0_a.xml", &export_of(1, 3));
+    let small_bytes = std::fs::read(&small).expect("read");
+    let big = ws.write_export("20240101120000_1_b.xml", &export_of(100, 1000));
+    let big_bytes = std::fs::read(&big).expect("read");
+    assert!(big_bytes.len() > 128 * 1024);
+    let out = ws
+        .cmd()
+        .args(["delta", "inbox", "--archive", "archive"])
+        .output()
+        .expect("delta");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(names_in(&archive), ["20240101120000_0_a.xml"], "{err}");
+    assert_eq!(
+        std::fs::read(archive.join("20240101120000_0_a.xml")).expect("read"),
+        small_bytes
+    );
+    assert_eq!(std::fs::read(&big).expect("kept"), big_bytes);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(check(&ws).0, Some(74));
+}

@@ -38,6 +38,10 @@ struct DeltaSummary {
     elapsed_seconds: f64,
     contacts_per_second: f64,
     warnings: Vec<String>,
+    /// Of the warnings, files applied but not archived: recorded with the run, so that
+    /// `status` shows them and `status --check` fails on them.
+    #[serde(skip)]
+    file_warnings: Vec<String>,
     failures: Vec<Failure>,
     files: Vec<FileReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,12 +92,15 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         0.0
     };
     if let Some(run_log) = run_log {
-        let counts = serde_json::json!({
+        let mut counts = serde_json::json!({
             "files_applied": summary.files_applied, "files_failed": summary.files_failed,
             "inserted": summary.inserted, "updated": summary.updated,
             "deleted": summary.deleted, "stale": summary.stale,
             "files_downloaded": summary.sftp.as_ref().map(|r| r.files_downloaded),
         });
+        if !summary.file_warnings.is_empty() {
+            counts[crate::replica::status::WARNINGS] = summary.file_warnings.clone().into();
+        }
         run_log.close(replica.conn(), &result, &counts)?;
     }
     print_summary(ctx, &summary)?;
@@ -233,14 +240,14 @@ fn import_all(
             Err(e) => {
                 summary.files_not_tried = (files.len() - i - 1) as u64;
                 progress.finish();
-                summary.warnings.extend(importer.take_warnings());
+                take_warnings(&mut importer, summary);
                 return Err(e);
             }
         }
     }
     importer.finish(replica)?;
     take_reports(&mut importer, summary, &mut touched);
-    summary.warnings.extend(importer.take_warnings());
+    take_warnings(&mut importer, summary);
     // A first import counts a contact loaded again as new until its load is resolved.
     let resolved = importer.resolved();
     let superseded = resolved.superseded.min(summary.inserted);
@@ -314,6 +321,13 @@ fn fail_file(
         },
         err,
     ))
+}
+
+/// Adds the importer's warnings (files applied but not archived) to the summary.
+fn take_warnings(importer: &mut Importer, summary: &mut DeltaSummary) {
+    let warnings = importer.take_warnings();
+    summary.file_warnings.extend(warnings.iter().cloned());
+    summary.warnings.extend(warnings);
 }
 
 /// Adds the reports of the files committed so far to the summary, and notes their export
