@@ -84,13 +84,15 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
     } else {
         "mode=ro"
     };
-    let conn = Connection::open_with_flags(
-        crate::sqlite_file::file_uri(path, query),
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )?;
-    match check(&conn, "main", path, kind) {
+    let checked = inspect(path, query, kind).or_else(|e| {
+        if crate::replica::no_shm::is_shm_error(&e) {
+            // A full disk: read it without SQLite's shared memory (see `replica::no_shm`).
+            inspect(path, "mode=ro&vfs=unix-none", kind)
+        } else {
+            Err(e)
+        }
+    });
+    match checked {
         Err(e) if is_not_a_database(&e) => Err(e.context(format!(
             "{} is not an engage-sync {}: it is not a SQLite database (or a damaged or \
              encrypted one); engage-sync refused it and changed nothing in it. Check --db / \
@@ -100,6 +102,20 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
         ))),
         other => other,
     }
+}
+
+/// [`check`] through a read-only connection to the URI of `path` with `query`.
+fn inspect(path: &Path, query: &str, kind: Kind) -> anyhow::Result<()> {
+    let conn = Connection::open_with_flags(
+        crate::sqlite_file::file_uri(path, query),
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    if query.contains("unix-none") {
+        crate::replica::no_shm::configure(&conn)?;
+    }
+    check(&conn, "main", path, kind)
 }
 
 /// Whether the file's SQLite header carries `kind`'s `application_id` (offset 68, big-endian).

@@ -471,3 +471,63 @@ fn archiving_onto_a_real_full_file_system_leaves_no_cut_off_copy() {
     assert!(err.contains("No space left on device"), "{err}");
     assert_eq!(check(&ws).0, Some(74));
 }
+
+/// A replica with an Engage contact (user1@example.com) and one registered at the till
+/// (till@example.com, in the till store's WAL), at `db`, with its `-shm` files removed as a
+/// reboot or a copy leaves them.
+fn replica_without_shm(ws: &Workspace, db: &Path) {
+    ws.write_export("20240101120000_0_a.xml", &export_of(1, 20));
+    for args in [
+        vec!["-q", "delta", "inbox"],
+        vec!["-q", "contact", "add", "--email", "till@example.com"],
+    ] {
+        let out = bin(ws).arg("--db").arg(db).args(&args).output().expect("run");
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    }
+    for f in [with_suffix(db, "-shm"), with_suffix(db, ".till-shm")] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// Looks both contacts up; each must be found, read without shared memory.
+fn both_found_without_shm(ws: &Workspace, db: &Path, fault: Option<&str>) {
+    for email in ["user1@example.com", "till@example.com"] {
+        let mut cmd = bin(ws);
+        cmd.arg("--db").arg(db).args(["lookup", "--json", "--email", email]);
+        if let Some(f) = fault {
+            cmd.env("ENGAGE_SYNC_FAULT", f);
+        }
+        let out = cmd.output().expect("lookup");
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{email}: {err}");
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(found["found"], true, "{email}");
+        assert!(err.contains("read without it"), "{email}: {err}");
+    }
+}
+
+#[test]
+fn lookup_reads_without_shared_memory_when_it_cannot_be_created() {
+    let ws = Workspace::new();
+    let db = ws.db();
+    replica_without_shm(&ws, &db);
+    both_found_without_shm(&ws, &db, Some("lookup.no_shm"));
+}
+
+#[test]
+fn lookup_works_on_a_real_full_disk_without_shm_files() {
+    let ws = Workspace::new();
+    let disk = ws.path().join("disk");
+    let Some(_fs) = Tmpfs::mount(&disk, "4m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root and mount); the forced-fault test covers the fallback");
+        return;
+    };
+    let db = disk.join("replica.db");
+    replica_without_shm(&ws, &db);
+    // Fill the disk to the last byte.
+    let mut filler = std::fs::File::create(disk.join("filler")).expect("filler");
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    both_found_without_shm(&ws, &db, None);
+}

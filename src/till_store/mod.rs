@@ -170,11 +170,20 @@ fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> 
 /// A till store that is missing (removed by hand) is an error (exit 78) unless `missing_ok`
 /// (`lookup`: a till keeps finding Engage's contacts): then the view reads empty stand-ins
 /// for the till's tables, and a warning says what is missing.
-pub fn attach_for_reading(conn: &Connection, db: &Path, missing_ok: bool) -> anyhow::Result<()> {
+///
+/// `no_shm`: the connection reads without SQLite's shared memory (a full disk, see
+/// `replica::no_shm`), and so must the till store.
+pub fn attach_for_reading(
+    conn: &Connection,
+    db: &Path,
+    missing_ok: bool,
+    no_shm: bool,
+) -> anyhow::Result<()> {
     let path = path_for(db);
     if path.exists() {
         crate::db_owner::check_file(&path, crate::db_owner::TILL_STORE)?;
-        conn.execute("ATTACH DATABASE ?1 AS till", [read_only_uri(&path)])
+        let uri = crate::replica::no_shm::reader_uri(&path, no_shm);
+        conn.execute("ATTACH DATABASE ?1 AS till", [uri])
             .with_context(|| format!("cannot open the till store {}", path.display()))?;
         schema::check_current(conn, "till", &path)?;
     } else if missing_ok {
