@@ -531,3 +531,60 @@ fn lookup_works_on_a_real_full_disk_without_shm_files() {
     drop(filler);
     both_found_without_shm(&ws, &db, None);
 }
+
+/// A first bulk load that fills the disk: the run fails with the cause (and what to do), not
+/// a failed rollback, records it, keeps the file, and the next run with space loads it all.
+fn first_load_on_a_full_disk(ws: &Workspace, db: &Path, fault: Option<&str>, members: u32) {
+    let inbox = ws.inbox();
+    let file = ws.write_export("20240101120000_0_a.xml", &export_of(1, members));
+    let mut cmd = bin(ws);
+    cmd.arg("--db").arg(db).args(["delta"]).arg(&inbox);
+    if let Some(f) = fault {
+        cmd.env("ENGAGE_SYNC_FAULT", f);
+    }
+    let out = cmd.output().expect("delta");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(
+        err.contains("database or disk is full")
+            && err.contains("is full: nothing of the unfinished transaction was kept")
+            && err.contains(&format!("the replica {}", db.display()))
+            && !err.contains("cannot rollback"),
+        "{err}"
+    );
+    assert!(file.exists(), "the file stays in the inbox");
+    let out = bin(ws)
+        .arg("--db")
+        .arg(db)
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let recorded = status["last_failure"]["error"].as_str().unwrap_or_default();
+    assert!(recorded.contains("database or disk is full"), "{recorded}");
+    assert_eq!(status["contacts"], 0);
+}
+
+#[test]
+fn a_full_disk_during_the_first_bulk_load_is_reported_as_such() {
+    let ws = Workspace::new();
+    ws.init();
+    first_load_on_a_full_disk(&ws, &ws.db(), Some("import.disk_full"), 2000);
+    let out = ws.cmd().args(["-q", "delta", "inbox"]).output().expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(ws.count("SELECT count(*) FROM contact"), 2000);
+}
+
+#[test]
+fn a_real_full_disk_during_the_first_bulk_load_is_reported_as_such() {
+    let ws = Workspace::new();
+    let disk = ws.path().join("disk");
+    let Some(_fs) = Tmpfs::mount(&disk, "1m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root and mount); the forced-fault test covers it");
+        return;
+    };
+    let db = disk.join("replica.db");
+    let out = bin(&ws).arg("--db").arg(&db).args(["-q", "init"]).output().expect("init");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    first_load_on_a_full_disk(&ws, &db, None, 20_000);
+}

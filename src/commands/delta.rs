@@ -101,7 +101,13 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         if !summary.file_warnings.is_empty() {
             counts[crate::replica::status::WARNINGS] = summary.file_warnings.clone().into();
         }
-        run_log.close(replica.conn(), &result, &counts)?;
+        if let Err(e) = run_log.close(replica.conn(), &result, &counts) {
+            // On a full disk the record may fail too: the run's own error is the one to show.
+            match &result {
+                Err(_) => tracing::error!("cannot record this run in the replica: {e:#}"),
+                Ok(()) => return Err(e),
+            }
+        }
     }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
@@ -241,7 +247,11 @@ fn import_all(
                 summary.files_not_tried = (files.len() - i - 1) as u64;
                 progress.finish();
                 take_warnings(&mut importer, summary);
-                return Err(e);
+                return Err(e.context(format!(
+                    "cannot apply {} to the replica {}",
+                    path.display(),
+                    replica.path().display()
+                )));
             }
         }
     }

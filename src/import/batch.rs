@@ -141,11 +141,35 @@ impl Importer {
                 }
                 Ok(())
             }
+            Err(e) if !is_bad_file(&e) || replica.conn().is_autocommit() => {
+                // Not the file's fault (a full disk, an I/O error), or SQLite already rolled
+                // the transaction back: nothing to replay; the error says what happened.
+                self.abandon(replica);
+                Err(e)
+            }
             Err(e) => {
                 self.rollback_and_replay(replica, settings)?;
                 self.commit(replica, false)?;
                 Err(e)
             }
+        }
+    }
+
+    /// Drops the open transaction (if SQLite has not already) and everything read into it;
+    /// its files stay where they are, unrecorded, for the next run. Best effort: the error
+    /// that led here is the one to report.
+    fn abandon(&mut self, replica: &mut Replica) {
+        let conn = replica.conn();
+        if !conn.is_autocommit() {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::warn!("cannot roll the import back: {e}");
+            }
+        }
+        self.open = false;
+        self.batch.clear();
+        self.files.clear();
+        if let Err(e) = self.end_bulk(replica) {
+            tracing::warn!("cannot restore the replica's settings after the import: {e:#}");
         }
     }
 
@@ -186,6 +210,10 @@ impl Importer {
         self.now = now_rfc3339();
         // Checked again inside the transaction, which is what the load relies on.
         if bulk && bulk::is_empty(conn)? {
+            if crate::failpoint::fault("import.disk_full") {
+                // SQLite's own SQLITE_FULL, as from a disk that fills up during the load.
+                conn.execute_batch("PRAGMA max_page_count = 64")?;
+            }
             bulk::defer_indexes(conn)?;
             self.bulk = Some(replica.max_contact_row()?);
         }
@@ -352,6 +380,12 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+/// Whether `e` is a refused export file (quarantined, and the files before it committed),
+/// rather than a failure of the replica or the disk.
+fn is_bad_file(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::export_xml::ImportError>().is_some()
 }
 
 /// Applies the batch (appends it, in a bulk load), counting each outcome in its file's
