@@ -445,6 +445,17 @@ pub struct DeltaArgs {
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
 
+    /// Leave files found in a folder that changed less than this long ago for a later run
+    /// (still being written, perhaps), e.g. 30s; 0 takes every file [default: `inbox_min_age`
+    /// in the config file, else 5s]. Files named on the command line are always taken
+    #[arg(
+        long,
+        value_name = "AGE",
+        env = "ENGAGE_SYNC_INBOX_MIN_AGE",
+        value_parser = duration_arg
+    )]
+    pub min_age: Option<std::time::Duration>,
+
     /// Where the files come from: `sftp` downloads new files from Engage's SFTP server
     /// (`[sftp]` in the config file) into the inbox first, `local` imports the inbox (or the
     /// PATHs) only [default: sftp when `[sftp] host` is set and no PATH is given, else local]

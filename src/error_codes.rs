@@ -25,6 +25,7 @@ pub(crate) fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::sftp::SftpError,
         crate::till_store::SchemaError,
         crate::db_owner::ForeignDatabase,
+        crate::commands::NotUtf8Names,
     );
     None
 }

@@ -101,7 +101,8 @@ fn bin(ws: &Workspace) -> std::process::Command {
     cmd.current_dir(ws.path())
         .env_remove("ENGAGE_SYNC_DB")
         .env_remove("ENGAGE_SYNC_CONFIG")
-        .env_remove("ENGAGE_SYNC_LOG_FORMAT");
+        .env_remove("ENGAGE_SYNC_LOG_FORMAT")
+        .env("ENGAGE_SYNC_INBOX_MIN_AGE", "0s");
     cmd
 }
 
@@ -587,4 +588,88 @@ fn a_real_full_disk_during_the_first_bulk_load_is_reported_as_such() {
     let out = bin(&ws).arg("--db").arg(&db).args(["-q", "init"]).output().expect("init");
     assert!(out.status.success(), "{}", stderr_of(&out));
     first_load_on_a_full_disk(&ws, &db, None, 20_000);
+}
+
+/// Sets a file's modification time `secs` seconds into the past.
+fn backdate(path: &Path, secs: u64) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+        .expect("set mtime");
+}
+
+#[test]
+fn files_still_being_written_into_the_inbox_are_skipped_not_quarantined() {
+    let ws = Workspace::new();
+    ws.init();
+    let whole = export_of(1, 5);
+    let old = ws.write_export("20240101120000_0_a.xml", &whole);
+    backdate(&old, 60);
+    // Half written, just now: with the default minimum age (5s) it is left alone.
+    let young = ws.write_export("20240101130000_0_b.xml", &whole[..whole.len() / 2]);
+    let run = |extra: &[&str]| {
+        let out = ws
+            .cmd()
+            .env_remove("ENGAGE_SYNC_INBOX_MIN_AGE")
+            .args(["delta", "inbox", "--json", "--archive", "archive"])
+            .args(extra)
+            .output()
+            .expect("delta");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        summary
+    };
+    let summary = run(&[]);
+    assert_eq!(summary["files_applied"], 1);
+    assert_eq!(summary["files_failed"], 0);
+    assert_eq!(
+        summary["files_skipped"],
+        serde_json::json!(["inbox/20240101130000_0_b.xml"])
+    );
+    assert!(young.exists());
+    assert!(names_in(&ws.path().join("quarantine")).is_empty());
+    // Written to the end, a minute ago: taken.
+    std::fs::write(&young, &whole).expect("finish");
+    backdate(&young, 60);
+    let summary = run(&[]);
+    assert_eq!(summary["files_applied"], 1, "{summary}");
+    // --min-age (and inbox_min_age in the config file) set the age; 0 takes every file.
+    let third = ws.write_export("20240101140000_0_c.xml", &export_of(10, 2));
+    backdate(&third, 60);
+    let summary = run(&["--min-age", "2m"]);
+    assert_eq!(summary["files_skipped"].as_array().map(Vec::len), Some(1));
+    std::fs::write(ws.path().join("es.toml"), "inbox_min_age = \"0s\"\n").expect("config");
+    let summary = run(&["--config", "es.toml"]);
+    assert_eq!(summary["files_applied"], 1, "{summary}");
+    assert_eq!(summary["files_skipped"], serde_json::json!([]));
+}
+
+#[test]
+fn file_names_that_are_not_utf8_are_refused_and_left_in_place() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    ws.init();
+    let good = ws.write_export("20240101120000_0_b.xml", &export_of(1, 3));
+    let mut bad = Vec::new();
+    for name in [&b"20240101120000_1_caf\xe9.xml"[..], b"20240101120000_1_caf\xe8.xml"] {
+        let path = ws.inbox().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::write(&path, export_of(10, 2)).expect("write");
+        bad.push(path);
+    }
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("delta");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(
+        err.contains("caf\\xE9.xml") && err.contains("caf\\xE8.xml") && err.contains("not UTF-8"),
+        "{err}"
+    );
+    assert!(good.exists(), "applied, and no archive is set");
+    for path in &bad {
+        assert!(path.exists(), "left where it was");
+    }
+    assert!(names_in(&ws.path().join("quarantine")).is_empty());
+    assert_eq!(ws.count("SELECT count(*) FROM applied_file"), 1);
+    assert_eq!(ws.count("SELECT count(*) FROM contact"), 3);
 }

@@ -955,7 +955,8 @@ fn run_with(ws: &Workspace, args: &[&str], stdin: Option<&[u8]>) -> Output {
         c.current_dir(ws.path())
             .env_remove("ENGAGE_SYNC_DB")
             .env_remove("ENGAGE_SYNC_CONFIG")
-            .env_remove("ENGAGE_SYNC_DEFAULT_COUNTRY");
+            .env_remove("ENGAGE_SYNC_DEFAULT_COUNTRY")
+            .env("ENGAGE_SYNC_INBOX_MIN_AGE", "0s");
         c
     } else {
         ws.cmd()
