@@ -101,8 +101,7 @@ fn copy_across(file: &Path, target: &Path) -> anyhow::Result<()> {
 
 /// Copies `file` to the new file `tmp`, flushed, with exactly `file`'s size.
 fn copy_verified(file: &Path, tmp: &Path) -> anyhow::Result<()> {
-    let mut source =
-        File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut source = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let expected = source.metadata()?.len();
     let mut out = create_new_private(tmp)?;
     let write_err = |e| anyhow::Error::new(e).context(format!("cannot write {}", tmp.display()));

@@ -255,11 +255,19 @@ fn a_link_at_the_lock_files_path_is_refused_and_its_target_untouched() {
         let err = stderr_of(&out);
         assert!(!out.status.success(), "{args:?}: {err}");
         assert!(err.contains("hard link"), "{args:?}: {err}");
-        assert_eq!(hash(&victim), before, "{args:?} wrote through the hard link");
+        assert_eq!(
+            hash(&victim),
+            before,
+            "{args:?} wrote through the hard link"
+        );
         std::fs::remove_file(&lock).expect("rm");
     }
     // With the planted links gone, the jobs run.
-    let out = ws.cmd().args(["-q", "delta", "inbox"]).output().expect("delta");
+    let out = ws
+        .cmd()
+        .args(["-q", "delta", "inbox"])
+        .output()
+        .expect("delta");
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
@@ -279,7 +287,11 @@ fn database_files_readable_by_others_are_made_private_by_a_writer() {
         }
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     }
-    let out = ws.cmd().args(["-q", "delta", "inbox"]).output().expect("delta");
+    let out = ws
+        .cmd()
+        .args(["-q", "delta", "inbox"])
+        .output()
+        .expect("delta");
     assert!(out.status.success(), "{}", stderr_of(&out));
     for f in &files {
         if let Ok(meta) = std::fs::metadata(f) {
@@ -314,7 +326,11 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 fn status_json(ws: &Workspace) -> serde_json::Value {
-    let out = ws.cmd().args(["status", "--json"]).output().expect("status");
+    let out = ws
+        .cmd()
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
     assert!(out.status.success(), "{}", stderr_of(&out));
     serde_json::from_slice(&out.stdout).expect("json")
 }
@@ -361,9 +377,19 @@ fn archiving_across_file_systems_copies_whole_files_or_keeps_them_in_the_inbox()
         .expect("delta");
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "applied, not archived: {err}");
-    assert!(err.contains("20240101130000_0_b.xml was applied but not archived"), "{err}");
-    assert_eq!(names_in(&archive), ["20240101120000_0_a.xml"], "no partial copy");
-    assert_eq!(std::fs::read(&second).expect("still in the inbox"), second_bytes);
+    assert!(
+        err.contains("20240101130000_0_b.xml was applied but not archived"),
+        "{err}"
+    );
+    assert_eq!(
+        names_in(&archive),
+        ["20240101120000_0_a.xml"],
+        "no partial copy"
+    );
+    assert_eq!(
+        std::fs::read(&second).expect("still in the inbox"),
+        second_bytes
+    );
     let warnings = status_json(&ws)["run_warnings"].clone();
     assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
     assert_eq!(warnings[0]["command"], "delta");
@@ -374,7 +400,10 @@ fn archiving_across_file_systems_copies_whole_files_or_keeps_them_in_the_inbox()
     );
     let (code, line) = check(&ws);
     assert_eq!(code, Some(74), "{line}");
-    assert!(line.starts_with("WARNING: ") && line.contains("not archived"), "{line}");
+    assert!(
+        line.starts_with("WARNING: ") && line.contains("not archived"),
+        "{line}"
+    );
     // The next run (disk freed) archives it, already applied; the check clears.
     let out = ws
         .cmd()
@@ -425,7 +454,13 @@ impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).ok()?;
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .stderr(std::process::Stdio::null())
             .status()
@@ -482,7 +517,12 @@ fn replica_without_shm(ws: &Workspace, db: &Path) {
         vec!["-q", "delta", "inbox"],
         vec!["-q", "contact", "add", "--email", "till@example.com"],
     ] {
-        let out = bin(ws).arg("--db").arg(db).args(&args).output().expect("run");
+        let out = bin(ws)
+            .arg("--db")
+            .arg(db)
+            .args(&args)
+            .output()
+            .expect("run");
         assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
     }
     for f in [with_suffix(db, "-shm"), with_suffix(db, ".till-shm")] {
@@ -494,7 +534,9 @@ fn replica_without_shm(ws: &Workspace, db: &Path) {
 fn both_found_without_shm(ws: &Workspace, db: &Path, fault: Option<&str>) {
     for email in ["user1@example.com", "till@example.com"] {
         let mut cmd = bin(ws);
-        cmd.arg("--db").arg(db).args(["lookup", "--json", "--email", email]);
+        cmd.arg("--db")
+            .arg(db)
+            .args(["lookup", "--json", "--email", email]);
         if let Some(f) = fault {
             cmd.env("ENGAGE_SYNC_FAULT", f);
         }
@@ -571,7 +613,11 @@ fn a_full_disk_during_the_first_bulk_load_is_reported_as_such() {
     let ws = Workspace::new();
     ws.init();
     first_load_on_a_full_disk(&ws, &ws.db(), Some("import.disk_full"), 2000);
-    let out = ws.cmd().args(["-q", "delta", "inbox"]).output().expect("delta");
+    let out = ws
+        .cmd()
+        .args(["-q", "delta", "inbox"])
+        .output()
+        .expect("delta");
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(ws.count("SELECT count(*) FROM contact"), 2000);
 }
@@ -585,7 +631,12 @@ fn a_real_full_disk_during_the_first_bulk_load_is_reported_as_such() {
         return;
     };
     let db = disk.join("replica.db");
-    let out = bin(&ws).arg("--db").arg(&db).args(["-q", "init"]).output().expect("init");
+    let out = bin(&ws)
+        .arg("--db")
+        .arg(&db)
+        .args(["-q", "init"])
+        .output()
+        .expect("init");
     assert!(out.status.success(), "{}", stderr_of(&out));
     first_load_on_a_full_disk(&ws, &db, None, 20_000);
 }
@@ -653,7 +704,10 @@ fn file_names_that_are_not_utf8_are_refused_and_left_in_place() {
     ws.init();
     let good = ws.write_export("20240101120000_0_b.xml", &export_of(1, 3));
     let mut bad = Vec::new();
-    for name in [&b"20240101120000_1_caf\xe9.xml"[..], b"20240101120000_1_caf\xe8.xml"] {
+    for name in [
+        &b"20240101120000_1_caf\xe9.xml"[..],
+        b"20240101120000_1_caf\xe8.xml",
+    ] {
         let path = ws.inbox().join(std::ffi::OsStr::from_bytes(name));
         std::fs::write(&path, export_of(10, 2)).expect("write");
         bad.push(path);

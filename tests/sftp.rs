@@ -687,7 +687,10 @@ fn a_rewritten_server_file_under_an_applied_name_is_compared_and_kept() {
         sshd.put(A0, original.as_bytes());
         let out = delta(&ws, &[]);
         assert_eq!(code(&out), 0, "{top}: {}", stderr_of(&out));
-        assert!(sshd.remote_names().is_empty(), "{top}: same content deleted");
+        assert!(
+            sshd.remote_names().is_empty(),
+            "{top}: same content deleted"
+        );
 
         // Rewritten: same name and size, other content.
         let rewritten = export(&[member(1, "z")], &[], &[]);

@@ -339,9 +339,8 @@ impl Fetched {
                 },
             };
             if applied != sha {
-                entry.after_import = Some(
-                    "left on the server: its content is not the applied file's".into(),
-                );
+                entry.after_import =
+                    Some("left on the server: its content is not the applied file's".into());
                 if compared {
                     let e = SftpError::Differs {
                         name: entry.name.clone(),
@@ -397,12 +396,12 @@ fn verify(
     file: &RemoteFile,
     verify_dir: &Path,
 ) -> Result<Option<String>, SftpError> {
-    create_private_dir(verify_dir)
-        .map_err(|e| SftpError::Setup(format!("{e:#}")))?;
+    create_private_dir(verify_dir).map_err(|e| SftpError::Setup(format!("{e:#}")))?;
     let progress = Progress::hidden();
-    let result = remote.call(&format!("downloading {} to compare it", file.name), async |sftp| {
-        transfer::download(sftp, dir, file, verify_dir, &progress).await
-    });
+    let result = remote.call(
+        &format!("downloading {} to compare it", file.name),
+        async |sftp| transfer::download(sftp, dir, file, verify_dir, &progress).await,
+    );
     let copy = verify_dir.join(&file.name);
     let sha = match result {
         Ok(Transfer::Complete) => sha256_file(&copy)
