@@ -119,7 +119,7 @@ fn inspect(path: &Path, query: &str, kind: Kind) -> anyhow::Result<()> {
 }
 
 /// Whether the file's SQLite header carries `kind`'s `application_id` (offset 68, big-endian).
-fn marked(path: &Path, kind: Kind) -> bool {
+pub fn marked(path: &Path, kind: Kind) -> bool {
     use std::io::Read;
     let mut header = [0u8; 72];
     std::fs::File::open(path)

@@ -217,6 +217,11 @@ fn a_replica_of_an_older_engage_sync_without_the_mark_is_still_accepted() {
         id, 0x4553_7952,
         "still the replica, now marked by its next writer"
     );
+    // Both marks are in the files' headers, where every open reads them without SQLite.
+    for (file, mark) in [(ws.db(), b"ESyR"), (ws.till(), b"ESyT")] {
+        let header = std::fs::read(&file).expect("read");
+        assert_eq!(&header[68..72], mark, "{}", file.display());
+    }
 }
 
 #[test]
@@ -726,4 +731,52 @@ fn file_names_that_are_not_utf8_are_refused_and_left_in_place() {
     assert!(names_in(&ws.path().join("quarantine")).is_empty());
     assert_eq!(ws.count("SELECT count(*) FROM applied_file"), 1);
     assert_eq!(ws.count("SELECT count(*) FROM contact"), 3);
+}
+
+/// `chattr -i` on drop, so that the temp folder can be removed.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_database_file_that_cannot_be_made_private_is_refused_with_advice() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.init();
+    std::fs::set_permissions(ws.db(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    // An immutable file: chmod fails even for root (as for a file another user owns).
+    let Some(_guard) = Immutable::set(&ws.db()) else {
+        eprintln!("SKIPPED: chattr +i is not available here (needs root and ext2/3/4)");
+        return;
+    };
+    let before = hash(&ws.db());
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("delta");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(
+        err.contains("mode 0644")
+            && err.contains("cannot make it private")
+            && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert_eq!(hash(&ws.db()), before);
 }

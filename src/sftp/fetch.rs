@@ -397,6 +397,13 @@ fn verify(
     verify_dir: &Path,
 ) -> Result<Option<String>, SftpError> {
     create_private_dir(verify_dir).map_err(|e| SftpError::Setup(format!("{e:#}")))?;
+    // A link planted there would have the copy renamed into another folder.
+    if !std::fs::symlink_metadata(verify_dir).is_ok_and(|m| m.is_dir()) {
+        return Err(SftpError::Setup(format!(
+            "{} is not a folder of its own (a symbolic link?); remove it",
+            verify_dir.display()
+        )));
+    }
     let progress = Progress::hidden();
     let result = remote.call(
         &format!("downloading {} to compare it", file.name),

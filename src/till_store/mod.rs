@@ -161,6 +161,12 @@ fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> 
     configure_writer(&conn, busy_timeout, true)
         .with_context(|| format!("cannot configure the till store {}", path.display()))?;
     schema::migrate(&conn, path)?;
+    if !crate::db_owner::marked(path, crate::db_owner::TILL_STORE) {
+        // The mark is in the WAL until a checkpoint copies it into the file's header, where
+        // every open checks it cheaply (`db_owner::check_file`): once, now.
+        conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .with_context(|| format!("cannot checkpoint the till store {}", path.display()))?;
+    }
     Ok(conn)
 }
 
