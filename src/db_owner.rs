@@ -68,6 +68,7 @@ impl Coded for ForeignDatabase {
 /// looked at through a read-only connection (`immutable` when no WAL holds newer pages, so
 /// that not even a `-wal` or `-shm` is made beside another application's file).
 pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
+    refuse_links_beside(path)?;
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
@@ -102,6 +103,28 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
         ))),
         other => other,
     }
+}
+
+/// SQLite opens (and truncates, and writes) the `-wal`, `-shm` and `-journal` files beside a
+/// database through whatever is at their paths: a symbolic link planted there would have it
+/// overwrite another file. They sit beside the real file when `path` is a link (`full`).
+fn refuse_links_beside(path: &Path) -> anyhow::Result<()> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let beside = crate::replica::generation::with_suffix(&real, suffix);
+        if std::fs::symlink_metadata(&beside).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other(format!(
+                "{} is a symbolic link; SQLite would write the database's {} file through it \
+                 into another file, so engage-sync refused to open {} and changed nothing: \
+                 remove the link, and check who made it",
+                beside.display(),
+                suffix.trim_start_matches('-'),
+                path.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// [`check`] through a read-only connection to the URI of `path` with `query`.

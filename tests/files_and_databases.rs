@@ -267,6 +267,35 @@ fn a_link_at_the_lock_files_path_is_refused_and_its_target_untouched() {
         );
         std::fs::remove_file(&lock).expect("rm");
     }
+    // Links where SQLite keeps a database's -wal, -shm or -journal: SQLite would write
+    // through them, so no command opens the database.
+    for beside in [
+        "replica.db-wal",
+        "replica.db-shm",
+        "replica.db-journal",
+        "replica.db.till-wal",
+        "replica.db.till-shm",
+    ] {
+        let link = ws.path().join(beside);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        for args in [
+            vec!["delta", "inbox"],
+            vec!["lookup", "--email", "a@example.com"],
+            vec!["contact", "add", "--email", "x@example.com"],
+            vec!["status"],
+        ] {
+            let out = ws.cmd().args(&args).output().expect("run");
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(74), "{beside} {args:?}: {err}");
+            assert!(
+                err.contains(&link.display().to_string()) && err.contains("symbolic link"),
+                "{beside} {args:?}: {err}"
+            );
+            assert_eq!(hash(&victim), before, "{beside} {args:?}");
+        }
+        std::fs::remove_file(&link).expect("rm");
+    }
     // With the planted links gone, the jobs run.
     let out = ws
         .cmd()
