@@ -73,7 +73,7 @@ pub const FAULT_ENV: &str = "ENGAGE_SYNC_FAULT";
 pub const FAULTS: &[&str] = &[
     "archive.exdev", // a rename into the archive or quarantine reports EXDEV (src/fsutil.rs)
     "archive.copy_fails", // that copy fails half-way with ENOSPC (src/fsutil.rs)
-    "lookup.no_shm", // a reader's normal open fails as on a full disk without -shm
+    "reader.no_shm", // a reader's normal open fails as on a full disk without -shm
     "import.disk_full", // a first bulk load's replica may grow by 64 pages only (SQLITE_FULL)
 ];
 

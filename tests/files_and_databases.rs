@@ -564,7 +564,7 @@ fn replica_without_shm(ws: &Workspace, db: &Path) {
     }
 }
 
-/// Looks both contacts up; each must be found, read without shared memory.
+/// Looks both contacts up (each must be found) and runs `status`, read without shared memory.
 fn both_found_without_shm(ws: &Workspace, db: &Path, fault: Option<&str>) {
     for email in ["user1@example.com", "till@example.com"] {
         let mut cmd = bin(ws);
@@ -581,18 +581,27 @@ fn both_found_without_shm(ws: &Workspace, db: &Path, fault: Option<&str>) {
         assert_eq!(found["found"], true, "{email}");
         assert!(err.contains("read without it"), "{email}: {err}");
     }
+    let mut cmd = bin(ws);
+    cmd.arg("--db").arg(db).args(["status", "--json"]);
+    if let Some(f) = fault {
+        cmd.env("ENGAGE_SYNC_FAULT", f);
+    }
+    let out = cmd.output().expect("status");
+    assert_eq!(out.status.code(), Some(0), "status: {}", stderr_of(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(status["contacts"], 21, "{status}");
 }
 
 #[test]
-fn lookup_reads_without_shared_memory_when_it_cannot_be_created() {
+fn readers_work_without_shared_memory_when_it_cannot_be_created() {
     let ws = Workspace::new();
     let db = ws.db();
     replica_without_shm(&ws, &db);
-    both_found_without_shm(&ws, &db, Some("lookup.no_shm"));
+    both_found_without_shm(&ws, &db, Some("reader.no_shm"));
 }
 
 #[test]
-fn lookup_works_on_a_real_full_disk_without_shm_files() {
+fn lookup_and_status_work_on_a_real_full_disk_without_shm_files() {
     let ws = Workspace::new();
     let disk = ws.path().join("disk");
     let Some(_fs) = Tmpfs::mount(&disk, "4m") else {

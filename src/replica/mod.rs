@@ -200,8 +200,13 @@ impl Replica {
     /// Opens an existing replica for reading only (lookups, status); never creates or
     /// migrates. Its till store is attached (read-only, as `till`) and the public `contacts`
     /// view created, so readers see Engage's contacts and the till's as one.
+    ///
+    /// On a full disk, where SQLite cannot make the `-shm` file readers share, the replica
+    /// and its till store are read without it ([`no_shm`]).
     pub fn open_reader(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
-        Replica::open_reader_with(path, busy_timeout, false, WalIndex::Shared)
+        with_shm_fallback(path, |index| {
+            Replica::open_reader_with(path, busy_timeout, false, index)
+        })
     }
 
     /// [`Replica::open_reader`]; `till_store_missing_ok`: see `till_store::attach_for_reading`.
@@ -230,23 +235,9 @@ impl Replica {
     /// On a full disk, where SQLite cannot make the `-shm` file readers share, the replica
     /// and its till store are read without it ([`no_shm`]).
     pub fn open_for_lookup(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
-        let shared = if crate::failpoint::fault("lookup.no_shm") {
-            Err(no_shm::simulated_error())
-        } else {
-            Replica::open_lookup_with(path, busy_timeout, WalIndex::Shared)
-        };
-        match shared {
-            Err(e) if no_shm::applies(&e, path) => {
-                tracing::warn!(
-                    replica = %path.display(),
-                    "SQLite cannot create its shared-memory file beside the replica ({e:#}; a \
-                     full disk?): read without it. Free disk space: no sync job or till \
-                     write can run until then"
-                );
-                Replica::open_lookup_with(path, busy_timeout, WalIndex::Private)
-            }
-            other => other,
-        }
+        with_shm_fallback(path, |index| {
+            Replica::open_lookup_with(path, busy_timeout, index)
+        })
     }
 
     fn open_lookup_with(
@@ -351,6 +342,31 @@ impl Replica {
             }
             opened => Ok(opened?.mode),
         }
+    }
+}
+
+/// Opens a reader of the replica at `path` the usual way, and again without shared memory
+/// when SQLite cannot make its `-shm` file (a full disk; see [`no_shm`]).
+fn with_shm_fallback(
+    path: &Path,
+    open: impl Fn(WalIndex) -> anyhow::Result<Replica>,
+) -> anyhow::Result<Replica> {
+    let shared = if crate::failpoint::fault("reader.no_shm") {
+        Err(no_shm::simulated_error())
+    } else {
+        open(WalIndex::Shared)
+    };
+    match shared {
+        Err(e) if no_shm::applies(&e, path) => {
+            tracing::warn!(
+                replica = %path.display(),
+                "SQLite cannot create its shared-memory file beside the replica ({e:#}; a full \
+                 disk?): read without it. Free disk space: no sync job or till write can run \
+                 until then"
+            );
+            open(WalIndex::Private)
+        }
+        other => other,
     }
 }
 

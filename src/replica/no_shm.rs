@@ -3,10 +3,11 @@
 //! A reader of a WAL database maps the `-shm` file (SQLite's WAL index, shared by all
 //! connections), and creates it when missing: on a full disk that fails ("I/O error within
 //! xShmMap") and a till could not identify a member exactly when the machine is in trouble.
-//! Then `lookup` reads again with the WAL index in its own memory: SQLite's `unix-none` VFS
-//! with `locking_mode=EXCLUSIVE` (documented: in exclusive mode a WAL database never uses
-//! shared memory; the `unix-none` VFS takes no file locks, which a read-only file descriptor
-//! could not take as exclusive ones). It still reads the WAL, so it sees every commit.
+//! Then a reader (`lookup`, `status`) opens again with the WAL index in its own memory:
+//! SQLite's `unix-none` VFS with `locking_mode=EXCLUSIVE` (documented: in exclusive mode a WAL
+//! database never uses shared memory; the `unix-none` VFS takes no file locks, which a
+//! read-only file descriptor could not take as exclusive ones: with the usual VFS that read
+//! fails with SQLITE_IOERR_LOCK). It still reads the WAL, so it sees every commit.
 //!
 //! Consistency: without locks, such a reader would not notice a writer that checkpoints into
 //! the file under it. It is used only after SQLite failed on a shared-memory file and when the
