@@ -682,6 +682,46 @@ fn a_real_full_disk_during_the_first_bulk_load_is_reported_as_such() {
         .expect("init");
     assert!(out.status.success(), "{}", stderr_of(&out));
     first_load_on_a_full_disk(&ws, &db, None, 20_000);
+    // A small file fits; after it, a large one fails the same way outside a bulk load.
+    let big = ws.inbox().join("20240101120000_0_a.xml");
+    let parked = ws.path().join("big.xml");
+    std::fs::rename(&big, &parked).expect("park");
+    ws.write_export("20230101120000_0_small.xml", &export_of(1, 3));
+    let out = bin(&ws)
+        .arg("--db")
+        .arg(&db)
+        .args(["-q", "delta"])
+        .arg(ws.inbox())
+        .output()
+        .expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    std::fs::rename(&parked, &big).expect("unpark");
+    let out = bin(&ws)
+        .arg("--db")
+        .arg(&db)
+        .args(["delta"])
+        .arg(ws.inbox())
+        .output()
+        .expect("delta");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(
+        err.contains("database or disk is full")
+            && err.contains(&db.display().to_string())
+            && err.contains("Free space there")
+            && !err.contains("cannot rollback"),
+        "{err}"
+    );
+    let out = bin(&ws)
+        .arg("--db")
+        .arg(&db)
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let recorded = status["last_failure"]["error"].as_str().unwrap_or_default();
+    assert!(recorded.contains("database or disk is full"), "{recorded}");
+    assert_eq!(status["contacts"], 3);
 }
 
 /// Sets a file's modification time `secs` seconds into the past.

@@ -137,7 +137,7 @@ impl Importer {
                 crate::failpoint::hit("import.file_applied");
                 // A bulk load is one transaction whatever its size (see `Importer`).
                 if self.bulk.is_none() && self.members >= BATCH_MEMBERS {
-                    self.commit(replica, false)?;
+                    self.commit_or_abandon(replica, false)?;
                 }
                 Ok(())
             }
@@ -175,7 +175,17 @@ impl Importer {
 
     /// Commits what is read (or, in a dry run, applies it and rolls everything back).
     pub fn finish(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        self.commit(replica, true)
+        self.commit_or_abandon(replica, true)
+    }
+
+    /// [`commit`](Self::commit); when that fails (a full disk at COMMIT, say), the transaction
+    /// is dropped, so that the run's record is written outside it.
+    fn commit_or_abandon(&mut self, replica: &mut Replica, finishing: bool) -> anyhow::Result<()> {
+        let committed = self.commit(replica, finishing);
+        if committed.is_err() {
+            self.abandon(replica);
+        }
+        committed
     }
 
     /// Reports of the files committed so far (in a dry run: after [`finish`](Self::finish)),
@@ -328,6 +338,7 @@ impl Importer {
         if !self.open {
             return Ok(());
         }
+        let db = replica.path().display().to_string();
         let conn = replica.conn();
         apply_batch(
             &mut self.batch,
@@ -337,7 +348,7 @@ impl Importer {
             self.dry_run,
             &mut self.bulk,
         )
-        .context("cannot apply the files to the replica")?;
+        .with_context(|| format!("cannot apply the files to the replica {db}"))?;
         if self.bulk.is_some() {
             let resolved = bulk::resolve(conn, &self.now)?;
             self.resolved.superseded += resolved.superseded;
@@ -357,7 +368,7 @@ impl Importer {
             }
             crate::failpoint::hit("import.before_commit");
             conn.execute_batch("COMMIT")
-                .context("cannot commit the applied files to the replica")?;
+                .with_context(|| format!("cannot commit the applied files to the replica {db}"))?;
             crate::failpoint::hit("import.after_commit");
         }
         self.open = false;
