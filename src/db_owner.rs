@@ -72,12 +72,22 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
-    if marked(path, kind) {
+    if !meta.is_file() && !meta.is_dir() {
+        // Opening a FIFO blocks until someone writes to it; a device never ends.
+        return Err(crate::error::UsageError(format!(
+            "{} is not a regular file (a FIFO, device or socket); point --db / ENGAGE_SYNC_DB \
+             / `db` at the replica file, or at a path where none exists yet",
+            path.display()
+        ))
+        .into());
+    }
+    // A folder is left for the open to refuse.
+    if meta.is_dir() || marked(path, kind) {
         return Ok(());
     }
     let wal = crate::replica::generation::with_suffix(path, "-wal");
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    if !meta.is_file() || (meta.len() == 0 && wal_len == 0) {
+    if meta.len() == 0 && wal_len == 0 {
         return Ok(());
     }
     let query = if wal_len == 0 {
@@ -135,6 +145,8 @@ fn inspect(path: &Path, query: &str, kind: Kind) -> anyhow::Result<()> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
+    // A writer's recovery or checkpoint can hold a lock for a moment (as for any reader).
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     if query.contains("unix-none") {
         crate::replica::no_shm::configure(&conn)?;
     }
@@ -151,6 +163,14 @@ pub fn marked(path: &Path, kind: Kind) -> bool {
             header.starts_with(b"SQLite format 3\0")
                 && header[68..72] == kind.application_id.to_be_bytes()
         })
+}
+
+/// Before a writing command takes its lock (which creates `<db>.lock` beside the replica):
+/// the replica at `db` and its till store must be engage-sync's, so that a wrong `--db`
+/// leaves no trace at all.
+pub fn check_before_lock(db: &Path) -> anyhow::Result<()> {
+    check_file(db, REPLICA)?;
+    check_file(&crate::till_store::path_for(db), TILL_STORE)
 }
 
 /// Refuses the database attached as `schema` on `conn` if it is not a `kind` (readers check

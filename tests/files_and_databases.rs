@@ -57,7 +57,15 @@ fn refused_unchanged(ws: &Workspace, db: &Path, also: &[&Path], needle: &str) {
     std::fs::write(ws.path().join("receipt.json"), "{}").expect("receipt");
     let watched: Vec<&Path> = std::iter::once(db).chain(also.iter().copied()).collect();
     let before: Vec<String> = watched.iter().map(|p| hash(p)).collect();
-    let suffixes = ["-wal", "-shm", "-journal", ".till", ".till-wal"];
+    let suffixes = [
+        "-wal",
+        "-shm",
+        "-journal",
+        ".till",
+        ".till-wal",
+        ".lock",
+        ".push.lock",
+    ];
     let existed: Vec<bool> = suffixes
         .iter()
         .map(|s| with_suffix(db, s).exists())
@@ -141,6 +149,40 @@ fn another_applications_database_is_refused_unchanged_by_every_command() {
         let db = ws.path().join(name);
         sqlite_file(&db, sql);
         refused_unchanged(&ws, &db, &[], needle);
+    }
+}
+
+#[test]
+fn a_fifo_or_device_as_the_database_is_refused_without_hanging() {
+    let ws = Workspace::new();
+    let fifo = ws.path().join("fifo.db");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("SKIPPED: mkfifo is not available");
+        return;
+    }
+    let paths = [fifo];
+    for db in &paths {
+        for args in every_command() {
+            let out = assert_cmd::Command::from_std(bin(&ws))
+                .arg("--db")
+                .arg(db)
+                .args(&args)
+                .timeout(std::time::Duration::from_secs(30))
+                .output()
+                .expect("run");
+            let err = stderr_of(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(64),
+                "{} {args:?}: {err}",
+                db.display()
+            );
+            assert!(err.contains("not a regular file"), "{args:?}: {err}");
+        }
     }
 }
 

@@ -72,6 +72,7 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         Some(_) => Inputs::default(),
         None => collect_inputs(&args.paths, &s.inbox, Some(s.inbox_min_age))?,
     };
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "delta", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
     let run_log = if args.write.dry_run {

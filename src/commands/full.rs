@@ -89,6 +89,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         }
         return dry_run(ctx, &files, started);
     }
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "full", args.write.wait)?;
     let layout = Layout::new(&s.db);
     let build_path = layout.build_path();
