@@ -85,7 +85,9 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
     if meta.is_dir() || marked(path, kind) {
         return Ok(());
     }
-    let wal = crate::replica::generation::with_suffix(path, "-wal");
+    // Beside the real file when `path` is a link (`full`'s generations), as SQLite keeps it.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let wal = crate::replica::generation::with_suffix(&real, "-wal");
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     if meta.len() == 0 && wal_len == 0 {
         return Ok(());
