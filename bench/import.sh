@@ -13,6 +13,8 @@
 # FULL (1: also `full --from-xml` of the initial export into a new replica, per mode),
 # PY_MODES ("keys": modes in which bench/python_baseline.py imports the same files; "" = none).
 set -euo pipefail
+# The export files are generated just before each import: take them at once.
+export ENGAGE_SYNC_INBOX_MIN_AGE=0s
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONTACTS="${CONTACTS:-1000000}"

@@ -31,6 +31,8 @@
 # OUT (bench/out), KEEP_DATA (0), CARGO_TARGET_DIR. ENGAGE_SYNC_BIN, GEN_EXPORT_BIN and
 # FAKE_ENGAGE_BIN name prebuilt binaries; when all three are set nothing is built.
 set -euo pipefail
+# The export files are generated just before each import: take them at once.
+export ENGAGE_SYNC_INBOX_MIN_AGE=0s
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$ROOT/bench/till_latency.py"

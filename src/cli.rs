@@ -180,7 +180,9 @@ pub enum Command {
     /// With --check, prints one line and exits 75 when the replica is stale (no successful
     /// delta within --max-age), or, with --max-pending-age, when an outbox item has waited
     /// longer than that to be delivered, so monitoring, or a POS that wants to tell the
-    /// customer that member offers are unavailable right now, can act on it.
+    /// customer that member offers are unavailable right now, can act on it. Exits 74 (when
+    /// not stale) if the newest run of a job left a warning that needs a person, such as an
+    /// export file applied but not moved to the archive (listed under "warning:").
     #[command(after_help = EXIT_CODES_HELP)]
     Status(StatusArgs),
     /// Delete local personal data older than an age (GDPR)
@@ -395,7 +397,8 @@ pub struct PushLocalArgs {
 /// `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Exit 75 with a one-line reason when the replica is stale; exit 0 with one line when fine
+    /// Exit 75 with a one-line reason when the replica is stale, 74 when the newest run of a
+    /// job left a warning (a file not archived); exit 0 with one line when fine
     #[arg(long)]
     pub check: bool,
 
@@ -468,6 +471,17 @@ pub struct DeltaArgs {
     /// `quarantine` beside the database]
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
+
+    /// Leave files found in a folder that changed less than this long ago for a later run
+    /// (still being written, perhaps), e.g. 30s; 0 takes every file [default: `inbox_min_age`
+    /// in the config file, else 5s]. Files named on the command line are always taken
+    #[arg(
+        long,
+        value_name = "AGE",
+        env = "ENGAGE_SYNC_INBOX_MIN_AGE",
+        value_parser = duration_arg
+    )]
+    pub min_age: Option<std::time::Duration>,
 
     /// Where the files come from: `sftp` downloads new files from Engage's SFTP server
     /// (`[sftp]` in the config file) into the inbox first, `local` imports the inbox (or the

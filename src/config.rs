@@ -75,6 +75,8 @@ pub struct FileConfig {
     pub archive: Option<PathBuf>,
     /// Folder malformed export files are moved to.
     pub quarantine: Option<PathBuf>,
+    /// Files in the inbox changed more recently than this are left for a later run.
+    pub inbox_min_age: Option<String>,
     /// Log format.
     pub log_format: Option<LogFormat>,
     /// URL pinged at the end of every sync, push or purge run: as is on success, with `/fail`
@@ -175,6 +177,9 @@ pub struct Settings {
     pub inbox: PathBuf,
     /// Folder applied files are moved to, if any.
     pub archive: Option<PathBuf>,
+    /// Files `delta` finds in a folder that changed more recently than this are still being
+    /// written, perhaps: left for a later run, not quarantined as truncated.
+    pub inbox_min_age: Duration,
     /// Folder malformed files are moved to.
     pub quarantine: PathBuf,
     /// Busy timeout on every database connection.
@@ -274,7 +279,13 @@ pub struct Overrides {
     pub archive: Option<PathBuf>,
     /// `--quarantine` (delta).
     pub quarantine: Option<PathBuf>,
+    /// `--min-age` (delta).
+    pub inbox_min_age: Option<Duration>,
 }
+
+/// `inbox_min_age` when not set: an export file is copied into the inbox in well under that,
+/// and a file that has not changed for this long is not being written any more.
+pub const DEFAULT_INBOX_MIN_AGE: Duration = Duration::from_secs(5);
 
 /// Merges overrides over the file over the defaults.
 pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Result<Settings> {
@@ -311,6 +322,12 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
             .map_err(|e| ConfigError(format!("busy_timeout {s:?} is not a duration: {e}")))?,
         None => Duration::from_secs(10),
     };
+    let inbox_min_age = match (&over.inbox_min_age, &file.inbox_min_age) {
+        (Some(d), _) => *d,
+        (None, Some(s)) => humantime::parse_duration(s)
+            .map_err(|e| ConfigError(format!("inbox_min_age {s:?} is not a duration: {e}")))?,
+        (None, None) => DEFAULT_INBOX_MIN_AGE,
+    };
     let export_offset_seconds = match &file.export.timestamp_offset {
         Some(s) => parse_offset(s).with_context(|| "in [export] timestamp_offset")?,
         None => 0,
@@ -327,6 +344,7 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
             .archive
             .clone()
             .or_else(|| file.archive.as_ref().map(rel)),
+        inbox_min_age,
         quarantine: over
             .quarantine
             .clone()

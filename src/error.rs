@@ -113,6 +113,22 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
 /// What to do about an error whose own message cannot say it, if anything: SQLite's "database
 /// is locked" names neither the cause nor the remedy.
 pub fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+    let full = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .is_some_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+            || cause
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.raw_os_error() == Some(libc::ENOSPC))
+    });
+    if full {
+        return Some(
+            "the disk holding the database (named above) is full: nothing of the unfinished \
+             transaction was kept, and the files not applied are still in the inbox. Free \
+             space there (a first import needs room for the whole replica, and temporary \
+             space while it builds its indexes) and run the command again",
+        );
+    }
     let busy = err
         .chain()
         .any(|cause| cause.downcast_ref::<rusqlite::Error>().is_some_and(is_busy));

@@ -24,6 +24,8 @@ pub(crate) fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::outbox::OutboxError,
         crate::sftp::SftpError,
         crate::till_store::SchemaError,
+        crate::db_owner::ForeignDatabase,
+        crate::commands::NotUtf8Names,
     );
     None
 }

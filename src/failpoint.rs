@@ -66,6 +66,35 @@ pub const NAMES: &[&str] = &[
     "rekey.updated", // every changed row updated, before the COMMIT that removes the mark
 ];
 
+/// The environment variable naming injected faults (comma-separated names of [`FAULTS`]):
+/// a test makes an operation fail there as the OS would, to reach a path (a copy across file
+/// systems, a full disk) that the machine running the tests cannot produce on demand.
+pub const FAULT_ENV: &str = "ENGAGE_SYNC_FAULT";
+
+/// Every injectable fault, with what it does.
+pub const FAULTS: &[&str] = &[
+    "archive.exdev", // a rename into the archive or quarantine reports EXDEV (src/fsutil.rs)
+    "archive.copy_fails", // that copy fails half-way with ENOSPC (src/fsutil.rs)
+    "reader.no_shm", // a reader's normal open fails as on a full disk without -shm
+    "import.disk_full", // a first bulk load's replica may grow by 64 pages only (SQLITE_FULL)
+];
+
+/// The faults this process injects.
+static INJECTED: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Whether `ENGAGE_SYNC_FAULT` injects the fault `name` (a read of a once-read variable).
+pub fn fault(name: &'static str) -> bool {
+    debug_assert!(FAULTS.contains(&name), "unknown fault {name}");
+    INJECTED
+        .get_or_init(|| {
+            std::env::var(FAULT_ENV)
+                .map(|v| v.split(',').map(|f| f.trim().to_string()).collect())
+                .unwrap_or_default()
+        })
+        .iter()
+        .any(|f| f == name)
+}
+
 /// The failpoint this process crashes at, and at which hit.
 static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
 /// Hits of the target so far.
@@ -162,6 +191,12 @@ mod tests {
             assert!(
                 code.contains(&format!("failpoint::hit(\"{name}\")")),
                 "{name} is listed but never hit"
+            );
+        }
+        for name in FAULTS {
+            assert!(
+                code.contains(&format!("failpoint::fault(\"{name}\")")),
+                "{name} is listed but never injected"
             );
         }
     }

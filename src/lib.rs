@@ -6,6 +6,7 @@ pub mod api_sync;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod db_owner;
 pub mod engage;
 pub mod error;
 mod error_codes;

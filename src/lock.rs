@@ -112,15 +112,18 @@ pub fn acquire_push(db: &Path, command: &str, wait: bool) -> Result<WriterLock, 
     acquire(&db.with_file_name(name), command, wait)
 }
 
+/// Opens (creating, mode 0600) the lock file, never through a symbolic link and only if it is
+/// a plain file of its own: the lock's folder may be shared, and the holder's pid is written
+/// into the file, so a link planted at its path would have a run overwrite another file.
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
+    crate::fsutil::no_follow_private(&mut options);
+    let file = options
+        .open(path)
+        .map_err(|e| crate::fsutil::refused_link(e, path))?;
+    crate::fsutil::check_own_file(&file, path)?;
+    Ok(file)
 }
 
 fn read_holder(file: &mut File) -> String {

@@ -18,6 +18,15 @@ const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// is never world-readable, not even for the moment before a chmod. SQLite gives the -wal and
 /// -shm files the same permissions.
 pub fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) && !path.exists() {
+        // SQLite would create the link's target, wherever it points.
+        return Err(crate::error::ConfigError(format!(
+            "{} is a symbolic link to a file that does not exist; engage-sync does not create \
+             files through links: remove the link, or point --db at the real file",
+            path.display()
+        ))
+        .into());
+    }
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| {
             format!(
@@ -41,6 +50,62 @@ pub fn create_private_file(path: &Path) -> anyhow::Result<()> {
             path.display()
         ))),
     }
+}
+
+/// Before a writer opens an existing database file: the file and its `-wal` and `-shm` are made
+/// private (0600) if an older engage-sync, a copy or a restore left them readable by others
+/// (they hold personal data). When that is impossible (another user owns the file), the
+/// writer is refused with what to do, rather than go on writing personal data into a file
+/// others can read.
+#[cfg(unix)]
+pub fn make_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SQLite keeps the -wal and -shm beside the real file when the path is a link (`full`).
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let files = [
+        real.clone(),
+        crate::replica::generation::with_suffix(&real, "-wal"),
+        crate::replica::generation::with_suffix(&real, "-shm"),
+    ];
+    for file in files {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if !meta.is_file() || mode & 0o077 == 0 {
+            continue;
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+            |e| {
+                anyhow::Error::new(e).context(format!(
+                    "{} is readable or writable by others (mode {mode:04o}) and engage-sync \
+                     cannot make it private: run `chmod 600 {}` as its owner, or run \
+                     engage-sync as the user who owns it",
+                    file.display(),
+                    file.display()
+                ))
+            },
+        )?;
+        tracing::info!(file = %file.display(), "made private: mode {mode:04o} → {:04o}", mode & 0o700);
+    }
+    Ok(())
+}
+
+/// A `file:` URI for `path` with the query `query` (`mode=ro`, …); characters that mean
+/// something in a URI are percent-encoded, so any path works.
+pub fn file_uri(path: &Path, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match *b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                uri.push(*b as char)
+            }
+            other => uri.push_str(&format!("%{other:02X}")),
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
 }
 
 /// A writing connection's settings (the replica's and the till store's). WAL (persistent in

@@ -715,3 +715,53 @@ fn purge_deletes_sftp_staging_leftovers_and_applied_downloads() {
         holding(&ws, "Stagington")
     );
 }
+
+/// A file the ledger holds, rewritten on the server under its name (same size, other content),
+/// must be downloaded and compared, never deleted unseen: with the applied copy still in the
+/// inbox (no local archive) and with it archived.
+#[test]
+fn a_rewritten_server_file_under_an_applied_name_is_compared_and_kept() {
+    for top in ["", "archive = \"archive\""] {
+        let sshd = Sshd::start();
+        let ws = Workspace::new();
+        let cfg = Cfg {
+            top,
+            sftp: "after_import = \"delete\"",
+            ..Cfg::new(&sshd)
+        };
+        configure(&ws, &sshd, &cfg, true);
+        let original = export(&[member(1, "a")], &[], &[]);
+        sshd.put(A0, original.as_bytes());
+        let out = delta(&ws, &[]);
+        assert_eq!(code(&out), 0, "{top}: {}", stderr_of(&out));
+        assert!(sshd.remote_names().is_empty(), "{top}: applied and deleted");
+
+        // The same file again: downloaded, compared, equal, deleted.
+        sshd.put(A0, original.as_bytes());
+        let out = delta(&ws, &[]);
+        assert_eq!(code(&out), 0, "{top}: {}", stderr_of(&out));
+        assert!(
+            sshd.remote_names().is_empty(),
+            "{top}: same content deleted"
+        );
+
+        // Rewritten: same name and size, other content.
+        let rewritten = export(&[member(1, "z")], &[], &[]);
+        assert_eq!(rewritten.len(), original.len());
+        sshd.put(A0, rewritten.as_bytes());
+        let out = delta(&ws, &[]);
+        let err = stderr_of(&out);
+        assert_eq!(code(&out), 65, "{top}: {err}");
+        assert_eq!(sshd.remote_names(), vec![A0.to_string()], "{top}: kept");
+        assert!(err.contains(A0), "{top}: {err}");
+        assert_eq!(json(&out)["sftp"]["files_removed"], 0, "{top}");
+        // Nothing of it was applied.
+        assert_eq!(ws.count("SELECT count(*) FROM applied_file"), 1, "{top}");
+        let first: String = ws
+            .conn()
+            .query_row("SELECT first_name FROM contacts", [], |r| r.get(0))
+            .expect("contact");
+        assert_eq!(first, "Åsaa", "{top}");
+        assert!(!ws.inbox().join(".verify").join(A0).exists());
+    }
+}

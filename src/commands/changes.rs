@@ -60,6 +60,7 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .transpose()?;
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "changes", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
     let client = engage_client(ctx, args.deadline.map(|d| started + d))?;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -45,7 +45,13 @@ struct DeltaSummary {
     elapsed_seconds: f64,
     contacts_per_second: f64,
     warnings: Vec<String>,
+    /// Of the warnings, files applied but not archived: recorded with the run, so that
+    /// `status` shows them and `status --check` fails on them.
+    #[serde(skip)]
+    file_warnings: Vec<String>,
     failures: Vec<Failure>,
+    /// Files left in the inbox for a later run: changed less than `inbox_min_age` ago.
+    files_skipped: Vec<String>,
     files: Vec<FileReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sftp: Option<SftpReport>,
@@ -70,9 +76,10 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     let s = &ctx.settings;
     let source = sftp_source(s, args)?;
     let inputs = match source {
-        Some(_) => Vec::new(),
-        None => collect_inputs(&args.paths, &s.inbox)?,
+        Some(_) => Inputs::default(),
+        None => collect_inputs(&args.paths, &s.inbox, Some(s.inbox_min_age))?,
     };
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "delta", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
     let run_log = if args.write.dry_run {
@@ -97,13 +104,22 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         0.0
     };
     if let Some(run_log) = run_log {
-        let counts = serde_json::json!({
+        let mut counts = serde_json::json!({
             "files_applied": summary.files_applied, "files_failed": summary.files_failed,
             "inserted": summary.inserted, "updated": summary.updated,
             "deleted": summary.deleted, "stale": summary.stale,
             "files_downloaded": summary.sftp.as_ref().map(|r| r.files_downloaded),
         });
-        run_log.close(replica.conn(), &result, &counts)?;
+        if !summary.file_warnings.is_empty() {
+            counts[crate::replica::status::WARNINGS] = summary.file_warnings.clone().into();
+        }
+        if let Err(e) = run_log.close(replica.conn(), &result, &counts) {
+            // On a full disk the record may fail too: the run's own error is the one to show.
+            match &result {
+                Err(_) => tracing::error!("cannot record this run in the replica: {e:#}"),
+                Ok(()) => return Err(e),
+            }
+        }
     }
     print_summary(ctx, &summary)?;
     result.map(|()| ExitCode::Ok)
@@ -163,9 +179,10 @@ fn fetch_and_import(
     let mut fetched = sftp::fetch(cfg, &s.inbox, replica.conn(), &opts);
     // The inbox is created by the fetch; it may be missing if the fetch failed first.
     let inputs = if s.inbox.exists() {
-        collect_inputs(&[], &s.inbox)?
+        // Downloads are renamed into the inbox complete: no minimum age.
+        collect_inputs(&[], &s.inbox, None)?
     } else {
-        Vec::new()
+        Inputs::default()
     };
     let imported = import_all(ctx, args, replica, inputs, summary);
     let cleaned = fetched.after_import(replica.conn());
@@ -188,14 +205,16 @@ fn import_all(
     ctx: &Ctx,
     args: &DeltaArgs,
     replica: &mut Replica,
-    inputs: Vec<Input>,
+    inputs: Inputs,
     summary: &mut DeltaSummary,
 ) -> anyhow::Result<()> {
     let s = &ctx.settings;
     let dry_run = args.write.dry_run;
-    let total = inputs.len();
+    let total = inputs.files.len() + inputs.not_utf8.len();
+    let not_utf8 = refuse_not_utf8(&inputs.not_utf8, summary);
+    skip_young(&inputs.young, s.inbox_min_age, summary);
     let (mut bad_names, mut files): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
-    for input in inputs {
+    for input in inputs.files {
         match input.name {
             Ok(name) => files.push((name, input.path)),
             Err(reason) => bad_names.push(ImportError::BadName {
@@ -256,14 +275,18 @@ fn import_all(
             Err(e) => {
                 summary.files_not_tried = (files.len() - i - 1) as u64;
                 progress.finish();
-                summary.warnings.extend(importer.take_warnings());
-                return Err(e);
+                take_warnings(&mut importer, summary);
+                return Err(e.context(format!(
+                    "cannot apply {} to the replica {}",
+                    path.display(),
+                    replica.path().display()
+                )));
             }
         }
     }
     importer.finish(replica)?;
     take_reports(&mut importer, summary, &mut touched);
-    summary.warnings.extend(importer.take_warnings());
+    take_warnings(&mut importer, summary);
     // A first import counts a contact loaded again as new until its load is resolved.
     let resolved = importer.resolved();
     let superseded = resolved.superseded.min(summary.inserted);
@@ -275,7 +298,7 @@ fn import_all(
         summary.warnings.push(warning);
     }
     match first_failure {
-        None => Ok(()),
+        None => not_utf8.map_or(Ok(()), Err),
         Some(e) if !args.keep_going => Err(e),
         Some(e) => Err(PartialFailure {
             failed: summary.files_failed as usize,
@@ -284,6 +307,43 @@ fn import_all(
             code: exit_code_for(&e),
         }
         .into()),
+    }
+}
+
+/// Files whose names are not UTF-8: each a failure in the summary, left where it is; the
+/// error for the exit code (65) if there are any.
+fn refuse_not_utf8(paths: &[PathBuf], summary: &mut DeltaSummary) -> Option<anyhow::Error> {
+    for path in paths {
+        let error = "the file name is not UTF-8; left where it is: rename it".to_string();
+        tracing::error!("{}: {error}", escaped(path));
+        summary.failures.push(Failure {
+            file: escaped(path),
+            error,
+            quarantined_to: None,
+        });
+        summary.files_failed += 1;
+    }
+    let first = paths.first()?;
+    Some(
+        NotUtf8Names {
+            count: paths.len(),
+            first: escaped(first),
+        }
+        .into(),
+    )
+}
+
+/// Files changed less than `inbox_min_age` ago: skipped, reported, taken by a later run.
+fn skip_young(young: &[(PathBuf, Duration)], min_age: Duration, summary: &mut DeltaSummary) {
+    for (path, age) in young {
+        tracing::info!(
+            "skipped {} for now: changed {} ago, less than inbox_min_age ({}); it may still \
+             be being written, a later run takes it",
+            path.display(),
+            humantime::format_duration(Duration::from_secs(age.as_secs())),
+            humantime::format_duration(min_age)
+        );
+        summary.files_skipped.push(path.display().to_string());
     }
 }
 
@@ -341,6 +401,13 @@ fn fail_file(
     ))
 }
 
+/// Adds the importer's warnings (files applied but not archived) to the summary.
+fn take_warnings(importer: &mut Importer, summary: &mut DeltaSummary) {
+    let warnings = importer.take_warnings();
+    summary.file_warnings.extend(warnings.iter().cloned());
+    summary.warnings.extend(warnings);
+}
+
 /// Adds the reports of the files committed so far to the summary, and notes their export
 /// timestamps and file numbers for the gap check.
 fn take_reports(
@@ -372,8 +439,28 @@ fn add_report(summary: &mut DeltaSummary, report: &FileReport) {
     summary.phones_as_sent += l.phones_as_sent;
 }
 
-/// Files (and `*.xml` files in folders) to import; the configured inbox when none are given.
-pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<Vec<Input>> {
+/// What is in the inbox (or the paths given): the export files to import, and those left for
+/// later or refused before they are read.
+#[derive(Default)]
+pub(super) struct Inputs {
+    /// Files to import.
+    pub(super) files: Vec<Input>,
+    /// Files found in a folder that were changed less than the minimum age ago (still being
+    /// written, perhaps), with their age: left for the next run.
+    pub(super) young: Vec<(PathBuf, Duration)>,
+    /// Files whose names are not UTF-8: left where they are (a name must be stored exactly in
+    /// the ledger, and two such names could read the same).
+    pub(super) not_utf8: Vec<PathBuf>,
+}
+
+/// The inputs: the export files in `paths` (files, or folders whose `*.xml` files are taken),
+/// or in the inbox when none are given. Files listed from a folder that changed less than
+/// `min_age` ago are left for later; a file named explicitly is taken as it is.
+pub(super) fn collect_inputs(
+    paths: &[PathBuf],
+    inbox: &Path,
+    min_age: Option<Duration>,
+) -> anyhow::Result<Inputs> {
     let default = [inbox.to_path_buf()];
     let (paths, from_config) = if paths.is_empty() {
         (&default[..], true)
@@ -381,6 +468,7 @@ pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<
         (paths, false)
     };
     let mut files = BTreeSet::new();
+    let mut inputs = Inputs::default();
     for path in paths {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
@@ -406,9 +494,7 @@ pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<
                 if !is_xml || name.starts_with('.') {
                     continue;
                 }
-                if entry.file_type()?.is_file() {
-                    files.insert(entry.path());
-                } else {
+                if !entry.file_type()?.is_file() {
                     // A link's target would stay behind when the link is archived, and a FIFO
                     // would block the import: say so instead of passing over it in silence.
                     tracing::warn!(
@@ -416,10 +502,20 @@ pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<
                          or socket); put the export file itself into the folder",
                         entry.path().display()
                     );
+                } else if entry.file_name().to_str().is_none() {
+                    inputs.not_utf8.push(entry.path());
+                } else if let Some(age) = too_young(&entry.path(), min_age) {
+                    inputs.young.push((entry.path(), age));
+                } else {
+                    files.insert(entry.path());
                 }
             }
         } else if meta.is_file() {
-            files.insert(path.clone());
+            if path.file_name().is_some_and(|n| n.to_str().is_none()) {
+                inputs.not_utf8.push(path.clone());
+            } else {
+                files.insert(path.clone());
+            }
         } else {
             // A FIFO would block the import forever, a device never ends.
             return Err(UsageError(format!(
@@ -430,7 +526,7 @@ pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<
             .into());
         }
     }
-    Ok(files
+    inputs.files = files
         .into_iter()
         .map(|path| {
             let name = path
@@ -442,7 +538,44 @@ pub(super) fn collect_inputs(paths: &[PathBuf], inbox: &Path) -> anyhow::Result<
                 path,
             }
         })
-        .collect())
+        .collect();
+    Ok(inputs)
+}
+
+/// The file's age, if it was changed less than `min_age` ago (or its time is in the future).
+fn too_young(path: &Path, min_age: Option<Duration>) -> Option<Duration> {
+    let min_age = min_age.filter(|a| !a.is_zero())?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let age = std::time::SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default();
+    (age < min_age).then_some(age)
+}
+
+/// Export files whose names are not UTF-8 (exit 65): left where they are.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{count} file(s) not imported because their names are not UTF-8 (the first: {first}); \
+     they were left where they are. Rename them (export file names are ASCII: \
+     YYYYMMDDHHmmss_N_name.xml) and run again"
+)]
+pub struct NotUtf8Names {
+    /// How many.
+    pub count: usize,
+    /// The first, escaped.
+    pub first: String,
+}
+
+impl crate::error::Coded for NotUtf8Names {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::DataErr
+    }
+}
+
+/// A path whose name is not UTF-8, with its bytes escaped (`caf\xE9.xml`).
+pub(super) fn escaped(path: &Path) -> String {
+    let quoted = format!("{:?}", path.as_os_str());
+    quoted.trim_matches('"').to_string()
 }
 
 /// For each export timestamp touched, file numbers missing below the highest one seen: a
@@ -505,6 +638,13 @@ fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
             String::new()
         }
     ));
+    if !s.files_skipped.is_empty() {
+        lines.push(format!(
+            "skipped for now: {} file(s) changed within inbox_min_age (still being written?), \
+             taken by a later run",
+            s.files_skipped.len()
+        ));
+    }
     lines.push(format!(
         "contacts: {} new, {} updated, {} deleted, {} stale skipped ({} in {:.2} s, {} contacts/s)",
         s.inserted,

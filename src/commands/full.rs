@@ -93,6 +93,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         }
         return dry_run(ctx, &files, started);
     }
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "full", args.write.wait)?;
     let layout = Layout::new(&s.db);
     let build_path = layout.build_path();
@@ -195,7 +196,15 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
 /// The files of the export set, in order; a bad name is an error (a full set must be whole).
 fn export_set(paths: &[PathBuf]) -> anyhow::Result<Vec<(ExportFileName, PathBuf)>> {
     let mut files = Vec::new();
-    for input in collect_inputs(paths, &PathBuf::new())? {
+    let inputs = collect_inputs(paths, &PathBuf::new(), None)?;
+    if let Some(first) = inputs.not_utf8.first() {
+        return Err(super::delta::NotUtf8Names {
+            count: inputs.not_utf8.len(),
+            first: super::delta::escaped(first),
+        }
+        .into());
+    }
+    for input in inputs.files {
         match input.name {
             Ok(name) => files.push((name, input.path)),
             Err(reason) => {

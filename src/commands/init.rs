@@ -23,6 +23,7 @@ struct InitSummary {
 /// Creates the replica in the requested mode, or checks and migrates an existing one.
 pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<ExitCode> {
     let s = &ctx.settings;
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "init", args.write.wait)?;
     let exists = s.db.exists();
     let (mode, action) = if args.write.dry_run {

@@ -6,6 +6,7 @@ mod delta;
 mod engage_setup;
 mod full;
 mod healthcheck;
+pub use delta::NotUtf8Names;
 pub use full::BuildPaused;
 mod init;
 mod lookup;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delta(a) => {
             overrides.archive = a.archive.clone();
             overrides.quarantine = a.quarantine.clone();
+            overrides.inbox_min_age = a.min_age;
         }
         Command::Full(a) => overrides.mode = a.mode,
         Command::Changes(_) => {}

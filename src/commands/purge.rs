@@ -66,6 +66,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| UsageError("--older-than reaches before 1970".into()))?;
     let cutoff =
         chrono::DateTime::<Utc>::from(cutoff_time).to_rfc3339_opts(SecondsFormat::Millis, true);
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "purge", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
     let mut till = TillStore::open(&s.db, s.busy_timeout, replica.mode())?;

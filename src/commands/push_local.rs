@@ -30,6 +30,7 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     if args.write.dry_run {
         return dry_run(ctx, started);
     }
+    crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire_push(&s.db, "push-local", args.write.wait)?;
     let mut store = super::contact::open(ctx)?;
     let deadline = args.deadline.map(|d| started + d);

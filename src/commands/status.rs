@@ -41,6 +41,9 @@ struct StatusReport {
     runs: Vec<RunRow>,
     /// The newest failure of any command.
     last_failure: Option<RunRow>,
+    /// Warnings the newest run of each command recorded (a file applied but not archived):
+    /// they need a person, and fail `--check`.
+    run_warnings: Vec<RunWarning>,
     /// Runs that started and never finished: crashed, killed, or running now.
     unfinished_runs: Vec<UnfinishedRun>,
     recent_files: Vec<RecentFile>,
@@ -64,6 +67,13 @@ struct FullBuild {
     bytes: u64,
     /// Seconds since any of its files was last written.
     age_seconds: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct RunWarning {
+    command: String,
+    finished_at: Option<String>,
+    warning: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,25 +106,32 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let mut replica = Replica::open_reader(&ctx.settings.db, ctx.settings.busy_timeout)?;
     let mut report = gather(&mut replica)?;
     report.full_build = full_build(&ctx.settings.db)?;
+    let mut code = ExitCode::Ok;
     if args.check {
         let mut c = check(&report, args.max_age);
         if let Some(max) = args.max_pending_age {
             check_outbox(&mut c, &report.outbox, max);
         }
+        let stale = !c.ok;
+        check_warnings(&mut c, &report.run_warnings);
+        code = match (c.ok, stale) {
+            (true, _) => ExitCode::Ok,
+            (false, true) => ExitCode::TempFail,
+            // Files left unarchived: an I/O problem a person must look at.
+            (false, false) => ExitCode::IoErr,
+        };
         report.check = Some(c);
     }
-    let code = match &report.check {
-        Some(c) if !c.ok => ExitCode::TempFail,
-        _ => ExitCode::Ok,
-    };
+
     if ctx.json {
         print_json(&report)?;
     } else if let Some(c) = &report.check {
-        print_lines([format!(
-            "{}: {}",
-            if c.ok { "OK" } else { "STALE" },
-            c.reason
-        )])?;
+        let verdict = match code {
+            ExitCode::Ok => "OK",
+            ExitCode::TempFail => "STALE",
+            _ => "WARNING",
+        };
+        print_lines([format!("{verdict}: {}", c.reason)])?;
     } else {
         print_lines(human(&report))?;
     }
@@ -160,6 +177,7 @@ fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
             .and_then(|r| r.finished_at.as_deref())
             .and_then(age_seconds),
         last_sync,
+        run_warnings: run_warnings(&runs),
         runs: runs
             .into_iter()
             .filter(|r| r.outcome != "running")
@@ -241,6 +259,42 @@ fn check(report: &StatusReport, max_age: Duration) -> Check {
             ok: false,
             reason: format!("no successful sync yet{}", failure_hint(report)),
         },
+    }
+}
+
+/// The warnings of the newest finished run of each command.
+fn run_warnings(runs: &[RunRow]) -> Vec<RunWarning> {
+    let mut newest: std::collections::BTreeMap<&str, &RunRow> = Default::default();
+    for run in runs.iter().filter(|r| r.outcome != "running") {
+        let slot = newest.entry(run.command.as_str()).or_insert(run);
+        if run.finished_at > slot.finished_at {
+            *slot = run;
+        }
+    }
+    newest
+        .values()
+        .flat_map(|run| {
+            run.warnings().into_iter().map(|warning| RunWarning {
+                command: run.command.clone(),
+                finished_at: run.finished_at.clone(),
+                warning,
+            })
+        })
+        .collect()
+}
+
+/// Fails the check when the newest run of a command left warnings (files not archived).
+fn check_warnings(c: &mut Check, warnings: &[RunWarning]) {
+    if let Some(first) = warnings.first() {
+        c.ok = false;
+        c.reason.push_str(&format!(
+            "; {} warning(s) from the last {} run at {}: {} (fix the cause; the next run \
+             that has none clears this)",
+            warnings.len(),
+            first.command,
+            first.finished_at.as_deref().unwrap_or("?"),
+            one_line(&first.warning)
+        ));
     }
 }
 
@@ -343,6 +397,14 @@ fn human(r: &StatusReport) -> Vec<String> {
             f.finished_at.as_deref().unwrap_or("?"),
             f.exit_code.unwrap_or(0),
             one_line(f.error.as_deref().unwrap_or(""))
+        ));
+    }
+    for w in &r.run_warnings {
+        lines.push(format!(
+            "warning:      {} at {}: {}",
+            w.command,
+            w.finished_at.as_deref().unwrap_or("?"),
+            one_line(&w.warning)
         ));
     }
     for u in &r.unfinished_runs {

@@ -137,9 +137,15 @@ impl Importer {
                 crate::failpoint::hit("import.file_applied");
                 // A bulk load is one transaction whatever its size (see `Importer`).
                 if self.bulk.is_none() && self.members >= BATCH_MEMBERS {
-                    self.commit(replica, false)?;
+                    self.commit_or_abandon(replica, false)?;
                 }
                 Ok(())
+            }
+            Err(e) if !is_bad_file(&e) || replica.conn().is_autocommit() => {
+                // Not the file's fault (a full disk, an I/O error), or SQLite already rolled
+                // the transaction back: nothing to replay; the error says what happened.
+                self.abandon(replica);
+                Err(e)
             }
             Err(e) => {
                 self.rollback_and_replay(replica, settings)?;
@@ -149,9 +155,37 @@ impl Importer {
         }
     }
 
+    /// Drops the open transaction (if SQLite has not already) and everything read into it;
+    /// its files stay where they are, unrecorded, for the next run. Best effort: the error
+    /// that led here is the one to report.
+    fn abandon(&mut self, replica: &mut Replica) {
+        let conn = replica.conn();
+        if !conn.is_autocommit() {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::warn!("cannot roll the import back: {e}");
+            }
+        }
+        self.open = false;
+        self.batch.clear();
+        self.files.clear();
+        if let Err(e) = self.end_bulk(replica) {
+            tracing::warn!("cannot restore the replica's settings after the import: {e:#}");
+        }
+    }
+
     /// Commits what is read (or, in a dry run, applies it and rolls everything back).
     pub fn finish(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        self.commit(replica, true)
+        self.commit_or_abandon(replica, true)
+    }
+
+    /// [`commit`](Self::commit); when that fails (a full disk at COMMIT, say), the transaction
+    /// is dropped, so that the run's record is written outside it.
+    fn commit_or_abandon(&mut self, replica: &mut Replica, finishing: bool) -> anyhow::Result<()> {
+        let committed = self.commit(replica, finishing);
+        if committed.is_err() {
+            self.abandon(replica);
+        }
+        committed
     }
 
     /// Reports of the files committed so far (in a dry run: after [`finish`](Self::finish)),
@@ -186,6 +220,10 @@ impl Importer {
         self.now = now_rfc3339();
         // Checked again inside the transaction, which is what the load relies on.
         if bulk && bulk::is_empty(conn)? {
+            if crate::failpoint::fault("import.disk_full") {
+                // SQLite's own SQLITE_FULL, as from a disk that fills up during the load.
+                conn.execute_batch("PRAGMA max_page_count = 64")?;
+            }
             bulk::defer_indexes(conn)?;
             self.bulk = Some(replica.max_contact_row()?);
         }
@@ -301,6 +339,7 @@ impl Importer {
         if !self.open {
             return Ok(());
         }
+        let db = replica.path().display().to_string();
         let conn = replica.conn();
         apply_batch(
             &mut self.batch,
@@ -310,7 +349,7 @@ impl Importer {
             self.dry_run,
             &mut self.bulk,
         )
-        .context("cannot apply the files to the replica")?;
+        .with_context(|| format!("cannot apply the files to the replica {db}"))?;
         if self.bulk.is_some() {
             let resolved = bulk::resolve(conn, &self.now)?;
             self.resolved.superseded += resolved.superseded;
@@ -330,7 +369,7 @@ impl Importer {
             }
             crate::failpoint::hit("import.before_commit");
             conn.execute_batch("COMMIT")
-                .context("cannot commit the applied files to the replica")?;
+                .with_context(|| format!("cannot commit the applied files to the replica {db}"))?;
             crate::failpoint::hit("import.after_commit");
         }
         self.open = false;
@@ -353,6 +392,12 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+/// Whether `e` is a refused export file (quarantined, and the files before it committed),
+/// rather than a failure of the replica or the disk.
+fn is_bad_file(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::export_xml::ImportError>().is_some()
 }
 
 /// Applies the batch (appends it, in a bulk load), counting each outcome in its file's

@@ -99,6 +99,21 @@ impl BulkLoader {
                 }
                 Ok(())
             }
+            Err(e)
+                if conn.is_autocommit()
+                    || e.downcast_ref::<crate::export_xml::ImportError>().is_none() =>
+            {
+                // A full disk or an I/O error (SQLite may have rolled everything back): the
+                // build keeps what it committed, and the error says what happened.
+                if !conn.is_autocommit() {
+                    if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                        tracing::warn!("cannot roll the build back: {rollback}");
+                    }
+                }
+                self.open = false;
+                self.pending.clear();
+                Err(e)
+            }
             Err(e) => {
                 conn.execute_batch("ROLLBACK TO export_file; RELEASE export_file")?;
                 self.last_row = build.max_contact_row()?;

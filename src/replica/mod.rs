@@ -12,6 +12,7 @@ pub mod generation;
 pub mod ledger;
 mod lookup;
 mod merge;
+pub(crate) mod no_shm;
 pub mod purge;
 pub(crate) mod queries;
 pub mod rekey;
@@ -34,6 +35,15 @@ pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
 pub use row::ContactRow;
+pub use schema::mark;
+
+/// Where a reader keeps SQLite's WAL index: in the `-shm` file shared with the other
+/// connections (always, but on a full disk without one), or in its own memory ([`no_shm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WalIndex {
+    Shared,
+    Private,
+}
 
 /// Problems with the replica file itself (as opposed to I/O errors inside it).
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +152,9 @@ impl Replica {
         default_mode: Mode,
         busy_timeout: Duration,
     ) -> anyhow::Result<Replica> {
+        crate::db_owner::check_file(path, crate::db_owner::REPLICA)?;
         create_private_file(path)?;
+        crate::sqlite_file::make_private(path)?;
         crate::till_store::create(path, busy_timeout)?;
         Replica::open_file(path, mode, default_mode, busy_timeout, Some(path))
     }
@@ -150,7 +162,9 @@ impl Replica {
     /// Opens (creating as needed) a replica file that is not in service: a `full` build. It
     /// has no till store (the till's data stays in the live replica's).
     pub fn open_build(path: &Path, mode: Mode, busy_timeout: Duration) -> anyhow::Result<Replica> {
+        crate::db_owner::check_file(path, crate::db_owner::REPLICA)?;
         create_private_file(path)?;
+        crate::sqlite_file::make_private(path)?;
         Replica::open_file(path, Some(mode), mode, busy_timeout, None)
     }
 
@@ -188,8 +202,13 @@ impl Replica {
     /// Opens an existing replica for reading only (lookups, status); never creates or
     /// migrates. Its till store is attached (read-only, as `till`) and the public `contacts`
     /// view created, so readers see Engage's contacts and the till's as one.
+    ///
+    /// On a full disk, where SQLite cannot make the `-shm` file readers share, the replica
+    /// and its till store are read without it ([`no_shm`]).
     pub fn open_reader(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
-        Replica::open_reader_with(path, busy_timeout, false)
+        with_shm_fallback(path, |index| {
+            Replica::open_reader_with(path, busy_timeout, false, index)
+        })
     }
 
     /// [`Replica::open_reader`]; `till_store_missing_ok`: see `till_store::attach_for_reading`.
@@ -197,9 +216,15 @@ impl Replica {
         path: &Path,
         busy_timeout: Duration,
         till_store_missing_ok: bool,
+        index: WalIndex,
     ) -> anyhow::Result<Replica> {
-        let replica = Replica::open_read_only(path, busy_timeout)?;
-        crate::till_store::attach_for_reading(&replica.conn, path, till_store_missing_ok)?;
+        let replica = Replica::open_read_only(path, busy_timeout, index)?;
+        crate::till_store::attach_for_reading(
+            &replica.conn,
+            path,
+            till_store_missing_ok,
+            index == WalIndex::Private,
+        )?;
         replica.conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(replica)
     }
@@ -208,10 +233,23 @@ impl Replica {
     /// (schema 3, before the till store) is read as it is, through its own stored `contacts`
     /// view, which still holds the till's contacts: a POS keeps finding members between the
     /// upgrade of the binary and the first command that migrates the replica.
+    ///
+    /// On a full disk, where SQLite cannot make the `-shm` file readers share, the replica
+    /// and its till store are read without it ([`no_shm`]).
     pub fn open_for_lookup(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
-        match Replica::open_reader_with(path, busy_timeout, true) {
+        with_shm_fallback(path, |index| {
+            Replica::open_lookup_with(path, busy_timeout, index)
+        })
+    }
+
+    fn open_lookup_with(
+        path: &Path,
+        busy_timeout: Duration,
+        index: WalIndex,
+    ) -> anyhow::Result<Replica> {
+        match Replica::open_reader_with(path, busy_timeout, true, index) {
             Err(e) if is_schema_before_till_store(&e) => {
-                let replica = Replica::open_before_till_store(path, busy_timeout)?;
+                let replica = Replica::open_before_till_store(path, busy_timeout, index)?;
                 tracing::info!(
                     replica = %path.display(),
                     "the replica is not migrated to this version yet; read as it is (the next \
@@ -224,19 +262,28 @@ impl Replica {
     }
 
     /// A schema-3 replica, read-only, as it is.
-    fn open_before_till_store(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
-        let conn = read_only_connection(path, busy_timeout)?;
+    fn open_before_till_store(
+        path: &Path,
+        busy_timeout: Duration,
+        index: WalIndex,
+    ) -> anyhow::Result<Replica> {
+        let conn = read_only_connection(path, busy_timeout, index)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
         let mode = schema::read_mode_of(&conn, "main", path)?;
         Ok(Replica::reading(conn, mode, path))
     }
 
     /// The replica alone, read-only, its schema checked.
-    fn open_read_only(path: &Path, busy_timeout: Duration) -> anyhow::Result<Replica> {
+    fn open_read_only(
+        path: &Path,
+        busy_timeout: Duration,
+        index: WalIndex,
+    ) -> anyhow::Result<Replica> {
         if !path.exists() {
             return Err(ReplicaError::Missing(path.to_path_buf()).into());
         }
-        let conn = read_only_connection(path, busy_timeout)?;
+        crate::db_owner::check_file(path, crate::db_owner::REPLICA)?;
+        let conn = read_only_connection(path, busy_timeout, index)?;
         let mode = schema::check_current(&conn, "main", path).map_err(|e| {
             if e.downcast_ref::<ReplicaError>().is_some() {
                 e
@@ -301,21 +348,50 @@ impl Replica {
     /// once (its outboxes move to the till store; this waits for the replica's lock that one
     /// time). The till command then opens the till store with the replica read-only.
     pub fn ready_for_till(path: &Path, busy_timeout: Duration) -> anyhow::Result<Mode> {
-        match Replica::open_read_only(path, busy_timeout) {
+        match Replica::open_read_only(path, busy_timeout, WalIndex::Shared) {
             Err(e) if is_older_schema(&e) => {
                 Replica::open_writer(path, None, Mode::Keys, busy_timeout)?;
-                Ok(Replica::open_read_only(path, busy_timeout)?.mode)
+                Ok(Replica::open_read_only(path, busy_timeout, WalIndex::Shared)?.mode)
             }
             opened => Ok(opened?.mode),
         }
     }
 }
 
+/// Opens a reader of the replica at `path` the usual way, and again without shared memory
+/// when SQLite cannot make its `-shm` file (a full disk; see [`no_shm`]).
+fn with_shm_fallback(
+    path: &Path,
+    open: impl Fn(WalIndex) -> anyhow::Result<Replica>,
+) -> anyhow::Result<Replica> {
+    let shared = if crate::failpoint::fault("reader.no_shm") {
+        Err(no_shm::simulated_error())
+    } else {
+        open(WalIndex::Shared)
+    };
+    match shared {
+        Err(e) if no_shm::applies(&e, path) => {
+            tracing::warn!(
+                replica = %path.display(),
+                "SQLite cannot create its shared-memory file beside the replica ({e:#}; a full \
+                 disk?): read without it. Free disk space: no sync job or till write can run \
+                 until then"
+            );
+            open(WalIndex::Private)
+        }
+        other => other,
+    }
+}
+
 /// A read-only connection to the replica file (URI filenames on, for the till store's
 /// read-only ATTACH).
-fn read_only_connection(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {
+fn read_only_connection(
+    path: &Path,
+    busy_timeout: Duration,
+    index: WalIndex,
+) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(
-        path,
+        no_shm::reader_uri(path, index == WalIndex::Private),
         OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
@@ -323,6 +399,10 @@ fn read_only_connection(path: &Path, busy_timeout: Duration) -> anyhow::Result<C
     .with_context(|| format!("cannot open the replica {}", path.display()))?;
     conn.busy_timeout(busy_timeout)
         .with_context(|| format!("cannot configure the replica {}", path.display()))?;
+    if index == WalIndex::Private {
+        no_shm::configure(&conn)
+            .with_context(|| format!("cannot configure the replica {}", path.display()))?;
+    }
     Ok(conn)
 }
 

@@ -29,7 +29,7 @@ pub const READABLE_FROM: i64 = TILL_STORE_VERSION;
 
 /// SQLite `application_id` of a replica ("ESyR"), so that a replica can be told from another
 /// application's database.
-pub const APPLICATION_ID: i32 = 0x4553_7952;
+pub const APPLICATION_ID: i32 = crate::db_owner::REPLICA.application_id;
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -72,6 +72,7 @@ pub fn migrate(
         tx.commit()?;
         tracing::debug!(version, db = %path.display(), "replica schema migrated");
     }
+    mark(conn, APPLICATION_ID)?;
     read_mode(conn, path)
 }
 
@@ -124,4 +125,14 @@ pub fn read_mode_of(conn: &Connection, schema: &str, path: &Path) -> anyhow::Res
             path.display()
         )
     })
+}
+
+/// Sets `application_id` on a database of ours made before the mark existed (checked as ours
+/// by `db_owner` before it was opened), so that later checks need not look at its tables.
+pub fn mark(conn: &Connection, id: i32) -> rusqlite::Result<()> {
+    let found: i32 = conn.query_row("PRAGMA main.application_id", [], |r| r.get(0))?;
+    if found != id {
+        conn.pragma_update(None, "application_id", id)?;
+    }
+    Ok(())
 }

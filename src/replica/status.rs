@@ -25,6 +25,26 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// The key of a run's summary under which it records warnings that need a person (a file
+/// applied but not archived): `status` lists them and `status --check` fails on them.
+pub const WARNINGS: &str = "warnings";
+
+impl RunRow {
+    /// The warnings the run recorded.
+    pub fn warnings(&self) -> Vec<String> {
+        self.summary
+            .as_ref()
+            .and_then(|s| s.get(WARNINGS))
+            .and_then(|w| w.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| w.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A quarantined file.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuarantineRow {

@@ -53,6 +53,22 @@ pub enum SftpError {
         /// The last failure.
         cause: String,
     },
+    /// A file the ledger holds under this name is on the server with other content (same
+    /// name and size): not removed from the server (65).
+    #[error(
+        "{name} on the SFTP server {server} is not the file of that name applied earlier (same \
+         size, other content, SHA-256 {found}): it was left on the server and not imported. \
+         Ask Voyado why an export was rewritten under an old name; to import it, download it, \
+         give it a new export file name and put it in the inbox"
+    )]
+    Differs {
+        /// The file name.
+        name: String,
+        /// `user@host:port`.
+        server: String,
+        /// The server copy's SHA-256.
+        found: String,
+    },
     /// The run's deadline passed (75).
     #[error("the run's deadline passed while {what}; the rest is left for the next run")]
     Deadline {
@@ -132,6 +148,7 @@ impl Coded for SftpError {
                 _ => ExitCode::IoErr,
             },
             SftpError::Setup(_) => ExitCode::IoErr,
+            SftpError::Differs { .. } => ExitCode::DataErr,
         }
     }
 }

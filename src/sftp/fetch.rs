@@ -2,7 +2,7 @@
 //! the inbox), [`Fetched::after_import`] after it (remove applied files from the server), and
 //! the report both fill in.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use rusqlite::Connection;
@@ -72,15 +72,29 @@ pub struct RemoteFileReport {
     pub after_import: Option<String>,
 }
 
+/// A file that may be removed from the server after the import.
+struct Candidate {
+    /// Index into `report.files`.
+    index: usize,
+    /// The server's file as listed.
+    file: RemoteFile,
+    /// SHA-256 of the copy downloaded in this run; `None` for a copy an earlier run left in
+    /// the inbox, which is not proof of what the server holds now: the file is downloaded
+    /// again and compared before it is removed.
+    sha: Option<String>,
+}
+
 /// The state between fetch and cleanup.
 pub struct Fetched {
     remote: Option<Remote>,
     after: AfterImport,
     remote_dir: String,
     dry_run: bool,
-    /// Files that may be removed from the server: index into `report.files`, SHA-256 of the
-    /// local copy (removed only if the ledger holds exactly that content).
-    candidates: Vec<(usize, String)>,
+    /// Files that may be removed from the server (only if the ledger holds exactly their
+    /// content).
+    candidates: Vec<Candidate>,
+    /// Where a file the ledger holds is downloaded again to compare it before its removal.
+    verify_dir: PathBuf,
     /// The report.
     pub report: SftpReport,
     /// Why the fetch stopped early; `delta` imports what is complete, then reports it.
@@ -97,6 +111,7 @@ pub fn fetch(s: &SftpSettings, inbox: &Path, conn: &Connection, opts: &FetchOpti
         remote_dir: s.remote_dir.clone(),
         dry_run: opts.dry_run,
         candidates: Vec::new(),
+        verify_dir: inbox.join(".verify"),
         report: SftpReport {
             server: s.server(),
             remote_dir: s.remote_dir.clone(),
@@ -149,7 +164,7 @@ impl Fetched {
                 tracing::info!("removed {stale} incomplete download(s) of an interrupted run");
             }
         }
-        self.report_plan(&planned, inbox)?;
+        self.report_plan(&planned);
         if opts.dry_run {
             return Ok(());
         }
@@ -158,11 +173,7 @@ impl Fetched {
 
     /// Fills the report from the decisions, warns about files left alone, and notes the
     /// files in the inbox that may be removed from the server after the import.
-    fn report_plan(
-        &mut self,
-        planned: &[(RemoteFile, Decision)],
-        inbox: &Path,
-    ) -> anyhow::Result<()> {
+    fn report_plan(&mut self, planned: &[(RemoteFile, Decision)]) {
         let removes = self.after != AfterImport::Leave;
         for (file, decision) in planned {
             let action = match (self.dry_run, decision) {
@@ -182,11 +193,13 @@ impl Fetched {
                 after_import,
             });
             if removes && !self.dry_run && *decision == Decision::InInbox {
-                let sha = sha256_file(&inbox.join(&file.name))?;
-                self.candidates.push((self.report.files.len() - 1, sha));
+                self.candidates.push(Candidate {
+                    index: self.report.files.len() - 1,
+                    file: file.clone(),
+                    sha: None,
+                });
             }
         }
-        Ok(())
     }
 
     fn would_remove(&self) -> String {
@@ -246,7 +259,11 @@ impl Fetched {
                     );
                     if removes {
                         let sha = sha256_file(&inbox.join(&file.name))?;
-                        self.candidates.push((i, sha));
+                        self.candidates.push(Candidate {
+                            index: i,
+                            file: file.clone(),
+                            sha: Some(sha),
+                        });
                     }
                 }
                 Ok(Transfer::Changed(why)) => {
@@ -291,15 +308,48 @@ impl Fetched {
         };
         let dir = self.remote_dir.clone();
         let mut first_error: Option<SftpError> = None;
-        for (i, sha) in std::mem::take(&mut self.candidates) {
-            let entry = &mut self.report.files[i];
+        let server = self.report.server.clone();
+        for candidate in std::mem::take(&mut self.candidates) {
+            let entry = &mut self.report.files[candidate.index];
             if first_error.as_ref().is_some_and(ends_cleanup) {
                 entry.after_import = Some("left on the server: the run stopped before".into());
                 continue;
             }
-            let applied = ledger::applied_hash(conn, &entry.name)?;
-            if applied.as_deref() != Some(sha.as_str()) {
+            let Some(applied) = ledger::applied_hash(conn, &entry.name)? else {
                 entry.after_import = Some("left on the server: not applied".into());
+                continue;
+            };
+            // A copy downloaded in this run went through the import, which refused it if it
+            // was another file under an applied name; one compared here is refused here.
+            let compared = candidate.sha.is_none();
+            let sha = match candidate.sha {
+                Some(sha) => sha,
+                None => match verify(remote, &dir, &candidate.file, &self.verify_dir) {
+                    Ok(Some(sha)) => sha,
+                    Ok(None) => {
+                        entry.after_import =
+                            Some("left on the server: it changed while it was compared".into());
+                        continue;
+                    }
+                    Err(e) => {
+                        entry.after_import = Some(format!("left on the server: {e}"));
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                },
+            };
+            if applied != sha {
+                entry.after_import =
+                    Some("left on the server: its content is not the applied file's".into());
+                if compared {
+                    let e = SftpError::Differs {
+                        name: entry.name.clone(),
+                        server: server.clone(),
+                        found: sha,
+                    };
+                    tracing::error!("{e}");
+                    first_error.get_or_insert(e);
+                }
                 continue;
             }
             let name = entry.name.clone();
@@ -336,6 +386,39 @@ impl Fetched {
             remote.close();
         }
     }
+}
+
+/// Downloads the server's `file` again into `verify_dir` and returns its SHA-256 (`None` if it
+/// changed or vanished meanwhile); the copy is removed afterwards.
+fn verify(
+    remote: &mut Remote,
+    dir: &str,
+    file: &RemoteFile,
+    verify_dir: &Path,
+) -> Result<Option<String>, SftpError> {
+    create_private_dir(verify_dir).map_err(|e| SftpError::Setup(format!("{e:#}")))?;
+    // A link planted there would have the copy renamed into another folder.
+    if !std::fs::symlink_metadata(verify_dir).is_ok_and(|m| m.is_dir()) {
+        return Err(SftpError::Setup(format!(
+            "{} is not a folder of its own (a symbolic link?); remove it",
+            verify_dir.display()
+        )));
+    }
+    let progress = Progress::hidden();
+    let result = remote.call(
+        &format!("downloading {} to compare it", file.name),
+        async |sftp| transfer::download(sftp, dir, file, verify_dir, &progress).await,
+    );
+    let copy = verify_dir.join(&file.name);
+    let sha = match result {
+        Ok(Transfer::Complete) => sha256_file(&copy)
+            .map(Some)
+            .map_err(|e| SftpError::Setup(format!("cannot read {}: {e:#}", copy.display()))),
+        Ok(Transfer::Changed(_)) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(&copy);
+    sha
 }
 
 /// Errors after which no further operation in this run can succeed.

@@ -238,7 +238,15 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), SftpError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".engage-sync-tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    // A leftover (or planted) temporary file or link is removed, never written through.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    crate::fsutil::no_follow_private(&mut options);
+    let mut f = options.open(&tmp).map_err(fail)?;
     f.write_all(text.as_bytes()).map_err(fail)?;
     f.sync_all().map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)

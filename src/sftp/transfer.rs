@@ -237,15 +237,16 @@ pub(crate) async fn archive(
 }
 
 /// Creates or opens a file for appending, readable by the owner only (it holds personal data).
+/// Never through a symbolic link, and only a plain file of its own (the inbox may be shared).
 fn open_private_append(path: &Path) -> std::io::Result<std::fs::File> {
     let mut o = std::fs::OpenOptions::new();
     o.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)
+    crate::fsutil::no_follow_private(&mut o);
+    let file = o
+        .open(path)
+        .map_err(|e| crate::fsutil::refused_link(e, path))?;
+    crate::fsutil::check_own_file(&file, path)?;
+    Ok(file)
 }
 
 /// Removes a temporary file; a failure only leaves a hidden file the next run removes.

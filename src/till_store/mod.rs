@@ -38,7 +38,7 @@ pub use schema::{take_over_from_replica, SchemaError};
 pub const CONTACTS_VIEW: &str = include_str!("contacts_view.sql");
 
 /// SQLite `application_id` of a till store ("ESyT").
-pub const APPLICATION_ID: i32 = 0x4553_7954;
+pub const APPLICATION_ID: i32 = crate::db_owner::TILL_STORE.application_id;
 
 /// The till store of the replica at `db`: `<db>.till`, beside it (never inside `<db>.d`, so a
 /// `full` swap never touches it).
@@ -150,7 +150,9 @@ pub fn create(db: &Path, busy_timeout: Duration) -> anyhow::Result<()> {
 
 /// Opens (creating with mode 0600) and configures the till store file, and migrates it.
 fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {
+    crate::db_owner::check_file(path, crate::db_owner::TILL_STORE)?;
     create_private_file(path)?;
+    crate::sqlite_file::make_private(path)?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI,
@@ -159,6 +161,12 @@ fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> 
     configure_writer(&conn, busy_timeout, true)
         .with_context(|| format!("cannot configure the till store {}", path.display()))?;
     schema::migrate(&conn, path)?;
+    if !crate::db_owner::marked(path, crate::db_owner::TILL_STORE) {
+        // The mark is in the WAL until a checkpoint copies it into the file's header, where
+        // every open checks it cheaply (`db_owner::check_file`): once, now.
+        conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .with_context(|| format!("cannot checkpoint the till store {}", path.display()))?;
+    }
     Ok(conn)
 }
 
@@ -168,10 +176,20 @@ fn open_file(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> 
 /// A till store that is missing (removed by hand) is an error (exit 78) unless `missing_ok`
 /// (`lookup`: a till keeps finding Engage's contacts): then the view reads empty stand-ins
 /// for the till's tables, and a warning says what is missing.
-pub fn attach_for_reading(conn: &Connection, db: &Path, missing_ok: bool) -> anyhow::Result<()> {
+///
+/// `no_shm`: the connection reads without SQLite's shared memory (a full disk, see
+/// `replica::no_shm`), and so must the till store.
+pub fn attach_for_reading(
+    conn: &Connection,
+    db: &Path,
+    missing_ok: bool,
+    no_shm: bool,
+) -> anyhow::Result<()> {
     let path = path_for(db);
     if path.exists() {
-        conn.execute("ATTACH DATABASE ?1 AS till", [read_only_uri(&path)])
+        crate::db_owner::check_file(&path, crate::db_owner::TILL_STORE)?;
+        let uri = crate::replica::no_shm::reader_uri(&path, no_shm);
+        conn.execute("ATTACH DATABASE ?1 AS till", [uri])
             .with_context(|| format!("cannot open the till store {}", path.display()))?;
         schema::check_current(conn, "till", &path)?;
     } else if missing_ok {
@@ -206,17 +224,7 @@ const STAND_INS: &str = "\
 /// A `file:` URI opening `path` read-only (characters that mean something in a URI are
 /// percent-encoded, so any path works).
 pub fn read_only_uri(path: &Path) -> String {
-    let mut uri = String::from("file:");
-    for b in path.as_os_str().as_encoded_bytes() {
-        match *b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                uri.push(*b as char)
-            }
-            other => uri.push_str(&format!("%{other:02X}")),
-        }
-    }
-    uri.push_str("?mode=ro");
-    uri
+    crate::sqlite_file::file_uri(path, "mode=ro")
 }
 
 #[cfg(test)]
