@@ -95,6 +95,22 @@ mod tests {
     }
 
     #[test]
+    fn owned_contact_ids_are_normalised_like_borrowed_ones() {
+        for raw in [
+            "1C277C0A-ABCD-4E6B-93DC-0123456789AB",
+            " 1c277c0a-abcd-4e6b-93dc-0123456789ab ",
+            "{1C277C0A-abcd-4E6B-93DC-0123456789AB}",
+            "not a guid",
+        ] {
+            assert_eq!(
+                normalize_contact_id_owned(raw.to_string()),
+                normalize_contact_id(raw),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
     fn plain_keys_lose_format_characters_and_spaces_around() {
         assert_eq!(
             normalize_plain(" \u{202A}M-1001\u{202C} ").as_deref(),

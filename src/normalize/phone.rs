@@ -40,9 +40,6 @@ impl Country {
     /// numbering plan for.
     pub fn from_iso(iso: &str) -> Option<Country> {
         let code = iso.trim().to_ascii_uppercase();
-        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-            return None;
-        }
         if !REGIONS.contains(&code.as_str()) {
             return None;
         }
