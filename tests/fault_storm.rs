@@ -305,6 +305,11 @@ impl Storm {
             self.receipts.len(),
             "every receipt stored once"
         );
+        assert_eq!(
+            self.fake.receipt_reposts(),
+            Default::default(),
+            "receipts posted again after Engage's answer had arrived"
+        );
         let by_id: BTreeMap<&str, &str> = stored
             .iter()
             .map(|r| (r.unique_receipt_id.as_str(), r.contact_id.as_str()))
@@ -349,6 +354,38 @@ impl Storm {
              differing {differ:?}",
             missing.len(),
             extra.len()
+        );
+    }
+
+    /// A storm that converged is only evidence if the storm happened: a fault of each family
+    /// (an error status, a lost or cut answer, a slow answer) reached the jobs, and the outage
+    /// of every fifth round refused their connections.
+    fn assert_it_stormed(&self, rounds: usize, seed: u64) {
+        let mut families = [0usize; 3];
+        for r in self.fake.requests() {
+            match r.fault {
+                Some(FaultKind::Status429 { .. } | FaultKind::Status(_)) => families[0] += 1,
+                Some(
+                    FaultKind::DropBeforeResponse
+                    | FaultKind::ApplyThenDrop
+                    | FaultKind::TruncatedBody,
+                ) => families[1] += 1,
+                Some(FaultKind::Delay(_)) => families[2] += 1,
+                Some(FaultKind::EchoRequest(_)) | None => {}
+            }
+        }
+        assert!(
+            families.iter().all(|n| *n > 0),
+            "seed {seed}: faults by family (status, lost answer, slow) {families:?}"
+        );
+        assert_eq!(self.outages, rounds / 5, "seed {seed}: outages");
+        assert!(
+            self.exits
+                .values()
+                .flat_map(|codes| codes.keys())
+                .any(|code| *code != 0),
+            "seed {seed}: no job ever failed, so nothing was survived: {:?}",
+            self.exits
         );
     }
 
@@ -430,6 +467,7 @@ fn storm(rounds: usize, contacts: usize, probability: f64, what: &str) -> String
     s.settle_and_check();
     let report = s.report(what, rounds, seed, began.elapsed());
     println!("{report}");
+    s.assert_it_stormed(rounds, seed);
     report
 }
 

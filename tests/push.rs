@@ -158,6 +158,11 @@ fn assert_exactly_once(ws: &Workspace, fake: &FakeEngage, emails: &[String], rec
     }
     let stored = fake.receipts();
     assert_eq!(stored.len(), receipts, "every receipt stored");
+    assert_eq!(
+        fake.receipt_reposts(),
+        Default::default(),
+        "receipts posted again after Engage's answer had arrived"
+    );
     for r in &stored {
         assert!(fake.receipt_post_count(&r.unique_receipt_id) >= 1);
         assert_eq!(

@@ -340,6 +340,14 @@ impl FakeEngage {
         self.shared.store().receipt_post_count(unique_receipt_id)
     }
 
+    /// Receipts posted again after their 2xx answer had reached the client whole (no fault
+    /// cut or delayed it), with how many times: always empty for a client that posts each
+    /// receipt once. Retrying after a lost or cut answer is not counted; that is at-least-once
+    /// done right, and Engage ignores the duplicate.
+    pub fn receipt_reposts(&self) -> std::collections::HashMap<String, usize> {
+        self.shared.store().receipt_reposts()
+    }
+
     /// Every bulk write request that reached the handler.
     pub fn bulk_requests(&self) -> Vec<BulkRequestRecord> {
         self.shared.store().bulk_requests.clone()

@@ -542,10 +542,29 @@ async fn serve_conn(mut stream: TcpStream, shared: Arc<Shared>) {
         if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
             return;
         }
+        // Only an answer sent at once and whole: after a delay the client may have given up.
+        if decision.fault.is_none() && !decision.rate_limited && decision.latency.is_zero() {
+            confirm_if_receipt(&shared, &req, resp.status);
+        }
         if !keep_alive {
             let _ = stream.shutdown().await;
             return;
         }
+    }
+}
+
+/// Records that a receipt's 2xx answer went out whole (see `Store::confirm_receipt`).
+fn confirm_if_receipt(shared: &Shared, req: &Request, status: u16) {
+    let path = req.target.split('?').next().unwrap_or_default();
+    if req.method != "POST" || !path.to_ascii_lowercase().ends_with("/receipts") {
+        return;
+    }
+    if !(200..300).contains(&status) {
+        return;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    if let Some(id) = body.get("uniqueReceiptId").and_then(|v| v.as_str()) {
+        shared.store().confirm_receipt(id);
     }
 }
 

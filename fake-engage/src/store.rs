@@ -90,6 +90,10 @@ pub(crate) struct Store {
     receipts: Vec<StoredReceipt>,
     receipt_index: HashMap<String, usize>,
     receipt_posts: HashMap<String, usize>,
+    /// Receipts whose 2xx answer reached the client whole (see `confirm_receipt`).
+    receipts_confirmed: std::collections::HashSet<String>,
+    /// POSTs of a receipt after its 2xx answer had reached the client: never needed.
+    receipt_reposts: HashMap<String, usize>,
     creates_per_key: HashMap<String, usize>,
     pub(crate) bulk_requests: Vec<BulkRequestRecord>,
     clock: Option<DateTime<Utc>>,
@@ -113,6 +117,8 @@ impl Store {
             receipts: Vec::new(),
             receipt_index: HashMap::new(),
             receipt_posts: HashMap::new(),
+            receipts_confirmed: Default::default(),
+            receipt_reposts: HashMap::new(),
             creates_per_key: HashMap::new(),
             bulk_requests: Vec::new(),
             clock: None,
@@ -440,6 +446,22 @@ impl Store {
 
     pub(crate) fn count_receipt_post(&mut self, unique_id: &str) {
         *self.receipt_posts.entry(unique_id.to_string()).or_insert(0) += 1;
+        if self.receipts_confirmed.contains(unique_id) {
+            *self
+                .receipt_reposts
+                .entry(unique_id.to_string())
+                .or_insert(0) += 1;
+        }
+    }
+
+    /// The client has this receipt's 2xx answer, whole and undelayed: posting it again can
+    /// only be a bug.
+    pub(crate) fn confirm_receipt(&mut self, unique_id: &str) {
+        self.receipts_confirmed.insert(unique_id.to_string());
+    }
+
+    pub(crate) fn receipt_reposts(&self) -> HashMap<String, usize> {
+        self.receipt_reposts.clone()
     }
 
     pub(crate) fn receipt_post_count(&self, unique_id: &str) -> usize {
