@@ -405,3 +405,42 @@ fn a_slow_engage_does_not_hold_till_writes_off() {
     let renamed = ws.count("SELECT count(*) FROM contacts WHERE first_name = 'Ändrad'");
     assert_eq!(renamed, 5);
 }
+
+/// Keys mode on the API path: `full` and `changes` keep the keys and the contact type of what
+/// they fetch, never a name or another attribute, in any byte of the database files.
+#[test]
+fn keys_mode_keeps_no_names_of_contacts_pulled_from_the_api() {
+    let fake = seeded(5);
+    let first = fake.add_contact(json!({"email": "pulled@example.com",
+        "firstName": "Xenophilius", "lastName": "Quillfeather", "city": "Zanzibarville"}));
+    let ws = workspace_for(&fake, "");
+    let out = engage(&ws, &fake, &["full", "--mode", "keys", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(fake.update_contact(
+        &first,
+        json!({"firstName": "Yggdrasilia", "email": "pulled2@example.com"})
+    ));
+    let later = fake.add_contact(json!({"email": "later@example.com",
+        "firstName": "Wolfhardt", "lastName": "Vonderschmitt"}));
+    let out = engage(&ws, &fake, &["changes", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    for row in ws.contacts() {
+        assert_eq!(
+            (&row[8], &row[9], &row[10]),
+            (&None, &None, &None),
+            "names and attributes: {row:?}"
+        );
+    }
+    assert!(ws.contacts().iter().any(|r| r[0].as_deref() == Some(&later)));
+    for name in [
+        "Xenophilius",
+        "Quillfeather",
+        "Zanzibarville",
+        "Yggdrasilia",
+        "Wolfhardt",
+        "Vonderschmitt",
+    ] {
+        assert_eq!(holding(&ws, name), Vec::<String>::new(), "{name}");
+    }
+}
