@@ -311,3 +311,32 @@ fn run_log_records_success_and_failure() {
         .unwrap_or("")
         .contains("20260102100000_0_c.xml"));
 }
+
+/// Archived and quarantined export files hold personal data: the folders engage-sync creates
+/// for them are the owner's alone (0700), whatever the umask.
+#[test]
+fn archive_and_quarantine_folders_are_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    three_files(&ws);
+    ws.write_export("20260101100000_7_bad.xml", "<contacts><new>");
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        "inbox = \"inbox\"\narchive = \"data/archive\"\nquarantine = \"data/quarantine\"\n",
+    )
+    .expect("config");
+    let out = ws
+        .cmd()
+        .arg("delta")
+        .arg("--keep-going")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    for dir in ["data/archive", "data/quarantine"] {
+        let path = ws.path().join(dir);
+        let entries = std::fs::read_dir(&path).expect(dir).count();
+        assert!(entries > 0, "{dir} holds the files");
+        let mode = std::fs::metadata(&path).expect(dir).permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{dir}: {mode:o}");
+    }
+}
