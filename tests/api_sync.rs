@@ -432,7 +432,10 @@ fn keys_mode_keeps_no_names_of_contacts_pulled_from_the_api() {
             "names and attributes: {row:?}"
         );
     }
-    assert!(ws.contacts().iter().any(|r| r[0].as_deref() == Some(&later)));
+    assert!(ws
+        .contacts()
+        .iter()
+        .any(|r| r[0].as_deref() == Some(&later)));
     for name in [
         "Xenophilius",
         "Quillfeather",

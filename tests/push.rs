@@ -853,3 +853,29 @@ fn receipts_reach_engage_within_the_rate_limit_in_every_second() {
     // 260 posts at (1 s + 50 ms) / 50 apart take 5.4 s; allow for a slow debug build.
     assert!((5.0..9.0).contains(&took), "{took:.2} s");
 }
+
+/// Two pushes never run at once: while one is frozen with its items claimed, a second one
+/// exits 75 without sending a request, and the first then delivers everything exactly once.
+#[test]
+fn a_second_push_waits_for_the_first_and_sends_nothing() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let ws = workspace_for(&fake, "");
+    let emails = till_day(&ws);
+    let mut first = ws.std_cmd();
+    first
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .env_remove("ENGAGE_BASE_URL")
+        .arg("push-local");
+    let frozen = Frozen::start(first, "push.claimed");
+    let before = fake.requests().len();
+    let out = sync(&ws, &fake, &["push-local"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "the second push sent nothing"
+    );
+    frozen.finish("the first push");
+    push_until_done(&ws, &fake, 3);
+    assert_exactly_once(&ws, &fake, &emails, 5);
+}

@@ -9,11 +9,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use common::{export, guid, member, receipt, Workspace};
+use common::{export, guid, member, receipt, Frozen, Workspace};
 use fake_engage::{FakeConfig, FakeEngage};
 
 /// The job's config and the till's: the till's busy timeout is 1 ms.
@@ -72,60 +72,6 @@ fn assert_ok(out: &std::process::Output, what: &str) {
 
 fn ok(mut c: Command, what: &str) {
     assert_ok(&c.output().expect("run"), what);
-}
-
-/// The process state letter from /proc (`T` when stopped), or None once it is gone.
-fn state(child: &Child) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
-/// A job frozen at a failpoint, killed when dropped unless let go first.
-struct Frozen(Option<Child>);
-
-impl Frozen {
-    fn start(mut job: Command, failpoint: &str) -> Frozen {
-        job.env("ENGAGE_SYNC_FAILPOINT", failpoint)
-            .env("ENGAGE_SYNC_FAILPOINT_ACTION", "stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut frozen = Frozen(Some(job.spawn().expect("spawn job")));
-        let child = frozen.0.as_mut().expect("job");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("the job ended before {failpoint}: {status:?}");
-            }
-            if state(child) == Some('T') {
-                return frozen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the job never reached {failpoint}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Lets the job go on and requires it to succeed.
-    fn finish(mut self, what: &str) {
-        let child = self.0.take().expect("job");
-        let status = Command::new("kill")
-            .args(["-CONT", &child.id().to_string()])
-            .status()
-            .expect("kill -CONT");
-        assert!(status.success());
-        assert_ok(&child.wait_with_output().expect("wait"), what);
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Proof that the frozen job holds the replica's SQLite write lock.

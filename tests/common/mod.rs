@@ -276,3 +276,63 @@ pub fn table_rows(conn: &Connection, tables: &[&str]) -> Vec<String> {
     }
     out
 }
+
+/// The process state letter from /proc (`T` when stopped), or None once it is gone.
+fn state(child: &std::process::Child) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// A job frozen at a failpoint, killed when dropped unless let go first.
+pub struct Frozen(Option<std::process::Child>);
+
+impl Frozen {
+    pub fn start(mut job: std::process::Command, failpoint: &str) -> Frozen {
+        job.env("ENGAGE_SYNC_FAILPOINT", failpoint)
+            .env("ENGAGE_SYNC_FAILPOINT_ACTION", "stop")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut frozen = Frozen(Some(job.spawn().expect("spawn job")));
+        let child = frozen.0.as_mut().expect("job");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("the job ended before {failpoint}: {status:?}");
+            }
+            if state(child) == Some('T') {
+                return frozen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job never reached {failpoint}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the job go on and requires it to succeed.
+    pub fn finish(mut self, what: &str) {
+        let child = self.0.take().expect("job");
+        let status = std::process::Command::new("kill")
+            .args(["-CONT", &child.id().to_string()])
+            .status()
+            .expect("kill -CONT");
+        assert!(status.success());
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{what}: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
