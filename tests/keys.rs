@@ -58,6 +58,8 @@ const CASES: &[(&str, &str, Lookup, Till)] = &[
     ("NO", "412 34 567", Finds("+4741234567"), Stores("+4741234567")),
     ("NO", "0047 41234567", Finds("+4741234567"), Stores("+4741234567")),
     ("NO", "4741234567", Finds("+4741234567"), Stores("+4741234567")),
+    // Valid in Romania too (+40 235956), but a Norwegian till types eight digits.
+    ("NO", "402 35 956", Finds("+4740235956"), Stores("+4740235956")),
     ("DK", "20 12 34 56", Finds("+4520123456"), Stores("+4520123456")),
     ("DK", "+45 20-12-34-56", Finds("+4520123456"), Stores("+4520123456")),
     // Finland.
@@ -85,6 +87,8 @@ const CASES: &[(&str, &str, Lookup, Till)] = &[
     // Italy: the leading 0 of a landline is dialled after the country code.
     ("IT", "312 345 6789", Finds("+393123456789"), Stores("+393123456789")),
     ("IT", "+39 06 1234 5678", Finds("+390612345678"), Refuses("landline")),
+    // Italy's code first and valid both ways, in a country without a trunk prefix.
+    ("IT", "390935896", Refused, Refuses("can be read two ways")),
     // France, the Netherlands, Poland.
     ("FR", "06 12 34 56 78", Finds("+33612345678"), Stores("+33612345678")),
     ("FR", "+33 (0)6 12 34 56 78", Finds("+33612345678"), Stores("+33612345678")),

@@ -16,10 +16,10 @@
 //! after the country code (`+46 (0)70…`, `+46 070…`) is dropped where the plan says it is not
 //! dialled; digits without either are read as a national number of the default country *and*
 //! as digits that start with a country code (`46701234567`, as Engage's integration guide
-//! writes match keys): the valid reading wins. If both are valid and differ, North America
-//! reads them nationally, a country whose national numbers start with a trunk prefix reads
-//! them internationally (they were not written nationally), and elsewhere the number is
-//! ambiguous and refused.
+//! writes match keys): the valid reading wins. If both are valid and differ, digits that do
+//! not start with the default country's own code are national; digits that do are
+//! international where national numbers start with a trunk prefix (they were not written
+//! nationally), and ambiguous, so refused, elsewhere (see [`both_valid`]).
 
 use std::str::FromStr;
 
@@ -262,7 +262,7 @@ fn read(cleaned: &str, default: Country) -> Result<Reading, PhoneError> {
         .map(|n| Reading::of(&n, true))
         .filter(|r| r.valid);
     match (national, international) {
-        (Ok(n), Some(i)) if n.valid && n.e164 != i.e164 => match both_valid(default) {
+        (Ok(n), Some(i)) if n.valid && n.e164 != i.e164 => match both_valid(cleaned, default) {
             Prefer::National => Ok(n),
             Prefer::International => Ok(i),
             Prefer::Neither => Err(PhoneError::Ambiguous {
@@ -284,13 +284,19 @@ enum Prefer {
     Neither,
 }
 
-/// In North America ten digits are the national number (`2025550123` is not a number in
-/// Egypt, +20). Where national numbers are written with a trunk prefix (`070…` in Sweden,
-/// `0151…` in Germany), digits without it that start with a country code were not written
-/// nationally: `4915112345678` is +49 151…, though `+49 4915112345678` is valid too. Where
-/// numbers have no trunk prefix (Norway, Italy), both readings are as likely: refuse.
-fn both_valid(default: Country) -> Prefer {
-    if PHONE_NUMBER_UTIL.is_nanpa_country(default.region) {
+/// Digits that do not start with the default country's calling code are what a till in that
+/// country types: `402 35 956` in Norway is +47 40235956, though +40 235956 is valid in
+/// Romania, and `2025550123` in North America is not a number in Egypt (+20). Digits that do
+/// start with it are the country code without `+`, as Engage's integration guide writes match
+/// keys, where national numbers are written with a trunk prefix (`0151…` in Germany), so
+/// `4915112345678` is +49 151… though `+49 4915112345678` is valid too. Where national numbers
+/// have no trunk prefix (Italy: `390935896`), both readings are as likely: refuse.
+fn both_valid(digits: &str, default: Country) -> Prefer {
+    let code = PHONE_NUMBER_UTIL
+        .get_country_code_for_region(default.region)
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    if code.is_empty() || !digits.starts_with(&code) {
         Prefer::National
     } else if writes_trunk_prefix(default.region) {
         Prefer::International

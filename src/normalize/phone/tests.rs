@@ -272,7 +272,79 @@ fn a_doubled_country_code_is_undone_only_when_the_evidence_is_clear() {
     );
     // Valid as stored, another country's code, or no valid number inside: left alone.
     assert_eq!(undo_doubled_country_code("+46701234567", se), None);
+    // Valid as stored although +490711975 is valid in Germany: left alone.
+    assert_eq!(undo_doubled_country_code("+46490711975", se), None);
     assert_eq!(undo_doubled_country_code("+4746701234567", se), None);
     assert_eq!(undo_doubled_country_code("+461234567", se), None);
     assert_eq!(undo_doubled_country_code("call me", se), None);
+}
+
+/// Digits valid both as a national number and as an international one (see `both_valid`).
+#[test]
+fn digits_valid_two_ways_are_read_as_a_till_or_engage_writes_them() {
+    // A Norwegian till types eight digits; +40 235956 (Romania) is valid too.
+    assert_eq!(
+        phone_key("40235956", country("NO")).as_deref(),
+        Ok("+4740235956")
+    );
+    assert_eq!(
+        till_mobile("402 35 956", country("NO")).as_deref(),
+        Ok("+4740235956")
+    );
+    // Germany's own code first, as Engage writes match keys; +49 4915112345678 is valid too.
+    assert_eq!(
+        phone_key("4915112345678", country("DE")).as_deref(),
+        Ok("+4915112345678")
+    );
+    // Sweden: not Sweden's code first, so national (+49 0711975 is valid in Germany too).
+    assert_eq!(
+        phone_key("490711975", country("SE")).as_deref(),
+        Ok("+46490711975")
+    );
+    // Only international is valid: read so, in a country without a trunk prefix too.
+    assert_eq!(
+        phone_key("4741234567", country("NO")).as_deref(),
+        Ok("+4741234567")
+    );
+    // Italy's code first, and Italian numbers have no trunk prefix: refused.
+    assert!(matches!(
+        phone_key("390935896", country("IT")),
+        Err(PhoneError::Ambiguous { .. })
+    ));
+}
+
+#[test]
+fn national_fast_path_takes_only_plain_trunk_zero_numbers() {
+    let se = country("SE");
+    assert_eq!(
+        national_with_trunk_zero("0701234567", se).as_deref(),
+        Some("+46701234567")
+    );
+    assert_eq!(
+        national_with_trunk_zero("00701234567", se),
+        None,
+        "a second 0"
+    );
+    assert_eq!(national_with_trunk_zero("07012", se), None, "too short");
+    assert_eq!(
+        national_with_trunk_zero("0701234567890123", se),
+        None,
+        "too long"
+    );
+    assert_eq!(
+        national_with_trunk_zero("+46701234567", se),
+        None,
+        "international"
+    );
+    assert_eq!(
+        national_with_trunk_zero("701234567", se),
+        None,
+        "no trunk 0"
+    );
+    assert_eq!(
+        national_with_trunk_zero("041234567", country("NO")),
+        None,
+        "no trunk 0 in NO"
+    );
+    assert_eq!(format!("{se:?}"), "SE");
 }
