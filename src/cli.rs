@@ -69,7 +69,9 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Less log output (-q warnings only, -qq errors only); also hides progress
+    /// Less output: -q logs warnings only, and a job (init, delta, changes, full, purge,
+    /// push-local) that succeeded prints no summary (--json still prints); -qq logs errors only.
+    /// Also hides progress
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
 

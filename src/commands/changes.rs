@@ -77,7 +77,9 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
     if let Some(log) = run_log {
         log.close(replica.conn(), &result, &summary.counts)?;
     }
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(result.is_ok(), dry_run) {
+        print_summary(ctx, &summary)?;
+    }
     result.map(|()| ExitCode::Ok)
 }
 

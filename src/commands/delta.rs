@@ -105,7 +105,9 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         });
         run_log.close(replica.conn(), &result, &counts)?;
     }
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(result.is_ok(), summary.dry_run) {
+        print_summary(ctx, &summary)?;
+    }
     result.map(|()| ExitCode::Ok)
 }
 

@@ -188,7 +188,9 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.contacts_per_second = rate(summary.members, summary.elapsed_seconds);
     record_run(ctx, &summary)?;
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(true, false) {
+        print_summary(ctx, &summary)?;
+    }
     Ok(ExitCode::Ok)
 }
 
