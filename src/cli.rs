@@ -57,7 +57,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "ENGAGE_SYNC_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// The TOML config file [default: engage-sync.toml in the current directory, if present]
+    /// The TOML config file [default: the first that exists of ./engage-sync.toml,
+    /// $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml),
+    /// /etc/engage-sync/engage-sync.toml; else none]
     #[arg(long, global = true, env = "ENGAGE_SYNC_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 

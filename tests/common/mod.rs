@@ -50,6 +50,8 @@ impl Workspace {
             .env_remove("ENGAGE_SYNC_CONFIG")
             .env_remove("ENGAGE_SYNC_DEFAULT_COUNTRY")
             .env_remove("ENGAGE_SYNC_LOG_FORMAT")
+            // No config from the user's XDG folder (the workspace has no engage-sync/ in it).
+            .env("XDG_CONFIG_HOME", self.path())
             .arg("--db")
             .arg(self.db());
         cmd
