@@ -180,3 +180,36 @@ fn crontab_sets_path_and_staggers_the_writers() {
     assert_ne!(push, delta);
     assert_ne!(push, changes);
 }
+
+#[test]
+fn sysusers_snippet_creates_the_user_with_its_home_in_the_state_directory() {
+    let sysusers = Path::new("/usr/bin/systemd-sysusers");
+    if !sysusers.exists() {
+        println!(
+            "note: {} not found; sysusers snippet not checked",
+            sysusers.display()
+        );
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(root.path().join("etc")).expect("etc");
+    let snippet = examples().join("systemd/engage-sync.sysusers");
+    let out = Command::new(sysusers)
+        .arg(format!("--root={}", root.path().display()))
+        .arg(&snippet)
+        .output()
+        .expect("systemd-sysusers runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).expect("passwd");
+    let user: Vec<&str> = passwd
+        .lines()
+        .find(|l| l.starts_with("engage-sync:"))
+        .expect("user engage-sync")
+        .split(':')
+        .collect();
+    assert_eq!(user[5], "/var/lib/engage-sync", "home: the StateDirectory=");
+}
