@@ -52,6 +52,7 @@ fn duration_arg(value: &str) -> Result<std::time::Duration, String> {
 
 /// Options shared by every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The replica database file [default: `db` in the config file, else engage-sync.db]
     #[arg(long, global = true, env = "ENGAGE_SYNC_DB", value_name = "PATH")]
