@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SYSTEMD_ANALYZE: &str = "/usr/bin/systemd-analyze";
-const INSTALLED_BIN: &str = "/usr/local/bin/engage-sync";
+/// How the units start the binary: a plain name, which systemd (239 and later) looks up in
+/// /usr/local/bin, then /usr/bin, so the same units serve `cargo install --root /usr/local`
+/// and the .deb.
+const EXEC_START: &str = "ExecStart=engage-sync ";
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
@@ -45,12 +48,13 @@ fn systemd_units_pass_systemd_analyze_verify() {
         println!("note: {SYSTEMD_ANALYZE} not found; systemd units not verified");
         return;
     }
-    // The units name the installed binary; verify checks that it is executable, so point them
+    // verify checks that the binary is executable where systemd would find it: point the units
     // at the one cargo built.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
     for (name, text) in units() {
-        let text = text.replace(INSTALLED_BIN, env!("CARGO_BIN_EXE_engage-sync"));
+        let built = format!("ExecStart={} ", env!("CARGO_BIN_EXE_engage-sync"));
+        let text = text.replace(EXEC_START, &built);
         std::fs::write(dir.path().join(&name), text).expect("copy");
         files.push(name);
     }
@@ -122,8 +126,8 @@ fn assert_accepted(args: &[&str], origin: &str) {
 fn every_example_command_line_is_accepted() {
     let mut seen = 0;
     for (name, text) in units() {
-        for exec in values(&text, "ExecStart") {
-            if let Some(rest) = exec.strip_prefix(INSTALLED_BIN) {
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(EXEC_START) {
                 assert_accepted(&rest.split_whitespace().collect::<Vec<_>>(), &name);
                 seen += 1;
             }
