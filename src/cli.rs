@@ -52,12 +52,15 @@ fn duration_arg(value: &str) -> Result<std::time::Duration, String> {
 
 /// Options shared by every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The replica database file [default: `db` in the config file, else engage-sync.db]
     #[arg(long, global = true, env = "ENGAGE_SYNC_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// The TOML config file [default: engage-sync.toml in the current directory, if present]
+    /// The TOML config file [default: the first that exists of ./engage-sync.toml,
+    /// $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml),
+    /// /etc/engage-sync/engage-sync.toml; else none]
     #[arg(long, global = true, env = "ENGAGE_SYNC_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
@@ -69,7 +72,9 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Less log output (-q warnings only, -qq errors only); also hides progress
+    /// Less output: -q logs warnings only, and a job (init, delta, changes, full, purge,
+    /// push-local) that succeeded prints no summary (--json still prints); -qq logs errors only.
+    /// Also hides progress
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
 

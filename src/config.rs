@@ -11,6 +11,8 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+
+pub mod search;
 use crate::normalize::Country;
 
 /// The config file used when neither `--config` nor `ENGAGE_SYNC_CONFIG` names one.
@@ -230,22 +232,22 @@ pub struct LocalSettings {
     pub recheck_after: Duration,
 }
 
-/// Reads the config file: the named one (which must exist) or `engage-sync.toml` in the current
-/// directory if present. Returns the parsed file and the folder its relative paths are
-/// relative to.
+/// Reads the config file: the named one (which must exist), else the first that exists of
+/// [`search::candidates`] (the current directory, the XDG config folder, `/etc/engage-sync`),
+/// else none. Returns the parsed file and the folder its relative paths are relative to.
 pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, PathBuf)> {
-    let (path, required) = match explicit {
-        Some(p) => (p.to_path_buf(), true),
-        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    let (path, named_by) = match explicit {
+        Some(p) => (p.to_path_buf(), "check --config / ENGAGE_SYNC_CONFIG"),
+        None => match search::find() {
+            Some(found) => (found, "found by the config file search; fix its permissions, or name another file with --config"),
+            None => return Ok((FileConfig::default(), PathBuf::from("."))),
+        },
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            return Ok((FileConfig::default(), PathBuf::from(".")));
-        }
         Err(e) => {
             return Err(ConfigError(format!(
-                "cannot read config file {}: {e}; check --config / ENGAGE_SYNC_CONFIG",
+                "cannot read config file {}: {e}; {named_by}",
                 path.display()
             ))
             .into())

@@ -162,6 +162,18 @@ fn sqlite_code(err: &rusqlite::Error) -> ExitCode {
     }
 }
 
+/// True when the run was skipped because another run holds the lock: nothing failed and the
+/// next run catches up, so main prints it as a warning (still exit 75), not as an error that
+/// pages someone.
+pub fn is_lock_skip(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::lock::LockError>(),
+            Some(crate::lock::LockError::Held { .. })
+        )
+    })
+}
+
 /// True when the error is a broken pipe on stdout (`engage-sync lookup … | head`): a clean exit.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {

@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use engage_sync::cli::Cli;
-use engage_sync::error::{exit_code_for, hint_for, is_broken_pipe, ExitCode};
+use engage_sync::error::{exit_code_for, hint_for, is_broken_pipe, is_lock_skip, ExitCode};
 use engage_sync::printable::escape;
 
 fn main() -> std::process::ExitCode {
@@ -24,7 +24,12 @@ fn main() -> std::process::ExitCode {
         Err(err) if is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             // Escaped: an error may name a file, and file names come from outside.
-            eprintln!("engage-sync: error: {}", escape(&format!("{err:#}")));
+            let level = if is_lock_skip(&err) {
+                "warning"
+            } else {
+                "error"
+            };
+            eprintln!("engage-sync: {level}: {}", escape(&format!("{err:#}")));
             if let Some(hint) = hint_for(&err) {
                 eprintln!("engage-sync: {hint}");
             }

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+mod items;
+pub use items::ItemProgress;
+
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Progress of one run over a known number of bytes.

@@ -119,6 +119,7 @@ pub fn fetch_and_apply(
     pending: bool,
     counts: &mut ApplyCounts,
     mut actions: Option<&mut Vec<Action>>,
+    progress: Option<&crate::progress::ItemProgress>,
 ) -> anyhow::Result<Option<EngageError>> {
     let mut batch = Arrived::default();
     let mut first_error: Option<EngageError> = None;
@@ -130,6 +131,9 @@ pub fn fetch_and_apply(
     };
     let fetch = client.get_contacts(ids, |id, result| {
         let version = Utc::now().timestamp_millis();
+        if let Some(p) = progress {
+            p.inc(1);
+        }
         let row = match result {
             Ok(found) => {
                 let row = found.map(|contact| row_from_api(contact, shape));

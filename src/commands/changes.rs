@@ -16,6 +16,7 @@ use crate::config::parse_duration_setting;
 use crate::engage::{ChangeType, EngageClient};
 use crate::error::{ConfigError, ExitCode, UsageError};
 use crate::lock;
+use crate::progress::ItemProgress;
 use crate::replica::rekey::RekeyReport;
 use crate::replica::{set_cursor, ContactWriter, Replica, RunLog};
 use crate::time::now_rfc3339;
@@ -78,7 +79,9 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
     if let Some(log) = run_log {
         log.close(replica.conn(), &result, &summary.counts)?;
     }
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(result.is_ok(), dry_run) {
+        print_summary(ctx, &summary)?;
+    }
     result.map(|()| ExitCode::Ok)
 }
 
@@ -125,6 +128,8 @@ fn pull(
     let to = Utc::now();
     summary.from = from.to_rfc3339_opts(SecondsFormat::Millis, true);
     summary.to = to.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let progress = ItemProgress::start("changes", !ctx.json && ctx.verbosity >= 0);
+    progress.phase("listing changed contacts");
     let created = client.changes_all(ChangeType::Created, from, to)?;
     let updated = client.changes_all(ChangeType::Updated, from, to)?;
     let deleted = client.changes_all(ChangeType::Deleted, from, to)?;
@@ -133,6 +138,8 @@ fn pull(
     summary.updated_ids = updated.len() as u64;
     summary.deleted_ids = deleted.len() as u64;
     let fetch: BTreeSet<String> = created.into_iter().chain(updated).collect();
+    progress.set_total(fetch.len() as u64);
+    progress.phase("fetching contacts");
     let shape = RowShape {
         mode: replica.mode(),
         country: ctx.settings.default_country,
@@ -150,7 +157,9 @@ fn pull(
         false,
         &mut summary.counts,
         actions,
+        Some(&progress),
     )?;
+    drop(progress);
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
         // Deleted ids that were not fetched: tombstones. A fetched one was decided by its GET.

@@ -121,7 +121,9 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(result.is_ok(), summary.dry_run) {
+        print_summary(ctx, &summary)?;
+    }
     result.map(|()| ExitCode::Ok)
 }
 

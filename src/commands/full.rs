@@ -19,7 +19,7 @@ use crate::error::{ExitCode, UsageError};
 use crate::export_xml::{file_parser, ExportFileName, ImportError};
 use crate::import::{BulkLoader, FileReport, FileStatus, Importer};
 use crate::lock;
-use crate::progress::Progress;
+use crate::progress::{ItemProgress, Progress};
 use crate::replica::bulk::{BulkCounts, BulkState};
 use crate::replica::generation::{with_suffix, Layout};
 use crate::replica::rekey::RekeyReport;
@@ -189,7 +189,9 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.contacts_per_second = rate(summary.members, summary.elapsed_seconds);
     record_run(ctx, &summary)?;
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(true, false) {
+        print_summary(ctx, &summary)?;
+    }
     Ok(ExitCode::Ok)
 }
 
@@ -262,9 +264,11 @@ fn build_from_api(
     since: DateTime<Utc>,
     summary: &mut FullSummary,
 ) -> anyhow::Result<(i64, String)> {
+    let progress = ItemProgress::start("full", !ctx.json && ctx.verbosity >= 0);
     let listed_until = match build.meta(META_LISTED)? {
         Some(t) => t,
         None => {
+            progress.phase("listing contacts");
             let to = Utc::now();
             let created = client.changes_all(ChangeType::Created, since, to)?;
             let updated = client.changes_all(ChangeType::Updated, since, to)?;
@@ -276,8 +280,8 @@ fn build_from_api(
             t
         }
     };
-    let total = build.pending_count()?.max(0) as u64;
-    let progress = Progress::new("full", total, !ctx.json && ctx.verbosity >= 0);
+    progress.set_total(build.pending_count()?.max(0) as u64);
+    progress.phase("fetching contacts");
     let shape = RowShape {
         mode: build.mode(),
         country: ctx.settings.default_country,
@@ -297,10 +301,9 @@ fn build_from_api(
             true,
             &mut counts,
             None,
+            Some(&progress),
         );
         crate::failpoint::hit("full.api_batch");
-        progress.inc_bytes(counts.fetched);
-        progress.inc_contacts(counts.fetched);
         summary.members += counts.fetched;
         let stop = match result {
             Ok(None) => None,
@@ -311,14 +314,14 @@ fn build_from_api(
             Err(e) => Some(e),
         };
         if let Some(e) = stop {
-            progress.finish();
+            drop(progress);
             return Err(e.context(
                 "the full build stopped; the current replica is unchanged and still in service. \
                  Run the same command again to resume the build",
             ));
         }
     }
-    progress.finish();
+    drop(progress);
     let started = build
         .meta(META_STARTED)?
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())

@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<ExitCode> {
     };
     if ctx.json {
         print_json(&summary)?;
-    } else {
+    } else if ctx.prints_summary(true, args.write.dry_run) {
         print_lines([format!(
             "replica {}: {} (mode {})",
             summary.db, summary.action, summary.mode

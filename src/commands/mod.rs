@@ -34,6 +34,15 @@ pub struct Ctx {
     pub verbosity: i8,
 }
 
+impl Ctx {
+    /// Whether a job prints its human summary. Under `-q` a run that succeeded prints nothing,
+    /// so cron mails only runs that need a look; a failed run keeps its summary, and `--json`
+    /// and `--dry-run` reports are always printed (they were asked for).
+    pub(crate) fn prints_summary(&self, succeeded: bool, dry_run: bool) -> bool {
+        self.json || dry_run || self.verbosity >= 0 || !succeeded
+    }
+}
+
 /// Runs the parsed command line; returns the exit code for a run that did not fail.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (file, base) = config::load_file(cli.global.config.as_deref())?;

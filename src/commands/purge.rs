@@ -100,7 +100,9 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     result?;
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(true, summary.dry_run) {
+        print_summary(ctx, &summary)?;
+    }
     Ok(ExitCode::Ok)
 }
 

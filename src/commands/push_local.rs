@@ -67,7 +67,9 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
         Ok(false) => tracing::debug!("a reader kept the till store's WAL from being truncated"),
         Err(e) => tracing::warn!("cannot truncate the till store's WAL: {e:#}"),
     }
-    print_summary(ctx, &summary)?;
+    if ctx.prints_summary(result.is_ok(), false) {
+        print_summary(ctx, &summary)?;
+    }
     result.map(|()| ExitCode::Ok)
 }
 

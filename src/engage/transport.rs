@@ -167,6 +167,28 @@ enum Failure {
     Final(EngageError),
 }
 
+/// `250 ms`, `1.5 s`: a retry's wait, for people.
+fn readable(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+impl Failure {
+    /// What went wrong, for the retry warning: a status, or the transport error's chain (which
+    /// [`error_chain`] keeps free of the URL and its query).
+    fn describe(&self) -> String {
+        match self {
+            Failure::Status { status, .. } => format!("HTTP {status}"),
+            Failure::Connect(cause) => format!("cannot connect: {cause}"),
+            Failure::AfterSend(cause) => format!("no answer: {cause}"),
+            Failure::Final(e) => e.to_string(),
+        }
+    }
+}
+
 /// The shared state behind a client: one HTTP connection pool, limiter and semaphore.
 #[derive(Debug)]
 pub(crate) struct Transport {
@@ -235,7 +257,13 @@ impl Transport {
             if self.deadline.is_some_and(|d| Instant::now() + delay >= d) {
                 return Err(EngageError::Deadline { request: name });
             }
-            tracing::debug!(request = %name, attempt, delay_ms = delay.as_millis() as u64, "engage retry");
+            // A warning, so that a run waiting on retries (up to minutes) says so, even under -q.
+            tracing::warn!(
+                "Engage request {name} failed ({}); retry {attempt} of {} in {}",
+                failure.describe(),
+                self.policy.max_retries,
+                readable(delay)
+            );
             tokio::time::sleep(delay).await;
         }
     }

@@ -53,6 +53,8 @@ impl Workspace {
             // Tests write export files and import them at once (tests/files_and_databases.rs
             // checks the minimum age itself).
             .env("ENGAGE_SYNC_INBOX_MIN_AGE", "0s")
+            // No config from the user's XDG folder (the workspace has no engage-sync/ in it).
+            .env("XDG_CONFIG_HOME", self.path())
             .arg("--db")
             .arg(self.db());
         cmd
