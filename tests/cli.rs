@@ -71,7 +71,14 @@ fn configuration_errors_exit_78_and_name_the_problem() {
 fn the_bundled_fixtures_import_as_the_readme_shows() {
     let ws = Workspace::new();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/exports");
-    let out = ws.cmd().arg("delta").arg(&fixtures).output().expect("runs");
+    // As the README's command: --min-age 0s takes files however recently checked out.
+    let out = ws
+        .cmd()
+        .env_remove("ENGAGE_SYNC_INBOX_MIN_AGE")
+        .args(["delta", "--min-age", "0s"])
+        .arg(&fixtures)
+        .output()
+        .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
     let text = stdout_of(&out);
     assert!(text.contains("3 files applied"), "{text}");
