@@ -348,3 +348,18 @@ fn national_fast_path_takes_only_plain_trunk_zero_numbers() {
     );
     assert_eq!(format!("{se:?}"), "SE");
 }
+
+#[test]
+fn unknown_international_numbers_need_the_length_of_one() {
+    let se = country("SE");
+    assert_eq!(phone_key("+", se), Err(PhoneError::Unreadable("no digits")));
+    assert_eq!(
+        phone_key("+46 1234", se),
+        Err(PhoneError::Unreadable("too few digits"))
+    );
+    assert_eq!(phone_key("+46 12345", se).as_deref(), Ok("+4612345"));
+    assert_eq!(
+        phone_key("+46 1234 5678 9012 34", se),
+        Err(PhoneError::Unreadable("more than 15 digits"))
+    );
+}
