@@ -379,9 +379,12 @@ fn bulk_create_status_and_limits() {
 
     let new_ids: Vec<Value> = vec![r[0]["contactId"].clone(), r[3]["contactId"].clone()];
     let from = (Utc::now() - CDuration::minutes(1)).format("%Y-%m-%d %H:%M:%S%.3f");
+    // toDate is exclusive and defaults to now: a create in this very millisecond would be
+    // left out, so the window ends a minute ahead.
+    let to = (Utc::now() + CDuration::minutes(1)).format("%Y-%m-%d %H:%M:%S%.3f");
     let feed = c
         .get(&format!(
-            "/api/v3/contacts/changes?changeType=Created&fromDate={from}"
+            "/api/v3/contacts/changes?changeType=Created&fromDate={from}&toDate={to}"
         ))
         .json();
     for id in &new_ids {
