@@ -33,10 +33,17 @@ mkdir -p "$OUT/data"
 "$GEN" --out "$OUT/data/update" --updates "$UPDATES" --deletes "$DELETES" --per-file 10000 \
     --timestamp 20260102000000 --update-of-range "0..$CONTACTS" 2>/dev/null
 
-# Instructions of one `delta` of a folder, all threads.
+# Files just generated must not wait for the inbox's minimum age (older binaries ignore this).
+export ENGAGE_SYNC_INBOX_MIN_AGE=0s
+
+# Instructions of one `delta` of a folder, all threads; fails unless it read contacts (a run
+# that skipped every file would look very cheap).
 instructions() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" --db "$2" -q delta "$3" 2>&1 \
-        | awk '/Collected :/ {print $NF}'
+    local log="$2.$(basename "$3").log"
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" --db "$2" --json delta "$3" \
+        >"$log" 2>&1
+    grep -Eq '"members": [1-9]' "$log" || { echo "bench: $1 read no contact from $3:" >&2; tail -n 20 "$log" >&2; exit 1; }
+    awk '/Collected :/ {print $NF}' "$log"
 }
 
 printf '%-5s %-8s %15s %15s %8s\n' mode step base new change | tee "$OUT/results.txt"
