@@ -90,6 +90,7 @@ struct Storm {
     next: usize,
     /// Exit codes of every job run during the storm, by command.
     exits: BTreeMap<String, BTreeMap<i32, usize>>,
+    /// Outage rounds in which `changes` failed and no request reached the fake.
     outages: usize,
 }
 
@@ -140,7 +141,8 @@ impl Storm {
     }
 
     /// A job under the storm: success, or a temporary failure the next run retries.
-    fn job(&mut self, args: &[&str]) {
+    /// Runs a job once in the storm; returns its exit code.
+    fn job(&mut self, args: &[&str]) -> i32 {
         let out = self.run(args);
         let code = out.status.code().expect("exited");
         assert!(
@@ -154,6 +156,7 @@ impl Storm {
             .or_default()
             .entry(code)
             .or_default() += 1;
+        code
     }
 
     /// Runs a job until it exits 0, waiting between runs (items sent without an answer are
@@ -278,12 +281,17 @@ impl Storm {
         let outage = round % 5 == 4;
         if outage {
             self.fake.refuse_connections(true).expect("refuse");
-            self.outages += 1;
         }
+        let requests_before = self.fake.requests().len();
         self.job(&["push-local", "--deadline", "20s"]);
-        self.job(&["changes", "--deadline", "20s"]);
+        let changes = self.job(&["changes", "--deadline", "20s"]);
         if outage {
             self.fake.refuse_connections(false).expect("listen");
+            // Evidence, not a schedule: `changes` always asks Engage, and it failed without a
+            // request reaching the fake (an injected fault would have been recorded as one).
+            if changes != 0 && self.fake.requests().len() == requests_before {
+                self.outages += 1;
+            }
         }
     }
 
@@ -378,7 +386,11 @@ impl Storm {
             families.iter().all(|n| *n > 0),
             "seed {seed}: faults by family (status, lost answer, slow) {families:?}"
         );
-        assert_eq!(self.outages, rounds / 5, "seed {seed}: outages");
+        assert_eq!(
+            self.outages,
+            rounds / 5,
+            "seed {seed}: outages in which Engage was unreachable for the jobs"
+        );
         assert!(
             self.exits
                 .values()
