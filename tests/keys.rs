@@ -301,8 +301,26 @@ fn an_export_keeps_what_it_cannot_read_as_sent_and_counts_it() {
             Some("12".to_string()),
         ]
     );
+    // The human summary says it too.
+    ws.write_export(
+        "20260102000000_1_odd.xml",
+        &export(
+            &[format!(
+                "<member><contactId>{}</contactId><mobilePhone>ring me</mobilePhone></member>",
+                guid(9)
+            )],
+            &[],
+            &[],
+        ),
+    );
     let human = ws.cmd().arg("delta").output().expect("delta again");
-    assert!(human.status.success());
+    assert!(human.status.success(), "{}", stderr_of(&human));
+    assert!(
+        stdout_of(&human)
+            .contains("mobile numbers kept as Engage sent them (not readable as phone numbers): 1"),
+        "{}",
+        stdout_of(&human)
+    );
 }
 
 /// A replica written by the build before schemas 5 and 6: the keys it stored for numbers Engage sent
