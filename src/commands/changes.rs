@@ -66,12 +66,14 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
     let client = engage_client(ctx, args.deadline.map(|d| started + d))?;
     let dry_run = args.write.dry_run;
+    // Before the run is recorded, so that a failure here leaves no run open.
+    let rekey = super::rekey(&mut replica, s, dry_run)?;
     let run_log = (!dry_run)
         .then(|| RunLog::start(replica.conn(), "changes", &now_rfc3339()))
         .transpose()?;
     let mut summary = ChangesSummary {
         dry_run,
-        rekey: super::rekey(&mut replica, s, dry_run)?,
+        rekey,
         ..ChangesSummary::default()
     };
     let result = pull(ctx, &client, &mut replica, since, dry_run, &mut summary);

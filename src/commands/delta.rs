@@ -82,6 +82,8 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "delta", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    // Before the run is recorded, so that a failure here leaves no run open.
+    let rekey = super::rekey(&mut replica, s, args.write.dry_run)?;
     let run_log = if args.write.dry_run {
         None
     } else {
@@ -90,7 +92,7 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     };
     let mut summary = DeltaSummary {
         dry_run: args.write.dry_run,
-        rekey: super::rekey(&mut replica, s, args.write.dry_run)?,
+        rekey,
         ..DeltaSummary::default()
     };
     let result = match source {
