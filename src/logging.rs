@@ -1,4 +1,5 @@
-//! Log setup: tracing to stderr, text or JSON, level from -v/-q (RUST_LOG overrides).
+//! Log setup: tracing to stderr, text or JSON, level from -v/-q (`ENGAGE_SYNC_LOG`, a tracing
+//! filter such as `engage_sync=debug`, overrides them).
 //! Nothing logged may hold personal data unmasked (see `mask`).
 
 use std::io::IsTerminal;
