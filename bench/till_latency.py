@@ -43,7 +43,7 @@ SEED_MEMBER_BASE = 10_000_000  # fake-engage's seeded contact n has member numbe
 
 
 def receipt(unique, contact, number):
-    """A receipt as Engage wants it (ENGAGE-API.md 6.1; tests/common/mod.rs `receipt`)."""
+    """A receipt as Engage wants it (docs/engage-api.md 6.1; tests/common/mod.rs `receipt`)."""
     created = datetime.datetime.now().astimezone().replace(microsecond=0).isoformat()
     return {
         "contact": contact,

@@ -1,4 +1,4 @@
-//! Configuration: the TOML file, merged under flags and environment (SPEC §8: flags >
+//! Configuration: the TOML file, merged under flags and environment (docs/contract.md §8: flags >
 //! environment > config file > defaults). Clap already folds flags and environment together
 //! (every flag names its `ENGAGE_SYNC_*` variable), so this module only has to put the file
 //! underneath and apply the defaults. `engage-sync.toml.example` documents every key.
@@ -20,7 +20,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "engage-sync.toml";
 /// The replica used when neither flag, environment nor config names one.
 pub const DEFAULT_DB_FILE: &str = "engage-sync.db";
 
-/// How much of a contact the replica keeps (SPEC §3).
+/// How much of a contact the replica keeps (docs/contract.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -101,7 +101,7 @@ pub struct FileConfig {
 }
 
 /// `[local]`: contacts and receipts registered at the till while Engage may be unreachable
-/// (SPEC §6). `engage-sync.toml.example` explains every key.
+/// (docs/contract.md §6). `engage-sync.toml.example` explains every key.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalFileConfig {
@@ -122,7 +122,8 @@ pub struct LocalFileConfig {
     pub bulk_poll_interval: Option<String>,
     /// How long one run polls a batch before leaving it to the next run, e.g. "15m".
     pub bulk_poll_timeout: Option<String>,
-    /// How long after sending a bulk write with no answer its contacts are checked by key, e.g. "10m".
+    /// How long after sending a bulk write with no answer its contacts are checked by key, e.g.
+    /// "10m".
     pub recheck_after: Option<String>,
 }
 

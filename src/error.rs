@@ -1,4 +1,5 @@
-//! Exit codes (SPEC §8, sysexits) and the one function that turns an error chain into one.
+//! Exit codes (docs/contract.md §8, sysexits) and the one function that turns an error chain into
+//! one.
 //!
 //! Errors are typed where the caller (or the exit code) depends on what went wrong; everything
 //! else travels as `anyhow::Error` with context. [`exit_code_for`] walks the whole chain, so a

@@ -1,4 +1,4 @@
-//! One writer at a time (SPEC §8): an OS advisory lock on a file beside the database.
+//! One writer at a time (docs/contract.md §8): an OS advisory lock on a file beside the database.
 //!
 //! The lock is the kernel's (`flock` on Unix, via `std::fs::File::try_lock`), so it is released
 //! when the process dies, however it dies: a crashed cron run never leaves a stale lock behind.

@@ -1,5 +1,5 @@
-//! Masking of personal data in logs and errors (SPEC §8): enough left to recognise a value when
-//! support compares it with the till, not enough to identify the person.
+//! Masking of personal data in logs and errors (docs/contract.md §8): enough left to recognise a
+//! value when support compares it with the till, not enough to identify the person.
 
 /// `anna@example.com` → `a***@example.com`.
 pub fn email(value: &str) -> String {

@@ -1,7 +1,7 @@
-//! Escaping of control characters in human output (SPEC §8): file names and contact values come
-//! from outside (export files, the SFTP server, the till), and a raw newline, carriage return,
-//! escape sequence or bidi override in one could forge a line of `status` ("OK: all good") or
-//! rewrite the terminal. Every human line (`commands::print_lines`), error message (`main`) and
+//! Escaping of control characters in human output (docs/contract.md §8): file names and contact
+//! values come from outside (export files, the SFTP server, the till), and a raw newline, carriage
+//! return, escape sequence or bidi override in one could forge a line of `status` ("OK: all good")
+//! or rewrite the terminal. Every human line (`commands::print_lines`), error message (`main`) and
 //! text log line (`logging`) passes through [`escape`]; JSON output is escaped by JSON itself.
 
 use std::borrow::Cow;

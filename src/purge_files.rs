@@ -1,5 +1,5 @@
-//! The files `purge` deletes (SPEC §7), besides the rows in the databases: export files in
-//! every archive, quarantine and inbox folder the replica has used, and what an interrupted
+//! The files `purge` deletes (docs/contract.md §7), besides the rows in the databases: export files
+//! in every archive, quarantine and inbox folder the replica has used, and what an interrupted
 //! `full` left behind (its build and stale generations). Each is a [`Location`] in the purge
 //! summary, so an auditor sees the whole scope, including what holds nothing to purge.
 //!

@@ -1,6 +1,6 @@
-//! Hostile input: a corpus of bad export files, receipts and command-line values, each run
-//! through the real binary against a replica that holds contacts, tombstones, a ledger and both
-//! outboxes. Every input must end with its documented exit code (SPEC §8) and a message that
+//! Hostile input: a corpus of bad export files, receipts and command-line values, each run through
+//! the real binary against a replica that holds contacts, tombstones, a ledger and both outboxes.
+//! Every input must end with its documented exit code (docs/contract.md §8) and a message that
 //! names what is wrong and where, and must change nothing: the `contacts` view, the ledger,
 //! tombstones, the outboxes and the key sequence are compared before and after.
 //!

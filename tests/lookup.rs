@@ -1,4 +1,4 @@
-//! `lookup` by every key, with the normalisation of SPEC §3.
+//! `lookup` by every key, with the normalisation of docs/contract.md §3.
 
 mod common;
 

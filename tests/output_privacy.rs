@@ -1,6 +1,6 @@
-//! No log line, error message or `--json` output of any command shows an unmasked e-mail,
-//! phone number or personal identity number (SPEC §8). `lookup`'s stdout is the one place that
-//! shows a contact's data: that is what the till asked for.
+//! No log line, error message or `--json` output of any command shows an unmasked e-mail, phone
+//! number or personal identity number (docs/contract.md §8). `lookup`'s stdout is the one place
+//! that shows a contact's data: that is what the till asked for.
 
 mod common;
 

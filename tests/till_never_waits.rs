@@ -1,7 +1,7 @@
-//! Checkout never waits on a sync (SPEC §3): with a sync job frozen (SIGSTOP at a failpoint)
-//! while it holds the replica's write lock — inside a first bulk `delta`, an ordinary
-//! `delta`, a `full` swap, a `changes` batch and a `purge` — `contact add`, `contact update`
-//! and `receipt add` all succeed, and `lookup` finds what they wrote.
+//! Checkout never waits on a sync (docs/contract.md §3): with a sync job frozen (SIGSTOP at a
+//! failpoint) while it holds the replica's write lock — inside a first bulk `delta`, an ordinary
+//! `delta`, a `full` swap, a `changes` batch and a `purge` — `contact add`, `contact update` and
+//! `receipt add` all succeed, and `lookup` finds what they wrote.
 //!
 //! No timing is asserted: the till commands run with `busy_timeout = "1ms"`, so a till write
 //! that needed the replica's write lock would fail (exit 75) instead of succeeding late. Each

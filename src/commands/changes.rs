@@ -1,4 +1,4 @@
-//! `engage-sync changes`: the bulk-read-changes pull (SPEC §5).
+//! `engage-sync changes`: the bulk-read-changes pull (docs/contract.md §5).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! `engage-sync contact add` and `contact update`: contacts registered or changed at the till,
-//! offline (SPEC §2, §6).
+//! offline (docs/contract.md §2, §6).
 //!
 //! These run at checkout, so they never take the writer lock (a sync may hold it for minutes):
 //! each run is one short IMMEDIATE SQLite transaction, which the busy timeout serialises with

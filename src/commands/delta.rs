@@ -1,5 +1,5 @@
-//! `engage-sync delta`: import contact-export XML files (SPEC §4), from the inbox or the
-//! paths given, or fetched from Engage's SFTP server into the inbox first ([`crate::sftp`]).
+//! `engage-sync delta`: import contact-export XML files (docs/contract.md §4), from the inbox or
+//! the paths given, or fetched from Engage's SFTP server into the inbox first ([`crate::sftp`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

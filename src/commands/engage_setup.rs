@@ -1,4 +1,4 @@
-//! Building the run's Engage client from the merged settings (SPEC §5).
+//! Building the run's Engage client from the merged settings (docs/contract.md §5).
 
 use std::time::Instant;
 

@@ -1,4 +1,5 @@
-//! `engage-sync full --from-xml PATH...`: build a complete replica and swap it in (SPEC §2).
+//! `engage-sync full --from-xml PATH...`: build a complete replica and swap it in (docs/contract.md
+//! §2).
 
 use std::path::PathBuf;
 use std::time::Instant;

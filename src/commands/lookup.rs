@@ -8,7 +8,7 @@ use crate::error::{ExitCode, UsageError};
 use crate::mask;
 use crate::replica::{ContactView, LookupKey, Replica};
 
-/// What a POS should put in the receipt's `contact` (ENGAGE-API.md §6.1).
+/// What a POS should put in the receipt's `contact` (docs/engage-api.md §6.1).
 #[derive(Debug, Serialize)]
 struct Match<'a> {
     /// `contactId` when Engage knows the contact; `localKey` for a contact registered at the

@@ -1,4 +1,4 @@
-//! `engage-sync purge --older-than 30d`: GDPR hygiene (SPEC §7).
+//! `engage-sync purge --older-than 30d`: GDPR hygiene (docs/contract.md §7).
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
-//! `engage-sync push-local`: delivers the outboxes to Engage (SPEC §2, §6). The logic is in
-//! [`crate::outbox::push`]; this module takes the push lock, builds the client, records the
+//! `engage-sync push-local`: delivers the outboxes to Engage (docs/contract.md §2, §6). The logic
+//! is in [`crate::outbox::push`]; this module takes the push lock, builds the client, records the
 //! run and prints the summary.
 //!
 //! The lock is `<db>.push.lock`, not the writer lock: a push may take long (receipts go one

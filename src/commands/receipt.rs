@@ -1,5 +1,5 @@
 //! `engage-sync receipt add [FILE|-]`: buffers finalized purchases for `push-local`
-//! (SPEC §2, §6). Like the contact commands, it runs at checkout: one short IMMEDIATE
+//! (docs/contract.md §2, §6). Like the contact commands, it runs at checkout: one short IMMEDIATE
 //! transaction, no writer lock; all receipts of the input are buffered, or none.
 
 use std::collections::HashMap;

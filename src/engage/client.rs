@@ -24,14 +24,14 @@ use super::models::{
 };
 use super::transport::{encode, Call, Replay, Reply, Transport};
 
-/// Engage's cap on contacts per bulk write (ENGAGE-API.md §3).
+/// Engage's cap on contacts per bulk write (docs/engage-api.md §3).
 pub const BULK_MAX: usize = 4000;
 
 /// The smallest changes window [`EngageClient::changes_all`] splits down to before giving up.
 pub const MIN_CHANGES_WINDOW: TimeDelta = TimeDelta::seconds(1);
 
 /// Formats a changes-feed bound as `YYYY-MM-DD HH:MM:SS.fff` in UTC. Engage's example has no
-/// offset and its time zone is unconfirmed (ENGAGE-API.md §4 [U]); we assume UTC, the zone
+/// offset and its time zone is unconfirmed (docs/engage-api.md §4 [U]); we assume UTC, the zone
 /// the replica stores its cursor in. Sub-millisecond parts are truncated, so two windows
 /// split at the same instant share the same bound text.
 pub fn format_feed_time(t: DateTime<Utc>) -> String {
@@ -190,7 +190,7 @@ impl EngageClient {
     }
 
     /// `POST /contacts/bulk` with 1..=4000 flat contacts; returns the batch id. Store it before
-    /// polling (SPEC §5). Not repeated once it may have reached Engage.
+    /// polling (docs/contract.md §5). Not repeated once it may have reached Engage.
     pub fn bulk_create(
         &self,
         contacts: &[Value],

@@ -1,4 +1,4 @@
-//! Settings of the Engage client: base URL, API key, limits and timeouts (SPEC §5).
+//! Settings of the Engage client: base URL, API key, limits and timeouts (docs/contract.md §5).
 //!
 //! Invariants enforced here, before any request is made:
 //! - the API key never appears in `Debug`, `Display`, logs or error messages ([`ApiKey`]);
@@ -59,7 +59,7 @@ impl std::fmt::Display for ApiKey {
 }
 
 /// Which Engage API version the contact, changes, bulk and receipt calls use. `count` and the
-/// bulk status poll exist under v2 only (ENGAGE-API.md §2.1, §3) and always use v2.
+/// bulk status poll exist under v2 only (docs/engage-api.md §2.1, §3) and always use v2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApiVersion {
@@ -148,8 +148,8 @@ impl EngageConfig {
     }
 
     /// As [`EngageConfig::from_sources`], reading the environment through `env` (for tests).
-    /// Precedence follows SPEC §8 (flags > environment > config file); an empty value counts
-    /// as unset.
+    /// Precedence follows docs/contract.md §8 (flags > environment > config file); an empty value
+    /// counts as unset.
     ///
     /// - base URL: `sources.base_url` > `ENGAGE_BASE_URL` > `sources.file_base_url`;
     /// - key: `sources.api_key` > `sources.api_key_file` > `ENGAGE_API_KEY` >

@@ -1,4 +1,4 @@
-//! The Engage client's typed errors and their exit codes (SPEC §8).
+//! The Engage client's typed errors and their exit codes (docs/contract.md §8).
 //!
 //! Invariants: no message contains the API key; every message names the request by method and
 //! path with personal data in the path and query masked ([`RequestName`]); a response body is
@@ -148,7 +148,7 @@ pub enum EngageError {
     },
     /// A request that must not be repeated blindly (creates, bulk writes, receipts) may have
     /// reached Engage, but no answer came back (75). The caller must check before repeating
-    /// (ENGAGE-API.md §7): look the contact up by key; re-post a receipt with the same
+    /// (docs/engage-api.md §7): look the contact up by key; re-post a receipt with the same
     /// `uniqueReceiptId`, which Engage ignores as a duplicate.
     #[error("{request} may or may not have reached Engage ({cause}); not repeated blindly: check Engage before sending it again")]
     OutcomeUnknown {
@@ -296,7 +296,7 @@ pub(crate) fn error_for_status(
 
 /// `errorCode` and `message` of a JSON error body, for deciding (MultipleMatches, duplicate),
 /// never for showing: show [`error_digest`]. Engage's error schema is unconfirmed
-/// (ENGAGE-API.md §7 [U]), so a few spellings are tried (ASP.NET's `Message`, problem
+/// (docs/engage-api.md §7 [U]), so a few spellings are tried (ASP.NET's `Message`, problem
 /// details' `title`/`detail`).
 pub(crate) fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(body) else {
@@ -344,12 +344,12 @@ const CORRELATION_KEYS: [&str; 7] = [
 /// Cap of a digest, in characters.
 const DIGEST_LIMIT: usize = 300;
 
-/// What of an Engage error body may be stored and shown (SPEC §8): Engage's error code, the
-/// names of the fields it objects to, a correlation id, and the body's size; never the body
+/// What of an Engage error body may be stored and shown (docs/contract.md §8): Engage's error code,
+/// the names of the fields it objects to, a correlation id, and the body's size; never the body
 /// itself, its messages or any value in it (a body may echo the submitted contact, or, from a
 /// misbehaving proxy, the request's headers with the API key). The one function behind every
-/// rejection reason in the outbox, `status`, `--json` and the logs. Capped in length; only
-/// plain identifier characters get through, so no value and no control character can.
+/// rejection reason in the outbox, `status`, `--json` and the logs. Capped in length; only plain
+/// identifier characters get through, so no value and no control character can.
 pub fn error_digest(body: &[u8]) -> String {
     let text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if text.iter().all(u8::is_ascii_whitespace) {

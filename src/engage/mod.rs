@@ -1,16 +1,16 @@
-//! The Voyado Engage HTTP client (SPEC §5, ENGAGE-API.md).
+//! The Voyado Engage HTTP client (docs/contract.md §5, docs/engage-api.md).
 //!
 //! One [`EngageClient`] per run, built from an [`EngageConfig`]. It sends the headers Engage
 //! requires on every request (`apikey`, `User-Agent: engage-sync/<version>`,
 //! `Content-Type: application/json`, `Accept`), spaces requests to the configured rate with a
 //! bounded number in flight, retries what is safe to retry with backoff and jitter, never
 //! repeats a write that may have reached Engage, and stops at the run's deadline. Failures are
-//! [`EngageError`]s, each with its exit code (SPEC §8).
+//! [`EngageError`]s, each with its exit code (docs/contract.md §8).
 //!
 //! Personal data and the key stay out of logs: each request is logged at debug level with its
 //! method, masked path, status, time and attempt number, never with a body.
 //!
-//! Where Engage's real behaviour is unconfirmed (ENGAGE-API.md [U]), the parsers in
+//! Where Engage's real behaviour is unconfirmed (docs/engage-api.md [U]), the parsers in
 //! [`models`] accept each plausible shape; each such choice is documented where it is made.
 
 mod client;

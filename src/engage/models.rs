@@ -1,13 +1,13 @@
 //! What the Engage API answers, as engage-sync reads it.
 //!
 //! Engage adds response fields without notice and leaves several shapes unconfirmed
-//! (ENGAGE-API.md §2.2, §3, §4, §6 marked [U]), so every parser here is tolerant: it accepts each
-//! plausible shape, ignores unknown fields, and keeps the raw JSON where the shape is unknown.
-//! Contact ids are always lower-cased (SPEC §3: GUIDs compare case-insensitively).
+//! (docs/engage-api.md §2.2, §3, §4, §6 marked [U]), so every parser here is tolerant: it accepts
+//! each plausible shape, ignores unknown fields, and keeps the raw JSON where the shape is unknown.
+//! Contact ids are always lower-cased (docs/contract.md §3: GUIDs compare case-insensitively).
 
 use serde_json::{Map, Value};
 
-/// The change types of the bulk-read-changes feed, one per call (ENGAGE-API.md §4).
+/// The change types of the bulk-read-changes feed, one per call (docs/engage-api.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeType {
     /// Contacts created in the window.
@@ -35,7 +35,7 @@ impl std::fmt::Display for ChangeType {
     }
 }
 
-/// The lookup keys of `GET /contacts/id` (ENGAGE-API.md §2.1).
+/// The lookup keys of `GET /contacts/id` (docs/engage-api.md §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
     /// `email`.
@@ -85,7 +85,7 @@ pub struct ApiContact {
     /// The contact id, lower-cased.
     pub id: String,
     /// `contactType`, read from the top level or from `attributes` (placement unconfirmed,
-    /// ENGAGE-API.md §2.2 [U]; the top level wins when both are present).
+    /// docs/engage-api.md §2.2 [U]; the top level wins when both are present).
     pub contact_type: Option<String>,
     /// The tenant-specific attributes as sent (`contactType` stays in here if Engage put it
     /// here).
@@ -136,7 +136,7 @@ fn take_object(o: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
     }
 }
 
-/// Optional query parameters of a bulk write (ENGAGE-API.md §3).
+/// Optional query parameters of a bulk write (docs/engage-api.md §3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BulkOptions {
     /// `contactType`; Engage defaults to the tenant's default type.
@@ -145,7 +145,7 @@ pub struct BulkOptions {
     pub avoid_triggering_export: bool,
 }
 
-/// Optional parameters of a single contact create (ENGAGE-API.md §2.3): query parameters in
+/// Optional parameters of a single contact create (docs/engage-api.md §2.3): query parameters in
 /// v3, headers in v2.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateOptions {
@@ -170,14 +170,14 @@ pub enum CreateOutcome {
         contact: Option<ApiContact>,
     },
     /// Engage answered 409: a contact with that key exists (its id when Engage named it).
-    /// The 409 shape is unconfirmed (ENGAGE-API.md §11).
+    /// The 409 shape is unconfirmed (docs/engage-api.md §11).
     AlreadyExists {
         /// The existing contact's id, when the answer held one.
         contact_id: Option<String>,
     },
 }
 
-/// Where a bulk batch is. Engage's status shape is unconfirmed (ENGAGE-API.md §3 [U]); the
+/// Where a bulk batch is. Engage's status shape is unconfirmed (docs/engage-api.md §3 [U]); the
 /// words are matched case-insensitively and anything unknown is kept as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BulkState {
@@ -283,7 +283,7 @@ fn str_field(o: &Map<String, Value>, names: &[&str]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// What posting a receipt did. Receipts are idempotent by `uniqueReceiptId` (ENGAGE-API.md
+/// What posting a receipt did. Receipts are idempotent by `uniqueReceiptId` (docs/engage-api.md
 /// §6.1), so `Duplicate` is a success for the caller: the receipt is in Engage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptOutcome {

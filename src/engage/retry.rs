@@ -2,7 +2,7 @@
 //!
 //! Full jitter (a uniform wait between zero and the exponential ceiling) spreads the retries
 //! of concurrent requests apart, so a struggling Engage is not hit by a synchronised wave.
-//! Engage's retry policy asks clients to back off in rising steps (ENGAGE-API.md §7); the
+//! Engage's retry policy asks clients to back off in rising steps (docs/engage-api.md §7); the
 //! defaults (1 s doubling to a 60 s cap, 6 retries) wait about a minute in all at worst, which
 //! suits a cron job that runs again later anyway.
 

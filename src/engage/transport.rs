@@ -9,7 +9,7 @@
 //!   to the time left);
 //! - a request whose replay is [`Replay::Unsafe`] is repeated only when Engage certainly did
 //!   not process it (connect failure, 429); otherwise the caller gets
-//!   [`EngageError::OutcomeUnknown`] (ENGAGE-API.md §7: check with a GET before re-posting).
+//!   [`EngageError::OutcomeUnknown`] (docs/engage-api.md §7: check with a GET before re-posting).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -93,7 +93,7 @@ impl Call {
     }
 
     /// Method and path with personal values masked, in the query and in the path: the one
-    /// place a request is named for logs and errors (SPEC §8).
+    /// place a request is named for logs and errors (docs/contract.md §8).
     pub(crate) fn name(&self) -> RequestName {
         RequestName {
             method: method_name(&self.method),

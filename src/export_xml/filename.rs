@@ -1,4 +1,4 @@
-//! Export file names: `[YYYYMMDDHHmmss]_[filenumber]_[name].xml` (SPEC §4).
+//! Export file names: `[YYYYMMDDHHmmss]_[filenumber]_[name].xml` (docs/contract.md §4).
 
 use chrono::{NaiveDateTime, TimeZone};
 

@@ -1,4 +1,4 @@
-//! Streaming parser for Engage's contact-export XML (SPEC §4, ENGAGE-API.md §5.2).
+//! Streaming parser for Engage's contact-export XML (docs/contract.md §4, docs/engage-api.md §5.2).
 //!
 //! It yields one [`Member`] at a time and keeps nothing else, so memory does not grow with the
 //! file (a file of up to [`WHOLE_DOCUMENT_MAX`] bytes may be read whole and parsed in memory,

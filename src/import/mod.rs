@@ -1,5 +1,5 @@
-//! Applying one export file to the replica: the parser's members through the version rule,
-//! in one transaction with the file's ledger row (SPEC §4), and [`Importer`], which applies
+//! Applying one export file to the replica: the parser's members through the version rule, in one
+//! transaction with the file's ledger row (docs/contract.md §4), and [`Importer`], which applies
 //! several files per transaction.
 
 use std::collections::BTreeMap;

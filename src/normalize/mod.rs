@@ -1,6 +1,6 @@
-//! Normalisation of lookup keys (SPEC §3). Import, API pulls, lookup, the till and receipts'
-//! match keys use the same functions, so a key written one way at the till finds the contact
-//! stored from Engage another way: the same person is always the same key.
+//! Normalisation of lookup keys (docs/contract.md §3). Import, API pulls, lookup, the till and
+//! receipts' match keys use the same functions, so a key written one way at the till finds the
+//! contact stored from Engage another way: the same person is always the same key.
 
 mod email;
 mod phone;

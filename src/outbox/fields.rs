@@ -11,7 +11,7 @@ use crate::mask;
 use crate::normalize::{till_email, till_mobile, Country};
 
 /// Attributes that identify a contact when Engage creates it; a new contact needs one
-/// (ENGAGE-API.md §2.3: the tenant key must be present).
+/// (docs/engage-api.md §2.3: the tenant key must be present).
 pub const CREATE_KEYS: [&str; 4] = ["email", "mobilePhone", "externalId", "socialSecurityNumber"];
 
 /// Names engage-sync manages itself and never takes from input.

@@ -1,5 +1,5 @@
-//! The offline outboxes (SPEC §6): contacts and receipts registered at the till while Engage
-//! may be unreachable, and `push-local`, which delivers them once, never twice, dropping
+//! The offline outboxes (docs/contract.md §6): contacts and receipts registered at the till while
+//! Engage may be unreachable, and `push-local`, which delivers them once, never twice, dropping
 //! nothing.
 //!
 //! - [`fields`]: contact fields as given at the till, validated and normalised.
@@ -34,7 +34,7 @@ pub mod till;
 
 use crate::error::{Coded, ExitCode};
 
-/// What the outbox commands refuse, each with its exit code (SPEC §8).
+/// What the outbox commands refuse, each with its exit code (docs/contract.md §8).
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     /// A field of a contact or receipt is missing or wrong (65).

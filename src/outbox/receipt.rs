@@ -1,4 +1,4 @@
-//! Receipts as `receipt add` takes them: Engage's receipt JSON (ENGAGE-API.md §6.1), checked
+//! Receipts as `receipt add` takes them: Engage's receipt JSON (docs/engage-api.md §6.1), checked
 //! for the fields Engage requires, with the contact named by a key or given as data.
 //!
 //! `createdDate` must carry its UTC offset and is kept exactly as given: Engage wants the
@@ -103,7 +103,7 @@ fn invalid(item: &str, field: &str, problem: &str) -> OutboxError {
     }
 }
 
-/// The required fields of ENGAGE-API.md §6.1, besides `contact` and `uniqueReceiptId`, each
+/// The required fields of docs/engage-api.md §6.1, besides `contact` and `uniqueReceiptId`, each
 /// of its JSON type: text is a string, an amount a number; nothing is coerced (a string
 /// `"200"` where a number belongs is refused, as is a number where text belongs).
 fn check_fields(o: &Map<String, Value>, item: &str) -> Result<(), OutboxError> {

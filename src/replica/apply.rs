@@ -1,4 +1,4 @@
-//! Applying contact changes with the version rule (SPEC §3): an older version never
+//! Applying contact changes with the version rule (docs/contract.md §3): an older version never
 //! overwrites a newer one, and a tombstone keeps an older upsert from resurrecting a contact.
 //! Equal versions apply, so within one file the later entry wins.
 

@@ -1,6 +1,6 @@
 //! The local folders this replica has put export files in (archive, quarantine) or staged
 //! them in (the inbox), recorded when a run uses them, so that `purge` covers every one of
-//! them whatever the flags and config of the purge run itself (SPEC §7).
+//! them whatever the flags and config of the purge run itself (docs/contract.md §7).
 
 use std::path::{Path, PathBuf};
 

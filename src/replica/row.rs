@@ -7,7 +7,7 @@ use crate::config::Mode;
 use crate::normalize::{normalize_email, normalize_plain, phone_key, Country};
 
 /// The contact type the XML export implies when a member carries none: Engage exports only
-/// Members (ENGAGE-API.md §5.2).
+/// Members (docs/engage-api.md §5.2).
 pub const DEFAULT_CONTACT_TYPE: &str = "Member";
 
 /// One contact's columns. `attributes` and the names are `None` in keys mode.

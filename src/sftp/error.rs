@@ -1,6 +1,6 @@
-//! What can go wrong fetching from the SFTP server, each with its exit code (SPEC §8): an
-//! unreachable server 69, a dropped or stalled connection 75, a refused login or host key 77,
-//! a wrong setting 78. Messages name the server and the file, and never a password.
+//! What can go wrong fetching from the SFTP server, each with its exit code (docs/contract.md §8):
+//! an unreachable server 69, a dropped or stalled connection 75, a refused login or host key 77, a
+//! wrong setting 78. Messages name the server and the file, and never a password.
 
 use crate::error::{Coded, ExitCode};
 

@@ -1,4 +1,4 @@
-//! `delta` straight from Engage's SFTP server (ENGAGE-API.md §5.1): list the export folder,
+//! `delta` straight from Engage's SFTP server (docs/engage-api.md §5.1): list the export folder,
 //! download the files the replica has not applied into the local inbox, and, once a file is
 //! applied, delete it on the server or move it to a remote archive folder (if configured).
 //!

@@ -114,7 +114,7 @@ pub fn decide(
                 Decision::AlreadyApplied
             };
         }
-        // Same name, other size: downloaded, so the import refuses it loudly (SPEC §4).
+        // Same name, other size: downloaded, so the import refuses it loudly (docs/contract.md §4).
     }
     if let Some(copy) = local.quarantined {
         if copy.is_none_or(|size| size == file.size) {

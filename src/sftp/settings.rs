@@ -18,7 +18,7 @@ pub const ENV_PASSWORD: &str = "ENGAGE_SYNC_SFTP_PASSWORD";
 /// Environment variable holding the passphrase of `private_key_file`.
 pub const ENV_PASSPHRASE: &str = "ENGAGE_SYNC_SFTP_PASSPHRASE";
 
-/// Engage's export folder, relative to the SFTP login folder (ENGAGE-API.md §5.2).
+/// Engage's export folder, relative to the SFTP login folder (docs/engage-api.md §5.2).
 const DEFAULT_REMOTE_DIR: &str = "integration/customerExport";
 
 /// `[sftp]` as written in the config file. Every key is optional; `host` switches SFTP on.
@@ -269,8 +269,9 @@ fn after_import(file: &SftpFileConfig) -> Result<AfterImport, ConfigError> {
     }
 }
 
-/// Checks a fingerprint (pinned, or from `--trust-host-key`): `SHA256:` and 43 characters of unpadded base64, as
-/// `ssh-keygen -l` and the refusal message print it. A trailing `=` is tolerated.
+/// Checks a fingerprint (pinned, or from `--trust-host-key`): `SHA256:` and 43 characters of
+/// unpadded base64, as `ssh-keygen -l` and the refusal message print it. A trailing `=` is
+/// tolerated.
 pub fn parse_fingerprint(value: &str) -> Result<String, String> {
     let v = value.trim();
     let Some(b64) = v.strip_prefix("SHA256:") else {

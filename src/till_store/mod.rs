@@ -1,5 +1,5 @@
 //! The till store: what the till writes, in a SQLite file of its own beside the replica
-//! (`<db>.till`), so that checkout never waits for engage-sync (SPEC §3, §6).
+//! (`<db>.till`), so that checkout never waits for engage-sync (docs/contract.md §3, §6).
 //!
 //! A sync job (`delta`, `full`, `changes`, `purge` of the replica) may hold the replica's
 //! SQLite write lock for seconds. The till commands (`contact add`, `contact update`,

@@ -1,7 +1,7 @@
 //! Contacts: bulk creates and updates, batch polling, and the checks that keep a contact from
 //! being created twice.
 //!
-//! Engage's bulk write is unconfirmed in several ways (ENGAGE-API.md §3 [U]): the answer is
+//! Engage's bulk write is unconfirmed in several ways (docs/engage-api.md §3 [U]): the answer is
 //! read as a batch id; the status may report per-contact rows (matched by `index`, else by
 //! position, else by key) or none at all (then each created contact is looked up by key, and
 //! an update of a completed batch counts as delivered); a row whose word is unknown is checked

@@ -236,7 +236,7 @@ impl Pusher<'_> {
 }
 
 /// The `GET /contacts/id` parameter for a key attribute. `customKey` is memberNumber or
-/// externalId, whichever the tenant configured (ENGAGE-API.md §2.1).
+/// externalId, whichever the tenant configured (docs/engage-api.md §2.1).
 fn lookup_param(attribute: &str) -> Option<KeyType> {
     match attribute {
         "email" => Some(KeyType::Email),

@@ -1,6 +1,6 @@
-//! Receipts: each tagged with the best key at push time (SPEC §6), then posted concurrently
-//! within the rate limit. A receipt is idempotent in Engage by `uniqueReceiptId`, so one whose
-//! answer was lost is simply posted again: Engage ignores it if it arrived.
+//! Receipts: each tagged with the best key at push time (docs/contract.md §6), then posted
+//! concurrently within the rate limit. A receipt is idempotent in Engage by `uniqueReceiptId`, so
+//! one whose answer was lost is simply posted again: Engage ignores it if it arrived.
 
 use std::ops::ControlFlow;
 

@@ -1,4 +1,4 @@
--- engage-sync replica schema, version 3: the offline outboxes (SPEC §6).
+-- engage-sync replica schema, version 3: the offline outboxes (docs/contract.md §6).
 -- Contacts and receipts registered at the till wait here until `push-local` delivers them.
 -- Item states: pending (to send), in_flight (claimed or sent, outcome not yet recorded),
 -- delivered (Engage has it), rejected (Engage refused it; `reason` says why), dropped (not

@@ -1,9 +1,9 @@
--- engage-sync till store, version 1 (SPEC §3, §6): what the till writes, in a SQLite file of
--- its own beside the replica (`<db>.till`), so that a till write never waits for a sync job,
--- which holds the replica's write lock for as long as it needs. Written only by the till
--- commands (`contact add`, `contact update`, `receipt add`), by `push-local` and by `purge`,
--- always in short transactions. Applied by src/till_store/schema.rs inside one transaction;
--- PRAGMA user_version records it.
+-- engage-sync till store, version 1 (docs/contract.md §3, §6): what the till writes, in a SQLite
+-- file of its own beside the replica (`<db>.till`), so that a till write never waits for a sync
+-- job, which holds the replica's write lock for as long as it needs. Written only by the till
+-- commands (`contact add`, `contact update`, `receipt add`), by `push-local` and by `purge`, always
+-- in short transactions. Applied by src/till_store/schema.rs inside one transaction; PRAGMA
+-- user_version records it.
 --
 -- Table names differ from the replica's wherever readers see both files at once (the
 -- `contacts` view, src/till_store/contacts_view.sql): `till_contact` and `local_key_link`
