@@ -13,6 +13,7 @@ mod lookup;
 mod purge;
 mod push_local;
 mod receipt;
+pub mod replica_guard;
 mod status;
 
 use std::io::Write;
@@ -45,7 +46,8 @@ impl Ctx {
 
 /// Runs the parsed command line; returns the exit code for a run that did not fail.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (file, base) = config::load_file(cli.global.config.as_deref())?;
+    let config::LoadedFile { file, base, source } =
+        config::load_file(cli.global.config.as_deref())?;
     let verbosity = cli.global.verbose as i8 - cli.global.quiet as i8;
     crate::logging::init(
         cli.global
@@ -65,10 +67,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             overrides.archive = a.archive.clone();
             overrides.quarantine = a.quarantine.clone();
             overrides.inbox_min_age = a.min_age;
+            overrides.create_replica = a.create.create_replica;
         }
         Command::Full(a) => overrides.mode = a.mode,
-        Command::Changes(_) => {}
-        Command::Lookup(_) | Command::Status(_) | Command::Purge(_) => {}
+        Command::Changes(a) => overrides.create_replica = a.create.create_replica,
+        Command::Purge(a) => overrides.create_replica = a.create.create_replica,
+        Command::Lookup(_) | Command::Status(_) => {}
         Command::Contact(_) | Command::Receipt(_) | Command::PushLocal(_) => {}
     }
     let ctx = Ctx {
@@ -76,6 +80,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         json: cli.global.json,
         verbosity,
     };
+    let db_from = match (&overrides.db, &file.db) {
+        (Some(_), _) => replica_guard::DbFrom::Override,
+        (None, Some(_)) => replica_guard::DbFrom::ConfigFile,
+        (None, None) => replica_guard::DbFrom::Default,
+    };
+    replica_guard::check(&cli.command, &ctx.settings, db_from, &source)?;
     let job = job_name(&cli.command);
     let result = match cli.command {
         Command::Init(a) => init::run(&ctx, &a),
