@@ -134,10 +134,28 @@ pub(crate) fn rekey(
         .with_context(|| format!("cannot re-normalise the stored keys of the replica {db}"))
 }
 
-/// Writes one JSON document and a newline to stdout.
+/// The version of every `--json` document (its top-level `"schema"` field; docs/json.md).
+/// Raised only when a field is removed, renamed or changes type or meaning; new fields may
+/// appear within a version, so readers must ignore keys they do not know.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// A command's JSON document with the schema version as its first field.
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    schema: u32,
+    #[serde(flatten)]
+    document: &'a T,
+}
+
+/// Writes one JSON document (with `"schema"`, [`JSON_SCHEMA`]) and a newline to stdout. The
+/// one way `--json` output is printed, so every command's document is versioned.
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let value = Versioned {
+        schema: JSON_SCHEMA,
+        document: value,
+    };
     // Serialise first, so a closed pipe surfaces as an io::Error (a clean exit in main).
-    let text = serde_json::to_string_pretty(value)?;
+    let text = serde_json::to_string_pretty(&value)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")?;
     Ok(())
