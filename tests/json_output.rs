@@ -198,6 +198,90 @@ fn till_commands() {
     assert_json_snapshot!("push_local_dry_run", doc, { ".elapsed_seconds" => "[seconds]" });
 }
 
+#[test]
+fn dry_runs() {
+    let ws = Workspace::new();
+    let doc = json(&ws, &["init", "--dry-run"], 0);
+    assert_json_snapshot!("init_dry_run", doc, { ".db" => ws_path!(ws) });
+    ws.init();
+    let exports = fixtures().join("exports");
+    let out = ws
+        .cmd()
+        .args(["--json", "delta", "--dry-run"])
+        .arg(&exports)
+        .output()
+        .expect("runs");
+    assert_json_snapshot!("delta_dry_run", json_of(out, 0), {
+        ".elapsed_seconds" => "[seconds]",
+        ".contacts_per_second" => "[rate]",
+    });
+    let out = ws
+        .cmd()
+        .args(["--json", "full", "--dry-run", "--from-xml"])
+        .arg(&exports)
+        .output()
+        .expect("runs");
+    assert_json_snapshot!("full_dry_run", json_of(out, 0), {
+        ".elapsed_seconds" => "[seconds]",
+        ".contacts_per_second" => "[rate]",
+    });
+}
+
+/// Optional parts of the documents: a gap and a quarantined file in `status`, several
+/// contacts under one key in `lookup`, a receipt that registers its customer.
+#[test]
+fn optional_parts() {
+    let ws = imported();
+    // Two contacts Engage holds with one e-mail address; file 1 of the set is missing.
+    let same = |n: u32| {
+        format!(
+            "<member><contactId>{}</contactId><email>shared@example.com</email>\
+             <firstName>Twin{n}</firstName></member>",
+            guid(100 + n)
+        )
+    };
+    ws.write_export(
+        "20261201080000_0_customers.xml",
+        &export(&[same(1), same(2)], &[], &[]),
+    );
+    ws.write_export("20261201080000_2_customers.xml", &export(&[], &[], &[]));
+    ws.write_export("20261201080000_3_customers.xml", "<contacts>");
+    let out = ws
+        .cmd()
+        .args(["-q", "delta", "--keep-going"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    let doc = json(&ws, &["lookup", "--email", "Shared@Example.com"], 0);
+    assert_json_snapshot!("lookup_several", doc, {
+        ".contact.updated_at" => "[time]",
+        ".other_matches[].contact.updated_at" => "[time]",
+    });
+    let mut receipt = receipt(
+        "0600-20261201-7",
+        serde_json::json!({"email": "walkin@example.com", "firstName": "Walk"}),
+    );
+    receipt["storeExternalId"] = "0600".into();
+    let path = ws.path().join("walkin.json");
+    std::fs::write(&path, receipt.to_string()).expect("receipt");
+    let doc = json(&ws, &["receipt", "add", path.to_str().expect("utf-8")], 0);
+    assert_json_snapshot!("receipt_add_registers", doc);
+    let doc = json(&ws, &["status"], 0);
+    assert_json_snapshot!("status_gaps_quarantine", doc, {
+        ".db" => ws_path!(ws),
+        ".till_store" => ws_path!(ws),
+        ".**.started_at" => "[time]",
+        ".**.finished_at" => "[time]",
+        ".**.applied_at" => "[time]",
+        ".**.quarantined_at" => "[time]",
+        ".**.oldest_queued_at" => "[time]",
+        ".quarantined[].moved_to" => ws_path!(ws),
+        ".outbox.oldest_undelivered_queued_at" => "[time]",
+        ".last_sync_age_seconds" => "[seconds]",
+        ".**.error" => ws_path!(ws),
+    });
+}
+
 /// A workspace whose config points at `fake`, with test-sized waits, its replica made by
 /// `init`.
 fn workspace_for(fake: &FakeEngage) -> Workspace {
@@ -244,6 +328,15 @@ fn api_commands() {
         ".replica" => ws_path!(ws),
     });
     fake.add_contact(serde_json::json!({"email": "new@example.com", "firstName": "Ny"}));
+    let doc = api_json(&ws, &fake, &["changes", "--dry-run"], 0);
+    assert_json_snapshot!("changes_dry_run", doc, {
+        ".elapsed_seconds" => "[seconds]",
+        ".from" => "[time]",
+        ".to" => "[time]",
+        // Fetched concurrently: applied in the order the answers came.
+        ".actions" => insta::sorted_redaction(),
+        ".actions[].contact_id" => "[engage id]",
+    });
     let doc = api_json(&ws, &fake, &["changes"], 0);
     assert_json_snapshot!("changes", doc, {
         ".elapsed_seconds" => "[seconds]",
