@@ -233,6 +233,17 @@ fn asked_by_flag_env_or_config_delta_creates_the_replica() {
 }
 
 #[test]
+fn a_full_from_the_api_without_engage_settings_leaves_nothing_behind() {
+    let f = Folder::new();
+    let before = f.tree();
+    let out = f.run(&["full"]);
+    let err = common::stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("no Engage base URL"), "{err}");
+    assert_eq!(f.tree(), before, "full left files behind: {err}");
+}
+
+#[test]
 fn init_and_the_initial_full_create_the_replica_without_being_asked() {
     let f = Folder::new();
     let out = f.run(&["init"]);

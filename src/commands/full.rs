@@ -93,6 +93,12 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         }
         return dry_run(ctx, &files, started);
     }
+    // An API build checks Engage's settings before anything is created: without them (the
+    // wrong folder or config) it leaves no lock file, build or replica behind.
+    let mut api_client = match files.is_empty() {
+        true => Some(engage_client(ctx, deadline)?),
+        false => None,
+    };
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "full", args.write.wait)?;
     let layout = Layout::new(&s.db);
@@ -155,7 +161,9 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         (snapshot, ms_to_rfc3339(snapshot))
     } else {
         let since = parse_since_arg(args.since.as_deref())?;
-        let client = engage_client(ctx, deadline)?;
+        let client = api_client
+            .take()
+            .context("an API build without an Engage client")?;
         build_from_api(ctx, &client, &mut build, since, &mut summary)?
     };
     build.set_meta(META_SNAPSHOT, &snapshot.to_string())?;
