@@ -158,7 +158,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__changes)
-            opts="-v -q -h -V --since --deadline --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --since --deadline --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -170,6 +170,10 @@ _engage__sync() {
                     ;;
                 --deadline)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --create-replica)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --db)
@@ -434,7 +438,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__delta)
-            opts="-v -q -h -V --keep-going --archive --quarantine --min-age --from --trust-host-key --deadline --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --keep-going --archive --quarantine --min-age --from --trust-host-key --deadline --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -462,6 +466,10 @@ _engage__sync() {
                     ;;
                 --deadline)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --create-replica)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --db)
@@ -836,7 +844,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__purge)
-            opts="-v -q -h -V --older-than --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --older-than --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -844,6 +852,10 @@ _engage__sync() {
             case "${prev}" in
                 --older-than)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --create-replica)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --db)

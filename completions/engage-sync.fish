@@ -66,6 +66,8 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l from -
 local\t'The inbox folder or the PATHs given'"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l trust-host-key -d 'Trust the SFTP server\'s host key with this fingerprint (SHA256:…, as printed when an unknown or changed key is refused), after checking it with the Voyado team; it is recorded in `[sftp] known_hosts` (a changed key replaces the old entry)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l deadline -d 'Stop after this long (e.g. 10m): no connection, retry or download starts later; files downloaded completely are still imported, the rest is left for the next run (exit 75)' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l create-replica -d 'Create the replica (and its till store) when there is none at the --db path; without it (or `create_replica = true` in the config file) the command refuses (exit 78) and creates nothing, so a run in the wrong folder leaves no stray replica. `init` and `full` create without it; till commands and push-local never create one' -r -f -a "true\t''
+false\t''"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l db -d 'The replica database file [default: `db` in the config file, else engage-sync.db]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
@@ -99,6 +101,8 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -s h -l he
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -s V -l version -d 'Print version'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l since -d 'Read changes from this time instead of the stored cursor (e.g. 2026-11-01, "2026-11-01 08:00:00", 2026-11-01T08:00:00+01:00; no offset means UTC)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l deadline -d 'Stop after this long (e.g. 10m): no request starts later; the cursor stays where it was' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l create-replica -d 'Create the replica (and its till store) when there is none at the --db path; without it (or `create_replica = true` in the config file) the command refuses (exit 78) and creates nothing, so a run in the wrong folder leaves no stray replica. `init` and `full` create without it; till commands and push-local never create one' -r -f -a "true\t''
+false\t''"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l db -d 'The replica database file [default: `db` in the config file, else engage-sync.db]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
@@ -142,6 +146,8 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -s q -l 
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -s V -l version -d 'Print version'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l older-than -d 'Purge what is older than this (e.g. 30d, 12h, 2w)' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l create-replica -d 'Create the replica (and its till store) when there is none at the --db path; without it (or `create_replica = true` in the config file) the command refuses (exit 78) and creates nothing, so a run in the wrong folder leaves no stray replica. `init` and `full` create without it; till commands and push-local never create one' -r -f -a "true\t''
+false\t''"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l db -d 'The replica database file [default: `db` in the config file, else engage-sync.db]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'

@@ -104,10 +104,13 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create the replica and its till store, or migrate them to this version's schema
     ///
-    /// The sync commands (delta, full, changes, purge) create the replica on first use as
-    /// well; the till commands (contact, receipt) and push-local never do, so a till command
-    /// run in the wrong folder fails instead of registering contacts no push would ever send.
-    /// `init` lets you choose the mode explicitly and check that the files can be created. The
+    /// Run it once before the first `delta` or `changes`: they, `purge`, the till commands
+    /// (contact, receipt) and push-local refuse to create a replica (exit 78, nothing written),
+    /// so a command run in the wrong folder fails instead of making a stray replica that
+    /// registers contacts no push would ever send. `delta`, `changes` and `purge` create one
+    /// only with --create-replica (or `create_replica = true` in the config file); `full`, the
+    /// initial download, creates one when there is none. `init` also lets you choose the mode
+    /// and checks that the files can be created. The
     /// till store (`<db>.till`) holds what the till writes: contacts registered or changed at
     /// the till, and the outboxes. A replica made by an earlier engage-sync moves its outboxes
     /// and till contacts there when it is first opened for writing (crash-safe: run again
@@ -425,6 +428,10 @@ pub struct PurgeArgs {
     #[arg(long, value_name = "AGE", value_parser = duration_arg)]
     pub older_than: std::time::Duration,
 
+    /// Whether a missing replica may be created.
+    #[command(flatten)]
+    pub create: CreateArgs,
+
     /// Options of every writing command.
     #[command(flatten)]
     pub write: WriteArgs,
@@ -441,6 +448,25 @@ pub struct InitArgs {
     /// Options of every writing command.
     #[command(flatten)]
     pub write: WriteArgs,
+}
+
+/// `--create-replica` (delta, changes, purge).
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Create the replica (and its till store) when there is none at the --db path; without
+    /// it (or `create_replica = true` in the config file) the command refuses (exit 78) and
+    /// creates nothing, so a run in the wrong folder leaves no stray replica. `init` and
+    /// `full` create without it; till commands and push-local never create one
+    #[arg(
+        long,
+        env = "ENGAGE_SYNC_CREATE_REPLICA",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub create_replica: Option<bool>,
 }
 
 /// Options of every command that writes.
@@ -505,6 +531,10 @@ pub struct DeltaArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub deadline: Option<std::time::Duration>,
 
+    /// Whether a missing replica may be created.
+    #[command(flatten)]
+    pub create: CreateArgs,
+
     /// Options of every writing command.
     #[command(flatten)]
     pub write: WriteArgs,
@@ -534,6 +564,10 @@ pub struct ChangesArgs {
     /// Stop after this long (e.g. 10m): no request starts later; the cursor stays where it was
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub deadline: Option<std::time::Duration>,
+
+    /// Whether a missing replica may be created.
+    #[command(flatten)]
+    pub create: CreateArgs,
 
     /// Options of every writing command.
     #[command(flatten)]

@@ -69,6 +69,9 @@ pub struct FileConfig {
     pub db: Option<PathBuf>,
     /// Mode used when the replica is created.
     pub mode: Option<Mode>,
+    /// Let `delta`, `changes` and `purge` create the replica when there is none at `db`
+    /// (default false: they refuse, so a run in the wrong folder leaves no stray replica).
+    pub create_replica: Option<bool>,
     /// ISO country for national-format phone numbers.
     pub default_country: Option<String>,
     /// Folder `delta` reads when given no paths.
@@ -174,6 +177,9 @@ pub struct Settings {
     pub db: PathBuf,
     /// Mode asked for by flag or config, if any; a new replica without one is full.
     pub mode: Option<Mode>,
+    /// `delta`, `changes` and `purge` may create a missing replica (`--create-replica`,
+    /// `ENGAGE_SYNC_CREATE_REPLICA`, `create_replica`); see `commands::replica_guard`.
+    pub create_replica: bool,
     /// Default country for national phone numbers.
     pub default_country: Country,
     /// Folder `delta` reads when given no paths.
@@ -233,15 +239,81 @@ pub struct LocalSettings {
     pub recheck_after: Duration,
 }
 
+/// Where the config file came from: what an error about a setting (or a missing replica)
+/// reports, so the operator knows which file to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Named by `--config` / `ENGAGE_SYNC_CONFIG`.
+    Named(PathBuf),
+    /// The first candidate of the search that exists ([`search::candidates`]).
+    Found(PathBuf),
+    /// No file named and none of these candidates exists: defaults only.
+    NoneFound(Vec<PathBuf>),
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::Named(p) => {
+                write!(
+                    f,
+                    "{} (named by --config / ENGAGE_SYNC_CONFIG)",
+                    p.display()
+                )
+            }
+            ConfigSource::Found(p) => write!(
+                f,
+                "{} (found by the search: ./ first, then the XDG config folder, then /etc)",
+                p.display()
+            ),
+            ConfigSource::NoneFound(searched) => {
+                let names: Vec<String> = searched
+                    .iter()
+                    .map(|p| match p.is_relative() {
+                        true => format!("./{}", p.display()),
+                        false => p.display().to_string(),
+                    })
+                    .collect();
+                write!(f, "none (looked for {}, in that order)", names.join(", "))
+            }
+        }
+    }
+}
+
+/// The config file as read, with where it came from.
+#[derive(Debug)]
+pub struct LoadedFile {
+    /// The parsed file (empty when there is none).
+    pub file: FileConfig,
+    /// The folder its relative paths are relative to.
+    pub base: PathBuf,
+    /// Where it came from.
+    pub source: ConfigSource,
+}
+
 /// Reads the config file: the named one (which must exist), else the first that exists of
 /// [`search::candidates`] (the current directory, the XDG config folder, `/etc/engage-sync`),
-/// else none. Returns the parsed file and the folder its relative paths are relative to.
-pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, PathBuf)> {
-    let (path, named_by) = match explicit {
-        Some(p) => (p.to_path_buf(), "check --config / ENGAGE_SYNC_CONFIG"),
+/// else none.
+pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<LoadedFile> {
+    let (path, named_by, source) = match explicit {
+        Some(p) => (
+            p.to_path_buf(),
+            "check --config / ENGAGE_SYNC_CONFIG",
+            ConfigSource::Named(p.to_path_buf()),
+        ),
         None => match search::find() {
-            Some(found) => (found, "found by the config file search; fix its permissions, or name another file with --config"),
-            None => return Ok((FileConfig::default(), PathBuf::from("."))),
+            Some(found) => (
+                found.clone(),
+                "found by the config file search; fix its permissions, or name another file with --config",
+                ConfigSource::Found(found),
+            ),
+            None => {
+                return Ok(LoadedFile {
+                    file: FileConfig::default(),
+                    base: PathBuf::from("."),
+                    source: ConfigSource::NoneFound(search::current_candidates()),
+                })
+            }
         },
     };
     let text = match std::fs::read_to_string(&path) {
@@ -266,7 +338,7 @@ pub fn load_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, PathBuf
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    Ok((file, base))
+    Ok(LoadedFile { file, base, source })
 }
 
 /// Values given on the command line or in the environment (clap merged those two already).
@@ -284,6 +356,8 @@ pub struct Overrides {
     pub quarantine: Option<PathBuf>,
     /// `--min-age` (delta).
     pub inbox_min_age: Option<Duration>,
+    /// `--create-replica` / `ENGAGE_SYNC_CREATE_REPLICA` (delta, changes, purge).
+    pub create_replica: Option<bool>,
 }
 
 /// `inbox_min_age` when not set: an export file is copied into the inbox in well under that,
@@ -337,6 +411,7 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
     };
     Ok(Settings {
         mode: over.mode.or(file.mode),
+        create_replica: over.create_replica.or(file.create_replica).unwrap_or(false),
         default_country,
         inbox: file
             .inbox

@@ -26,6 +26,7 @@ pub(crate) fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::till_store::SchemaError,
         crate::db_owner::ForeignDatabase,
         crate::commands::NotUtf8Names,
+        crate::commands::replica_guard::NoReplica,
     );
     None
 }

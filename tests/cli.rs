@@ -71,10 +71,20 @@ fn configuration_errors_exit_78_and_name_the_problem() {
 fn the_bundled_fixtures_import_as_the_readme_shows() {
     let ws = Workspace::new();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/exports");
-    // As the README's command: --min-age 0s takes files however recently checked out.
+    // As the README's command: `init`, then `delta` (which does not create a replica
+    // unasked); --min-age 0s takes files however recently checked out.
+    let out = ws
+        .cmd()
+        .env_remove("ENGAGE_SYNC_CREATE_REPLICA")
+        .arg("init")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).contains("created (mode full)"));
     let out = ws
         .cmd()
         .env_remove("ENGAGE_SYNC_INBOX_MIN_AGE")
+        .env_remove("ENGAGE_SYNC_CREATE_REPLICA")
         .args(["delta", "--min-age", "0s"])
         .arg(&fixtures)
         .output()

@@ -590,6 +590,7 @@ fn archiving_onto_a_real_full_file_system_leaves_no_cut_off_copy() {
 fn replica_without_shm(ws: &Workspace, db: &Path) {
     ws.write_export("20240101120000_0_a.xml", &export_of(1, 20));
     for args in [
+        vec!["-q", "init"],
         vec!["-q", "delta", "inbox"],
         vec!["-q", "contact", "add", "--email", "till@example.com"],
     ] {

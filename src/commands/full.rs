@@ -95,6 +95,15 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         return dry_run(ctx, &files, started);
     }
     crate::db_owner::check_before_lock(&s.db)?;
+    // An API build checks --since and Engage's settings before anything is created: without
+    // them (the wrong folder or config) it leaves no lock file, build or replica behind.
+    let mut api = match files.is_empty() {
+        true => Some((
+            parse_since_arg(args.since.as_deref())?,
+            engage_client(ctx, deadline)?,
+        )),
+        false => None,
+    };
     let _lock = lock::acquire(&s.db, "full", args.write.wait)?;
     let layout = Layout::new(&s.db);
     let build_path = layout.build_path();
@@ -155,8 +164,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(0);
         (snapshot, ms_to_rfc3339(snapshot))
     } else {
-        let since = parse_since_arg(args.since.as_deref())?;
-        let client = engage_client(ctx, deadline)?;
+        let (since, client) = api.take().context("an API build without its settings")?;
         build_from_api(ctx, &client, &mut build, since, &mut summary)?
     };
     build.set_meta(META_SNAPSHOT, &snapshot.to_string())?;

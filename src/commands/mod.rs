@@ -13,6 +13,7 @@ mod lookup;
 mod purge;
 mod push_local;
 mod receipt;
+pub mod replica_guard;
 mod status;
 
 use std::io::Write;
@@ -45,7 +46,8 @@ impl Ctx {
 
 /// Runs the parsed command line; returns the exit code for a run that did not fail.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (file, base) = config::load_file(cli.global.config.as_deref())?;
+    let config::LoadedFile { file, base, source } =
+        config::load_file(cli.global.config.as_deref())?;
     let verbosity = cli.global.verbose as i8 - cli.global.quiet as i8;
     crate::logging::init(
         cli.global
@@ -65,10 +67,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             overrides.archive = a.archive.clone();
             overrides.quarantine = a.quarantine.clone();
             overrides.inbox_min_age = a.min_age;
+            overrides.create_replica = a.create.create_replica;
         }
         Command::Full(a) => overrides.mode = a.mode,
-        Command::Changes(_) => {}
-        Command::Lookup(_) | Command::Status(_) | Command::Purge(_) => {}
+        Command::Changes(a) => overrides.create_replica = a.create.create_replica,
+        Command::Purge(a) => overrides.create_replica = a.create.create_replica,
+        Command::Lookup(_) | Command::Status(_) => {}
         Command::Contact(_) | Command::Receipt(_) | Command::PushLocal(_) => {}
     }
     let ctx = Ctx {
@@ -76,6 +80,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         json: cli.global.json,
         verbosity,
     };
+    let db_from = match (&overrides.db, &file.db) {
+        (Some(_), _) => replica_guard::DbFrom::Override,
+        (None, Some(_)) => replica_guard::DbFrom::ConfigFile,
+        (None, None) => replica_guard::DbFrom::Default,
+    };
+    replica_guard::check(&cli.command, &ctx.settings, db_from, &source)?;
     let job = job_name(&cli.command);
     let result = match cli.command {
         Command::Init(a) => init::run(&ctx, &a),
@@ -124,10 +134,28 @@ pub(crate) fn rekey(
         .with_context(|| format!("cannot re-normalise the stored keys of the replica {db}"))
 }
 
-/// Writes one JSON document and a newline to stdout.
+/// The version of every `--json` document (its top-level `"schema"` field; docs/json.md).
+/// Raised only when a field is removed, renamed or changes type or meaning; new fields may
+/// appear within a version, so readers must ignore keys they do not know.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// A command's JSON document with the schema version as its first field.
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    schema: u32,
+    #[serde(flatten)]
+    document: &'a T,
+}
+
+/// Writes one JSON document (with `"schema"`, [`JSON_SCHEMA`]) and a newline to stdout. The
+/// one way `--json` output is printed, so every command's document is versioned.
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let value = Versioned {
+        schema: JSON_SCHEMA,
+        document: value,
+    };
     // Serialise first, so a closed pipe surfaces as an io::Error (a clean exit in main).
-    let text = serde_json::to_string_pretty(value)?;
+    let text = serde_json::to_string_pretty(&value)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")?;
     Ok(())

@@ -37,11 +37,16 @@ fn absolute(value: Option<&OsStr>) -> Option<&Path> {
 /// existence cannot be checked (a folder without search permission) counts as found, so that
 /// reading it reports the problem instead of silently using another file.
 pub fn find() -> Option<PathBuf> {
+    current_candidates()
+        .into_iter()
+        .find(|p| p.try_exists().unwrap_or(true))
+}
+
+/// [`candidates`] for this process's environment.
+pub fn current_candidates() -> Vec<PathBuf> {
     let xdg = std::env::var_os("XDG_CONFIG_HOME");
     let home = std::env::var_os("HOME");
     candidates(xdg.as_deref(), home.as_deref())
-        .into_iter()
-        .find(|p| p.try_exists().unwrap_or(true))
 }
 
 #[cfg(test)]

@@ -50,8 +50,8 @@ enum WalIndex {
 pub enum ReplicaError {
     /// There is no replica at the path (readers never create one).
     #[error(
-        "no replica at {0}; create it with `engage-sync init` or import with `engage-sync delta`, \
-         or point --db / ENGAGE_SYNC_DB at the right file"
+        "no replica at {0}; create it with `engage-sync init` (or the initial download, \
+         `engage-sync full`), or point --db / ENGAGE_SYNC_DB at the right file"
     )]
     Missing(PathBuf),
     /// The replica was made in another mode than the one asked for.

@@ -50,6 +50,9 @@ impl Workspace {
             .env_remove("ENGAGE_SYNC_CONFIG")
             .env_remove("ENGAGE_SYNC_DEFAULT_COUNTRY")
             .env_remove("ENGAGE_SYNC_LOG_FORMAT")
+            // Tests start from an empty folder, where a sync job may create the replica when
+            // asked (tests/no_stray_replica.rs checks the refusal without this).
+            .env("ENGAGE_SYNC_CREATE_REPLICA", "true")
             // Tests write export files and import them at once (tests/files_and_databases.rs
             // checks the minimum age itself).
             .env("ENGAGE_SYNC_INBOX_MIN_AGE", "0s")

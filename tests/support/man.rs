@@ -78,12 +78,33 @@ fn exit_status(roff: &mut Roff) {
 fn environment(roff: &mut Roff) {
     roff.control("SH", ["ENVIRONMENT"]);
     // The flags' variables, from the clap definitions (each overrides the config file).
+    // Global flags first, then the commands' own (named with their commands), each once.
     let cmd = engage_sync::cli::Cli::command();
-    for arg in cmd.get_arguments() {
-        if let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) {
-            let text = format!("The same as --{long} (which wins over it).");
-            entry(roff, &env.to_string_lossy(), &text);
+    let mut seen = std::collections::BTreeMap::<String, Vec<String>>::new();
+    let mut order = Vec::new();
+    let subs = cmd.get_subcommands().map(|s| (Some(s.get_name()), s));
+    for (sub, c) in std::iter::once((None, &cmd)).chain(subs) {
+        for arg in c.get_arguments() {
+            let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
+                continue;
+            };
+            let key = (env.to_string_lossy().into_owned(), long.to_string());
+            let users = seen.entry(key.0.clone()).or_default();
+            if users.is_empty() {
+                order.push(key);
+            }
+            users.extend(sub.map(str::to_string));
         }
+    }
+    for (env, long) in order {
+        let text = match seen[&env].as_slice() {
+            [] => format!("The same as --{long} (which wins over it)."),
+            subs => format!(
+                "The same as --{long} of {} (which wins over it).",
+                subs.join(", ")
+            ),
+        };
+        entry(roff, &env, &text);
     }
     let others = [
         (
