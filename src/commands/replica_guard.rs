@@ -5,8 +5,8 @@
 //! that no `push-local` ever sends. So only `init` and `full` (the initial download) create one
 //! by themselves; `delta`, `changes` and `purge` create one only when asked (`--create-replica`,
 //! `ENGAGE_SYNC_CREATE_REPLICA`, `create_replica = true`); the till commands and `push-local`
-//! never do (docs/contract.md §2). The check runs before any lock file, database or folder is made, so a
-//! refusal leaves the folder exactly as it was.
+//! never do (docs/contract.md §2). The check runs before any lock file, database or folder is
+//! made, so a refusal leaves the folder exactly as it was.
 
 use std::path::{Path, PathBuf};
 
