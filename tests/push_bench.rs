@@ -9,8 +9,10 @@
 //! ```
 //!
 //! `BENCH_CONTACTS`, `BENCH_RECEIPTS`, `BENCH_LATENCY_MS`, `BENCH_RATE` (requests/s, default
-//! 50) and `BENCH_LOOKUP` (1: look each contact up before creating it, the default in
-//! production; 0: rely on bulk's "already exists", the minimum requests) change the run.
+//! 50), `BENCH_LOOKUP` (1: look each contact up before creating it, the default in
+//! production; 0: rely on bulk's "already exists", the minimum requests) and `BENCH_ROWS` (0:
+//! the fake's batch status lists no per-contact rows, so each created contact must be found by
+//! key; default 1) change the run.
 
 mod common;
 
@@ -82,10 +84,12 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     let latency = env_or("BENCH_LATENCY_MS", 50) as u64;
     let rate = env_or("BENCH_RATE", 50);
     let lookup = env_or("BENCH_LOOKUP", 0) == 1;
+    let rows = env_or("BENCH_ROWS", 1) == 1;
     // The fake refuses like Engage does: 429 above 200 requests in any second. Whether the
     // client kept to its own (lower) limit is read from the fake's request times.
     let fake = FakeEngage::start(FakeConfig {
         rate_limit_per_sec: Some(200),
+        bulk_status_results: rows,
         ..FakeConfig::default()
     });
     fake.set_latency(Matcher::Any, Duration::from_millis(latency));
@@ -162,9 +166,9 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     };
     let report = format!(
         "push-local: {contacts} local contacts, {receipts} receipts, {latency} ms per request, \
-         limit {rate}/s, lookup_before_create = {lookup}\n\
+         limit {rate}/s, lookup_before_create = {lookup}, per-contact status rows = {rows}\n\
          requests: {} in all = {bulk} bulk creates + {polls} status polls + {lookups} lookups + \
-         {posts} receipt posts; minimum possible {minimum} ({batches} bulk + {batches} polls + \
+         {posts} receipt posts ({:.3} requests per contact besides receipt posts); minimum possible {minimum} ({batches} bulk + {batches} polls + \
          {receipts} posts): {:.3}x\n\
          wall time: push {push_s:.1} s ({:.1} requests/s over {span:.1} s at the fake); \
          contact add {add_contacts_s:.1} s; receipt add {add_receipts_s:.1} s\n\
@@ -175,6 +179,7 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
          receipt posts: {post_rate:.2}/s from the first to the last ({:.1} % of the limit)\n\
          summary: {summary}\n",
         requests.len(),
+        (requests.len() - posts) as f64 / contacts as f64,
         requests.len() as f64 / minimum as f64,
         requests.len() as f64 / span.max(0.001),
         rate + 1,
@@ -189,6 +194,10 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     assert!(
         fake.creates_per_key().values().all(|&n| n == 1),
         "none twice"
+    );
+    assert_eq!(
+        summary["contacts_created"], contacts,
+        "every contact reported as created (none was in Engage before)"
     );
     assert_eq!(fake.receipts().len(), receipts, "every receipt stored");
     assert_eq!(posts, receipts, "each receipt posted once");
