@@ -103,6 +103,8 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
         ),
     )
     .expect("config");
+    // Till commands never create a replica: `init` first, as an operator does.
+    ws.init();
     write_inputs(&ws, contacts, receipts);
 
     let (out, add_contacts_s) = timed(
