@@ -384,48 +384,68 @@ fn a_bulk_create_whose_answer_was_lost_is_looked_up_once_before_it_is_sent_again
 #[test]
 fn a_push_killed_between_engage_creating_the_contacts_and_recording_them_creates_each_once() {
     const N: usize = 3;
-    for rows in [true, false] {
-        // Uniqueness off: a second create of the same person would be stored and counted.
-        let fake = FakeEngage::start(FakeConfig {
-            unique_keys: Vec::new(),
-            bulk_status_results: rows,
-            ..FakeConfig::default()
-        });
-        let ws = workspace_for(&fake, "");
-        for i in 0..N {
-            till_contact(&ws, &format!("crash{i}@example.com"));
-        }
-        let out = push(&ws, &fake, &[("ENGAGE_SYNC_FAILPOINT", "push.bulk_sent")]);
-        assert_eq!(out.status.code(), None, "killed: {}", stderr_of(&out));
-        assert_eq!(
-            fake.contact_count(),
-            N,
-            "Engage created them before the kill"
-        );
+    // push.bulk_sent: Engage answered the bulk create, its batch id not yet stored (the next
+    // run can only look the contacts up). push.batch_stored: the batch id stored, not yet
+    // polled (the next run polls it).
+    for failpoint in ["push.bulk_sent", "push.batch_stored"] {
+        for rows in [true, false] {
+            let what = format!("{failpoint}, rows {rows}");
+            // Uniqueness off: a second create of the same person would be stored and counted.
+            let fake = FakeEngage::start(FakeConfig {
+                unique_keys: Vec::new(),
+                bulk_status_results: rows,
+                ..FakeConfig::default()
+            });
+            let ws = workspace_for(&fake, "");
+            for i in 0..N {
+                till_contact(&ws, &format!("crash{i}@example.com"));
+            }
+            let out = push(&ws, &fake, &[("ENGAGE_SYNC_FAILPOINT", failpoint)]);
+            assert_eq!(
+                out.status.code(),
+                None,
+                "{what}: killed: {}",
+                stderr_of(&out)
+            );
+            assert_eq!(fake.contact_count(), N, "{what}: created before the kill");
 
-        fake.clear_requests();
-        let out = push(&ws, &fake, &[]);
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        // The next run finds each by key and sends nothing again.
-        let want = expected(&[("GET /contacts/id", N)]);
-        assert_eq!(fake.requests_per_endpoint(), want, "rows: {rows}");
-        let summary = json_of(&out);
-        assert_eq!(summary["contacts_created"], N, "rows {rows}: {summary}");
-        assert_eq!(summary["contacts_linked_existing"], 0, "{summary}");
-        assert_eq!(summary["contacts_created_or_linked"], 0, "{summary}");
-        for i in 0..N {
-            let email = format!("crash{i}@example.com");
-            assert_eq!(fake.creates_for("email", &email), 1, "{email}");
-            assert_eq!(create_outcomes(&ws)[&email], "FoundAfterCreate");
+            fake.clear_requests();
+            let out = push(&ws, &fake, &[]);
+            assert!(out.status.success(), "{what}: {}", stderr_of(&out));
+            // Nothing is sent again: the contacts are found by key, or the stored batch is
+            // polled (and, without rows, its contacts found by key).
+            let (polls, lookups, word) = match (failpoint, rows) {
+                ("push.bulk_sent", _) => (0, N, "FoundAfterCreate"),
+                (_, true) => (POLLS_PER_BATCH, 0, "Created"),
+                (_, false) => (POLLS_PER_BATCH, N, "FoundAfterCreate"),
+            };
+            let want = expected(&[
+                ("GET /contacts/id", lookups),
+                ("GET /contacts/bulk/status", polls),
+            ]);
+            assert_eq!(fake.requests_per_endpoint(), want, "{what}");
+            let summary = json_of(&out);
+            assert_eq!(summary["contacts_created"], N, "{what}: {summary}");
+            assert_eq!(summary["contacts_linked_existing"], 0, "{what}: {summary}");
+            assert_eq!(
+                summary["contacts_created_or_linked"], 0,
+                "{what}: {summary}"
+            );
+            let outcomes = create_outcomes(&ws);
+            for i in 0..N {
+                let email = format!("crash{i}@example.com");
+                assert_eq!(fake.creates_for("email", &email), 1, "{what}: {email}");
+                assert_eq!(outcomes[&email], word, "{what}: {email}");
+            }
+            assert_eq!(
+                ws.count("SELECT count(*) FROM contacts WHERE contact_id IS NULL"),
+                0,
+                "{what}: all linked"
+            );
+            // A further run has nothing to do.
+            fake.clear_requests();
+            assert!(push(&ws, &fake, &[]).status.success());
+            assert!(fake.requests().is_empty(), "{what}");
         }
-        assert_eq!(
-            ws.count("SELECT count(*) FROM contacts WHERE contact_id IS NULL"),
-            0,
-            "all linked"
-        );
-        // A further run has nothing to do.
-        fake.clear_requests();
-        assert!(push(&ws, &fake, &[]).status.success());
-        assert!(fake.requests().is_empty());
     }
 }
