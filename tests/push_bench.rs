@@ -12,7 +12,9 @@
 //! 50), `BENCH_LOOKUP` (1: look each contact up before creating it, the default in
 //! production; 0: rely on bulk's "already exists", the minimum requests) and `BENCH_ROWS` (0:
 //! the fake's batch status lists no per-contact rows, so each created contact must be found by
-//! key; default 1) change the run.
+//! key; default 1) change the run. `BENCH_LOST=N` drops the first N bulk creates before Engage
+//! applies them (the push cannot know): the first push leaves their contacts in flight (exit
+//! 75) and a second push checks them by key and sends them again; both are measured.
 
 mod common;
 
@@ -20,7 +22,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fake_engage::{FakeConfig, FakeEngage, Matcher};
+use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind, Matcher};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -85,6 +87,7 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     let rate = env_or("BENCH_RATE", 50);
     let lookup = env_or("BENCH_LOOKUP", 0) == 1;
     let rows = env_or("BENCH_ROWS", 1) == 1;
+    let lost = env_or("BENCH_LOST", 0);
     // The fake refuses like Engage does: 429 above 200 requests in any second. Whether the
     // client kept to its own (lower) limit is read from the fake's request times.
     let fake = FakeEngage::start(FakeConfig {
@@ -98,7 +101,8 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
         ws.path().join("engage-sync.toml"),
         format!(
             "[engage]\nbase_url = \"{}\"\nrate_limit = {rate}\nmax_concurrency = 8\n\
-             [local]\nstore_external_id = \"0600\"\nlookup_before_create = {lookup}\n",
+             [local]\nstore_external_id = \"0600\"\nlookup_before_create = {lookup}\n\
+             recheck_after = \"0s\"\n",
             fake.base_url()
         ),
     )
@@ -118,6 +122,29 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
         let (out, s) = timed(&ws, &fake, &["-q", "receipt", "add", "receipts.jsonl"]);
         assert!(out.status.success(), "{}", stderr_of(&out));
         add_receipts_s = s;
+    }
+    let mut lost_report = String::new();
+    let mut created_before = 0;
+    if lost > 0 {
+        fake.inject(
+            Fault::on(
+                "POST",
+                "/api/v3/contacts/bulk",
+                FaultKind::DropBeforeResponse,
+            )
+            .times(lost),
+        );
+        let (out, s) = timed(&ws, &fake, &["-q", "--json", "push-local"]);
+        assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+        let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        created_before = first["contacts_created"].as_u64().unwrap_or_default() as usize;
+        lost_report = format!(
+            "first push (answers of {lost} bulk creates lost): {} requests in {s:.1} s, exit 75, \
+             {} contacts sent without an answer; the second push is measured below\n",
+            fake.requests().len(),
+            first["sent_without_answer"]
+        );
+        fake.clear_requests();
     }
     let (out, push_s) = timed(&ws, &fake, &["-q", "--json", "push-local"]);
     assert!(
@@ -169,6 +196,7 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     let report = format!(
         "push-local: {contacts} local contacts, {receipts} receipts, {latency} ms per request, \
          limit {rate}/s, lookup_before_create = {lookup}, per-contact status rows = {rows}\n\
+         {lost_report}\
          requests: {} in all = {bulk} bulk creates + {polls} status polls + {lookups} lookups + \
          {posts} receipt posts ({:.3} requests per contact besides receipt posts); minimum possible {minimum} ({batches} bulk + {batches} polls + \
          {receipts} posts): {:.3}x\n\
@@ -198,7 +226,8 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
         "none twice"
     );
     assert_eq!(
-        summary["contacts_created"], contacts,
+        summary["contacts_created"].as_u64().unwrap_or_default() as usize + created_before,
+        contacts,
         "every contact reported as created (none was in Engage before)"
     );
     assert_eq!(fake.receipts().len(), receipts, "every receipt stored");
