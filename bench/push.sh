@@ -4,7 +4,8 @@
 # requests made against the minimum possible, the wall time, and whether the rate limit held;
 # checks exactly-once delivery. About 35 minutes at the defaults (the receipts alone are
 # 100,000 requests at 50/s). BENCH_CONTACTS, BENCH_RECEIPTS, BENCH_LATENCY_MS, BENCH_RATE and
-# BENCH_LOOKUP (1 = look every contact up before creating it) change the run.
+# BENCH_LOOKUP (1 = look every contact up before creating it) and BENCH_ROWS (0 = the batch status
+# lists no per-contact rows) change the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out

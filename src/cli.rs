@@ -227,7 +227,9 @@ pub enum Command {
     /// request); each batch id is stored before its status is polled, and a contact whose
     /// outcome is unknown (no answer, a crash) is looked up by key before it is ever sent
     /// again, so nothing is created twice. Then receipts, each tagged with the best key:
-    /// contactId when known, else the configured secondary key. Transient failures leave items
+    /// contactId when known, else the configured secondary key. The summary counts the
+    /// contacts Engage created, those linked to a contact Engage already had, and the updates
+    /// it applied, each decided from Engage's answers. Transient failures leave items
     /// pending for the next run; items Engage rejects are kept with its reason (see `status`).
     /// Exits 0 when everything was delivered, 65 when Engage rejected items in this run, 75
     /// when items are left for the next run. --dry-run reports per item how it would be sent

@@ -9,8 +9,12 @@
 //! ```
 //!
 //! `BENCH_CONTACTS`, `BENCH_RECEIPTS`, `BENCH_LATENCY_MS`, `BENCH_RATE` (requests/s, default
-//! 50) and `BENCH_LOOKUP` (1: look each contact up before creating it, the default in
-//! production; 0: rely on bulk's "already exists", the minimum requests) change the run.
+//! 50), `BENCH_LOOKUP` (1: look each contact up before creating it, the default in
+//! production; 0: rely on bulk's "already exists", the minimum requests) and `BENCH_ROWS` (0:
+//! the fake's batch status lists no per-contact rows, so each created contact must be found by
+//! key; default 1) change the run. `BENCH_LOST=N` drops the first N bulk creates before Engage
+//! applies them (the push cannot know): the first push leaves their contacts in flight (exit
+//! 75) and a second push checks them by key and sends them again; both are measured.
 
 mod common;
 
@@ -18,7 +22,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fake_engage::{FakeConfig, FakeEngage, Matcher};
+use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind, Matcher};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -82,10 +86,13 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     let latency = env_or("BENCH_LATENCY_MS", 50) as u64;
     let rate = env_or("BENCH_RATE", 50);
     let lookup = env_or("BENCH_LOOKUP", 0) == 1;
+    let rows = env_or("BENCH_ROWS", 1) == 1;
+    let lost = env_or("BENCH_LOST", 0);
     // The fake refuses like Engage does: 429 above 200 requests in any second. Whether the
     // client kept to its own (lower) limit is read from the fake's request times.
     let fake = FakeEngage::start(FakeConfig {
         rate_limit_per_sec: Some(200),
+        bulk_status_results: rows,
         ..FakeConfig::default()
     });
     fake.set_latency(Matcher::Any, Duration::from_millis(latency));
@@ -94,11 +101,14 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
         ws.path().join("engage-sync.toml"),
         format!(
             "[engage]\nbase_url = \"{}\"\nrate_limit = {rate}\nmax_concurrency = 8\n\
-             [local]\nstore_external_id = \"0600\"\nlookup_before_create = {lookup}\n",
+             [local]\nstore_external_id = \"0600\"\nlookup_before_create = {lookup}\n\
+             recheck_after = \"0s\"\n",
             fake.base_url()
         ),
     )
     .expect("config");
+    // Till commands never create a replica: `init` first, as an operator does.
+    ws.init();
     write_inputs(&ws, contacts, receipts);
 
     let (out, add_contacts_s) = timed(
@@ -112,6 +122,29 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
         let (out, s) = timed(&ws, &fake, &["-q", "receipt", "add", "receipts.jsonl"]);
         assert!(out.status.success(), "{}", stderr_of(&out));
         add_receipts_s = s;
+    }
+    let mut lost_report = String::new();
+    let mut created_before = 0;
+    if lost > 0 {
+        fake.inject(
+            Fault::on(
+                "POST",
+                "/api/v3/contacts/bulk",
+                FaultKind::DropBeforeResponse,
+            )
+            .times(lost),
+        );
+        let (out, s) = timed(&ws, &fake, &["-q", "--json", "push-local"]);
+        assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+        let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        created_before = first["contacts_created"].as_u64().unwrap_or_default() as usize;
+        lost_report = format!(
+            "first push (answers of {lost} bulk creates lost): {} requests in {s:.1} s, exit 75, \
+             {} contacts sent without an answer; the second push is measured below\n",
+            fake.requests().len(),
+            first["sent_without_answer"]
+        );
+        fake.clear_requests();
     }
     let (out, push_s) = timed(&ws, &fake, &["-q", "--json", "push-local"]);
     assert!(
@@ -162,9 +195,10 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     };
     let report = format!(
         "push-local: {contacts} local contacts, {receipts} receipts, {latency} ms per request, \
-         limit {rate}/s, lookup_before_create = {lookup}\n\
+         limit {rate}/s, lookup_before_create = {lookup}, per-contact status rows = {rows}\n\
+         {lost_report}\
          requests: {} in all = {bulk} bulk creates + {polls} status polls + {lookups} lookups + \
-         {posts} receipt posts; minimum possible {minimum} ({batches} bulk + {batches} polls + \
+         {posts} receipt posts ({:.3} requests per contact besides receipt posts); minimum possible {minimum} ({batches} bulk + {batches} polls + \
          {receipts} posts): {:.3}x\n\
          wall time: push {push_s:.1} s ({:.1} requests/s over {span:.1} s at the fake); \
          contact add {add_contacts_s:.1} s; receipt add {add_receipts_s:.1} s\n\
@@ -175,6 +209,7 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
          receipt posts: {post_rate:.2}/s from the first to the last ({:.1} % of the limit)\n\
          summary: {summary}\n",
         requests.len(),
+        (requests.len() - posts) as f64 / contacts as f64,
         requests.len() as f64 / minimum as f64,
         requests.len() as f64 / span.max(0.001),
         rate + 1,
@@ -189,6 +224,11 @@ fn push_of_a_big_backlog_stays_within_the_rate_limit_and_near_the_minimum_reques
     assert!(
         fake.creates_per_key().values().all(|&n| n == 1),
         "none twice"
+    );
+    assert_eq!(
+        summary["contacts_created"].as_u64().unwrap_or_default() as usize + created_before,
+        contacts,
+        "every contact reported as created (none was in Engage before)"
     );
     assert_eq!(fake.receipts().len(), receipts, "every receipt stored");
     assert_eq!(posts, receipts, "each receipt posted once");

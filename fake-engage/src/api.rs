@@ -832,8 +832,12 @@ fn bulk_status(shared: &Shared, req: &Request) -> Response {
         );
     }
     let failed = batch.rows.iter().filter(|r| r.status == "Failed").count();
-    let results: Vec<Value> = batch
-        .rows
+    let shown = if cfg.bulk_status_results {
+        batch.rows.as_slice()
+    } else {
+        &[]
+    };
+    let results: Vec<Value> = shown
         .iter()
         .enumerate()
         .map(|(i, r)| {

@@ -20,12 +20,14 @@
 //! behaviour is unconfirmed.
 
 mod api;
+mod endpoint;
 mod seed;
 mod server;
 mod store;
 mod types;
 mod util;
 
+pub use endpoint::endpoint;
 pub use types::{
     BulkRequestRecord, ChangeRecord, ChangeType, FakeConfig, Fault, FaultKind, Matcher,
     RequestRecord, RetryAfter, StoredReceipt,
@@ -363,6 +365,16 @@ impl FakeEngage {
     /// Every request answered or dropped since start or `clear_requests`.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.net().requests.clone()
+    }
+
+    /// How many requests reached each endpoint (named by [`endpoint`], e.g.
+    /// `"GET /contacts/id"`) since start or `clear_requests`, answered or not.
+    pub fn requests_per_endpoint(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in self.shared.net().requests.iter() {
+            *counts.entry(endpoint(&r.method, &r.path)).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// The most requests that arrived within any `window`-long interval

@@ -25,6 +25,10 @@ pub struct FakeConfig {
     pub bulk_max: usize,
     /// How many status polls a bulk batch answers "Processing" before "Completed".
     pub bulk_processing_polls: u32,
+    /// Whether a completed batch's status lists a result row per contact (index, word,
+    /// contactId). Engage's per-contact reporting is unconfirmed: `false` answers only the
+    /// counts, with `"results": []`, so a client must find the contacts some other way.
+    pub bulk_status_results: bool,
     /// Attributes that must be unique among live contacts: a create (single or
     /// bulk row) repeating one gets 409 / "AlreadyExists". Make it empty to let
     /// duplicates through, so `creates_per_key` shows a client's double create.
@@ -68,6 +72,7 @@ impl Default for FakeConfig {
             changes_cap: 250_000,
             bulk_max: 4000,
             bulk_processing_polls: 1,
+            bulk_status_results: true,
             unique_keys: ["email", "mobilePhone", "externalId", "socialSecurityNumber"]
                 .map(String::from)
                 .to_vec(),

@@ -494,6 +494,50 @@ fn bulk_update_and_processing_polls() {
 }
 
 #[test]
+fn bulk_status_without_result_rows_and_requests_per_endpoint() {
+    let (fake, c) = start_with(FakeConfig {
+        bulk_processing_polls: 0,
+        bulk_status_results: false,
+        ..FakeConfig::default()
+    });
+    fake.add_contact(json!({"email": "old@example.com"}));
+    let body =
+        json!([{"email": "new@example.com"}, {"email": "old@example.com"}, {"firstName": "x"}]);
+    let batch = c.post("/api/v3/contacts/bulk", &body).json();
+    let s = c
+        .get(&format!(
+            "/api/v2/contacts/bulk/status?batchId={}",
+            batch.as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(s["status"], "Completed");
+    assert_eq!(
+        (
+            s["total"].as_u64(),
+            s["succeeded"].as_u64(),
+            s["failed"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+    assert_eq!(s["results"], json!([]), "no per-contact rows");
+    assert_eq!(fake.contact_count(), 2, "applied all the same");
+    assert_eq!(
+        c.get("/api/v3/contacts/id?email=new%40example.com").status,
+        200
+    );
+    let counts = fake.requests_per_endpoint();
+    let want: std::collections::BTreeMap<String, usize> = [
+        ("POST /contacts/bulk", 1),
+        ("GET /contacts/bulk/status", 1),
+        ("GET /contacts/id", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(counts, want);
+}
+
+#[test]
 fn changes_feed() {
     let (fake, c) = start();
     let t0 = Utc.with_ymd_and_hms(2023, 5, 4, 11, 5, 0).unwrap();

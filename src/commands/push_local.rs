@@ -54,6 +54,7 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     let counts = serde_json::json!({
         "contacts_created": summary.contacts_created,
         "contacts_linked_existing": summary.contacts_linked_existing,
+        "contacts_created_or_linked": summary.contacts_created_or_linked,
         "contacts_updated": summary.contacts_updated,
         "contacts_rejected": summary.contacts_rejected,
         "receipts_delivered": summary.receipts_delivered + summary.receipts_duplicate,
@@ -130,10 +131,15 @@ fn print_summary(ctx: &Ctx, s: &PushSummary) -> anyhow::Result<()> {
         return print_lines(lines);
     }
     let r = &s.requests;
+    // Shown only when some are: it happens only without lookups before create.
+    let unclear = match s.contacts_created_or_linked {
+        0 => String::new(),
+        n => format!(" {n} created or linked (Engage's answers do not say which),"),
+    };
     let mut lines = vec![
         format!(
-            "push-local: contacts: {} created, {} linked to existing, {} updated, {} rejected, {} \
-             dropped; receipts: {} delivered ({} already in Engage), {} rejected",
+            "push-local: contacts: {} created, {} linked to existing,{unclear} {} updated, {} \
+             rejected, {} dropped; receipts: {} delivered ({} already in Engage), {} rejected",
             s.contacts_created,
             s.contacts_linked_existing,
             s.contacts_updated,

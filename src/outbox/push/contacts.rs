@@ -28,6 +28,32 @@ use crate::time::now_rfc3339;
 /// Longest wait between two polls of one batch.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(15);
 
+/// What a create came to, decided from Engage's answers: reported per contact (the item's
+/// stored outcome) and counted in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// Engage created the contact on our request: a result row said so, or the contact was
+    /// absent when looked up before our create was sent and is there after it.
+    Created,
+    /// Engage had the contact already: found by key before any create of it was sent, or a
+    /// result row said it already existed.
+    Linked,
+    /// Engage has the contact now, but no answer says whether our create made it: it was sent
+    /// without a lookup first (`lookup_before_create = false`) and no result row names it, or
+    /// it was found before a re-send that an earlier, unsettled send may have made.
+    Unclear,
+}
+
+/// Where a lookup by key stands relative to the item's sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Before the item's (next) create is sent.
+    BeforeSend,
+    /// After a create was sent that no answer settled (unanswered, or a completed batch
+    /// whose status does not name the contact).
+    AfterSend,
+}
+
 /// What a lookup by key found.
 enum Found {
     /// Engage has the contact.
@@ -52,10 +78,12 @@ enum RowOutcome {
 
 /// What a completed batch means for one of its items.
 enum Fate {
-    /// Created (or found existing): delivered and linked.
+    /// Created (or found existing): delivered and linked. `existed`: the till's row yields
+    /// to the replica's at once (see [`local::link`]).
     Created {
         id: String,
         existed: bool,
+        origin: Origin,
         word: String,
     },
     /// Updated: delivered.
@@ -81,7 +109,9 @@ fn record_fate(
         store::finish_contact(tx, item.id, state, word, reason, id, now)
     };
     match fate {
-        Fate::Created { id, existed, word } => {
+        Fate::Created {
+            id, existed, word, ..
+        } => {
             finish(State::Delivered, word, None, Some(id))?;
             let local_key = item.local_key.as_deref().unwrap_or_default();
             local::link(tx, local_key, id, *existed, now)
@@ -146,10 +176,12 @@ impl Pusher<'_> {
                 _ => {}
             }
         }
-        for item in self.check_creates(creates)? {
+        for item in self.check_creates(creates, Stage::AfterSend)? {
             let reason = "sent earlier without an answer, and Engage has no contact with its key: sent again";
             let now = now_rfc3339();
             self.write(|tx| store::contact_to_pending(tx, item.id, reason, false, &now))?;
+            // This check stands for the lookup before the re-send later in this run.
+            self.checked_absent.insert(item.id);
         }
         self.verify_updates(updates)
     }
@@ -157,8 +189,12 @@ impl Pusher<'_> {
     /// Looks each create up in Engage by key: found ones are linked and delivered, refused
     /// ones rejected; returns those Engage does not have. Items whose lookup failed for now
     /// stay as they are (in flight) with the reason; an error that ends the run is returned
-    /// after the finished lookups are recorded.
-    fn check_creates(&mut self, items: Vec<ContactItem>) -> anyhow::Result<Vec<ContactItem>> {
+    /// after the finished lookups are recorded. `stage` says what a found contact means.
+    fn check_creates(
+        &mut self,
+        items: Vec<ContactItem>,
+        stage: Stage,
+    ) -> anyhow::Result<Vec<ContactItem>> {
         if self.past_deadline() {
             for item in &items {
                 self.leave_unchecked(item, "not checked in Engage before the deadline")?;
@@ -204,7 +240,7 @@ impl Pusher<'_> {
                 )) => Found::Refused(format!("{e}")),
                 Err(Some(e)) => Found::Failed(format!("{e}")),
             };
-            if let Some(item) = self.record_lookup(item, found)? {
+            if let Some(item) = self.record_lookup(item, found, stage)? {
                 absent.push(item);
             }
         }
@@ -222,12 +258,24 @@ impl Pusher<'_> {
         &mut self,
         item: ContactItem,
         found: Found,
+        stage: Stage,
     ) -> anyhow::Result<Option<ContactItem>> {
         match found {
             Found::No => return Ok(Some(item)),
             Found::Yes(id) => {
-                tracing::info!(local_key = %item.name(), contact_id = %id, "local contact already in Engage: linked, not created");
-                self.created(&item, &id, true, "Found")?;
+                let (origin, word) = self.found_origin(&item, stage);
+                match origin {
+                    Origin::Linked => {
+                        tracing::info!(local_key = %item.name(), contact_id = %id, "local contact already in Engage: linked, not created")
+                    }
+                    Origin::Created => {
+                        tracing::debug!(local_key = %item.name(), contact_id = %id, "created in Engage by our request (absent before it, found by key after it)")
+                    }
+                    Origin::Unclear => {
+                        tracing::info!(local_key = %item.name(), contact_id = %id, "local contact in Engage now, linked; no answer says whether our create made it")
+                    }
+                }
+                self.created(&item, &id, true, origin, word)?;
             }
             Found::Refused(reason) => {
                 let reason =
@@ -242,6 +290,21 @@ impl Pusher<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// What a contact found by key means for a create item, and the outcome stored for it.
+    /// Before any send it was already there (linked). After a send it was made by that send
+    /// when the item was looked up, absent, before the send: every item is when
+    /// `lookup_before_create` is on, and every re-send (attempts above one) always is.
+    fn found_origin(&self, item: &ContactItem, stage: Stage) -> (Origin, &'static str) {
+        let absent_before_send = self.local.lookup_before_create || item.attempts > 1;
+        match stage {
+            Stage::BeforeSend if item.attempts <= 1 => (Origin::Linked, "Found"),
+            // An earlier send of it may or may not have reached Engage.
+            Stage::BeforeSend => (Origin::Unclear, "FoundAfterSend"),
+            Stage::AfterSend if absent_before_send => (Origin::Created, "FoundAfterCreate"),
+            Stage::AfterSend => (Origin::Unclear, "FoundAfterSend"),
+        }
     }
 
     /// An item whose check did not happen: claimed-only items go back to pending, items sent
@@ -333,11 +396,13 @@ impl Pusher<'_> {
             after = last.id;
             let claimed = self.claim(items, &BTreeMap::new())?;
             let lookup_all = self.local.lookup_before_create;
+            // An item this run's recheck just found absent is not looked up again.
+            let checked = &self.checked_absent;
             let (check, direct): (Vec<_>, Vec<_>) = claimed
                 .into_iter()
-                .partition(|i| lookup_all || i.attempts > 1);
+                .partition(|i| (lookup_all || i.attempts > 1) && !checked.contains(&i.id));
             let mut to_send = direct;
-            to_send.extend(self.check_creates(check)?);
+            to_send.extend(self.check_creates(check, Stage::BeforeSend)?);
             to_send.sort_by_key(|i| i.id);
             let mut by_type: BTreeMap<String, Vec<ContactItem>> = BTreeMap::new();
             for item in to_send {
@@ -607,11 +672,19 @@ impl Pusher<'_> {
                     (RowOutcome::Done { existed }, Op::Create, Some(id)) => Fate::Created {
                         id: id.clone(),
                         existed: *existed,
+                        origin: if *existed {
+                            Origin::Linked
+                        } else {
+                            Origin::Created
+                        },
                         word: word.clone(),
                     },
+                    // An id under a word we do not know: created by us if it was absent
+                    // before the send, else unclear.
                     (RowOutcome::Unknown, Op::Create, Some(id)) => Fate::Created {
                         id: id.clone(),
                         existed: false,
+                        origin: self.found_origin(&item, Stage::AfterSend).0,
                         word: word.clone(),
                     },
                     (RowOutcome::Done { .. } | RowOutcome::Unknown, Op::Create, None) => {
@@ -635,7 +708,7 @@ impl Pusher<'_> {
         let (mut check_creates, mut verify) = (Vec::new(), Vec::new());
         for (item, fate) in fates {
             match fate {
-                Fate::Created { existed, .. } => self.count_created(existed),
+                Fate::Created { origin, .. } => self.count_created(origin),
                 Fate::Updated(_) => self.count_updated(),
                 Fate::Rejected(reason) => self.count_rejected(&item, &reason),
                 Fate::Dropped(reason) => self.count_dropped(&item, &reason),
@@ -643,7 +716,7 @@ impl Pusher<'_> {
                 Fate::Verify => verify.push(item),
             }
         }
-        for item in self.check_creates(check_creates)? {
+        for item in self.check_creates(check_creates, Stage::AfterSend)? {
             let key = lookup_key(&item.fields, &self.local.secondary_key)
                 .map(|(_, name, value)| format!("{name} {}", masked(&name, &value)))
                 .unwrap_or_default();
@@ -659,6 +732,7 @@ impl Pusher<'_> {
         item: &ContactItem,
         id: &str,
         existed: bool,
+        origin: Origin,
         word: &str,
     ) -> anyhow::Result<()> {
         let now = now_rfc3339();
@@ -667,15 +741,15 @@ impl Pusher<'_> {
             store::finish_contact(tx, item.id, State::Delivered, word, None, Some(id), &now)?;
             local::link(tx, &local_key, id, existed, &now)
         })?;
-        self.count_created(existed);
+        self.count_created(origin);
         Ok(())
     }
 
-    fn count_created(&mut self, existed: bool) {
-        if existed {
-            self.summary.contacts_linked_existing += 1;
-        } else {
-            self.summary.contacts_created += 1;
+    fn count_created(&mut self, origin: Origin) {
+        match origin {
+            Origin::Created => self.summary.contacts_created += 1,
+            Origin::Linked => self.summary.contacts_linked_existing += 1,
+            Origin::Unclear => self.summary.contacts_created_or_linked += 1,
         }
         self.progress.inc("contacts");
     }

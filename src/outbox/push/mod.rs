@@ -5,15 +5,20 @@
 //! 2. bulk batches sent by earlier runs are polled and their outcomes recorded;
 //! 3. contacts sent earlier without an answer (no batch id) are checked by key, once
 //!    `[local] recheck_after` has passed (Engage processes bulk writes asynchronously, so an
-//!    earlier check could miss a contact still being created);
+//!    earlier check could miss a contact still being created); those Engage does not have are
+//!    queued again;
 //! 4. pending creates: each is looked up by key first (`lookup_before_create`, and always for
-//!    one sent before), then the rest go in bulk creates of at most 4000; batch ids are stored,
-//!    then polled;
+//!    one sent before, unless step 3 just checked it in this run), then the rest go in bulk
+//!    creates of at most 4000; batch ids are stored, then polled; a created contact the
+//!    batch's status does not name is found by key (the only way to learn its id);
 //! 5. pending updates whose contact Engage knows go in bulk updates (changed fields only);
 //!    an update of a contact a later delta deleted is dropped with its reason;
 //! 6. receipts, each tagged with the best key, posted concurrently within the rate limit.
 //!
 //! Nothing is sent twice blindly: see [`crate::outbox`] for the invariants.
+//!
+//! Each create is reported as created, linked or (rarely) created-or-linked, from Engage's
+//! answers alone: see `contacts::Origin`.
 
 mod contacts;
 mod parallel;
@@ -21,6 +26,7 @@ mod plan;
 mod progress;
 mod receipts;
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -58,7 +64,8 @@ pub struct Requests {
     pub bulk_updates: u64,
     /// `GET /contacts/bulk/status`.
     pub status_polls: u64,
-    /// `GET /contacts/id` (lookups before create and checks after an unanswered send).
+    /// `GET /contacts/id`: lookups before create, checks after an unanswered send, and
+    /// creates a completed batch's status did not name (their id is learnt by key).
     pub lookups: u64,
     /// `GET /contacts/{id}` (checks after an unanswered update).
     pub contact_gets: u64,
@@ -84,11 +91,18 @@ pub struct PushSummary {
     pub dry_run: bool,
     /// Rejected items queued again by --retry-rejected.
     pub retried_rejected: u64,
-    /// Local contacts Engage created.
+    /// Local contacts Engage created on our request: a result row said so, or the contact was
+    /// absent when looked up before the create was sent and found by key after it (also when
+    /// an earlier run's send of it went unanswered).
     pub contacts_created: u64,
-    /// Local contacts Engage already had (found by key, or "already exists"): linked.
+    /// Local contacts Engage already had, linked instead of created: found by key before any
+    /// create of them was sent, or a result row said they already existed.
     pub contacts_linked_existing: u64,
-    /// Updates delivered.
+    /// Local contacts Engage has now (linked) where no answer says whether our create made
+    /// them: sent without a lookup first and not named by the batch's status, or found before
+    /// a re-send that an earlier send may have made.
+    pub contacts_created_or_linked: u64,
+    /// Queued updates Engage applied (a result row said so, or read back).
     pub contacts_updated: u64,
     /// Contact items Engage rejected in this run.
     pub contacts_rejected: u64,
@@ -150,6 +164,9 @@ pub(crate) struct Pusher<'a> {
     progress: progress::Counter,
     /// Set when the deadline passed: later steps start nothing.
     deadline_hit: bool,
+    /// Creates this run's recheck found absent in Engage (by item id): they are sent again
+    /// without a second lookup.
+    checked_absent: HashSet<i64>,
 }
 
 /// Pushes everything queued. The summary is returned even when the run stopped early (the
@@ -176,6 +193,7 @@ pub fn push(
             ..PushSummary::default()
         },
         deadline_hit: false,
+        checked_absent: HashSet::new(),
     };
     let result = p.push_contacts().and_then(|()| p.push_receipts());
     p.progress.finish();

@@ -1,0 +1,451 @@
+//! What `push-local` reports and what it spends, against the fake Engage over loopback HTTP,
+//! driving the real binary: per contact, whether Engage created it, already had it (linked)
+//! or applied a queued update, decided from Engage's answers; and exactly the requests a push
+//! needs, counted per endpoint from the fake's request log against a count the test works
+//! out from what it set up. Also the answers Engage may not give (a batch status without
+//! per-contact rows), a bulk create whose answer was lost, and a push killed between Engage
+//! creating the contacts and the push recording them.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Output;
+
+use common::*;
+use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind};
+use serde_json::{json, Value};
+
+/// Status polls a batch takes with the fake's default `bulk_processing_polls = 1`: one
+/// "Processing", then "Completed".
+const POLLS_PER_BATCH: usize = 2;
+
+/// A workspace pointed at `fake`, with test-sized waits; `local` adds `[local]` keys.
+fn workspace_for(fake: &FakeEngage, local: &str) -> Workspace {
+    let ws = Workspace::new();
+    let config = format!(
+        "[engage]\nbase_url = \"{}\"\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
+         request_timeout = \"3s\"\nconnect_timeout = \"1s\"\nrate_limit = 200\nmax_retries = 2\n\
+         [local]\nstore_external_id = \"0600\"\nbulk_poll_interval = \"10ms\"\n\
+         bulk_poll_timeout = \"5s\"\nrecheck_after = \"0s\"\n{local}",
+        fake.base_url()
+    );
+    std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
+    ws.init();
+    ws
+}
+
+fn push(ws: &Workspace, fake: &FakeEngage, env: &[(&str, &str)]) -> Output {
+    ws.cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .env_remove("ENGAGE_BASE_URL")
+        .envs(env.iter().copied())
+        .args(["--json", "push-local"])
+        .output()
+        .expect("runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(out)))
+}
+
+/// Registers a contact at the till (queues its create).
+fn till_contact(ws: &Workspace, email: &str) {
+    let out = ws
+        .cmd()
+        .args(["contact", "add", "--email", email, "--first-name", "Till"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+/// Contacts Engage has and the replica knows (one export file, one delta), each with a queued
+/// update of its first name; returns their ids.
+fn replica_contacts_with_updates(fake: &FakeEngage, ws: &Workspace, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut members = Vec::new();
+    for i in 0..n {
+        let email = format!("known{i}@example.com");
+        let id = fake.add_contact(json!({"email": email, "firstName": "Old"}));
+        members.push(format!(
+            "<member><contactId>{id}</contactId><email>{email}</email><firstName>Old</firstName></member>"
+        ));
+        ids.push(id);
+    }
+    ws.write_export("20260101100000_0_c.xml", &export(&members, &[], &[]));
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for id in &ids {
+        let out = ws
+            .cmd()
+            .args([
+                "contact",
+                "update",
+                "--contact-id",
+                id,
+                "--first-name",
+                "New",
+            ])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    ids
+}
+
+/// The per-endpoint counts a test expects, without the endpoints it expects no request at.
+fn expected(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect()
+}
+
+/// The stored outcome of each create item, by the contact's e-mail.
+fn create_outcomes(ws: &Workspace) -> BTreeMap<String, String> {
+    let conn = ws.till_conn();
+    let mut stmt = conn
+        .prepare(
+            "SELECT json_extract(fields, '$.email'), outcome FROM contact_outbox \
+             WHERE op = 'create' ORDER BY id",
+        )
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .expect("query");
+    rows.map(|r| {
+        let (email, outcome) = r.expect("row");
+        (email, outcome.unwrap_or_default())
+    })
+    .collect()
+}
+
+/// One setup: how Engage answers, how engage-sync is configured, what it must report.
+struct Case {
+    name: &'static str,
+    rows: bool,
+    lookup_first: bool,
+}
+
+#[test]
+fn a_push_reports_created_linked_and_updated_from_engages_answers_and_spends_only_the_requests_needed(
+) {
+    const NEW: usize = 5;
+    const EXISTING: usize = 3;
+    const UPDATES: usize = 2;
+    for case in [
+        Case {
+            name: "per-contact rows, lookup before create (the defaults)",
+            rows: true,
+            lookup_first: true,
+        },
+        Case {
+            name: "per-contact rows, no lookup before create",
+            rows: true,
+            lookup_first: false,
+        },
+        Case {
+            name: "no per-contact rows, lookup before create",
+            rows: false,
+            lookup_first: true,
+        },
+        Case {
+            name: "no per-contact rows, no lookup before create",
+            rows: false,
+            lookup_first: false,
+        },
+    ] {
+        let fake = FakeEngage::start(FakeConfig {
+            bulk_status_results: case.rows,
+            ..FakeConfig::default()
+        });
+        let ws = workspace_for(
+            &fake,
+            &format!("lookup_before_create = {}\n", case.lookup_first),
+        );
+        let updated = replica_contacts_with_updates(&fake, &ws, UPDATES);
+        for i in 0..EXISTING {
+            // Customers Engage has but the replica does not know yet, registered at the till.
+            let email = format!("existing{i}@example.com");
+            fake.add_contact(json!({"email": email, "firstName": "Engage"}));
+            till_contact(&ws, &email);
+        }
+        for i in 0..NEW {
+            till_contact(&ws, &format!("new{i}@example.com"));
+        }
+        fake.clear_requests();
+        let out = push(&ws, &fake, &[]);
+        assert!(
+            out.status.success(),
+            "{}: {}\n{}",
+            case.name,
+            stdout_of(&out),
+            stderr_of(&out)
+        );
+        let summary = json_of(&out);
+
+        // What each create became, decided from Engage's answers.
+        let (created, linked, unclear) = match (case.rows, case.lookup_first) {
+            // A row says Created or AlreadyExists; or the lookup before the create found the
+            // existing ones and, after it, the new ones (absent before: created by us).
+            (true, _) | (false, true) => (NEW, EXISTING, 0),
+            // Found by key after a create sent without a lookup first, and no row saying
+            // whether Engage created it or had it: neither claim would be honest.
+            (false, false) => (0, 0, NEW + EXISTING),
+        };
+        assert_eq!(
+            summary["contacts_created"], created,
+            "{}: {summary}",
+            case.name
+        );
+        assert_eq!(
+            summary["contacts_linked_existing"], linked,
+            "{}: {summary}",
+            case.name
+        );
+        assert_eq!(
+            summary["contacts_created_or_linked"], unclear,
+            "{}: {summary}",
+            case.name
+        );
+        assert_eq!(summary["contacts_updated"], UPDATES, "{}", case.name);
+        assert_eq!(summary["contacts_left"], 0, "{}", case.name);
+
+        // Exactly the requests needed, per endpoint.
+        let sent_in_bulk = if case.lookup_first {
+            NEW
+        } else {
+            NEW + EXISTING
+        };
+        let lookups_before = if case.lookup_first { NEW + EXISTING } else { 0 };
+        // Without rows, the only way to learn a created contact's id is a lookup by key.
+        let lookups_after = if case.rows { 0 } else { sent_in_bulk };
+        let want = expected(&[
+            ("GET /contacts/id", lookups_before + lookups_after),
+            ("POST /contacts/bulk", 1),
+            ("PATCH /contacts/bulk", 1),
+            ("GET /contacts/bulk/status", 2 * POLLS_PER_BATCH),
+        ]);
+        assert_eq!(fake.requests_per_endpoint(), want, "{}", case.name);
+        let sizes: Vec<(String, usize)> = fake
+            .bulk_requests()
+            .iter()
+            .map(|b| (b.method.clone(), b.size))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("POST".to_string(), sent_in_bulk),
+                ("PATCH".to_string(), UPDATES)
+            ],
+            "{}",
+            case.name
+        );
+        // The summary's own request counts agree with the fake's log.
+        let r = &summary["requests"];
+        assert_eq!(
+            r["lookups"],
+            lookups_before + lookups_after,
+            "{}",
+            case.name
+        );
+        assert_eq!(r["bulk_creates"], 1, "{}", case.name);
+        assert_eq!(r["bulk_updates"], 1, "{}", case.name);
+        assert_eq!(r["status_polls"], 2 * POLLS_PER_BATCH, "{}", case.name);
+        assert_eq!(r["contact_gets"], 0, "{}", case.name);
+
+        // Per contact: the stored outcome says what happened to each.
+        let outcomes = create_outcomes(&ws);
+        for i in 0..NEW {
+            let word = &outcomes[&format!("new{i}@example.com")];
+            let want = match (case.rows, case.lookup_first) {
+                (true, _) => "Created",
+                (false, true) => "FoundAfterCreate",
+                (false, false) => "FoundAfterSend",
+            };
+            assert_eq!(word, want, "{}: new{i}", case.name);
+        }
+        for i in 0..EXISTING {
+            let word = &outcomes[&format!("existing{i}@example.com")];
+            let want = match (case.rows, case.lookup_first) {
+                (_, true) => "Found",
+                (true, false) => "AlreadyExists",
+                (false, false) => "FoundAfterSend",
+            };
+            assert_eq!(word, want, "{}: existing{i}", case.name);
+        }
+        for i in 0..NEW {
+            assert_eq!(fake.creates_for("email", &format!("new{i}@example.com")), 1);
+        }
+        for i in 0..EXISTING {
+            let email = format!("existing{i}@example.com");
+            assert_eq!(fake.creates_for("email", &email), 0, "{}", case.name);
+        }
+        for id in &updated {
+            assert_eq!(fake.contact(id).expect("live")["firstName"], "New");
+        }
+    }
+}
+
+#[test]
+fn the_human_summary_names_each_kind_of_outcome() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let ws = workspace_for(&fake, "");
+    replica_contacts_with_updates(&fake, &ws, 1);
+    fake.add_contact(json!({"email": "old@example.com"}));
+    till_contact(&ws, "old@example.com");
+    till_contact(&ws, "a@example.com");
+    till_contact(&ws, "b@example.com");
+    let out = ws
+        .cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .args(["push-local"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("contacts: 2 created, 1 linked to existing, 1 updated, 0 rejected"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("created or linked"),
+        "said only when some are unclear: {text}"
+    );
+    assert!(text.contains("3 lookups"), "{text}");
+
+    let fake = FakeEngage::start(FakeConfig {
+        bulk_status_results: false,
+        ..FakeConfig::default()
+    });
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    till_contact(&ws, "a@example.com");
+    let out = ws
+        .cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .args(["push-local"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("0 created, 0 linked to existing, 1 created or linked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bulk_create_whose_answer_was_lost_is_looked_up_once_before_it_is_sent_again() {
+    const N: usize = 4;
+    // The request never reaches Engage's handler: nothing is created, the push cannot know.
+    let fake = FakeEngage::start(FakeConfig {
+        unique_keys: Vec::new(),
+        ..FakeConfig::default()
+    });
+    let ws = workspace_for(&fake, "");
+    for i in 0..N {
+        till_contact(&ws, &format!("lost{i}@example.com"));
+    }
+    fake.inject(Fault::on(
+        "POST",
+        "/api/v3/contacts/bulk",
+        FaultKind::DropBeforeResponse,
+    ));
+    let out = push(&ws, &fake, &[]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert_eq!(json_of(&out)["sent_without_answer"], N);
+    assert_eq!(fake.contact_count(), 0);
+    assert!(fake.pending_faults().is_empty());
+
+    fake.clear_requests();
+    let out = push(&ws, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // One lookup each (the check of the unanswered send, which found nothing), then the
+    // create: the check just made stands for the lookup before sending again.
+    let want = expected(&[
+        ("GET /contacts/id", N),
+        ("POST /contacts/bulk", 1),
+        ("GET /contacts/bulk/status", POLLS_PER_BATCH),
+    ]);
+    assert_eq!(fake.requests_per_endpoint(), want);
+    let summary = json_of(&out);
+    assert_eq!(summary["contacts_created"], N, "{summary}");
+    assert_eq!(summary["contacts_linked_existing"], 0);
+    for i in 0..N {
+        assert_eq!(
+            fake.creates_for("email", &format!("lost{i}@example.com")),
+            1
+        );
+    }
+}
+
+#[test]
+fn a_push_killed_between_engage_creating_the_contacts_and_recording_them_creates_each_once() {
+    const N: usize = 3;
+    // push.bulk_sent: Engage answered the bulk create, its batch id not yet stored (the next
+    // run can only look the contacts up). push.batch_stored: the batch id stored, not yet
+    // polled (the next run polls it).
+    for failpoint in ["push.bulk_sent", "push.batch_stored"] {
+        for rows in [true, false] {
+            let what = format!("{failpoint}, rows {rows}");
+            // Uniqueness off: a second create of the same person would be stored and counted.
+            let fake = FakeEngage::start(FakeConfig {
+                unique_keys: Vec::new(),
+                bulk_status_results: rows,
+                ..FakeConfig::default()
+            });
+            let ws = workspace_for(&fake, "");
+            for i in 0..N {
+                till_contact(&ws, &format!("crash{i}@example.com"));
+            }
+            let out = push(&ws, &fake, &[("ENGAGE_SYNC_FAILPOINT", failpoint)]);
+            assert_eq!(
+                out.status.code(),
+                None,
+                "{what}: killed: {}",
+                stderr_of(&out)
+            );
+            assert_eq!(fake.contact_count(), N, "{what}: created before the kill");
+
+            fake.clear_requests();
+            let out = push(&ws, &fake, &[]);
+            assert!(out.status.success(), "{what}: {}", stderr_of(&out));
+            // Nothing is sent again: the contacts are found by key, or the stored batch is
+            // polled (and, without rows, its contacts found by key).
+            let (polls, lookups, word) = match (failpoint, rows) {
+                ("push.bulk_sent", _) => (0, N, "FoundAfterCreate"),
+                (_, true) => (POLLS_PER_BATCH, 0, "Created"),
+                (_, false) => (POLLS_PER_BATCH, N, "FoundAfterCreate"),
+            };
+            let want = expected(&[
+                ("GET /contacts/id", lookups),
+                ("GET /contacts/bulk/status", polls),
+            ]);
+            assert_eq!(fake.requests_per_endpoint(), want, "{what}");
+            let summary = json_of(&out);
+            assert_eq!(summary["contacts_created"], N, "{what}: {summary}");
+            assert_eq!(summary["contacts_linked_existing"], 0, "{what}: {summary}");
+            assert_eq!(
+                summary["contacts_created_or_linked"], 0,
+                "{what}: {summary}"
+            );
+            let outcomes = create_outcomes(&ws);
+            for i in 0..N {
+                let email = format!("crash{i}@example.com");
+                assert_eq!(fake.creates_for("email", &email), 1, "{what}: {email}");
+                assert_eq!(outcomes[&email], word, "{what}: {email}");
+            }
+            assert_eq!(
+                ws.count("SELECT count(*) FROM contacts WHERE contact_id IS NULL"),
+                0,
+                "{what}: all linked"
+            );
+            // A further run has nothing to do.
+            fake.clear_requests();
+            assert!(push(&ws, &fake, &[]).status.success());
+            assert!(fake.requests().is_empty(), "{what}");
+        }
+    }
+}
