@@ -65,12 +65,14 @@ pub struct ContactWriter<'t> {
     /// skips one lookup per contact.
     tombstones_exist: bool,
     now: String,
+    /// This writer's change number (`change_seq`), stamped on every row it writes.
+    seq: i64,
 }
 
 impl<'t> ContactWriter<'t> {
     /// Prepares the statements on `conn` (inside a transaction). `now` (UTC RFC 3339) is
     /// written as `updated_at` / `deleted_at`: one timestamp per file, as readers see the
-    /// changes at once.
+    /// changes at once. Takes the next change number ([`next_change_seq`]).
     pub fn new(conn: &'t Connection, now: String) -> rusqlite::Result<Self> {
         Ok(ContactWriter {
             conn,
@@ -83,6 +85,7 @@ impl<'t> ContactWriter<'t> {
             delete_tombstone: conn.prepare_cached(queries::DELETE_TOMBSTONE)?,
             tombstones_exist: conn.query_row(queries::ANY_TOMBSTONE, [], |r| r.get(0))?,
             now,
+            seq: next_change_seq(conn)?,
         })
     }
 
@@ -137,7 +140,7 @@ impl<'t> ContactWriter<'t> {
                 ApplyOutcome::Updated
             }
             None => {
-                insert_contact(&mut self.insert, row, version, &self.now)?;
+                insert_contact(&mut self.insert, row, version, &self.now, self.seq)?;
                 at.id = Some(self.conn.last_insert_rowid());
                 ApplyOutcome::Inserted
             }
@@ -166,7 +169,7 @@ impl<'t> ContactWriter<'t> {
             at.id = None;
         }
         self.upsert_tombstone
-            .execute(params![contact_id, version, self.now])?;
+            .execute(params![contact_id, version, self.now, self.seq])?;
         at.tombstone = Some(at.tombstone.map_or(version, |t| t.max(version)));
         self.tombstones_exist = true;
         Ok(ApplyOutcome::Deleted)
@@ -220,6 +223,7 @@ impl<'t> ContactWriter<'t> {
             &row.attributes,
             &version,
             &self.now,
+            &self.seq,
         ];
         for (i, key) in new_keys.iter().enumerate() {
             if changed & (1 << i) != 0 {
@@ -231,12 +235,14 @@ impl<'t> ContactWriter<'t> {
     }
 }
 
-/// Inserts a contact row with [`queries::INSERT_CONTACT`] (prepared by the caller).
+/// Inserts a contact row with [`queries::INSERT_CONTACT`] (prepared by the caller); `seq` is
+/// the transaction's change number ([`next_change_seq`]).
 pub fn insert_contact(
     insert: &mut rusqlite::Statement<'_>,
     row: &ContactRow,
     version: i64,
     now: &str,
+    seq: i64,
 ) -> rusqlite::Result<usize> {
     insert.execute(params![
         row.contact_id,
@@ -251,5 +257,103 @@ pub fn insert_contact(
         row.attributes,
         version,
         now,
+        seq,
     ])
+}
+
+/// Hands out the next change number, inside the caller's writing transaction: `publish`
+/// reads the rows stamped with numbers above the last it published. Writers are serialised
+/// by SQLite, so numbers commit in increasing order (see migration 0007).
+pub fn next_change_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(queries::NEXT_CHANGE_SEQ)?
+        .query_row([], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Mode;
+    use crate::replica::Replica;
+
+    fn row(id: &str, email: &str) -> ContactRow {
+        ContactRow {
+            contact_id: id.into(),
+            email: Some(email.into()),
+            ..ContactRow::default()
+        }
+    }
+
+    /// `(change_seq, created_seq)` of a contact, or the tombstone's change number.
+    fn seqs(conn: &Connection, id: &str) -> (Option<(i64, i64)>, Option<i64>) {
+        let contact = conn
+            .query_row(
+                "SELECT change_seq, created_seq FROM contact WHERE contact_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .expect("contact");
+        let tombstone = conn
+            .query_row(
+                "SELECT change_seq FROM tombstone WHERE contact_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .expect("tombstone");
+        (contact, tombstone)
+    }
+
+    /// Each writer takes the next number; inserts, updates and deletes carry it, a stale
+    /// change leaves the row's number alone, and an update keeps the number it was created
+    /// with.
+    #[test]
+    fn every_write_carries_its_transactions_change_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut replica = Replica::open_build(&dir.path().join("r.db"), Mode::Keys, Duration::ZERO)
+            .expect("replica");
+        let conn = replica.conn();
+        // A new replica's counter starts at 1 (the number migrated rows carry).
+        let first = {
+            let tx = conn.transaction().expect("tx");
+            let mut w = ContactWriter::new(&tx, "t".into()).expect("writer");
+            w.upsert(&row("a", "a@x"), 10).expect("a");
+            w.upsert(&row("b", "b@x"), 10).expect("b");
+            let seq = w.seq;
+            drop(w);
+            tx.commit().expect("commit");
+            seq
+        };
+        assert_eq!(first, 2);
+        assert_eq!(seqs(conn, "a"), (Some((2, 2)), None));
+        let tx = conn.transaction().expect("tx");
+        let mut w = ContactWriter::new(&tx, "t".into()).expect("writer");
+        assert_eq!(
+            w.upsert(&row("a", "a2@x"), 20).expect("a"),
+            ApplyOutcome::Updated
+        );
+        assert_eq!(
+            w.upsert(&row("b", "b0@x"), 5).expect("b"),
+            ApplyOutcome::Stale
+        );
+        assert_eq!(w.delete("c", 20).expect("c"), ApplyOutcome::Deleted);
+        drop(w);
+        tx.commit().expect("commit");
+        assert_eq!(seqs(conn, "a"), (Some((3, 2)), None));
+        assert_eq!(seqs(conn, "b"), (Some((2, 2)), None));
+        assert_eq!(seqs(conn, "c"), (None, Some(3)));
+        let tx = conn.transaction().expect("tx");
+        let mut w = ContactWriter::new(&tx, "t".into()).expect("writer");
+        assert_eq!(w.delete("a", 30).expect("a"), ApplyOutcome::Deleted);
+        assert_eq!(
+            w.upsert(&row("c", "c@x"), 30).expect("c"),
+            ApplyOutcome::Inserted
+        );
+        drop(w);
+        tx.commit().expect("commit");
+        assert_eq!(seqs(conn, "a"), (None, Some(4)));
+        assert_eq!(seqs(conn, "c"), (Some((4, 4)), None));
+    }
 }
