@@ -1776,7 +1776,8 @@ fn rekey_killed_anywhere_leaves_old_keys_or_new_keys() {
 
 #[test]
 fn every_failpoint_is_in_the_matrix() {
-    let source = include_str!("crash_matrix.rs");
+    // publish's kill points are in tests/publish.rs (`publish_killed_anywhere_…`).
+    let source = [include_str!("crash_matrix.rs"), include_str!("publish.rs")].concat();
     for name in engage_sync::failpoint::NAMES {
         assert!(
             source.contains(&format!("\"{name}\",")) || source.contains(&format!("at(\"{name}\"")),
