@@ -257,12 +257,13 @@ fn a_keys_hub_publishes_keys_only() {
 #[test]
 fn publish_killed_anywhere_publishes_nothing_twice_and_misses_nothing() {
     let kills = [
-        "publish.files_written:1",
-        "publish.recorded:1",
-        "publish.renamed:1",
-        "publish.renamed:2",
+        ("publish.files_written", 1),
+        ("publish.recorded", 1),
+        ("publish.renamed", 1),
+        ("publish.renamed", 2),
     ];
-    for kill in kills {
+    for (name, hit) in kills {
+        let kill = format!("{name}:{hit}");
         let hub = hub("full");
         let dir = hub.path().join("published");
         let first: Vec<String> = (0..5).map(|n| member(n, "a")).collect();
@@ -275,7 +276,7 @@ fn publish_killed_anywhere_publishes_nothing_twice_and_misses_nothing() {
             .cmd()
             .args(["publish", "--per-file", "2", "--to"])
             .arg(&dir)
-            .env("ENGAGE_SYNC_FAILPOINT", kill)
+            .env("ENGAGE_SYNC_FAILPOINT", &kill)
             .output()
             .expect("publish");
         assert!(!out.status.success(), "{kill}: the run was killed");
