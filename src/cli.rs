@@ -197,7 +197,8 @@ pub enum Command {
     /// and dropped outbox items (never pending ones) with the till contacts Engage rejected,
     /// the files in every archive and quarantine folder this replica has ever used (whatever
     /// this run's flags), applied files and unfinished downloads left in the inbox, and an
-    /// abandoned `full` build, when older than the age; and the till's copies of contacts that
+    /// abandoned `full` build, when older than the age (on a hub also the files `publish`
+    /// wrote, in every folder it used); and the till's copies of contacts that
     /// Engage's data has overtaken or Engage deleted; then truncates the WAL of the replica and of the till store and reclaims their
     /// free pages, so purged data cannot be read back from the files. Only the free pages are
     /// moved: the files are not rewritten (a replica created by an earlier engage-sync build is

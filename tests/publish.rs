@@ -461,3 +461,120 @@ fn a_migrated_replica_publishes_everything_once() {
     store_delta(&store, &dir);
     assert_eq!(store.contacts(), hub.contacts());
 }
+
+/// Sets a file's modification time `days` back.
+fn age(path: &Path, days: u64) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400))
+        .expect("set mtime");
+}
+
+/// GDPR on the hub: `purge` deletes published files older than the age (`--dry-run` lists
+/// them), keeps newer ones. A store that missed a publication the hub purged is told so by
+/// `status` (and `--check` fails with 65), and is whole again after loading a snapshot.
+#[test]
+fn purged_publications_are_reported_missed_until_a_snapshot_resyncs() {
+    let hub = hub("full");
+    let dir = hub.path().join("published");
+    let mut names: Vec<Vec<String>> = Vec::new();
+    for (i, range) in [0..3u32, 3..5, 5..7].into_iter().enumerate() {
+        let new: Vec<String> = range.map(|n| member(n, "a")).collect();
+        apply(
+            &hub,
+            &format!("2026010{}000000_0_members.xml", i + 1),
+            &export(&new, &[], &[]),
+        );
+        let s = publish(&hub, &dir, &[]);
+        names.push(
+            s["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .map(|f| f.as_str().expect("name").to_string())
+                .collect(),
+        );
+    }
+    // The store fetched the first publication only, then went offline.
+    let store = Workspace::new();
+    store
+        .cmd()
+        .args(["-q", "init", "--mode", "full"])
+        .assert()
+        .success();
+    for f in &names[0] {
+        std::fs::copy(dir.join(f), store.inbox().join(f)).expect("copy");
+    }
+    store_delta(&store, &store.inbox());
+    for f in names[0].iter().chain(&names[1]) {
+        age(&dir.join(f), 40);
+    }
+    let dry = hub
+        .cmd()
+        .args(["--json", "purge", "--older-than", "30d", "--dry-run"])
+        .output()
+        .expect("purge");
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let dry: Value = serde_json::from_slice(&dry.stdout).expect("json");
+    assert_eq!(dry["published_files"]["files"], 2, "{dry}");
+    assert_eq!(published(&dir).0.len(), 3, "a dry run deletes nothing");
+    hub.cmd()
+        .args(["-q", "purge", "--older-than", "30d"])
+        .assert()
+        .success();
+    assert_eq!(
+        published(&dir).0,
+        names[2],
+        "only the newest publication is left"
+    );
+    // Back online: the store applies what is left and is told what it missed.
+    store_delta(&store, &dir);
+    let out = store
+        .cmd()
+        .args(["status", "--check", "--max-age", "1h"])
+        .output()
+        .expect("status");
+    assert_eq!(out.status.code(), Some(65), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("missed 1 publication(s) of hub `hub` (d2"),
+        "{}",
+        stdout_of(&out)
+    );
+    let json = store
+        .cmd()
+        .args(["--json", "status"])
+        .output()
+        .expect("status");
+    let json: Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(
+        json["missed_publications"][0]["first_missing"],
+        serde_json::json!([2])
+    );
+    assert_ne!(
+        store.contacts(),
+        hub.contacts(),
+        "contacts 3 and 4 are missing"
+    );
+    // Re-sync from a snapshot.
+    let snap = hub.path().join("snapshot");
+    publish(&hub, &snap, &["--snapshot"]);
+    let mut full = store.cmd();
+    full.args(["-q", "full", "--from-xml"]);
+    for f in published(&snap).0 {
+        full.arg(snap.join(f));
+    }
+    full.assert().success();
+    assert_eq!(store.contacts(), hub.contacts());
+    let out = store
+        .cmd()
+        .args(["status", "--check", "--max-age", "1h"])
+        .output()
+        .expect("status");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout_of(&out));
+}

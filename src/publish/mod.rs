@@ -19,6 +19,7 @@
 //! order and the data's version rises with them.
 
 mod files;
+pub mod gaps;
 pub mod xml;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ use serde_json::{Map, Value};
 use crate::config::Mode;
 use crate::error::UsageError;
 use crate::export_xml::Section;
+use crate::replica::folders::FolderKind;
 use files::FileSet;
 pub use files::MAX_PER_FILE;
 use xml::Lossy;
@@ -124,6 +126,11 @@ pub fn publish(
         dir: dir.display().to_string(),
         ..PublishSummary::default()
     };
+    if !opts.dry_run {
+        // Before any file goes there, so that purge always covers the folder.
+        let now = crate::time::now_rfc3339();
+        crate::replica::folders::record(conn, &dir, FolderKind::Published, &now)?;
+    }
     let last = last_publication(conn)?;
     if let (Some(last), false) = (&last, opts.dry_run) {
         summary.recovered_files = files::rename_into_place(Path::new(&last.dir), &last.files)?;
