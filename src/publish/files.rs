@@ -96,9 +96,9 @@ impl FileSet {
         };
         if current.open != Some(section) {
             if let Some(open) = current.open {
-                write!(out, "</{}>\n", xml::section_name(open)).map_err(io)?;
+                writeln!(out, "</{}>", xml::section_name(open)).map_err(io)?;
             }
-            write!(out, "<{}>\n", xml::section_name(section)).map_err(io)?;
+            writeln!(out, "<{}>", xml::section_name(section)).map_err(io)?;
             current.open = Some(section);
         }
         write(out, lossy).map_err(io)
@@ -150,7 +150,7 @@ impl FileSet {
         let path = current.path;
         (|| -> std::io::Result<()> {
             if let Some(open) = current.open {
-                write!(out, "</{}>\n", xml::section_name(open))?;
+                writeln!(out, "</{}>", xml::section_name(open))?;
             }
             xml::write_tail(&mut out)?;
             let file = out.into_inner().map_err(|e| e.into_error())?;
