@@ -147,10 +147,23 @@ fn stores_importing_the_published_files_equal_the_hub() {
         // Deleted then created again; a contact never seen deleted.
         (members(3..4, "c"), members(5..6, "c"), vec![deleted(100)]),
     ];
+    // An empty hub publishes nothing, and keeps its change log from now on: the first
+    // import (a bulk load) logs one "whole table" row, later imports a row per contact.
+    let empty = publish(&hub, &dir, &[]);
+    assert_eq!(empty["files"].as_array().map(Vec::len), Some(0));
+    let log = |sql: &str| hub.count(&format!("SELECT count(*) FROM change_log {sql}"));
     let mut all_names = Vec::new();
     for (i, (new, updated, gone)) in rounds.iter().enumerate() {
         let name = format!("2026010{}000000_0_members.xml", i + 1);
         apply(&hub, &name, &export(new, updated, gone));
+        if i == 0 {
+            assert_eq!(log("WHERE row IS NULL"), 1, "a bulk load");
+        } else {
+            assert_eq!(
+                log("WHERE row IS NOT NULL"),
+                (new.len() + updated.len()) as i64
+            );
+        }
         let before: Vec<String> = published_names(&dir);
         let summary = publish(&hub, &dir, &["--per-file", "3"]);
         assert_eq!(summary["schema"], 1);
@@ -185,6 +198,7 @@ fn stores_importing_the_published_files_equal_the_hub() {
             );
         }
         all_names.extend(files);
+        assert_eq!(log(""), 0, "the log is emptied up to what was published");
         for (mode, s) in &stores {
             store_delta(s, &dir);
             assert_eq!(
@@ -195,6 +209,10 @@ fn stores_importing_the_published_files_equal_the_hub() {
         }
     }
     assert_eq!(all_names, published_names(&dir));
+    for (_, s) in &stores {
+        let logged = s.count("SELECT count(*) FROM change_log");
+        assert_eq!(logged, 0, "a replica that never published keeps no log");
+    }
     // Each change published once, in its section: round 2 updated 0..3 and deleted 3 and 4;
     // round 3 brought 3 back (new again: its row was made anew) and updated 5.
     let seen = members_in(&dir);
@@ -440,11 +458,12 @@ fn a_migrated_replica_publishes_everything_once() {
     // Back to schema 6, as an earlier engage-sync left it.
     hub.replica_conn()
         .execute_batch(
-            "DROP INDEX contact_by_change_seq; DROP INDEX tombstone_by_change_seq; \
+            "DROP INDEX tombstone_by_change_seq; \
              ALTER TABLE contact DROP COLUMN change_seq; \
              ALTER TABLE contact DROP COLUMN created_seq; \
              ALTER TABLE tombstone DROP COLUMN change_seq; \
-             DROP TABLE change_counter; DROP TABLE publication; PRAGMA user_version = 6;",
+             DROP TABLE change_counter; DROP TABLE change_log; DROP TABLE publication; \
+             PRAGMA user_version = 6;",
         )
         .expect("downgrade");
     let one = publish(&hub, &dir, &[]);

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 use crate::replica::{
-    insert_contact, next_change_seq, queries, ApplyOutcome, ContactRow, ContactWriter,
+    insert_contact, log_bulk_load, next_change_seq, queries, ApplyOutcome, ContactRow,
+    ContactWriter,
 };
 
 /// One contact change, built on the parser thread. Nearly all changes are upserts, so boxing
@@ -179,7 +180,9 @@ impl SortedBatch {
         self.bytes = 0;
         let mut insert = conn.prepare_cached(queries::INSERT_CONTACT)?;
         let mut delete = conn.prepare_cached(queries::INSERT_BULK_DELETE)?;
-        let seq = next_change_seq(conn)?;
+        let change = next_change_seq(conn)?;
+        log_bulk_load(conn, change)?;
+        let seq = change.seq;
         for p in items {
             let outcome = match &p.change {
                 Change::Upsert(row) => {

@@ -101,13 +101,23 @@ const LAST_PUBLICATION: &str = "SELECT delta_number, stamp, dir, files FROM publ
 const LAST_DELTA_DIR: &str =
     "SELECT dir FROM publication WHERE kind = 'delta' ORDER BY id DESC LIMIT 1";
 const COUNTER: &str = "SELECT last, published FROM change_counter WHERE id = 1";
-const SET_PUBLISHED: &str = "UPDATE change_counter SET published = ?1 WHERE id = 1";
+/// Advances the cursor, and makes the replica a hub that logs its changes from now on.
+const SET_PUBLISHED: &str = "UPDATE change_counter SET published = ?1, logging = 1 WHERE id = 1";
+/// Forgets the log up to the cursor.
+const PRUNE_LOG: &str = "DELETE FROM change_log WHERE seq <= ?1";
+/// Whether the changes since ?1 must be found by reading the whole table: a bulk load's log
+/// row (migration 0007).
+const BULK_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM change_log WHERE row IS NULL AND seq > ?1)";
+/// The logged contacts, once each, in row order.
+const LOGGED_ROWS: &str = "(SELECT DISTINCT row FROM change_log \
+     WHERE seq > ?1 AND seq <= ?2 AND row IS NOT NULL ORDER BY row) AS l \
+     CROSS JOIN contact AS c ON c.id = l.row";
 const INSERT_PUBLICATION: &str = "INSERT INTO publication (kind, delta_number, stamp, dir, \
      files, from_seq, to_seq, contacts, deleted, published_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 const CONTACT_COLUMNS: &str = "SELECT contact_id, member_number, email, mobile_phone, \
      external_id, social_security_number, contact_type, first_name, last_name, attributes \
-     FROM contact";
+     FROM";
 const DELTA_TOMBSTONES: &str =
     "SELECT contact_id FROM tombstone WHERE change_seq > ?1 AND change_seq <= ?2";
 const SNAPSHOT_TOMBSTONES: &str = "SELECT contact_id FROM tombstone";
@@ -171,7 +181,7 @@ pub fn publish(
         // Numbers handed out by transactions that changed nothing: move on without a file.
         summary.delta_number = last_delta;
         if !opts.dry_run {
-            tx.execute(SET_PUBLISHED, [last_seq])?;
+            set_published(&tx, last_seq)?;
             tx.commit()?;
         }
         return Ok(summary);
@@ -208,8 +218,15 @@ fn record(tx: &Connection, s: &PublishSummary, stamp: &str) -> anyhow::Result<()
         ],
     )?;
     if s.kind == "delta" {
-        tx.execute(SET_PUBLISHED, [s.to_seq])?;
+        set_published(tx, s.to_seq)?;
     }
+    Ok(())
+}
+
+/// Advances the cursor to `to` (see [`SET_PUBLISHED`], [`PRUNE_LOG`]).
+fn set_published(tx: &Connection, to: i64) -> rusqlite::Result<()> {
+    tx.execute(SET_PUBLISHED, [to])?;
+    tx.execute(PRUNE_LOG, [to])?;
     Ok(())
 }
 
@@ -319,15 +336,22 @@ fn write_members(
     let (from, to) = (summary.from_seq, summary.to_seq);
     if snapshot {
         set.begin(Section::New);
-        let sql = format!("{CONTACT_COLUMNS} NOT INDEXED WHERE contact_id IS NOT NULL");
+        let sql = format!("{CONTACT_COLUMNS} contact NOT INDEXED WHERE contact_id IS NOT NULL");
         summary.new = write_contacts(tx, &sql, params![], mode, set)?;
     } else {
+        // The first publication, or one after a bulk load: the whole table; else the log.
+        let whole = from == 0 || tx.query_row(BULK_SINCE, [from], |r| r.get(0))?;
+        let source = if whole {
+            "contact NOT INDEXED"
+        } else {
+            LOGGED_ROWS
+        };
         let range = "WHERE change_seq > ?1 AND change_seq <= ?2 AND contact_id IS NOT NULL";
         set.begin(Section::New);
-        let sql = format!("{CONTACT_COLUMNS} {range} AND created_seq > ?1");
+        let sql = format!("{CONTACT_COLUMNS} {source} {range} AND created_seq > ?1");
         summary.new = write_contacts(tx, &sql, params![from, to], mode, set)?;
         set.begin(Section::Updated);
-        let sql = format!("{CONTACT_COLUMNS} {range} AND created_seq <= ?1");
+        let sql = format!("{CONTACT_COLUMNS} {source} {range} AND created_seq <= ?1");
         summary.updated = write_contacts(tx, &sql, params![from, to], mode, set)?;
     }
     set.begin(Section::Deleted);

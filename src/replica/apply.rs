@@ -67,6 +67,8 @@ pub struct ContactWriter<'t> {
     now: String,
     /// This writer's change number (`change_seq`), stamped on every row it writes.
     seq: i64,
+    /// On a hub, the change log's insert: every row written is logged (migration 0007).
+    log: Option<CachedStatement<'t>>,
 }
 
 impl<'t> ContactWriter<'t> {
@@ -74,6 +76,7 @@ impl<'t> ContactWriter<'t> {
     /// written as `updated_at` / `deleted_at`: one timestamp per file, as readers see the
     /// changes at once. Takes the next change number ([`next_change_seq`]).
     pub fn new(conn: &'t Connection, now: String) -> rusqlite::Result<Self> {
+        let change = next_change_seq(conn)?;
         Ok(ContactWriter {
             conn,
             find_id: conn.prepare_cached(queries::FIND_CONTACT_ID)?,
@@ -85,7 +88,12 @@ impl<'t> ContactWriter<'t> {
             delete_tombstone: conn.prepare_cached(queries::DELETE_TOMBSTONE)?,
             tombstones_exist: conn.query_row(queries::ANY_TOMBSTONE, [], |r| r.get(0))?,
             now,
-            seq: next_change_seq(conn)?,
+            seq: change.seq,
+            log: if change.logging {
+                Some(conn.prepare_cached(queries::LOG_CHANGE)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -137,11 +145,14 @@ impl<'t> ContactWriter<'t> {
                     return Ok(ApplyOutcome::Stale);
                 }
                 self.update(id, &stored, row, version)?;
+                self.log_row(id)?;
                 ApplyOutcome::Updated
             }
             None => {
                 insert_contact(&mut self.insert, row, version, &self.now, self.seq)?;
-                at.id = Some(self.conn.last_insert_rowid());
+                let id = self.conn.last_insert_rowid();
+                at.id = Some(id);
+                self.log_row(id)?;
                 ApplyOutcome::Inserted
             }
         };
@@ -179,6 +190,14 @@ impl<'t> ContactWriter<'t> {
     pub fn done_pending(&mut self, contact_id: &str) -> rusqlite::Result<()> {
         let mut stmt = self.conn.prepare_cached(queries::DELETE_PENDING)?;
         stmt.execute([contact_id])?;
+        Ok(())
+    }
+
+    /// On a hub, logs a contact row written (see migration 0007).
+    fn log_row(&mut self, id: i64) -> rusqlite::Result<()> {
+        if let Some(log) = self.log.as_mut() {
+            log.execute(params![self.seq, id])?;
+        }
         Ok(())
     }
 
@@ -261,12 +280,35 @@ pub fn insert_contact(
     ])
 }
 
+/// A writing transaction's change number, and whether the replica keeps the change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeSeq {
+    /// The number stamped on the rows written (`change_seq`).
+    pub seq: i64,
+    /// A hub: the contact rows written are logged (`change_log`).
+    pub logging: bool,
+}
+
 /// Hands out the next change number, inside the caller's writing transaction: `publish`
 /// reads the rows stamped with numbers above the last it published. Writers are serialised
 /// by SQLite, so numbers commit in increasing order (see migration 0007).
-pub fn next_change_seq(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn next_change_seq(conn: &Connection) -> rusqlite::Result<ChangeSeq> {
     conn.prepare_cached(queries::NEXT_CHANGE_SEQ)?
-        .query_row([], |r| r.get(0))
+        .query_row([], |r| {
+            Ok(ChangeSeq {
+                seq: r.get(0)?,
+                logging: r.get(1)?,
+            })
+        })
+}
+
+/// On a hub, logs that a bulk load may have written any row (one log row with no row id).
+pub fn log_bulk_load(conn: &Connection, change: ChangeSeq) -> rusqlite::Result<()> {
+    if change.logging {
+        conn.prepare_cached(queries::LOG_CHANGE)?
+            .execute(params![change.seq, Option::<i64>::None])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

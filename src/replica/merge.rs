@@ -138,9 +138,10 @@ impl Replica {
 /// the live replica handed out, so that numbers keep rising across the swap. The build's
 /// publication cursor stays at 0 (see [`merge_publications`]).
 fn merge_change_seq(tx: &rusqlite::Connection) -> anyhow::Result<i64> {
-    let live: i64 = tx.query_row(queries::LIVE_CHANGE_SEQ, [], |r| r.get(0))?;
-    let seq = super::next_change_seq(tx)?.max(live + 1);
-    tx.execute(queries::SET_CHANGE_SEQ, [seq])?;
+    let (live, logging): (i64, bool) =
+        tx.query_row(queries::LIVE_CHANGE_SEQ, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let seq = super::next_change_seq(tx)?.seq.max(live + 1);
+    tx.execute(queries::SET_CHANGE_SEQ, rusqlite::params![seq, logging])?;
     Ok(seq)
 }
 

@@ -15,9 +15,12 @@ pub const INSERT_CONTACT: &str = "INSERT INTO contact (contact_id, member_number
      mobile_phone, external_id, social_security_number, contact_type, first_name, last_name, \
      attributes, version, updated_at, change_seq, created_seq) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)";
-/// Hands out the next change number (one per writing transaction, `replica::change_seq`).
+/// Hands out the next change number (one per writing transaction, `replica::change_seq`), and
+/// whether the replica keeps the change log (a hub).
 pub const NEXT_CHANGE_SEQ: &str =
-    "UPDATE change_counter SET last = last + 1 WHERE id = 1 RETURNING last";
+    "UPDATE change_counter SET last = last + 1 WHERE id = 1 RETURNING last, logging";
+/// A contact written (?2: its row id; NULL for a bulk load) by transaction ?1, on a hub.
+pub const LOG_CHANGE: &str = "INSERT INTO change_log (seq, row) VALUES (?1, ?2)";
 /// The indexed key columns an update may change, in the order of [`update_contact`]'s
 /// parameters ?9.. .
 pub const KEY_COLUMNS: [&str; 5] = [
@@ -231,10 +234,13 @@ pub const MERGE_HISTORY: &str = "\
      DELETE FROM main.used_folder; \
      INSERT INTO main.used_folder SELECT * FROM live.used_folder;";
 
-/// The live replica's last change number (a merge continues above it).
-pub const LIVE_CHANGE_SEQ: &str = "SELECT last FROM live.change_counter WHERE id = 1";
-/// Sets the build's counter to a merge's number.
-pub const SET_CHANGE_SEQ: &str = "UPDATE main.change_counter SET last = ?1 WHERE id = 1";
+/// The live replica's last change number (a merge continues above it) and whether it keeps
+/// the change log (a hub).
+pub const LIVE_CHANGE_SEQ: &str = "SELECT last, logging FROM live.change_counter WHERE id = 1";
+/// Sets the build's counter to a merge's number (?1) and the live replica's logging (?2); the
+/// build's cursor stays 0 and its log empty: its first publication reads the whole table.
+pub const SET_CHANGE_SEQ: &str =
+    "UPDATE main.change_counter SET last = ?1, logging = ?2 WHERE id = 1";
 /// A hub's publications come over into a build (replacing a previous merge's copy).
 pub const MERGE_PUBLICATIONS: &str = "DELETE FROM main.publication; \
      INSERT INTO main.publication SELECT * FROM live.publication ORDER BY id;";
