@@ -136,19 +136,7 @@ pub fn publish(
         dir: dir.display().to_string(),
         ..PublishSummary::default()
     };
-    if !opts.dry_run {
-        // Before any file goes there, so that purge always covers the folder.
-        let now = crate::time::now_rfc3339();
-        crate::replica::folders::record(conn, &dir, FolderKind::Published, &now)?;
-    }
-    let last = last_publication(conn)?;
-    if let (Some(last), false) = (&last, opts.dry_run) {
-        summary.recovered_files = files::rename_into_place(Path::new(&last.dir), &last.files)?;
-    }
-    if !opts.dry_run {
-        summary.removed_temporary_files =
-            files::remove_unrecorded(&dir, |name| is_publication_file(name, &opts.name))?;
-    }
+    let last = finish_interrupted(conn, &dir, opts, &mut summary)?;
     if opts.snapshot {
         refuse_delta_folder(conn, &dir)?;
     }
@@ -180,7 +168,7 @@ pub fn publish(
     if names.is_empty() {
         // Numbers handed out by transactions that changed nothing: move on without a file.
         summary.delta_number = last_delta;
-        if !opts.dry_run {
+        if !opts.dry_run && !opts.snapshot {
             set_published(&tx, last_seq)?;
             tx.commit()?;
         }
@@ -197,6 +185,29 @@ pub fn publish(
     crate::failpoint::hit("publish.recorded");
     files::rename_into_place(&dir, &summary.files)?;
     Ok(summary)
+}
+
+/// Before a publication: records the folder (before any file goes there, so that purge
+/// always covers it), renames what a killed run left of the last recorded publication, and
+/// removes the temporary files of one it never recorded. Returns the last publication.
+fn finish_interrupted(
+    conn: &Connection,
+    dir: &Path,
+    opts: &PublishOptions,
+    summary: &mut PublishSummary,
+) -> anyhow::Result<Option<LastPublication>> {
+    let last = last_publication(conn)?;
+    if opts.dry_run {
+        return Ok(last);
+    }
+    let now = crate::time::now_rfc3339();
+    crate::replica::folders::record(conn, dir, FolderKind::Published, &now)?;
+    if let Some(last) = &last {
+        summary.recovered_files = files::rename_into_place(Path::new(&last.dir), &last.files)?;
+    }
+    summary.removed_temporary_files =
+        files::remove_unrecorded(dir, |name| is_publication_file(name, &opts.name))?;
+    Ok(last)
 }
 
 /// Records the publication and, for a delta, advances the cursor (in the caller's
