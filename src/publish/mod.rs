@@ -112,6 +112,11 @@ const BULK_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM change_log WHERE row IS N
 const LOGGED_ROWS: &str = "(SELECT DISTINCT row FROM change_log \
      WHERE seq > ?1 AND seq <= ?2 AND row IS NOT NULL ORDER BY row) AS l \
      CROSS JOIN contact AS c ON c.id = l.row";
+/// The logged contacts that were created (some may have been created before the last
+/// publication and logged as created again later: `created_seq` decides), once each.
+const LOGGED_NEW_ROWS: &str = "(SELECT DISTINCT row FROM change_log \
+     WHERE seq > ?1 AND seq <= ?2 AND row IS NOT NULL AND inserted ORDER BY row) AS l \
+     CROSS JOIN contact AS c ON c.id = l.row";
 const INSERT_PUBLICATION: &str = "INSERT INTO publication (kind, delta_number, stamp, dir, \
      files, from_seq, to_seq, contacts, deleted, published_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
@@ -352,14 +357,14 @@ fn write_members(
     } else {
         // The first publication, or one after a bulk load: the whole table; else the log.
         let whole = from == 0 || tx.query_row(BULK_SINCE, [from], |r| r.get(0))?;
-        let source = if whole {
-            "contact NOT INDEXED"
+        let (source, new_source) = if whole {
+            ("contact NOT INDEXED", "contact NOT INDEXED")
         } else {
-            LOGGED_ROWS
+            (LOGGED_ROWS, LOGGED_NEW_ROWS)
         };
         let range = "WHERE change_seq > ?1 AND change_seq <= ?2 AND contact_id IS NOT NULL";
         set.begin(Section::New);
-        let sql = format!("{CONTACT_COLUMNS} {source} {range} AND created_seq > ?1");
+        let sql = format!("{CONTACT_COLUMNS} {new_source} {range} AND created_seq > ?1");
         summary.new = write_contacts(tx, &sql, params![from, to], mode, set)?;
         set.begin(Section::Updated);
         let sql = format!("{CONTACT_COLUMNS} {source} {range} AND created_seq <= ?1");

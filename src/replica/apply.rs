@@ -145,14 +145,14 @@ impl<'t> ContactWriter<'t> {
                     return Ok(ApplyOutcome::Stale);
                 }
                 self.update(id, &stored, row, version)?;
-                self.log_row(id)?;
+                self.log_row(id, false)?;
                 ApplyOutcome::Updated
             }
             None => {
                 insert_contact(&mut self.insert, row, version, &self.now, self.seq)?;
                 let id = self.conn.last_insert_rowid();
                 at.id = Some(id);
-                self.log_row(id)?;
+                self.log_row(id, true)?;
                 ApplyOutcome::Inserted
             }
         };
@@ -194,9 +194,9 @@ impl<'t> ContactWriter<'t> {
     }
 
     /// On a hub, logs a contact row written (see migration 0007).
-    fn log_row(&mut self, id: i64) -> rusqlite::Result<()> {
+    fn log_row(&mut self, id: i64, inserted: bool) -> rusqlite::Result<()> {
         if let Some(log) = self.log.as_mut() {
-            log.execute(params![self.seq, id])?;
+            log.execute(params![self.seq, id, inserted])?;
         }
         Ok(())
     }
@@ -305,8 +305,11 @@ pub fn next_change_seq(conn: &Connection) -> rusqlite::Result<ChangeSeq> {
 /// On a hub, logs that a bulk load may have written any row (one log row with no row id).
 pub fn log_bulk_load(conn: &Connection, change: ChangeSeq) -> rusqlite::Result<()> {
     if change.logging {
-        conn.prepare_cached(queries::LOG_CHANGE)?
-            .execute(params![change.seq, Option::<i64>::None])?;
+        conn.prepare_cached(queries::LOG_CHANGE)?.execute(params![
+            change.seq,
+            Option::<i64>::None,
+            false
+        ])?;
     }
     Ok(())
 }

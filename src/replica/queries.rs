@@ -19,8 +19,9 @@ pub const INSERT_CONTACT: &str = "INSERT INTO contact (contact_id, member_number
 /// whether the replica keeps the change log (a hub).
 pub const NEXT_CHANGE_SEQ: &str =
     "UPDATE change_counter SET last = last + 1 WHERE id = 1 RETURNING last, logging";
-/// A contact written (?2: its row id; NULL for a bulk load) by transaction ?1, on a hub.
-pub const LOG_CHANGE: &str = "INSERT INTO change_log (seq, row) VALUES (?1, ?2)";
+/// A contact written (?2: its row id; NULL for a bulk load; ?3: 1 when the write created the
+/// row) by transaction ?1, on a hub.
+pub const LOG_CHANGE: &str = "INSERT INTO change_log (seq, row, inserted) VALUES (?1, ?2, ?3)";
 /// The indexed key columns an update may change, in the order of [`update_contact`]'s
 /// parameters ?9.. .
 pub const KEY_COLUMNS: [&str; 5] = [

@@ -24,12 +24,14 @@ CREATE TABLE change_counter (
     logging   INTEGER NOT NULL    -- 1 on a hub: writers append to change_log
 );
 INSERT INTO change_counter (id, last, published, logging) VALUES (1, 1, 0, 0);
--- The contacts written since the last publication (a hub's only): the transaction's number
--- and the contact's row id (NULL: a bulk load, every row). `publish` empties it up to what it
--- published.
+-- The contacts written since the last publication (a hub's only): the transaction's number,
+-- the contact's row id (NULL: a bulk load, every row) and whether the write created the row
+-- (so that `publish` finds the few new contacts without reading every changed one twice).
+-- `publish` empties it up to what it published.
 CREATE TABLE change_log (
-    seq INTEGER NOT NULL,
-    row INTEGER
+    seq      INTEGER NOT NULL,
+    row      INTEGER,
+    inserted INTEGER NOT NULL
 );
 ALTER TABLE contact ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 1;
 -- The number of the transaction that created the row: `publish` lists a contact created
