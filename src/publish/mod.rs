@@ -20,6 +20,7 @@
 
 mod files;
 pub mod gaps;
+mod json_xml;
 pub mod xml;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{Map, Value};
+use std::io::Write;
 
 use crate::config::Mode;
 use crate::error::UsageError;
@@ -389,7 +390,22 @@ fn write_members(
     Ok(())
 }
 
-/// Writes the contacts `sql` selects ([`CONTACT_COLUMNS`]); returns how many.
+/// The key columns a member is written from when no stored fields are (keys mode), in
+/// [`CONTACT_COLUMNS`] order from its second column.
+const COLUMN_FIELDS: [&str; 8] = [
+    "memberNumber",
+    "email",
+    "mobilePhone",
+    "externalId",
+    "socialSecurityNumber",
+    "contactType",
+    "firstName",
+    "lastName",
+];
+
+/// Writes the contacts `sql` selects ([`CONTACT_COLUMNS`]); returns how many. Values are read
+/// in place from SQLite's row, and a full contact's fields straight from its JSON
+/// (`json_xml`), so writing a member allocates nothing.
 fn write_contacts(
     tx: &Connection,
     sql: &str,
@@ -399,44 +415,32 @@ fn write_contacts(
 ) -> anyhow::Result<u64> {
     let mut stmt = tx.prepare(sql)?;
     let mut rows = stmt.query(params)?;
+    let mut body = Vec::with_capacity(4096);
     let mut n = 0;
     while let Some(r) = rows.next()? {
-        let id: String = r.get(0)?;
-        let attributes: Option<String> = r.get(9)?;
-        let object = (mode == Mode::Full)
-            .then(|| attributes.and_then(|a| serde_json::from_str::<Map<String, Value>>(&a).ok()))
-            .flatten();
-        match object {
-            Some(object) => {
-                set.member(|out, lossy| xml::write_member_json(out, &id, &object, lossy))?
-            }
+        let id = r.get_ref(0)?.as_str()?;
+        let attributes = match mode {
+            Mode::Full => r.get_ref(9)?.as_str_or_null()?,
+            Mode::Keys => None,
+        };
+        let mut member_lossy = Lossy::default();
+        // A stored object that does not parse (never written so) falls back to the columns.
+        let source = attributes
+            .and_then(|json| json_xml::member_body(json, &mut body, &mut member_lossy).ok());
+        match source {
+            Some(source) => set.member(|out, lossy| {
+                lossy.add(member_lossy);
+                xml::write_member_open(out, source.as_deref(), lossy)?;
+                xml::write_text_element(out, "contactId", id, lossy)?;
+                out.write_all(&body)?;
+                out.write_all(b"</member>\n")
+            })?,
             None => {
-                let cols: [Option<String>; 8] = [
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ];
-                let names = [
-                    "memberNumber",
-                    "email",
-                    "mobilePhone",
-                    "externalId",
-                    "socialSecurityNumber",
-                    "contactType",
-                    "firstName",
-                    "lastName",
-                ];
-                let fields: Vec<(&str, Option<&str>)> = names
-                    .iter()
-                    .zip(&cols)
-                    .map(|(n, v)| (*n, v.as_deref()))
-                    .collect();
-                set.member(|out, lossy| xml::write_member_fields(out, &id, &fields, lossy))?
+                let mut fields = [("", None); 8];
+                for (i, name) in COLUMN_FIELDS.iter().enumerate() {
+                    fields[i] = (*name, r.get_ref(i + 1)?.as_str_or_null()?);
+                }
+                set.member(|out, lossy| xml::write_member_fields(out, id, &fields, lossy))?
             }
         }
         n += 1;

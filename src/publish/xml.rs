@@ -28,6 +28,14 @@ pub struct Lossy {
     pub characters_dropped: u64,
 }
 
+impl Lossy {
+    /// Adds another member's counts.
+    pub fn add(&mut self, other: Lossy) {
+        self.fields_skipped += other.fields_skipped;
+        self.characters_dropped += other.characters_dropped;
+    }
+}
+
 /// The document's start, up to the root's start tag.
 pub fn write_head(out: &mut impl Write) -> io::Result<()> {
     write!(
@@ -78,14 +86,11 @@ pub fn write_member_json(
     attributes: &Map<String, Value>,
     lossy: &mut Lossy,
 ) -> io::Result<()> {
-    match attributes.get("source") {
-        Some(Value::String(source)) => {
-            out.write_all(b"<member source=\"")?;
-            write_escaped(out, source, true, lossy)?;
-            out.write_all(b"\">")?;
-        }
-        _ => out.write_all(b"<member>")?,
-    }
+    let source = match attributes.get("source") {
+        Some(Value::String(source)) => Some(source.as_str()),
+        _ => None,
+    };
+    write_member_open(out, source, lossy)?;
     write_text_element(out, "contactId", contact_id, lossy)?;
     for (name, value) in attributes {
         let as_attribute = name == "source" && value.is_string();
@@ -97,9 +102,46 @@ pub fn write_member_json(
     out.write_all(b"</member>\n")
 }
 
+/// `<member>`, with Engage's `source` attribute when given.
+pub fn write_member_open(
+    out: &mut impl Write,
+    source: Option<&str>,
+    lossy: &mut Lossy,
+) -> io::Result<()> {
+    match source {
+        Some(source) => {
+            out.write_all(b"<member source=\"")?;
+            write_escaped(out, source, true, lossy)?;
+            out.write_all(b"\">")
+        }
+        None => out.write_all(b"<member>"),
+    }
+}
+
+/// `<name>`.
+pub fn write_start(out: &mut impl Write, name: &str) -> io::Result<()> {
+    out.write_all(b"<")?;
+    out.write_all(name.as_bytes())?;
+    out.write_all(b">")
+}
+
+/// `</name>`.
+pub fn write_end(out: &mut impl Write, name: &str) -> io::Result<()> {
+    out.write_all(b"</")?;
+    out.write_all(name.as_bytes())?;
+    out.write_all(b">")
+}
+
+/// `<name xsi:nil="true"/>`: a null value.
+pub fn write_nil_element(out: &mut impl Write, name: &str) -> io::Result<()> {
+    out.write_all(b"<")?;
+    out.write_all(name.as_bytes())?;
+    out.write_all(b" xsi:nil=\"true\"/>")
+}
+
 /// A field: `<name>text</name>`, nested elements for an object, the element repeated for an
 /// array.
-fn write_value(
+pub fn write_value(
     out: &mut impl Write,
     name: &str,
     value: &Value,
@@ -110,10 +152,10 @@ fn write_value(
         return Ok(());
     }
     match value {
-        Value::Null => write!(out, "<{name} xsi:nil=\"true\"/>"),
+        Value::Null => write_nil_element(out, name),
         Value::String(s) => write_text_element(out, name, s, lossy),
-        Value::Bool(b) => write!(out, "<{name}>{b}</{name}>"),
-        Value::Number(n) => write!(out, "<{name}>{n}</{name}>"),
+        Value::Bool(b) => write_text_element(out, name, &b.to_string(), lossy),
+        Value::Number(n) => write_text_element(out, name, &n.to_string(), lossy),
         Value::Array(items) => {
             for item in items {
                 if item.is_array() {
@@ -125,28 +167,30 @@ fn write_value(
             Ok(())
         }
         Value::Object(map) => {
-            write!(out, "<{name}>")?;
+            write_start(out, name)?;
             for (child, v) in map {
                 write_value(out, child, v, lossy)?;
             }
-            write!(out, "</{name}>")
+            write_end(out, name)
         }
     }
 }
 
 /// `<name>text</name>`, or `<name/>` for empty text.
-fn write_text_element(
+pub fn write_text_element(
     out: &mut impl Write,
     name: &str,
     text: &str,
     lossy: &mut Lossy,
 ) -> io::Result<()> {
     if text.is_empty() {
-        return write!(out, "<{name}/>");
+        out.write_all(b"<")?;
+        out.write_all(name.as_bytes())?;
+        return out.write_all(b"/>");
     }
-    write!(out, "<{name}>")?;
+    write_start(out, name)?;
     write_escaped(out, text, false, lossy)?;
-    write!(out, "</{name}>")
+    write_end(out, name)
 }
 
 /// Text escaped for element content or (`attribute`) a double-quoted attribute value.
