@@ -457,14 +457,7 @@ fn a_migrated_replica_publishes_everything_once() {
     );
     // Back to schema 6, as an earlier engage-sync left it.
     hub.replica_conn()
-        .execute_batch(
-            "DROP INDEX tombstone_by_change_seq; \
-             ALTER TABLE contact DROP COLUMN change_seq; \
-             ALTER TABLE contact DROP COLUMN created_seq; \
-             ALTER TABLE tombstone DROP COLUMN change_seq; \
-             DROP TABLE change_counter; DROP TABLE change_log; DROP TABLE publication; \
-             PRAGMA user_version = 6;",
-        )
+        .execute_batch(common::UNDO_SCHEMA_7)
         .expect("downgrade");
     let one = publish(&hub, &dir, &[]);
     assert_eq!(one["new"], 4);
