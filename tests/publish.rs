@@ -590,3 +590,32 @@ fn purged_publications_are_reported_missed_until_a_snapshot_resyncs() {
         .expect("status");
     assert_eq!(out.status.code(), Some(0), "{}", stdout_of(&out));
 }
+
+/// `publish --dry-run` names the files and counts the members it would write, and writes
+/// nothing: no folder, no file, no record; the real run then publishes the same changes.
+#[test]
+fn a_dry_run_writes_nothing() {
+    let hub = hub("full");
+    let dir = hub.path().join("published");
+    let first: Vec<String> = (0..5).map(|n| member(n, "a")).collect();
+    apply(
+        &hub,
+        "20260101000000_0_members.xml",
+        &export(&first, &[], &[deleted(9)]),
+    );
+    let dry = publish(&hub, &dir, &["--dry-run", "--per-file", "2"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        (dry["new"].clone(), dry["deleted"].clone()),
+        (5.into(), 1.into())
+    );
+    assert_eq!(dry["files"].as_array().map(Vec::len), Some(3));
+    assert!(!dir.exists(), "no folder made");
+    assert_eq!(hub.count("SELECT count(*) FROM publication"), 0);
+    let real = publish(&hub, &dir, &["--per-file", "2"]);
+    assert_eq!(
+        (real["new"].clone(), real["deleted"].clone()),
+        (5.into(), 1.into())
+    );
+    assert_eq!(published(&dir).0.len(), 3);
+}
