@@ -7,7 +7,8 @@
 #
 # Environment: BASE (required: the binary to compare with), NEW (default: this tree's release
 # build), CONTACTS (30000), UPDATES (CONTACTS/5), DELETES (CONTACTS/50), MODES ("keys full"),
-# OUT (bench/out/instructions).
+# OUT (bench/out/instructions), HUB (0; 1: the new binary's replica is a hub, which keeps a
+# change log: `publish` runs on it, empty, before the imports).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,6 +57,9 @@ for mode in $MODES; do
         mkdir -p "$work"
         cp -r "$OUT/data/initial" "$OUT/data/update" "$work/"
         "$bin" --db "$work/r.db" -q init --mode "$mode" >/dev/null
+        if [[ "$which" == new && "${HUB:-0}" == 1 ]]; then
+            "$bin" --db "$work/r.db" -q publish --to "$work/published" >/dev/null
+        fi
         for step in initial update; do
             count[$which-$step]="$(instructions "$bin" "$work/r.db" "$work/$step")"
         done

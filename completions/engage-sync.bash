@@ -37,6 +37,9 @@ _engage__sync() {
             engage__sync,lookup)
                 cmd="engage__sync__subcmd__lookup"
                 ;;
+            engage__sync,publish)
+                cmd="engage__sync__subcmd__publish"
+                ;;
             engage__sync,purge)
                 cmd="engage__sync__subcmd__purge"
                 ;;
@@ -88,6 +91,9 @@ _engage__sync() {
             engage__sync__subcmd__help,lookup)
                 cmd="engage__sync__subcmd__help__subcmd__lookup"
                 ;;
+            engage__sync__subcmd__help,publish)
+                cmd="engage__sync__subcmd__help__subcmd__publish"
+                ;;
             engage__sync__subcmd__help,purge)
                 cmd="engage__sync__subcmd__help__subcmd__purge"
                 ;;
@@ -128,7 +134,7 @@ _engage__sync() {
 
     case "${cmd}" in
         engage__sync)
-            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --default-country --help --version init delta full changes lookup status purge contact receipt push-local help"
+            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --default-country --help --version init delta full changes lookup status purge contact receipt push-local publish help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -542,7 +548,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__help)
-            opts="init delta full changes lookup status purge contact receipt push-local help"
+            opts="init delta full changes lookup status purge contact receipt push-local publish help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -668,6 +674,20 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__help__subcmd__lookup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        engage__subcmd__sync__subcmd__help__subcmd__publish)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -817,6 +837,48 @@ _engage__sync() {
                     return 0
                     ;;
                 --local-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --default-country)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        engage__subcmd__sync__subcmd__publish)
+            opts="-v -q -h -V --to --snapshot --name --per-file --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --per-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

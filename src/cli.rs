@@ -200,7 +200,8 @@ pub enum Command {
     /// and dropped outbox items (never pending ones) with the till contacts Engage rejected,
     /// the files in every archive and quarantine folder this replica has ever used (whatever
     /// this run's flags), applied files and unfinished downloads left in the inbox, and an
-    /// abandoned `full` build, when older than the age; and the till's copies of contacts that
+    /// abandoned `full` build, when older than the age (on a hub also the files `publish`
+    /// wrote, in every folder it used); and the till's copies of contacts that
     /// Engage's data has overtaken or Engage deleted; then truncates the WAL of the replica and of the till store and reclaims their
     /// free pages, so purged data cannot be read back from the files. Only the free pages are
     /// moved: the files are not rewritten (a replica created by an earlier engage-sync build is
@@ -240,6 +241,62 @@ pub enum Command {
     /// that Engage's data has overtaken.
     #[command(after_help = EXIT_CODES_HELP)]
     PushLocal(PushLocalArgs),
+    /// On a hub: write the replica's changes as export files that stores import with `delta`
+    ///
+    /// Writes what changed in the replica since the last publication (creates, updates and
+    /// deletes, each contact once in its latest state) as contact-export XML files in Engage's
+    /// own format, at most 10,000 contacts a file, named `STAMP_N_NAME-dK.xml` (K: the
+    /// publication's number; STAMP rises strictly from one publication to the next). Stores
+    /// read the folder with `delta` (over SFTP with `--from sftp`, or a folder that rsync or
+    /// rclone fills), so one hub talks to Engage for all of them. A keys-only replica
+    /// publishes keys only; a full one every field. Each file is written to a hidden
+    /// temporary name and flushed, the publication recorded, then the files renamed into
+    /// place: a store never sees half a file, and a killed run is completed by the next one
+    /// (nothing published twice, nothing missed). No file is written when nothing changed.
+    /// With --snapshot, the whole replica (every contact and every delete) as a file set that
+    /// a new or lagging store loads with `full --from-xml`: write it to another folder than
+    /// the changes. `purge` deletes published files older than its age.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Publish(PublishArgs),
+}
+
+/// `publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The folder to write the files to (created if missing, mode 0750); the stores read it
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+
+    /// Publish the whole replica (for `full --from-xml` on a store) instead of the changes
+    #[arg(long)]
+    pub snapshot: bool,
+
+    /// The name part of the file names (letters, digits and `-`)
+    #[arg(long, value_name = "NAME", default_value = "hub", value_parser = publish_name)]
+    pub name: String,
+
+    /// Contacts per file, at most 10000 (Engage's own limit)
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub per_file: u16,
+
+    /// Options of every writing command.
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// A `--name` for published files: a non-empty name of letters, digits and `-`, at most 40.
+fn publish_name(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 40
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err("use 1 to 40 letters, digits and `-` (e.g. hub, stores-se)".into())
+    }
 }
 
 /// `contact add` / `contact update`.

@@ -64,6 +64,10 @@ pub const NAMES: &[&str] = &[
     "migrate.copied", // the till's data copied into the till store, not yet removed here
     // re-normalising stored keys after schema 6 (src/replica/rekey.rs).
     "rekey.updated", // every changed row updated, before the COMMIT that removes the mark
+    // publish on a hub (src/publish/).
+    "publish.files_written", // every file written and flushed under its temporary name
+    "publish.recorded",      // the publication and its cursor committed, nothing renamed
+    "publish.renamed",       // one file renamed into place, the rest not yet
 ];
 
 /// The environment variable naming injected faults (comma-separated names of [`FAULTS`]):

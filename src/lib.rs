@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod outbox;
 pub mod printable;
 pub mod progress;
+pub mod publish;
 pub mod purge_files;
 pub mod replica;
 pub mod sftp;

@@ -186,6 +186,9 @@ pub fn purge_folder(
             FolderKind::Inbox => {
                 "export files already applied, and unfinished SFTP downloads (staging)"
             }
+            FolderKind::Published => {
+                "files published for the stores (`publish`), and temporary ones"
+            }
         },
         exists: true,
         files: 0,
@@ -215,6 +218,7 @@ pub fn purge_folder(
                 is_partial_download(&path)
                     || (is_export_file_name(&path) && is_old_file(&path, cutoff)? && known(&path)?)
             }
+            FolderKind::Published => is_export_file_name(&path) || is_partial_download(&path),
         };
         if !ours {
             continue;

@@ -384,6 +384,7 @@ fn upgraded_replica_is_re_keyed(mode: &str) {
             [guid(3)],
         )
         .expect("old e-mail");
+        conn.execute_batch(UNDO_SCHEMA_7).expect("schema 6");
         conn.execute_batch("DROP TABLE used_folder; PRAGMA user_version = 4;")
             .expect("schema 4");
     }

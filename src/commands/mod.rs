@@ -10,6 +10,7 @@ pub use delta::NotUtf8Names;
 pub use full::BuildPaused;
 mod init;
 mod lookup;
+mod publish;
 mod purge;
 mod push_local;
 mod receipt;
@@ -74,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Purge(a) => overrides.create_replica = a.create.create_replica,
         Command::Lookup(_) | Command::Status(_) => {}
         Command::Contact(_) | Command::Receipt(_) | Command::PushLocal(_) => {}
+        Command::Publish(_) => {}
     }
     let ctx = Ctx {
         settings: config::resolve(&file, &base, &overrides)?,
@@ -98,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Contact(c) => contact::run(&ctx, &c),
         Command::Receipt(c) => receipt::run(&ctx, &c),
         Command::PushLocal(a) => push_local::run(&ctx, &a),
+        Command::Publish(a) => publish::run(&ctx, &a),
     };
     if let (Some(url), Some(job)) = (&ctx.settings.healthcheck_url, job) {
         healthcheck::ping_after(url, job, &result);
@@ -113,6 +116,7 @@ fn job_name(command: &Command) -> Option<&'static str> {
         Command::Full(a) if !a.write.dry_run => Some("full"),
         Command::Purge(a) if !a.write.dry_run => Some("purge"),
         Command::PushLocal(a) if !a.write.dry_run => Some("push-local"),
+        Command::Publish(a) if !a.write.dry_run => Some("publish"),
         _ => None,
     }
 }

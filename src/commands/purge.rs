@@ -36,6 +36,8 @@ struct PurgeSummary {
     inbox_files: FileCount,
     /// An abandoned `full` build and stale generations.
     build_files: FileCount,
+    /// Files a hub published for its stores (`publish`).
+    published_files: FileCount,
     /// Every place purge covers, with what it deleted there (the scope, for an auditor).
     locations: Vec<Location>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,6 +195,7 @@ fn purge_files(
             FolderKind::Archive => summary.archived_files.add(&loc),
             FolderKind::Quarantine => summary.quarantined_files.add(&loc),
             FolderKind::Inbox => summary.inbox_files.add(&loc),
+            FolderKind::Published => summary.published_files.add(&loc),
         }
         summary.locations.push(loc);
     }
@@ -267,6 +270,10 @@ fn print_summary(ctx: &Ctx, s: &PurgeSummary) -> anyhow::Result<()> {
         format!(
             "  build files:        {} (abandoned `full` builds)",
             files(&s.build_files)
+        ),
+        format!(
+            "  published files:    {} (hub: files published for the stores)",
+            files(&s.published_files)
         ),
     ];
     lines.push(format!(

@@ -48,6 +48,10 @@ struct StatusReport {
     unfinished_runs: Vec<UnfinishedRun>,
     recent_files: Vec<RecentFile>,
     gaps: Vec<Gap>,
+    /// On a store: a hub's delta publications it never applied (purged on the hub before it
+    /// fetched them); it must re-sync from a snapshot (README "`publish`").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missed_publications: Vec<crate::publish::gaps::MissedPublications>,
     quarantined: Vec<QuarantineRow>,
     /// Outbox depth per kind and state, the oldest undelivered item, rejected/dropped items.
     outbox: OutboxStatus,
@@ -114,9 +118,12 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         }
         let stale = !c.ok;
         check_warnings(&mut c, &report.run_warnings);
+        check_publications(&mut c, &report.missed_publications);
         code = match (c.ok, stale) {
             (true, _) => ExitCode::Ok,
             (false, true) => ExitCode::TempFail,
+            // Data missing for good: a re-sync from a snapshot is needed.
+            (false, false) if !report.missed_publications.is_empty() => ExitCode::DataErr,
             // Files left unarchived: an I/O problem a person must look at.
             (false, false) => ExitCode::IoErr,
         };
@@ -201,6 +208,7 @@ fn gather(replica: &mut Replica) -> anyhow::Result<StatusReport> {
                 missing_file_numbers,
             })
             .collect(),
+        missed_publications: crate::publish::gaps::missed(&tx)?,
         quarantined: status::quarantine_tail(&tx, 5)?,
         outbox: crate::outbox::store::status(&tx, 10)?,
         full_build: None,
@@ -281,6 +289,31 @@ fn run_warnings(runs: &[RunRow]) -> Vec<RunWarning> {
             })
         })
         .collect()
+}
+
+/// Fails the check when a hub's publications were missed (see `publish::gaps`).
+fn check_publications(c: &mut Check, missed: &[crate::publish::gaps::MissedPublications]) {
+    if let Some(m) = missed.first() {
+        c.ok = false;
+        c.reason.push_str(&format!("; {}", missed_line(m)));
+    }
+}
+
+/// One line about missed publications, with what to do.
+fn missed_line(m: &crate::publish::gaps::MissedPublications) -> String {
+    let first: Vec<String> = m.first_missing.iter().map(|k| format!("d{k}")).collect();
+    format!(
+        "missed {} publication(s) of hub `{}` ({}{}), no longer on the server: re-sync from a \
+         snapshot (`publish --snapshot` on the hub, `full --from-xml` here; README \"publish\")",
+        m.missing,
+        m.name,
+        first.join(", "),
+        if m.missing > first.len() as u64 {
+            ", …"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Fails the check when the newest run of a command left warnings (files not archived).
@@ -424,6 +457,9 @@ fn human(r: &StatusReport) -> Vec<String> {
             f.file.deleted,
             f.file.stale
         ));
+    }
+    for m in &r.missed_publications {
+        lines.push(format!("missed:       {}", missed_line(m)));
     }
     for g in &r.gaps {
         let missing: Vec<String> = g.missing_file_numbers.iter().map(u32::to_string).collect();

@@ -2,7 +2,10 @@
 
 use rusqlite::Connection;
 
-use crate::replica::{insert_contact, queries, ApplyOutcome, ContactRow, ContactWriter};
+use crate::replica::{
+    insert_contact, log_bulk_load, next_change_seq, queries, ApplyOutcome, ContactRow,
+    ContactWriter,
+};
 
 /// One contact change, built on the parser thread. Nearly all changes are upserts, so boxing
 /// the row would only add an allocation per contact.
@@ -177,10 +180,13 @@ impl SortedBatch {
         self.bytes = 0;
         let mut insert = conn.prepare_cached(queries::INSERT_CONTACT)?;
         let mut delete = conn.prepare_cached(queries::INSERT_BULK_DELETE)?;
+        let change = next_change_seq(conn)?;
+        log_bulk_load(conn, change)?;
+        let seq = change.seq;
         for p in items {
             let outcome = match &p.change {
                 Change::Upsert(row) => {
-                    insert_contact(&mut insert, row, p.version, now)?;
+                    insert_contact(&mut insert, row, p.version, now, seq)?;
                     *last_row = conn.last_insert_rowid();
                     ApplyOutcome::Inserted
                 }

@@ -65,13 +65,18 @@ pub struct ContactWriter<'t> {
     /// skips one lookup per contact.
     tombstones_exist: bool,
     now: String,
+    /// This writer's change number (`change_seq`), stamped on every row it writes.
+    seq: i64,
+    /// On a hub, the change log's insert: every row written is logged (migration 0007).
+    log: Option<CachedStatement<'t>>,
 }
 
 impl<'t> ContactWriter<'t> {
     /// Prepares the statements on `conn` (inside a transaction). `now` (UTC RFC 3339) is
     /// written as `updated_at` / `deleted_at`: one timestamp per file, as readers see the
-    /// changes at once.
+    /// changes at once. Takes the next change number ([`next_change_seq`]).
     pub fn new(conn: &'t Connection, now: String) -> rusqlite::Result<Self> {
+        let change = next_change_seq(conn)?;
         Ok(ContactWriter {
             conn,
             find_id: conn.prepare_cached(queries::FIND_CONTACT_ID)?,
@@ -83,6 +88,12 @@ impl<'t> ContactWriter<'t> {
             delete_tombstone: conn.prepare_cached(queries::DELETE_TOMBSTONE)?,
             tombstones_exist: conn.query_row(queries::ANY_TOMBSTONE, [], |r| r.get(0))?,
             now,
+            seq: change.seq,
+            log: if change.logging {
+                Some(conn.prepare_cached(queries::LOG_CHANGE)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -134,11 +145,14 @@ impl<'t> ContactWriter<'t> {
                     return Ok(ApplyOutcome::Stale);
                 }
                 self.update(id, &stored, row, version)?;
+                self.log_row(id, false)?;
                 ApplyOutcome::Updated
             }
             None => {
-                insert_contact(&mut self.insert, row, version, &self.now)?;
-                at.id = Some(self.conn.last_insert_rowid());
+                insert_contact(&mut self.insert, row, version, &self.now, self.seq)?;
+                let id = self.conn.last_insert_rowid();
+                at.id = Some(id);
+                self.log_row(id, true)?;
                 ApplyOutcome::Inserted
             }
         };
@@ -166,7 +180,7 @@ impl<'t> ContactWriter<'t> {
             at.id = None;
         }
         self.upsert_tombstone
-            .execute(params![contact_id, version, self.now])?;
+            .execute(params![contact_id, version, self.now, self.seq])?;
         at.tombstone = Some(at.tombstone.map_or(version, |t| t.max(version)));
         self.tombstones_exist = true;
         Ok(ApplyOutcome::Deleted)
@@ -176,6 +190,14 @@ impl<'t> ContactWriter<'t> {
     pub fn done_pending(&mut self, contact_id: &str) -> rusqlite::Result<()> {
         let mut stmt = self.conn.prepare_cached(queries::DELETE_PENDING)?;
         stmt.execute([contact_id])?;
+        Ok(())
+    }
+
+    /// On a hub, logs a contact row written (see migration 0007).
+    fn log_row(&mut self, id: i64, inserted: bool) -> rusqlite::Result<()> {
+        if let Some(log) = self.log.as_mut() {
+            log.execute(params![self.seq, id, inserted])?;
+        }
         Ok(())
     }
 
@@ -220,6 +242,7 @@ impl<'t> ContactWriter<'t> {
             &row.attributes,
             &version,
             &self.now,
+            &self.seq,
         ];
         for (i, key) in new_keys.iter().enumerate() {
             if changed & (1 << i) != 0 {
@@ -231,12 +254,14 @@ impl<'t> ContactWriter<'t> {
     }
 }
 
-/// Inserts a contact row with [`queries::INSERT_CONTACT`] (prepared by the caller).
+/// Inserts a contact row with [`queries::INSERT_CONTACT`] (prepared by the caller); `seq` is
+/// the transaction's change number ([`next_change_seq`]).
 pub fn insert_contact(
     insert: &mut rusqlite::Statement<'_>,
     row: &ContactRow,
     version: i64,
     now: &str,
+    seq: i64,
 ) -> rusqlite::Result<usize> {
     insert.execute(params![
         row.contact_id,
@@ -251,5 +276,129 @@ pub fn insert_contact(
         row.attributes,
         version,
         now,
+        seq,
     ])
+}
+
+/// A writing transaction's change number, and whether the replica keeps the change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeSeq {
+    /// The number stamped on the rows written (`change_seq`).
+    pub seq: i64,
+    /// A hub: the contact rows written are logged (`change_log`).
+    pub logging: bool,
+}
+
+/// Hands out the next change number, inside the caller's writing transaction: `publish`
+/// reads the rows stamped with numbers above the last it published. Writers are serialised
+/// by SQLite, so numbers commit in increasing order (see migration 0007).
+pub fn next_change_seq(conn: &Connection) -> rusqlite::Result<ChangeSeq> {
+    conn.prepare_cached(queries::NEXT_CHANGE_SEQ)?
+        .query_row([], |r| {
+            Ok(ChangeSeq {
+                seq: r.get(0)?,
+                logging: r.get(1)?,
+            })
+        })
+}
+
+/// On a hub, logs that a bulk load may have written any row (one log row with no row id).
+pub fn log_bulk_load(conn: &Connection, change: ChangeSeq) -> rusqlite::Result<()> {
+    if change.logging {
+        conn.prepare_cached(queries::LOG_CHANGE)?.execute(params![
+            change.seq,
+            Option::<i64>::None,
+            false
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Mode;
+    use crate::replica::Replica;
+
+    fn row(id: &str, email: &str) -> ContactRow {
+        ContactRow {
+            contact_id: id.into(),
+            email: Some(email.into()),
+            ..ContactRow::default()
+        }
+    }
+
+    /// `(change_seq, created_seq)` of a contact, or the tombstone's change number.
+    fn seqs(conn: &Connection, id: &str) -> (Option<(i64, i64)>, Option<i64>) {
+        let contact = conn
+            .query_row(
+                "SELECT change_seq, created_seq FROM contact WHERE contact_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .expect("contact");
+        let tombstone = conn
+            .query_row(
+                "SELECT change_seq FROM tombstone WHERE contact_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .expect("tombstone");
+        (contact, tombstone)
+    }
+
+    /// Each writer takes the next number; inserts, updates and deletes carry it, a stale
+    /// change leaves the row's number alone, and an update keeps the number it was created
+    /// with.
+    #[test]
+    fn every_write_carries_its_transactions_change_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut replica = Replica::open_build(&dir.path().join("r.db"), Mode::Keys, Duration::ZERO)
+            .expect("replica");
+        let conn = replica.conn();
+        // A new replica's counter starts at 1 (the number migrated rows carry).
+        let first = {
+            let tx = conn.transaction().expect("tx");
+            let mut w = ContactWriter::new(&tx, "t".into()).expect("writer");
+            w.upsert(&row("a", "a@x"), 10).expect("a");
+            w.upsert(&row("b", "b@x"), 10).expect("b");
+            let seq = w.seq;
+            drop(w);
+            tx.commit().expect("commit");
+            seq
+        };
+        assert_eq!(first, 2);
+        assert_eq!(seqs(conn, "a"), (Some((2, 2)), None));
+        let tx = conn.transaction().expect("tx");
+        let mut w = ContactWriter::new(&tx, "t".into()).expect("writer");
+        assert_eq!(
+            w.upsert(&row("a", "a2@x"), 20).expect("a"),
+            ApplyOutcome::Updated
+        );
+        assert_eq!(
+            w.upsert(&row("b", "b0@x"), 5).expect("b"),
+            ApplyOutcome::Stale
+        );
+        assert_eq!(w.delete("c", 20).expect("c"), ApplyOutcome::Deleted);
+        drop(w);
+        tx.commit().expect("commit");
+        assert_eq!(seqs(conn, "a"), (Some((3, 2)), None));
+        assert_eq!(seqs(conn, "b"), (Some((2, 2)), None));
+        assert_eq!(seqs(conn, "c"), (None, Some(3)));
+        let tx = conn.transaction().expect("tx");
+        let mut w = ContactWriter::new(&tx, "t".into()).expect("writer");
+        assert_eq!(w.delete("a", 30).expect("a"), ApplyOutcome::Deleted);
+        assert_eq!(
+            w.upsert(&row("c", "c@x"), 30).expect("c"),
+            ApplyOutcome::Inserted
+        );
+        drop(w);
+        tx.commit().expect("commit");
+        assert_eq!(seqs(conn, "a"), (None, Some(4)));
+        assert_eq!(seqs(conn, "c"), (Some((4, 4)), None));
+    }
 }

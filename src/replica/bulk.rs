@@ -215,6 +215,7 @@ fn apply_deletes(tx: &Connection, now: &str) -> anyhow::Result<u64> {
     let mut find = tx.prepare(queries::ROW_AND_VERSION_OF_CONTACT)?;
     let mut delete = tx.prepare(queries::DELETE_CONTACT)?;
     let mut tombstone = tx.prepare(queries::UPSERT_TOMBSTONE)?;
+    let seq = super::next_change_seq(tx)?.seq;
     let mut rows = deletes.query([])?;
     let mut winner: Option<(String, i64, i64)> = None;
     let mut applied = 0;
@@ -228,7 +229,7 @@ fn apply_deletes(tx: &Connection, now: &str) -> anyhow::Result<u64> {
             if let Some((id, _)) = row {
                 delete.execute([id])?;
             }
-            tombstone.execute(params![contact_id, version, now])?;
+            tombstone.execute(params![contact_id, version, now, seq])?;
             applied += 1;
         }
         Ok(())

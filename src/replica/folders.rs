@@ -19,6 +19,9 @@ pub enum FolderKind {
     /// Where `delta` reads files (and the SFTP fetch downloads them): purge deletes only the
     /// files applied already and the fetch's unfinished downloads, never a file not imported.
     Inbox,
+    /// Where a hub's `publish` writes files for the stores: purge deletes the published files
+    /// (and temporary ones a killed `publish` left) older than the age.
+    Published,
 }
 
 impl FolderKind {
@@ -28,6 +31,7 @@ impl FolderKind {
             FolderKind::Archive => "archive",
             FolderKind::Quarantine => "quarantine",
             FolderKind::Inbox => "inbox",
+            FolderKind::Published => "published",
         }
     }
 
@@ -36,6 +40,7 @@ impl FolderKind {
             FolderKind::Archive,
             FolderKind::Quarantine,
             FolderKind::Inbox,
+            FolderKind::Published,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

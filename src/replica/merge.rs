@@ -45,19 +45,21 @@ impl Replica {
             // merged again (the live replica may have changed meanwhile).
             tx.execute_batch(queries::MERGE_CREATE_LIVE_ROWS)?;
             tx.execute(queries::MERGE_LIST_LIVE_ROWS, [snapshot_version])?;
+            let seq = merge_change_seq(&tx)?;
             let counts = MergeCounts {
                 updated: tx.execute(
                     queries::MERGE_UPDATE_NEWER,
-                    params![snapshot_version, keep_personal],
+                    params![snapshot_version, keep_personal, seq],
                 )? as u64,
                 inserted: tx.execute(
                     queries::MERGE_INSERT_MISSING,
-                    params![snapshot_version, keep_personal],
+                    params![snapshot_version, keep_personal, seq],
                 )? as u64,
                 deleted: tx.execute(queries::MERGE_DELETE_NEWER, [snapshot_version])? as u64,
             };
             tx.execute(queries::MERGE_DROP_LIVE_ROWS, [])?;
-            tx.execute(queries::MERGE_TOMBSTONES, [snapshot_version])?;
+            tx.execute(queries::MERGE_TOMBSTONES, [snapshot_version, seq])?;
+            merge_publications(&tx, snapshot_version, seq)?;
             tx.execute_batch(queries::MERGE_HISTORY)?;
             tx.execute(queries::MERGE_CURSORS, [])?;
             tx.commit()?;
@@ -130,6 +132,33 @@ impl Replica {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         Ok(busy == 0)
     }
+}
+
+/// The change number of a merge (inside its transaction): above every number the build and
+/// the live replica handed out, so that numbers keep rising across the swap. The build's
+/// publication cursor stays at 0 (see [`merge_publications`]).
+fn merge_change_seq(tx: &rusqlite::Connection) -> anyhow::Result<i64> {
+    let (live, logging): (i64, bool) =
+        tx.query_row(queries::LIVE_CHANGE_SEQ, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let seq = super::next_change_seq(tx)?.seq.max(live + 1);
+    tx.execute(queries::SET_CHANGE_SEQ, rusqlite::params![seq, logging])?;
+    Ok(seq)
+}
+
+/// Carries a hub's publications over (so file names keep rising) and leaves the build's
+/// publication cursor at 0: a `full` may have changed any contact, so the next `publish`
+/// publishes the whole replica once. Contacts the live replica holds and the build does not
+/// (gone from the full export) get a tombstone as of the snapshot, so that the stores are
+/// told to delete them; only on a replica that has published (a hub), since elsewhere no one
+/// reads them and a full keeps its old meaning.
+fn merge_publications(tx: &rusqlite::Connection, snapshot: i64, seq: i64) -> anyhow::Result<()> {
+    tx.execute_batch(queries::MERGE_PUBLICATIONS)?;
+    let hub: bool = tx.query_row(queries::ANY_PUBLICATION, [], |r| r.get(0))?;
+    if hub {
+        let now = crate::time::now_rfc3339();
+        tx.execute(queries::MERGE_VANISHED, params![snapshot, now, seq])?;
+    }
+    Ok(())
 }
 
 /// Sets a sync cursor; call inside the transaction that applied the data up to it.
@@ -206,8 +235,8 @@ mod tests {
             add(&mut live, Some("g"), None, "g-live@x", 50);
             live.conn()
                 .execute_batch(
-                    "INSERT INTO tombstone VALUES ('e', 150, 't'); \
-                     INSERT INTO tombstone VALUES ('h', 50, 't');",
+                    "INSERT INTO tombstone (contact_id, version, deleted_at) \
+                     VALUES ('e', 150, 't'), ('h', 50, 't');",
                 )
                 .expect("tombstones");
             let mut build = replica(dir.path(), "build.db", mode);

@@ -30,7 +30,9 @@ use crate::config::Mode;
 use crate::error::{Coded, ExitCode};
 use crate::sqlite_file::{configure_writer, create_private_file};
 
-pub use apply::{insert_contact, ApplyOutcome, ContactWriter, Located};
+pub use apply::{
+    insert_contact, log_bulk_load, next_change_seq, ApplyOutcome, ChangeSeq, ContactWriter, Located,
+};
 pub use ledger::{FileLedgerRow, RunLog};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};

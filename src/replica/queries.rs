@@ -10,12 +10,20 @@ pub const FIND_CONTACT_BY_ROW: &str = "SELECT version, member_number, email, mob
 pub const ANY_TOMBSTONE: &str = "SELECT EXISTS (SELECT 1 FROM tombstone)";
 /// Version of a contact's tombstone.
 pub const FIND_TOMBSTONE: &str = "SELECT version FROM tombstone WHERE contact_id = ?1";
-/// A new Engage contact.
+/// A new Engage contact; ?13 is the transaction's change number (created and changed).
 pub const INSERT_CONTACT: &str = "INSERT INTO contact (contact_id, member_number, email, \
      mobile_phone, external_id, social_security_number, contact_type, first_name, last_name, \
-     attributes, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+     attributes, version, updated_at, change_seq, created_seq) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)";
+/// Hands out the next change number (one per writing transaction, `replica::change_seq`), and
+/// whether the replica keeps the change log (a hub).
+pub const NEXT_CHANGE_SEQ: &str =
+    "UPDATE change_counter SET last = last + 1 WHERE id = 1 RETURNING last, logging";
+/// A contact written (?2: its row id; NULL for a bulk load; ?3: 1 when the write created the
+/// row) by transaction ?1, on a hub.
+pub const LOG_CHANGE: &str = "INSERT INTO change_log (seq, row, inserted) VALUES (?1, ?2, ?3)";
 /// The indexed key columns an update may change, in the order of [`update_contact`]'s
-/// parameters ?8.. .
+/// parameters ?9.. .
 pub const KEY_COLUMNS: [&str; 5] = [
     "member_number",
     "email",
@@ -28,13 +36,14 @@ pub const KEY_COLUMNS: [&str; 5] = [
 /// columns flagged in `changed` (bit i = `KEY_COLUMNS[i]`) are assigned: SQLite rewrites the
 /// index entries of every assigned indexed column, changed or not, and those index writes are
 /// most of an update's cost. Parameters: ?1 id, ?2 contact_type, ?3 first_name, ?4 last_name,
-/// ?5 attributes, ?6 version, ?7 updated_at, ?8.. the changed keys in column order.
+/// ?5 attributes, ?6 version, ?7 updated_at, ?8 change number, ?9.. the changed keys in
+/// column order.
 pub fn update_contact(changed: u8) -> String {
     let mut sql = String::from(
         "UPDATE contact SET contact_type = ?2, first_name = ?3, last_name = ?4, \
-         attributes = ?5, version = ?6, updated_at = ?7",
+         attributes = ?5, version = ?6, updated_at = ?7, change_seq = ?8",
     );
-    let mut param = 8;
+    let mut param = 9;
     for (i, column) in KEY_COLUMNS.iter().enumerate() {
         if changed & (1 << i) != 0 {
             sql.push_str(&format!(", {column} = ?{param}"));
@@ -46,10 +55,11 @@ pub fn update_contact(changed: u8) -> String {
 }
 /// Removes a contact row (secure_delete overwrites its bytes).
 pub const DELETE_CONTACT: &str = "DELETE FROM contact WHERE id = ?1";
-/// Records or advances a tombstone.
-pub const UPSERT_TOMBSTONE: &str = "INSERT INTO tombstone (contact_id, version, deleted_at) \
-     VALUES (?1, ?2, ?3) ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, \
-     deleted_at = excluded.deleted_at WHERE excluded.version >= tombstone.version";
+/// Records or advances a tombstone; ?4 is the change number.
+pub const UPSERT_TOMBSTONE: &str = "INSERT INTO tombstone (contact_id, version, deleted_at, \
+     change_seq) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(contact_id) DO UPDATE SET \
+     version = excluded.version, deleted_at = excluded.deleted_at, \
+     change_seq = excluded.change_seq WHERE excluded.version >= tombstone.version";
 /// Removes a tombstone when newer data brings the contact back.
 pub const DELETE_TOMBSTONE: &str = "DELETE FROM tombstone WHERE contact_id = ?1";
 
@@ -168,7 +178,8 @@ pub const MERGE_CREATE_LIVE_ROWS: &str = "DROP TABLE IF EXISTS temp.merge_live; 
      CREATE TEMP TABLE merge_live (id INTEGER PRIMARY KEY)";
 /// Drops the list of [`MERGE_LIST_LIVE_ROWS`].
 pub const MERGE_DROP_LIVE_ROWS: &str = "DROP TABLE IF EXISTS temp.merge_live";
-/// Live contacts newer than the snapshot and than the build's row replace it.
+/// Live contacts newer than the snapshot and than the build's row replace it (?3: the
+/// merge's change number).
 pub const MERGE_UPDATE_NEWER: &str = "WITH k AS MATERIALIZED (\
        SELECT r.id, c.contact_id, c.version FROM temp.merge_live AS r \
        CROSS JOIN live.contact AS c ON c.rowid = r.id \
@@ -180,17 +191,17 @@ pub const MERGE_UPDATE_NEWER: &str = "WITH k AS MATERIALIZED (\
      first_name = CASE WHEN ?2 THEN l.first_name END, \
      last_name = CASE WHEN ?2 THEN l.last_name END, \
      attributes = CASE WHEN ?2 THEN l.attributes END, \
-     version = l.version, updated_at = l.updated_at \
+     version = l.version, updated_at = l.updated_at, change_seq = ?3 \
      FROM k JOIN live.contact AS l ON l.rowid = k.id \
      WHERE k.contact_id = m.contact_id AND k.version > m.version";
-/// Contacts the build lacks: created after the snapshot.
+/// Contacts the build lacks: created after the snapshot (?3: the merge's change number).
 pub const MERGE_INSERT_MISSING: &str = "INSERT INTO main.contact (contact_id, member_number, \
      email, mobile_phone, external_id, social_security_number, contact_type, first_name, \
-     last_name, attributes, version, updated_at) \
+     last_name, attributes, version, updated_at, change_seq, created_seq) \
      SELECT l.contact_id, l.member_number, l.email, l.mobile_phone, l.external_id, \
      l.social_security_number, l.contact_type, CASE WHEN ?2 THEN l.first_name END, \
      CASE WHEN ?2 THEN l.last_name END, CASE WHEN ?2 THEN l.attributes END, l.version, \
-     l.updated_at FROM temp.merge_live AS r CROSS JOIN live.contact AS l ON l.rowid = r.id \
+     l.updated_at, ?3, ?3 FROM temp.merge_live AS r CROSS JOIN live.contact AS l ON l.rowid = r.id \
      WHERE l.contact_id IS NOT NULL AND l.version > ?1 \
        AND NOT EXISTS (SELECT 1 FROM main.contact m WHERE m.contact_id = l.contact_id) \
        AND NOT EXISTS (SELECT 1 FROM main.tombstone t WHERE t.contact_id = l.contact_id \
@@ -200,13 +211,15 @@ pub const MERGE_INSERT_MISSING: &str = "INSERT INTO main.contact (contact_id, me
 pub const MERGE_DELETE_NEWER: &str = "DELETE FROM main.contact WHERE contact_id IN \
      (SELECT t.contact_id FROM live.tombstone t JOIN main.contact m \
       ON m.contact_id = t.contact_id WHERE t.version > ?1 AND t.version >= m.version)";
-/// Their tombstones.
-pub const MERGE_TOMBSTONES: &str = "INSERT INTO main.tombstone (contact_id, version, deleted_at) \
-     SELECT t.contact_id, t.version, t.deleted_at FROM live.tombstone t WHERE t.version > ?1 \
+/// Their tombstones (?2: the merge's change number).
+pub const MERGE_TOMBSTONES: &str = "INSERT INTO main.tombstone (contact_id, version, \
+     deleted_at, change_seq) \
+     SELECT t.contact_id, t.version, t.deleted_at, ?2 FROM live.tombstone t WHERE t.version > ?1 \
      AND NOT EXISTS (SELECT 1 FROM main.contact m WHERE m.contact_id = t.contact_id \
                      AND m.version > t.version) \
      ON CONFLICT(contact_id) DO UPDATE SET version = excluded.version, \
-     deleted_at = excluded.deleted_at WHERE excluded.version > tombstone.version";
+     deleted_at = excluded.deleted_at, change_seq = excluded.change_seq \
+     WHERE excluded.version > tombstone.version";
 /// History: runs, quarantine records, the file ledger (so re-delivered files are known) and
 /// the folders used (so purge keeps covering them).
 /// A build records no runs or quarantined files of its own, so what it holds is a previous
@@ -221,6 +234,27 @@ pub const MERGE_HISTORY: &str = "\
      INSERT OR IGNORE INTO main.applied_file SELECT * FROM live.applied_file; \
      DELETE FROM main.used_folder; \
      INSERT INTO main.used_folder SELECT * FROM live.used_folder;";
+
+/// The live replica's last change number (a merge continues above it) and whether it keeps
+/// the change log (a hub).
+pub const LIVE_CHANGE_SEQ: &str = "SELECT last, logging FROM live.change_counter WHERE id = 1";
+/// Sets the build's counter to a merge's number (?1) and the live replica's logging (?2); the
+/// build's cursor stays 0 and its log empty: its first publication reads the whole table.
+pub const SET_CHANGE_SEQ: &str =
+    "UPDATE main.change_counter SET last = ?1, logging = ?2 WHERE id = 1";
+/// A hub's publications come over into a build (replacing a previous merge's copy).
+pub const MERGE_PUBLICATIONS: &str = "DELETE FROM main.publication; \
+     INSERT INTO main.publication SELECT * FROM live.publication ORDER BY id;";
+/// Whether the replica (`main`) has published.
+pub const ANY_PUBLICATION: &str = "SELECT EXISTS (SELECT 1 FROM main.publication)";
+/// Tombstones (?1 the snapshot's version, ?2 now, ?3 the merge's change number) for the live
+/// replica's contacts that the build has neither as a row nor as a tombstone.
+pub const MERGE_VANISHED: &str = "INSERT INTO main.tombstone (contact_id, version, \
+     deleted_at, change_seq) \
+     SELECT l.contact_id, ?1, ?2, ?3 FROM live.contact AS l NOT INDEXED \
+     WHERE l.contact_id IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM main.contact m WHERE m.contact_id = l.contact_id) \
+       AND NOT EXISTS (SELECT 1 FROM main.tombstone t WHERE t.contact_id = l.contact_id)";
 
 /// A sync cursor (where `changes` continues).
 pub const GET_CURSOR: &str = "SELECT position FROM sync_cursor WHERE name = ?1";

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_till_store.sql"),
     include_str!("migrations/0005_used_folder.sql"),
     include_str!("migrations/0006_key_rules.sql"),
+    include_str!("migrations/0007_change_seq.sql"),
 ];
 
 /// The migration that moves the till's data into the till store (see [`migrate`]).
@@ -23,8 +24,9 @@ pub const TILL_STORE_VERSION: i64 = 4;
 
 /// The oldest schema a reader (lookups, status, the till commands) accepts as it is: later
 /// migrations add only what writers use (5: the folders purge covers; 6: re-keying rows, done
-/// by the next sync job), so a POS keeps reading between an upgrade of the binary and the
-/// first writer that migrates the replica, and a till never waits for that writer.
+/// by the next sync job; 7: change numbers and publications, for `publish`), so a POS keeps
+/// reading between an upgrade of the binary and the first writer that migrates the replica,
+/// and a till never waits for that writer.
 pub const READABLE_FROM: i64 = TILL_STORE_VERSION;
 
 /// SQLite `application_id` of a replica ("ESyR"), so that a replica can be told from another

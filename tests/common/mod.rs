@@ -341,3 +341,11 @@ impl Drop for Frozen {
         }
     }
 }
+
+/// Takes a replica of this version back to schema 6, as a test of an upgrade needs it:
+/// removes what migration 7 (change tracking for `publish`) added.
+pub const UNDO_SCHEMA_7: &str = "DROP INDEX tombstone_by_change_seq; \
+     ALTER TABLE contact DROP COLUMN change_seq; ALTER TABLE contact DROP COLUMN created_seq; \
+     ALTER TABLE tombstone DROP COLUMN change_seq; \
+     DROP TABLE change_counter; DROP TABLE change_log; DROP TABLE publication; \
+     PRAGMA user_version = 6;";

@@ -273,6 +273,16 @@ pub fn examples_for(page_name: &str) -> &'static [(&'static str, &'static str)] 
                 "List what would go.",
             ),
         ],
+        "engage-sync-publish" => &[
+            (
+                "engage-sync -q publish --to /srv/engage-hub/out",
+                "On the hub, after changes: publish what changed for the stores.",
+            ),
+            (
+                "engage-sync publish --snapshot --to /srv/engage-hub/snapshot",
+                "The whole replica, for a new store's full --from-xml.",
+            ),
+        ],
         "engage-sync-contact" | "engage-sync-contact-add" => &[
             (
                 "engage-sync contact add --email anna@example.com --mobile \"070-123 45 67\"",
