@@ -12,7 +12,7 @@ use anyhow::Context;
 use super::xml::{self, Lossy};
 use crate::export_xml::Section;
 
-/// Engage's limit of contacts per export file (SPEC §4).
+/// Engage's limit of contacts per export file (docs/contract.md §4).
 pub const MAX_PER_FILE: usize = 10_000;
 
 /// The hidden temporary name a file is written under.

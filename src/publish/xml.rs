@@ -1,5 +1,5 @@
-//! Writing contact-export XML (SPEC §4) as Engage does, for the files a hub publishes: the
-//! root `<contacts xmlns="http://eClub.Schemas.ExportMember">`, `<new>`, `<updated>` and
+//! Writing contact-export XML (docs/contract.md §4) as Engage does, for the files a hub publishes:
+//! the root `<contacts xmlns="http://eClub.Schemas.ExportMember">`, `<new>`, `<updated>` and
 //! `<deleted>` sections of `<member>` elements with camelCase children, which the importer
 //! (`src/export_xml/`) reads back into the same contact.
 //!
