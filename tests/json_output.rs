@@ -160,6 +160,39 @@ fn purge() {
 }
 
 #[test]
+fn publish() {
+    let ws = imported();
+    let to = ws.path().join("published");
+    let to = to.to_str().expect("utf-8 path");
+    let changes = json(&ws, &["publish", "--to", to], 0);
+    let snapshot = json(
+        &ws,
+        &["publish", "--to", &format!("{to}-snapshot"), "--snapshot"],
+        0,
+    );
+    let nothing = json(&ws, &["publish", "--to", to], 0);
+    for (name, doc) in [
+        ("publish", changes),
+        ("publish_snapshot", snapshot),
+        ("publish_nothing", nothing),
+    ] {
+        assert_json_snapshot!(name, doc, {
+            ".stamp" => insta::dynamic_redaction(|value, _| match value.as_str() {
+                Some(_) => "[stamp]".into(),
+                None => value, // null: nothing was published
+            }),
+            ".files[]" => insta::dynamic_redaction(|value, _| {
+                // STAMP_N_hub-dK.xml: the stamp is the run's time; the rest is content.
+                let name = value.as_str().expect("a file name");
+                format!("[stamp]{}", &name[14..])
+            }),
+            ".dir" => ws_path!(ws),
+            ".elapsed_seconds" => "[seconds]",
+        });
+    }
+}
+
+#[test]
 fn till_commands() {
     let ws = imported();
     let doc = json(

@@ -3,33 +3,20 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
-
 use super::{print_json, print_lines, Ctx};
 use crate::cli::PublishArgs;
 use crate::commands::init::DEFAULT_MODE;
 use crate::error::ExitCode;
 use crate::lock;
 use crate::publish::{publish, PublishOptions, PublishSummary};
-use crate::replica::{Replica, ReplicaError, RunLog};
+use crate::replica::{Replica, RunLog};
 use crate::time::now_rfc3339;
-
-/// The `--json` document.
-#[derive(Serialize)]
-struct Output<'a> {
-    schema: u32,
-    #[serde(flatten)]
-    summary: &'a PublishSummary,
-}
 
 /// Publishes, records the run, prints the summary.
 pub fn run(ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let s = &ctx.settings;
-    // A hub publishes what it has: it never creates a replica.
-    if !s.db.exists() {
-        return Err(ReplicaError::Missing(s.db.clone()).into());
-    }
+    // A hub publishes what it has: the replica guard (`replica_guard`) refused a missing one.
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "publish", args.write.wait)?;
     let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
@@ -62,10 +49,7 @@ pub fn run(ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<ExitCode> {
 
 fn print_summary(ctx: &Ctx, s: &PublishSummary) -> anyhow::Result<()> {
     if ctx.json {
-        return print_json(&Output {
-            schema: 1,
-            summary: s,
-        });
+        return print_json(s);
     }
     let mut lines = Vec::new();
     let verb = if s.dry_run {

@@ -21,7 +21,7 @@ enum Creation {
     Always,
     /// Only with `create_replica` (`delta`, `changes`, `purge`).
     WhenAsked,
-    /// Never (till commands, `push-local`).
+    /// Never (till commands, `push-local`, `publish`: a hub publishes the replica it has).
     Never,
 }
 
@@ -35,6 +35,7 @@ fn creation(command: &Command) -> Option<(Creation, &'static str)> {
         Command::Changes(_) => (Creation::WhenAsked, "changes"),
         Command::Purge(_) => (Creation::WhenAsked, "purge"),
         Command::PushLocal(_) => (Creation::Never, "push-local"),
+        Command::Publish(_) => (Creation::Never, "publish"),
         Command::Contact(crate::cli::ContactCommand::Add(_)) => (Creation::Never, "contact add"),
         Command::Contact(crate::cli::ContactCommand::Update(_)) => {
             (Creation::Never, "contact update")
