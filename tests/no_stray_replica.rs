@@ -148,6 +148,8 @@ fn till_commands_and_push_local_never_create_a_replica() {
         (&["receipt", "add", "receipt.json"][..], "receipt add"),
         (&["push-local"][..], "push-local"),
         (&["push-local", "--dry-run"][..], "push-local"),
+        (&["publish", "--to", "published"][..], "publish"),
+        (&["publish", "--to", "published", "--snapshot"][..], "publish"),
     ] {
         assert_refused(&f, args, command, never);
         // Being asked changes nothing for them.
