@@ -68,10 +68,26 @@ fn fake_keys(fake: &FakeEngage) -> Vec<(String, Option<String>)> {
 #[test]
 fn full_from_the_api_equals_the_fake_and_changes_converge() {
     let fake = seeded(120);
+    // A contact whose personal data no other contact shares, deleted below.
+    let gone_data = [
+        "Gonelia",
+        "Vanishson",
+        "gone.person@example.com",
+        "+46701112233",
+    ];
+    let gone = fake.add_contact(json!({
+        "firstName": gone_data[0], "lastName": gone_data[1],
+        "email": gone_data[2], "mobilePhone": gone_data[3],
+    }));
     let ws = workspace_for(&fake, "");
     let out = engage(&ws, &fake, &["full", "--json"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    assert_eq!(
+        sqlite_bytes_holding(&ws.db(), &gone_data),
+        gone_data,
+        "full mode stored the contact's data (the scan below can see it)"
+    );
     assert!(std::fs::symlink_metadata(ws.db())
         .expect("db")
         .file_type()
@@ -79,8 +95,7 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
 
     // Changes on the Engage side: one created, one updated (new e-mail), one deleted.
     let created = fake.add_contact(json!({"email": "new.person@example.com", "firstName": "Ny"}));
-    let ids = fake.contact_ids();
-    let (changed, gone) = (ids[0].clone(), ids[1].clone());
+    let changed = fake.contact_ids()[0].clone();
     assert!(fake.update_contact(&changed, json!({"email": "changed@example.com"})));
     assert!(fake.delete_contact(&gone));
     let out = engage(&ws, &fake, &["changes", "--json"]);
@@ -89,7 +104,21 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
     assert_eq!(summary["cursor_advanced"], true);
     assert_eq!(replica_keys(&ws), fake_keys(&fake));
     assert!(replica_keys(&ws).iter().any(|(id, _)| *id == created));
-    assert_eq!(ws.count("SELECT count(*) FROM tombstone"), 1);
+    // The tombstone is the deleted contact's id, and none of its data is left in the file.
+    let tombstone: String = ws
+        .replica_conn()
+        .query_row("SELECT contact_id FROM tombstone", [], |r| r.get(0))
+        .expect("one tombstone");
+    assert_eq!(tombstone, gone.to_lowercase());
+    let left = sqlite_bytes_holding(&ws.db(), &gone_data);
+    assert!(
+        left.is_empty(),
+        "deleted contact's data in the replica: {left:?}"
+    );
+    assert_eq!(
+        sqlite_bytes_holding(&ws.db(), &["changed@example.com"]),
+        ["changed@example.com"]
+    );
 
     // A second pull finds only the overlap window again and changes nothing.
     let before = ws.contacts();

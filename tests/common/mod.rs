@@ -338,3 +338,28 @@ impl Drop for Frozen {
         }
     }
 }
+
+/// The `values` whose bytes are still in the SQLite database `db` or its WAL, after a
+/// checkpoint that moves every committed page into the main file and empties the WAL (the
+/// WAL keeps old page images until then). `db` may be a symlink to a generation file: the
+/// file it points at and that file's `-wal` are read.
+pub fn sqlite_bytes_holding(db: &Path, values: &[&str]) -> Vec<String> {
+    let conn = Connection::open(db).expect("open the database to checkpoint it");
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .expect("checkpoint");
+    assert_eq!(busy, 0, "the checkpoint of {} was blocked", db.display());
+    drop(conn);
+    let main = std::fs::canonicalize(db).expect("canonical database path");
+    let mut wal = main.clone().into_os_string();
+    wal.push("-wal");
+    let mut bytes = std::fs::read(&main).expect("read the database");
+    if let Ok(more) = std::fs::read(&wal) {
+        bytes.extend(more);
+    }
+    values
+        .iter()
+        .filter(|v| bytes.windows(v.len()).any(|w| w == v.as_bytes()))
+        .map(|v| v.to_string())
+        .collect()
+}
