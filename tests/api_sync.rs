@@ -313,24 +313,25 @@ fn a_stopped_full_build_resumes_and_the_old_replica_stays_in_service() {
 
 #[test]
 fn a_full_build_killed_mid_way_resumes_to_the_same_replica() {
-    let fake = seeded(200);
-    fake.set_latency(
-        Matcher::prefix("/api/v3/contacts/"),
-        Duration::from_millis(30),
-    );
-    let ws = workspace_for(&fake, "rate_limit = 100\nmax_concurrency = 4\n");
-    let mut child = ws
-        .std_cmd()
+    // More contacts than one page of fetched contacts (500), so the first page's commit
+    // leaves some to fetch; the process kills itself right after that commit.
+    const N: i64 = 600;
+    let fake = seeded(N as usize);
+    let ws = workspace_for(&fake, "max_concurrency = 4\n");
+    let out = ws
+        .cmd()
         .env("ENGAGE_API_KEY", fake.api_key())
+        .env("ENGAGE_SYNC_FAILPOINT", "fetch.page_committed")
         .args(["-q", "full"])
-        .spawn()
-        .expect("spawn");
-    // Kill it once part of the build is committed (batches commit every 500 contacts, and
-    // the id list is committed before any fetch), wherever it is.
-    std::thread::sleep(Duration::from_millis(1200));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), None, "{}", stderr_of(&out));
     assert!(!ws.db().exists(), "nothing was swapped in");
+    let pending: i64 = rusqlite::Connection::open(ws.path().join("replica.db.d/building.db"))
+        .expect("build")
+        .query_row("SELECT count(*) FROM full_pending", [], |r| r.get(0))
+        .expect("pending");
+    assert!(pending > 0 && pending < N, "{pending} of {N} left");
     let out = engage(&ws, &fake, &["full", "--json"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -43,14 +43,15 @@ fn a_held_lock_skips_the_run_with_75_and_wait_queues_behind_it() {
     assert!(stderr_of(&out).contains("skipped"), "{}", stderr_of(&out));
     assert!(ws.contacts().is_empty());
 
-    let child = ws
+    let mut child = ws
         .std_cmd()
         .args(["delta", "inbox", "--wait"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    // Blocked on the lock the test holds: it has imported nothing, and goes on once released.
+    wait_until_blocked_in(&mut child, libc::SYS_flock, "delta --wait");
     assert!(ws.contacts().is_empty(), "still waiting");
     lock.unlock().expect("release");
     let out = child.wait_with_output().expect("waits");

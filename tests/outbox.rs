@@ -640,7 +640,10 @@ fn a_full_download_keeps_the_outboxes_and_the_key_sequence() {
     let outboxes = ["contact_outbox", "receipt_outbox"];
     let before = table_rows(&ws.till_conn(), &outboxes);
     assert_eq!(before.len(), 2, "{before:?}");
-    assert!(before.iter().all(|row| row.contains("\"pending\"")), "{before:?}");
+    assert!(
+        before.iter().all(|row| row.contains("\"pending\"")),
+        "{before:?}"
+    );
     let full = ws.path().join("full");
     std::fs::create_dir(&full).expect("dir");
     std::fs::write(

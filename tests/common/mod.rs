@@ -363,3 +363,25 @@ pub fn sqlite_bytes_holding(db: &Path, values: &[&str]) -> Vec<String> {
         .map(|v| v.to_string())
         .collect()
 }
+
+/// Waits until `child` sleeps in the system call `nr` (from `/proc/PID/syscall`, e.g.
+/// `libc::SYS_flock` while it waits for a lock): a point the test can then rely on, where a
+/// fixed sleep would only guess. Panics if the child ends first or after two minutes.
+pub fn wait_until_blocked_in(child: &mut std::process::Child, nr: i64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("{what}: the process ended ({status:?}) instead of blocking");
+        }
+        let call =
+            std::fs::read_to_string(format!("/proc/{}/syscall", child.id())).unwrap_or_default();
+        if call.split_whitespace().next() == Some(nr.to_string().as_str()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: never blocked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
