@@ -713,3 +713,74 @@ fn a_quarantined_file_of_any_name_is_purged_by_its_record() {
     assert_eq!(ws.quarantined(), ["notes.txt"]);
     assert_in_no_file(&ws, &["Oddfellowa"]);
 }
+
+/// Outbox items not yet delivered (pending, in flight) stay through a purge however old every
+/// one of their times is, field for field; only the finished item older than the age goes.
+#[test]
+fn old_pending_and_in_flight_items_survive_purge_unchanged() {
+    let ws = Workspace::new();
+    ws.init();
+    let out = ws
+        .cmd()
+        .args(["contact", "add", "--email", "waiting.long@example.com"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let receipts: Vec<serde_json::Value> = ["Pendolino", "Flightella", "Deliverado"]
+        .iter()
+        .map(|id| {
+            let contact = serde_json::json!({"matchKeyType": "email", "matchKey": "waiting.long@example.com"});
+            receipt(id, contact)
+        })
+        .collect();
+    let out = ws
+        .cmd()
+        .args(["receipt", "add", "-"])
+        .write_stdin(serde_json::Value::Array(receipts).to_string())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let old = past(400);
+    let till = ws.till_conn();
+    for sql in [
+        "UPDATE receipt_outbox SET state = 'in_flight' WHERE unique_receipt_id = 'Flightella'",
+        "UPDATE receipt_outbox SET state = 'delivered' WHERE unique_receipt_id = 'Deliverado'",
+        "UPDATE contact_outbox SET created_at = ?1, updated_at = ?1, finished_at = ?1",
+        "UPDATE receipt_outbox SET created_at = ?1, updated_at = ?1, finished_at = ?1, \
+         sent_at = ?1",
+    ] {
+        till.execute(
+            sql,
+            rusqlite::params_from_iter(sql.contains("?1").then_some(&old)),
+        )
+        .expect("age the outbox");
+    }
+    drop(till);
+    let undelivered = |ws: &Workspace| {
+        table_rows(&ws.till_conn(), &["contact_outbox", "receipt_outbox"])
+            .into_iter()
+            .filter(|row| !row.contains("Deliverado"))
+            .collect::<Vec<_>>()
+    };
+    let before = undelivered(&ws);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(summary["outbox_receipts"], 1, "{summary}");
+    assert_eq!(
+        undelivered(&ws),
+        before,
+        "pending and in-flight items are kept as they were"
+    );
+    assert_in_no_file(&ws, &["Deliverado"]);
+    let out = ws
+        .cmd()
+        .args(["lookup", "--email", "waiting.long@example.com"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the waiting contact is still found"
+    );
+}
