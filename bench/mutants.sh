@@ -70,6 +70,10 @@ command -v cargo-mutants >/dev/null || {
     exit 69
 }
 
+# One build folder for every group and run, apart from the worktree's target/: the
+# dependencies are built once, and a mutant rebuilds only engage-sync.
+export CARGO_TARGET_DIR=${MUTANTS_TARGET_DIR:-$root/bench/out/mutants/target}
+
 count() { [[ -f $1 ]] && grep -c . "$1" || echo 0; }
 
 for g in "${groups[@]}"; do
@@ -82,10 +86,12 @@ for g in "${groups[@]}"; do
     fi
     out=$root/bench/out/mutants/$g
     mkdir -p "$out"
-    # --copy-target: the scratch copy starts from this tree's build of the dependencies.
-    # shellcheck disable=SC2086 # MUTANTS_ARGS and TESTS are word lists on purpose
-    cargo mutants "${args[@]}" --copy-target=true --output "$out" ${MUTANTS_ARGS:-} \
-        -- ${TESTS[$g]} || true # cargo-mutants exits 2 when a mutant survives
+    # The test targets go to every cargo call (-C), so each mutant builds only those test
+    # binaries and the engage-sync binary they run, not the whole suite.
+    for t in ${TESTS[$g]}; do args+=(-C "$t"); done
+    # shellcheck disable=SC2086 # MUTANTS_ARGS is a word list on purpose
+    cargo mutants "${args[@]}" --output "$out" ${MUTANTS_ARGS:-} ||
+        true # cargo-mutants exits 2 when a mutant survives
     r=$out/mutants.out
     c=$(count "$r/caught.txt") m=$(count "$r/missed.txt")
     t=$(count "$r/timeout.txt") u=$(count "$r/unviable.txt")

@@ -855,8 +855,9 @@ fn receipts_reach_engage_within_the_rate_limit_in_every_second() {
     let peak = fake.max_requests_in_any_window(Duration::from_secs(1));
     eprintln!("{n} receipts at 50/s: {took:.2} s, at most {peak} in any second at the fake");
     assert!(peak <= 50, "{peak} requests in one second");
-    // 260 posts at (1 s + 50 ms) / 50 apart take 5.4 s; allow for a slow debug build.
-    assert!((5.0..9.0).contains(&took), "{took:.2} s");
+    // 260 posts at (1 s + 50 ms) / 50 apart take at least 5.4 s: the limiter spaced them. How
+    // much longer a busy machine takes is not a correctness question (bench/push.sh).
+    assert!(took >= 5.0, "{took:.2} s");
 }
 
 /// Two pushes never run at once: while one is frozen with its items claimed, a second one
