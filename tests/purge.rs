@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -783,4 +783,72 @@ fn old_pending_and_in_flight_items_survive_purge_unchanged() {
         Some(0),
         "the waiting contact is still found"
     );
+}
+
+/// A generation a `full` killed in its swap left beside the new one is purged once old; the
+/// generation in service is kept however old its files are, and so is every other file in the
+/// folder that is not a generation.
+#[test]
+fn a_stale_generation_is_purged_and_the_one_in_service_is_kept() {
+    let ws = Workspace::new();
+    let set_dir = tempfile::tempdir().expect("set");
+    let full = |tag: &str, failpoint: Option<&str>| {
+        std::fs::write(
+            set_dir.path().join("20260105100000_0_full.xml"),
+            export(&[member(7, tag)], &[], &[]),
+        )
+        .expect("export");
+        let mut cmd = ws.cmd();
+        cmd.args(["full", "--from-xml"]).arg(set_dir.path());
+        if let Some(f) = failpoint {
+            cmd.env("ENGAGE_SYNC_FAILPOINT", f);
+        }
+        cmd.output().expect("runs")
+    };
+    assert!(full("Stalewyn", None).status.success());
+    let out = full("Livewyn", Some("full.swapped"));
+    assert_eq!(out.status.code(), None, "killed after the swap");
+    let dir = ws.path().join("replica.db.d");
+    let current = std::fs::canonicalize(ws.db()).expect("current generation");
+    let generations = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = files_under(dir)
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("gen-"))
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let stale: Vec<PathBuf> = generations(&dir)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().starts_with(&*current.to_string_lossy()))
+        .collect();
+    assert!(!stale.is_empty(), "the kill left the old generation");
+    let other = dir.join("notes.txt");
+    std::fs::write(&other, "the operator's").expect("other file");
+    age_all(&dir, 40);
+
+    let (_, summary) = purge_30d(&ws);
+    let location = summary["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .find(|l| l["kind"] == "stale_generation")
+        .expect("stale_generation location")
+        .clone();
+    assert_eq!(location["files"], stale.len(), "{location}");
+    for gone in &stale {
+        assert!(!gone.exists(), "{} purged", gone.display());
+    }
+    assert!(current.exists(), "the generation in service is kept");
+    assert!(other.exists(), "a file that is no generation is kept");
+    assert_in_no_file(&ws, &["Stalewyn"]);
+    let out = ws
+        .cmd()
+        .args(["lookup", "--email", "user7@example.com", "--json"])
+        .output()
+        .expect("runs");
+    assert!(stdout_of(&out).contains("Livewyn"), "{}", stdout_of(&out));
 }
