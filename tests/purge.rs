@@ -852,3 +852,36 @@ fn a_stale_generation_is_purged_and_the_one_in_service_is_kept() {
         .expect("runs");
     assert!(stdout_of(&out).contains("Livewyn"), "{}", stdout_of(&out));
 }
+
+/// A place purge must look into that cannot be read is an error naming it, not a place with
+/// nothing to purge: a recorded archive folder, or the replica's generation folder, that has
+/// become a plain file (ENOTDIR, which the tests can make as root, unlike EACCES).
+#[test]
+fn a_place_that_cannot_be_read_fails_the_purge_and_names_it() {
+    for place in ["archive", "replica.db.d"] {
+        let ws = Workspace::new();
+        ws.write_export(
+            "20260101100000_0_c.xml",
+            &export(&[member(1, "a")], &[], &[]),
+        );
+        let out = ws
+            .cmd()
+            .args(["delta", "--archive", "archive"])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let path = ws.path().join(place);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("remove");
+        }
+        std::fs::write(&path, "not a folder").expect("plain file");
+        let out = ws
+            .cmd()
+            .args(["purge", "--older-than", "30d"])
+            .output()
+            .expect("runs");
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{place}: purge succeeded: {err}");
+        assert!(err.contains(place), "{place}: {err}");
+    }
+}
