@@ -122,9 +122,32 @@ fn aged_workspace() -> Workspace {
 #[test]
 fn purged_personal_data_is_gone_from_every_file() {
     let ws = aged_workspace();
+    let bytes_in = |dir: &str| -> u64 {
+        files_under(&ws.path().join(dir))
+            .iter()
+            .map(|f| std::fs::metadata(f).expect("size").len())
+            .sum()
+    };
+    let (archived, quarantined) = (bytes_in("archive"), bytes_in("quarantine"));
+    assert!(archived > 0 && quarantined > 0);
+    let before = chrono::Utc::now() - chrono::Duration::days(30);
     let (out, summary) = purge_30d(&ws);
+    let after = chrono::Utc::now() - chrono::Duration::days(30);
+    assert_eq!(summary["older_than"], "30days", "{summary}");
+    let cutoff = chrono::DateTime::parse_from_rfc3339(summary["cutoff"].as_str().expect("cutoff"))
+        .expect("RFC 3339");
+    // Millisecond precision: the cutoff may be up to 1 ms before the moment it was taken.
+    assert!(
+        before - chrono::Duration::milliseconds(1) <= cutoff && cutoff <= after,
+        "{cutoff} not 30 days before the run"
+    );
     assert_eq!(summary["archived_files"]["files"], 2);
+    assert_eq!(summary["archived_files"]["bytes"], archived, "{summary}");
     assert_eq!(summary["quarantined_files"]["files"], 1);
+    assert_eq!(
+        summary["quarantined_files"]["bytes"], quarantined,
+        "{summary}"
+    );
     // Three delta runs: the latest ok and the latest failed one are kept (status needs them).
     assert_eq!(summary["runs"], 1);
     assert_eq!(summary["quarantine_records"], 1);
@@ -826,6 +849,10 @@ fn a_stale_generation_is_purged_and_the_one_in_service_is_kept() {
         .filter(|p| !p.to_string_lossy().starts_with(&*current.to_string_lossy()))
         .collect();
     assert!(!stale.is_empty(), "the kill left the old generation");
+    let stale_sizes: Vec<u64> = stale
+        .iter()
+        .map(|f| std::fs::metadata(f).expect("size").len())
+        .collect();
     let other = dir.join("notes.txt");
     std::fs::write(&other, "the operator's").expect("other file");
     age_all(&dir, 40);
@@ -839,6 +866,8 @@ fn a_stale_generation_is_purged_and_the_one_in_service_is_kept() {
         .expect("stale_generation location")
         .clone();
     assert_eq!(location["files"], stale.len(), "{location}");
+    let stale_bytes: u64 = stale_sizes.iter().sum();
+    assert_eq!(location["bytes"], stale_bytes, "{location}");
     for gone in &stale {
         assert!(!gone.exists(), "{} purged", gone.display());
     }
@@ -884,4 +913,33 @@ fn a_place_that_cannot_be_read_fails_the_purge_and_names_it() {
         assert!(!out.status.success(), "{place}: purge succeeded: {err}");
         assert!(err.contains(place), "{place}: {err}");
     }
+}
+
+/// A file purge must delete but cannot is an error naming it, never a success that leaves it:
+/// here a build's `-journal` that is a folder (unlink fails with EISDIR, which root cannot
+/// bypass, unlike permissions).
+#[test]
+fn a_file_purge_cannot_delete_fails_the_purge_and_names_it() {
+    let ws = Workspace::new();
+    replica_with_contacts(&ws, 1);
+    let dir = ws.path().join("replica.db.d");
+    std::fs::create_dir_all(&dir).expect("generation folder");
+    std::fs::write(dir.join("building.db"), "Buildolinda").expect("build");
+    let journal = dir.join("building.db-journal");
+    std::fs::create_dir(&journal).expect("a folder where a journal would be");
+    let old = SystemTime::now() - Duration::from_secs(40 * 86_400);
+    for path in [dir.join("building.db"), journal.clone()] {
+        std::fs::File::open(&path)
+            .expect("open")
+            .set_modified(old)
+            .expect("age");
+    }
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d"])
+        .output()
+        .expect("runs");
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "purge succeeded: {err}");
+    assert!(err.contains("building.db-journal"), "{err}");
 }
