@@ -152,6 +152,8 @@ fn purged_personal_data_is_gone_from_every_file() {
     assert_eq!(summary["runs"], 1);
     assert_eq!(summary["quarantine_records"], 1);
     assert_eq!(summary["compaction"]["wal_truncated"], true);
+    // Nothing to warn about: no reader held a WAL, every recorded folder exists.
+    assert!(!stderr_of(&out).contains("WARN"), "{}", stderr_of(&out));
     let all_output = format!("{}{}", stdout_of(&out), stderr_of(&out));
     for secret in SECRETS {
         assert!(!all_output.contains(secret), "purge printed {secret}");
