@@ -36,7 +36,13 @@ fn purge_30d(ws: &Workspace) -> (std::process::Output, serde_json::Value) {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary = serde_json::from_slice(&out.stdout).expect("json");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // Pages are reclaimed exactly when there were free pages (none: nothing to vacuum).
+    for file in ["compaction", "till_store_compaction"] {
+        let c = &summary[file];
+        let free = c["free_pages_before"].as_i64().expect("free pages");
+        assert_eq!(c["vacuumed"], free > 0, "{file}: {c}");
+    }
     (out, summary)
 }
 
