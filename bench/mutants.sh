@@ -74,7 +74,8 @@ command -v cargo-mutants >/dev/null || {
 # dependencies are built once, and a mutant rebuilds only engage-sync.
 export CARGO_TARGET_DIR=${MUTANTS_TARGET_DIR:-$root/bench/out/mutants/target}
 
-count() { [[ -f $1 ]] && grep -c . "$1" || echo 0; }
+# Lines of a cargo-mutants result file (0 when it is missing or empty).
+count() { if [[ -f $1 ]]; then grep -c . "$1" || true; else echo 0; fi; }
 
 for g in "${groups[@]}"; do
     args=()

@@ -155,4 +155,21 @@ mod tests {
         drop(first);
         acquire(&db, "delta", false).expect("lock is free again");
     }
+
+    #[test]
+    fn each_lock_failure_has_its_exit_code() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind| LockError::Io {
+            path: PathBuf::from("r.db.lock"),
+            source: Error::from(kind),
+        };
+        let held = LockError::Held {
+            path: PathBuf::from("r.db.lock"),
+            holder: "pid 1 (delta)".into(),
+        };
+        assert_eq!(held.exit_code(), ExitCode::TempFail);
+        assert_eq!(io(ErrorKind::NotFound).exit_code(), ExitCode::CantCreate);
+        assert_eq!(io(ErrorKind::PermissionDenied).exit_code(), ExitCode::NoPerm);
+        assert_eq!(io(ErrorKind::Other).exit_code(), ExitCode::IoErr);
+    }
 }
