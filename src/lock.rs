@@ -157,6 +157,15 @@ mod tests {
     }
 
     #[test]
+    fn the_replicas_missing_folder_is_created_for_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("new/folder/r.db");
+        let lock = acquire(&db, "init", false).expect("lock in a folder made for it");
+        assert!(lock_path(&db).is_file());
+        assert_eq!(lock_path(&db), dir.path().join("new/folder/r.db.lock"));
+    }
+
+    #[test]
     fn each_lock_failure_has_its_exit_code() {
         use std::io::{Error, ErrorKind};
         let io = |kind| LockError::Io {
