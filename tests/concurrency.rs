@@ -38,7 +38,14 @@ fn a_held_lock_skips_the_run_with_75_and_wait_queues_behind_it() {
     write_files(&ws);
     let lock = File::create(ws.path().join("replica.db.lock")).expect("lock file");
     lock.try_lock().expect("test holds the lock");
-    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    // Without --wait the run must not queue: a run that waits anyway is killed (no exit code)
+    // long before any test harness gives up, instead of hanging the suite.
+    let out = ws
+        .cmd()
+        .args(["delta", "inbox"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("skipped"), "{}", stderr_of(&out));
     assert!(ws.contacts().is_empty());
