@@ -160,7 +160,7 @@ mod tests {
     fn the_replicas_missing_folder_is_created_for_the_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("new/folder/r.db");
-        let lock = acquire(&db, "init", false).expect("lock in a folder made for it");
+        let _lock = acquire(&db, "init", false).expect("lock in a folder made for it");
         assert!(lock_path(&db).is_file());
         assert_eq!(lock_path(&db), dir.path().join("new/folder/r.db.lock"));
     }
@@ -178,7 +178,10 @@ mod tests {
         };
         assert_eq!(held.exit_code(), ExitCode::TempFail);
         assert_eq!(io(ErrorKind::NotFound).exit_code(), ExitCode::CantCreate);
-        assert_eq!(io(ErrorKind::PermissionDenied).exit_code(), ExitCode::NoPerm);
+        assert_eq!(
+            io(ErrorKind::PermissionDenied).exit_code(),
+            ExitCode::NoPerm
+        );
         assert_eq!(io(ErrorKind::Other).exit_code(), ExitCode::IoErr);
     }
 }

@@ -95,7 +95,9 @@ mod tests {
     fn scrub_masks_keys_and_addresses_but_keeps_ids_and_short_numbers() {
         let id = "6f1c2e4a-3b1d-4c8e-9a0b-000000000001";
         assert_eq!(
-            scrub(&format!("contact {id} rejected: row 12345, phone +46 701234567")),
+            scrub(&format!(
+                "contact {id} rejected: row 12345, phone +46 701234567"
+            )),
             format!("contact {id} rejected: row 12345, phone +46 *******67")
         );
         assert_eq!(

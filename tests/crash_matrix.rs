@@ -805,7 +805,7 @@ fn assert_models(state: &[Rows], engage: &Rows, what: &str) {
     let (local, from_engage): (Rows, Rows) = project(state[0].clone())
         .into_iter()
         .partition(|r| r[0].is_none());
-    same(&[from_engage], &[engage.clone()], what);
+    same(&[from_engage], std::slice::from_ref(engage), what);
     let till_contact = [
         None,
         None,
