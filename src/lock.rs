@@ -148,9 +148,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("r.db");
         let first = acquire(&db, "delta", false).expect("first lock");
-        match acquire(&db, "delta", false) {
-            Err(LockError::Held { holder, .. }) => assert!(holder.contains("delta"), "{holder}"),
-            other => panic!("expected Held, got {other:?}"),
+        // In a thread: a second writer that queued instead of being refused would block the
+        // test forever; this way it fails it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second_db = db.clone();
+        std::thread::spawn(move || tx.send(acquire(&second_db, "delta", false).map(drop)));
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(Err(LockError::Held { holder, .. })) => {
+                assert!(holder.contains("delta"), "{holder}")
+            }
+            other => panic!("expected Held at once, got {other:?}"),
         }
         drop(first);
         acquire(&db, "delta", false).expect("lock is free again");
