@@ -148,11 +148,47 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("r.db");
         let first = acquire(&db, "delta", false).expect("first lock");
-        match acquire(&db, "delta", false) {
-            Err(LockError::Held { holder, .. }) => assert!(holder.contains("delta"), "{holder}"),
-            other => panic!("expected Held, got {other:?}"),
+        // In a thread: a second writer that queued instead of being refused would block the
+        // test forever; this way it fails it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second_db = db.clone();
+        std::thread::spawn(move || tx.send(acquire(&second_db, "delta", false).map(drop)));
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(Err(LockError::Held { holder, .. })) => {
+                assert!(holder.contains("delta"), "{holder}")
+            }
+            other => panic!("expected Held at once, got {other:?}"),
         }
         drop(first);
         acquire(&db, "delta", false).expect("lock is free again");
+    }
+
+    #[test]
+    fn the_replicas_missing_folder_is_created_for_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("new/folder/r.db");
+        let _lock = acquire(&db, "init", false).expect("lock in a folder made for it");
+        assert!(lock_path(&db).is_file());
+        assert_eq!(lock_path(&db), dir.path().join("new/folder/r.db.lock"));
+    }
+
+    #[test]
+    fn each_lock_failure_has_its_exit_code() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind| LockError::Io {
+            path: PathBuf::from("r.db.lock"),
+            source: Error::from(kind),
+        };
+        let held = LockError::Held {
+            path: PathBuf::from("r.db.lock"),
+            holder: "pid 1 (delta)".into(),
+        };
+        assert_eq!(held.exit_code(), ExitCode::TempFail);
+        assert_eq!(io(ErrorKind::NotFound).exit_code(), ExitCode::CantCreate);
+        assert_eq!(
+            io(ErrorKind::PermissionDenied).exit_code(),
+            ExitCode::NoPerm
+        );
+        assert_eq!(io(ErrorKind::Other).exit_code(), ExitCode::IoErr);
     }
 }

@@ -82,4 +82,27 @@ mod tests {
         assert_eq!(key("198001011234"), "**********34");
         assert_eq!(key("12"), "***");
     }
+
+    #[test]
+    fn a_value_too_short_to_hide_anything_is_starred_completely() {
+        // Without an `@`, an "e-mail" keeps its first character only when 3 are left to star.
+        assert_eq!(email("abc"), "***");
+        assert_eq!(email("ab"), "***");
+        assert_eq!(email("abcd"), "a***");
+    }
+
+    #[test]
+    fn scrub_masks_keys_and_addresses_but_keeps_ids_and_short_numbers() {
+        let id = "6f1c2e4a-3b1d-4c8e-9a0b-000000000001";
+        assert_eq!(
+            scrub(&format!(
+                "contact {id} rejected: row 12345, phone +46 701234567"
+            )),
+            format!("contact {id} rejected: row 12345, phone +46 *******67")
+        );
+        assert_eq!(
+            scrub("\"anna@example.com\" (198001011234)"),
+            "\"a***@example.com\" (**********34)"
+        );
+    }
 }

@@ -58,20 +58,7 @@ pub struct LogLineWriter {
 
 impl Write for LogLineWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        let (body, newline) = match text.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (&text[..], ""),
-        };
-        let mut out = String::with_capacity(text.len());
-        for c in body.chars() {
-            if self.ansi && c == '\u{1b}' {
-                out.push(c);
-            } else {
-                push_escaped(&mut out, c);
-            }
-        }
-        out.push_str(newline);
+        let out = log_line(&String::from_utf8_lossy(buf), self.ansi);
         std::io::stderr().lock().write_all(out.as_bytes())?;
         Ok(buf.len())
     }
@@ -79,6 +66,25 @@ impl Write for LogLineWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// One log line as [`LogLineWriter`] writes it: escaped, but for its final newline and, with
+/// colours (`ansi`), the escape characters of tracing's own colour codes.
+fn log_line(text: &str, ansi: bool) -> String {
+    let (body, newline) = match text.strip_suffix('\n') {
+        Some(b) => (b, "\n"),
+        None => (text, ""),
+    };
+    let mut out = String::with_capacity(text.len());
+    for c in body.chars() {
+        if ansi && c == '\u{1b}' {
+            out.push(c);
+        } else {
+            push_escaped(&mut out, c);
+        }
+    }
+    out.push_str(newline);
+    out
 }
 
 #[cfg(test)]
@@ -92,5 +98,21 @@ mod tests {
             escape("a\nOK: all good\r\u{1b}[2J\u{202e}x\u{85}\u{7f}"),
             "a\\nOK: all good\\r\\x1b[2J\\u{202e}x\\u{85}\\x7f"
         );
+        // The first C1 control is past ASCII: written as \u{80}, not \x80.
+        assert_eq!(escape("\u{80}\u{7f}"), "\\u{80}\\x7f");
+    }
+
+    #[test]
+    fn a_log_line_keeps_its_newline_and_only_its_own_colours() {
+        let line = "\u{1b}[32mINFO\u{1b}[0m file a\nOK\u{202e}\n";
+        assert_eq!(
+            log_line(line, false),
+            "\\x1b[32mINFO\\x1b[0m file a\\nOK\\u{202e}\n"
+        );
+        assert_eq!(
+            log_line(line, true),
+            "\u{1b}[32mINFO\u{1b}[0m file a\\nOK\\u{202e}\n"
+        );
+        assert_eq!(log_line("no newline\r", true), "no newline\\r");
     }
 }

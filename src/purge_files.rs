@@ -308,6 +308,10 @@ mod tests {
             assert!(!is_export_file_name(Path::new(no)), "{no}");
         }
         assert!(is_partial_download(Path::new(".a.xml.part")));
+        // Both marks, not either: an operator's dot file or `*.part` file stays.
+        for no in [".profile", "a.xml.part", ".a.xml"] {
+            assert!(!is_partial_download(Path::new(no)), "{no}");
+        }
     }
 
     #[test]

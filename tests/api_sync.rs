@@ -68,10 +68,26 @@ fn fake_keys(fake: &FakeEngage) -> Vec<(String, Option<String>)> {
 #[test]
 fn full_from_the_api_equals_the_fake_and_changes_converge() {
     let fake = seeded(120);
+    // A contact whose personal data no other contact shares, deleted below.
+    let gone_data = [
+        "Gonelia",
+        "Vanishson",
+        "gone.person@example.com",
+        "+46701112233",
+    ];
+    let gone = fake.add_contact(json!({
+        "firstName": gone_data[0], "lastName": gone_data[1],
+        "email": gone_data[2], "mobilePhone": gone_data[3],
+    }));
     let ws = workspace_for(&fake, "");
     let out = engage(&ws, &fake, &["full", "--json"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    assert_eq!(
+        sqlite_bytes_holding(&ws.db(), &gone_data),
+        gone_data,
+        "full mode stored the contact's data (the scan below can see it)"
+    );
     assert!(std::fs::symlink_metadata(ws.db())
         .expect("db")
         .file_type()
@@ -79,8 +95,7 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
 
     // Changes on the Engage side: one created, one updated (new e-mail), one deleted.
     let created = fake.add_contact(json!({"email": "new.person@example.com", "firstName": "Ny"}));
-    let ids = fake.contact_ids();
-    let (changed, gone) = (ids[0].clone(), ids[1].clone());
+    let changed = fake.contact_ids()[0].clone();
     assert!(fake.update_contact(&changed, json!({"email": "changed@example.com"})));
     assert!(fake.delete_contact(&gone));
     let out = engage(&ws, &fake, &["changes", "--json"]);
@@ -89,7 +104,21 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
     assert_eq!(summary["cursor_advanced"], true);
     assert_eq!(replica_keys(&ws), fake_keys(&fake));
     assert!(replica_keys(&ws).iter().any(|(id, _)| *id == created));
-    assert_eq!(ws.count("SELECT count(*) FROM tombstone"), 1);
+    // The tombstone is the deleted contact's id, and none of its data is left in the file.
+    let tombstone: String = ws
+        .replica_conn()
+        .query_row("SELECT contact_id FROM tombstone", [], |r| r.get(0))
+        .expect("one tombstone");
+    assert_eq!(tombstone, gone.to_lowercase());
+    let left = sqlite_bytes_holding(&ws.db(), &gone_data);
+    assert!(
+        left.is_empty(),
+        "deleted contact's data in the replica: {left:?}"
+    );
+    assert_eq!(
+        sqlite_bytes_holding(&ws.db(), &["changed@example.com"]),
+        ["changed@example.com"]
+    );
 
     // A second pull finds only the overlap window again and changes nothing.
     let before = ws.contacts();
@@ -284,24 +313,25 @@ fn a_stopped_full_build_resumes_and_the_old_replica_stays_in_service() {
 
 #[test]
 fn a_full_build_killed_mid_way_resumes_to_the_same_replica() {
-    let fake = seeded(200);
-    fake.set_latency(
-        Matcher::prefix("/api/v3/contacts/"),
-        Duration::from_millis(30),
-    );
-    let ws = workspace_for(&fake, "rate_limit = 100\nmax_concurrency = 4\n");
-    let mut child = ws
-        .std_cmd()
+    // More contacts than one page of fetched contacts (500), so the first page's commit
+    // leaves some to fetch; the process kills itself right after that commit.
+    const N: i64 = 600;
+    let fake = seeded(N as usize);
+    let ws = workspace_for(&fake, "max_concurrency = 4\n");
+    let out = ws
+        .cmd()
         .env("ENGAGE_API_KEY", fake.api_key())
+        .env("ENGAGE_SYNC_FAILPOINT", "fetch.page_committed")
         .args(["-q", "full"])
-        .spawn()
-        .expect("spawn");
-    // Kill it once part of the build is committed (batches commit every 500 contacts, and
-    // the id list is committed before any fetch), wherever it is.
-    std::thread::sleep(Duration::from_millis(1200));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), None, "{}", stderr_of(&out));
     assert!(!ws.db().exists(), "nothing was swapped in");
+    let pending: i64 = rusqlite::Connection::open(ws.path().join("replica.db.d/building.db"))
+        .expect("build")
+        .query_row("SELECT count(*) FROM full_pending", [], |r| r.get(0))
+        .expect("pending");
+    assert!(pending > 0 && pending < N, "{pending} of {N} left");
     let out = engage(&ws, &fake, &["full", "--json"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -38,19 +38,27 @@ fn a_held_lock_skips_the_run_with_75_and_wait_queues_behind_it() {
     write_files(&ws);
     let lock = File::create(ws.path().join("replica.db.lock")).expect("lock file");
     lock.try_lock().expect("test holds the lock");
-    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    // Without --wait the run must not queue: a run that waits anyway is killed (no exit code)
+    // long before any test harness gives up, instead of hanging the suite.
+    let out = ws
+        .cmd()
+        .args(["delta", "inbox"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("skipped"), "{}", stderr_of(&out));
     assert!(ws.contacts().is_empty());
 
-    let child = ws
+    let mut child = ws
         .std_cmd()
         .args(["delta", "inbox", "--wait"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    // Blocked on the lock the test holds: it has imported nothing, and goes on once released.
+    wait_until_blocked_in(&mut child, libc::SYS_flock, "delta --wait");
     assert!(ws.contacts().is_empty(), "still waiting");
     lock.unlock().expect("release");
     let out = child.wait_with_output().expect("waits");

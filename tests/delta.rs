@@ -58,9 +58,67 @@ fn new_updated_deleted_across_files() {
     );
     assert_eq!(ws.count("SELECT count(*) FROM tombstone"), 1);
     assert_eq!(ws.count("SELECT count(*) FROM applied_file"), 3);
-    // The tombstone holds no personal data: the id, the version, the time, the change number.
-    let tomb_cols = ws.count("SELECT count(*) FROM pragma_table_info('tombstone')");
-    assert_eq!(tomb_cols, 4);
+    assert_no_personal_bytes_of_deleted(&ws, 2, 3);
+}
+
+/// Contact `n`'s personal values from `member(n, _)` that no other contact shares, as
+/// imported and as normalised (the member number `M{n}` is too short to look for in bytes).
+fn personal_values(n: u32) -> Vec<String> {
+    vec![
+        format!("Öberg{n}"),
+        format!("User{n}@Example.com"),
+        format!("user{n}@example.com"),
+        format!("+4670{n:07}"),
+    ]
+}
+
+/// The deleted contact `gone` left no byte of its personal data in the replica or its WAL
+/// (its tombstone keeps the id only), while the live contact `kept` is found by the same scan.
+fn assert_no_personal_bytes_of_deleted(ws: &Workspace, gone: u32, kept: u32) {
+    let tombstones: Vec<String> = ws
+        .replica_conn()
+        .prepare("SELECT contact_id FROM tombstone")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(tombstones, vec![guid(gone)]);
+    let gone_values = personal_values(gone);
+    let gone_values: Vec<&str> = gone_values.iter().map(String::as_str).collect();
+    let left = sqlite_bytes_holding(&ws.db(), &gone_values);
+    assert!(
+        left.is_empty(),
+        "deleted contact's data in the replica: {left:?}"
+    );
+    let kept_values = [format!("Öberg{kept}"), format!("user{kept}@example.com")];
+    let kept_values: Vec<&str> = kept_values.iter().map(String::as_str).collect();
+    assert_eq!(
+        sqlite_bytes_holding(&ws.db(), &kept_values),
+        kept_values,
+        "the scan finds a live contact's data"
+    );
+}
+
+#[test]
+fn a_delete_in_a_later_run_leaves_no_personal_bytes() {
+    let ws = Workspace::new();
+    ws.write_export(
+        "20260101100000_0_c.xml",
+        &export(&[member(5, "a"), member(6, "a")], &[], &[]),
+    );
+    let out = run_delta(&ws, &[&ws.inbox()]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let values = personal_values(5);
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    assert!(
+        !sqlite_bytes_holding(&ws.db(), &values).is_empty(),
+        "the contact was stored before its delete"
+    );
+    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &[deleted(5)]));
+    let out = run_delta(&ws, &[&ws.inbox()]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_no_personal_bytes_of_deleted(&ws, 5, 6);
 }
 
 #[test]

@@ -901,3 +901,33 @@ fn a_database_file_that_cannot_be_made_private_is_refused_with_advice() {
     );
     assert_eq!(hash(&ws.db()), before);
 }
+
+/// A name already taken in the quarantine gets the next free number: the same file name
+/// refused three times is kept three times, as `NAME`, `NAME.1` and `NAME.2`, each with its
+/// own content.
+#[test]
+fn a_name_taken_in_the_quarantine_gets_the_next_free_number() {
+    let ws = Workspace::new();
+    let name = "20260101100000_0_c.xml";
+    for n in 0..3 {
+        ws.write_export(name, &format!("<contacts><new><member>Broken{n}"));
+        let out = ws
+            .cmd()
+            .arg("delta")
+            .arg(ws.inbox())
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    }
+    let kept = ws.quarantined();
+    assert_eq!(
+        kept,
+        [name.to_string(), format!("{name}.1"), format!("{name}.2")]
+    );
+    for (file, n) in kept.iter().zip(0..) {
+        let content = std::fs::read_to_string(ws.path().join("quarantine").join(file))
+            .expect("quarantined file");
+        assert!(content.contains(&format!("Broken{n}")), "{file}: {content}");
+    }
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -36,7 +36,13 @@ fn purge_30d(ws: &Workspace) -> (std::process::Output, serde_json::Value) {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary = serde_json::from_slice(&out.stdout).expect("json");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // Pages are reclaimed exactly when there were free pages (none: nothing to vacuum).
+    for file in ["compaction", "till_store_compaction"] {
+        let c = &summary[file];
+        let free = c["free_pages_before"].as_i64().expect("free pages");
+        assert_eq!(c["vacuumed"], free > 0, "{file}: {c}");
+    }
     (out, summary)
 }
 
@@ -122,13 +128,38 @@ fn aged_workspace() -> Workspace {
 #[test]
 fn purged_personal_data_is_gone_from_every_file() {
     let ws = aged_workspace();
+    let bytes_in = |dir: &str| -> u64 {
+        files_under(&ws.path().join(dir))
+            .iter()
+            .map(|f| std::fs::metadata(f).expect("size").len())
+            .sum()
+    };
+    let (archived, quarantined) = (bytes_in("archive"), bytes_in("quarantine"));
+    assert!(archived > 0 && quarantined > 0);
+    let before = chrono::Utc::now() - chrono::Duration::days(30);
     let (out, summary) = purge_30d(&ws);
+    let after = chrono::Utc::now() - chrono::Duration::days(30);
+    assert_eq!(summary["older_than"], "30days", "{summary}");
+    let cutoff = chrono::DateTime::parse_from_rfc3339(summary["cutoff"].as_str().expect("cutoff"))
+        .expect("RFC 3339");
+    // Millisecond precision: the cutoff may be up to 1 ms before the moment it was taken.
+    assert!(
+        before - chrono::Duration::milliseconds(1) <= cutoff && cutoff <= after,
+        "{cutoff} not 30 days before the run"
+    );
     assert_eq!(summary["archived_files"]["files"], 2);
+    assert_eq!(summary["archived_files"]["bytes"], archived, "{summary}");
     assert_eq!(summary["quarantined_files"]["files"], 1);
+    assert_eq!(
+        summary["quarantined_files"]["bytes"], quarantined,
+        "{summary}"
+    );
     // Three delta runs: the latest ok and the latest failed one are kept (status needs them).
     assert_eq!(summary["runs"], 1);
     assert_eq!(summary["quarantine_records"], 1);
     assert_eq!(summary["compaction"]["wal_truncated"], true);
+    // Nothing to warn about: no reader held a WAL, every recorded folder exists.
+    assert!(!stderr_of(&out).contains("WARN"), "{}", stderr_of(&out));
     let all_output = format!("{}{}", stdout_of(&out), stderr_of(&out));
     for secret in SECRETS {
         assert!(!all_output.contains(secret), "purge printed {secret}");
@@ -712,4 +743,211 @@ fn a_quarantined_file_of_any_name_is_purged_by_its_record() {
     assert_eq!(summary["quarantined_files"]["files"], 1, "{summary}");
     assert_eq!(ws.quarantined(), ["notes.txt"]);
     assert_in_no_file(&ws, &["Oddfellowa"]);
+}
+
+/// Outbox items not yet delivered (pending, in flight) stay through a purge however old every
+/// one of their times is, field for field; only the finished item older than the age goes.
+#[test]
+fn old_pending_and_in_flight_items_survive_purge_unchanged() {
+    let ws = Workspace::new();
+    ws.init();
+    let out = ws
+        .cmd()
+        .args(["contact", "add", "--email", "waiting.long@example.com"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let receipts: Vec<serde_json::Value> = ["Pendolino", "Flightella", "Deliverado"]
+        .iter()
+        .map(|id| {
+            let contact = serde_json::json!({"matchKeyType": "email", "matchKey": "waiting.long@example.com"});
+            receipt(id, contact)
+        })
+        .collect();
+    let out = ws
+        .cmd()
+        .args(["receipt", "add", "-"])
+        .write_stdin(serde_json::Value::Array(receipts).to_string())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let old = past(400);
+    let till = ws.till_conn();
+    for sql in [
+        "UPDATE receipt_outbox SET state = 'in_flight' WHERE unique_receipt_id = 'Flightella'",
+        "UPDATE receipt_outbox SET state = 'delivered' WHERE unique_receipt_id = 'Deliverado'",
+        "UPDATE contact_outbox SET created_at = ?1, updated_at = ?1, finished_at = ?1",
+        "UPDATE receipt_outbox SET created_at = ?1, updated_at = ?1, finished_at = ?1, \
+         sent_at = ?1",
+    ] {
+        till.execute(
+            sql,
+            rusqlite::params_from_iter(sql.contains("?1").then_some(&old)),
+        )
+        .expect("age the outbox");
+    }
+    drop(till);
+    let undelivered = |ws: &Workspace| {
+        table_rows(&ws.till_conn(), &["contact_outbox", "receipt_outbox"])
+            .into_iter()
+            .filter(|row| !row.contains("Deliverado"))
+            .collect::<Vec<_>>()
+    };
+    let before = undelivered(&ws);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let (_, summary) = purge_30d(&ws);
+    assert_eq!(summary["outbox_receipts"], 1, "{summary}");
+    assert_eq!(
+        undelivered(&ws),
+        before,
+        "pending and in-flight items are kept as they were"
+    );
+    assert_in_no_file(&ws, &["Deliverado"]);
+    let out = ws
+        .cmd()
+        .args(["lookup", "--email", "waiting.long@example.com"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the waiting contact is still found"
+    );
+}
+
+/// A generation a `full` killed in its swap left beside the new one is purged once old; the
+/// generation in service is kept however old its files are, and so is every other file in the
+/// folder that is not a generation.
+#[test]
+fn a_stale_generation_is_purged_and_the_one_in_service_is_kept() {
+    let ws = Workspace::new();
+    let set_dir = tempfile::tempdir().expect("set");
+    let full = |tag: &str, failpoint: Option<&str>| {
+        std::fs::write(
+            set_dir.path().join("20260105100000_0_full.xml"),
+            export(&[member(7, tag)], &[], &[]),
+        )
+        .expect("export");
+        let mut cmd = ws.cmd();
+        cmd.args(["full", "--from-xml"]).arg(set_dir.path());
+        if let Some(f) = failpoint {
+            cmd.env("ENGAGE_SYNC_FAILPOINT", f);
+        }
+        cmd.output().expect("runs")
+    };
+    assert!(full("Stalewyn", None).status.success());
+    let out = full("Livewyn", Some("full.swapped"));
+    assert_eq!(out.status.code(), None, "killed after the swap");
+    let dir = ws.path().join("replica.db.d");
+    let current = std::fs::canonicalize(ws.db()).expect("current generation");
+    let generations = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = files_under(dir)
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("gen-"))
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let stale: Vec<PathBuf> = generations(&dir)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().starts_with(&*current.to_string_lossy()))
+        .collect();
+    assert!(!stale.is_empty(), "the kill left the old generation");
+    let stale_sizes: Vec<u64> = stale
+        .iter()
+        .map(|f| std::fs::metadata(f).expect("size").len())
+        .collect();
+    let other = dir.join("notes.txt");
+    std::fs::write(&other, "the operator's").expect("other file");
+    age_all(&dir, 40);
+
+    let (_, summary) = purge_30d(&ws);
+    let location = summary["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .find(|l| l["kind"] == "stale_generation")
+        .expect("stale_generation location")
+        .clone();
+    assert_eq!(location["files"], stale.len(), "{location}");
+    let stale_bytes: u64 = stale_sizes.iter().sum();
+    assert_eq!(location["bytes"], stale_bytes, "{location}");
+    for gone in &stale {
+        assert!(!gone.exists(), "{} purged", gone.display());
+    }
+    assert!(current.exists(), "the generation in service is kept");
+    assert!(other.exists(), "a file that is no generation is kept");
+    assert_in_no_file(&ws, &["Stalewyn"]);
+    let out = ws
+        .cmd()
+        .args(["lookup", "--email", "user7@example.com", "--json"])
+        .output()
+        .expect("runs");
+    assert!(stdout_of(&out).contains("Livewyn"), "{}", stdout_of(&out));
+}
+
+/// A place purge must look into that cannot be read is an error naming it, not a place with
+/// nothing to purge: a recorded archive folder, or the replica's generation folder, that has
+/// become a plain file (ENOTDIR, which the tests can make as root, unlike EACCES).
+#[test]
+fn a_place_that_cannot_be_read_fails_the_purge_and_names_it() {
+    for place in ["archive", "replica.db.d"] {
+        let ws = Workspace::new();
+        ws.write_export(
+            "20260101100000_0_c.xml",
+            &export(&[member(1, "a")], &[], &[]),
+        );
+        let out = ws
+            .cmd()
+            .args(["delta", "--archive", "archive"])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let path = ws.path().join(place);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("remove");
+        }
+        std::fs::write(&path, "not a folder").expect("plain file");
+        let out = ws
+            .cmd()
+            .args(["purge", "--older-than", "30d"])
+            .output()
+            .expect("runs");
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{place}: purge succeeded: {err}");
+        assert!(err.contains(place), "{place}: {err}");
+    }
+}
+
+/// A file purge must delete but cannot is an error naming it, never a success that leaves it:
+/// here a build's `-journal` that is a folder (unlink fails with EISDIR, which root cannot
+/// bypass, unlike permissions).
+#[test]
+fn a_file_purge_cannot_delete_fails_the_purge_and_names_it() {
+    let ws = Workspace::new();
+    replica_with_contacts(&ws, 1);
+    let dir = ws.path().join("replica.db.d");
+    std::fs::create_dir_all(&dir).expect("generation folder");
+    std::fs::write(dir.join("building.db"), "Buildolinda").expect("build");
+    let journal = dir.join("building.db-journal");
+    std::fs::create_dir(&journal).expect("a folder where a journal would be");
+    let old = SystemTime::now() - Duration::from_secs(40 * 86_400);
+    for path in [dir.join("building.db"), journal.clone()] {
+        std::fs::File::open(&path)
+            .expect("open")
+            .set_modified(old)
+            .expect("age");
+    }
+    let out = ws
+        .cmd()
+        .args(["purge", "--older-than", "30d"])
+        .output()
+        .expect("runs");
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "purge succeeded: {err}");
+    assert!(err.contains("building.db-journal"), "{err}");
 }

@@ -342,7 +342,13 @@ fn a_push_killed_mid_request_neither_duplicates_nor_loses() {
             .args(["-q", "push-local"])
             .spawn()
             .expect("spawn");
-        std::thread::sleep(Duration::from_millis(800));
+        // Killed once the request is in the fake's hands (its delay fault taken), before the
+        // answer, which the delay holds back for 1.5 s.
+        let until = Instant::now() + Duration::from_secs(60);
+        while !fake.pending_faults().is_empty() {
+            assert!(Instant::now() < until, "{what}: the request never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         // The fake applies the delayed request although nobody waits for its answer any more.
@@ -357,7 +363,6 @@ fn a_push_killed_mid_request_neither_duplicates_nor_loses() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(1000));
         let in_flight = ws.count("SELECT count(*) FROM contact_outbox WHERE state = 'in_flight'")
             + ws.count("SELECT count(*) FROM receipt_outbox WHERE state = 'in_flight'");
         assert!(in_flight > 0, "{what}: the kill left items in flight");
@@ -850,8 +855,9 @@ fn receipts_reach_engage_within_the_rate_limit_in_every_second() {
     let peak = fake.max_requests_in_any_window(Duration::from_secs(1));
     eprintln!("{n} receipts at 50/s: {took:.2} s, at most {peak} in any second at the fake");
     assert!(peak <= 50, "{peak} requests in one second");
-    // 260 posts at (1 s + 50 ms) / 50 apart take 5.4 s; allow for a slow debug build.
-    assert!((5.0..9.0).contains(&took), "{took:.2} s");
+    // 260 posts at (1 s + 50 ms) / 50 apart take at least 5.4 s: the limiter spaced them. How
+    // much longer a busy machine takes is not a correctness question (bench/push.sh).
+    assert!(took >= 5.0, "{took:.2} s");
 }
 
 /// Two pushes never run at once: while one is frozen with its items claimed, a second one

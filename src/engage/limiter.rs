@@ -198,6 +198,20 @@ mod tests {
     }
 
     #[test]
+    fn room_comes_when_the_oldest_live_start_is_a_window_old() {
+        // 2/s with starts 100 ms apart: the third waits for the first, not the second.
+        let l = RateLimiter::new(2.0);
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(l.try_start(t0), Ok(()));
+        assert_eq!(l.try_start(t1), Ok(()));
+        assert_eq!(
+            l.try_start(t1 + Duration::from_millis(100)),
+            Err(t0 + l.window)
+        );
+    }
+
+    #[test]
     fn any_rate_plus_one_starts_span_the_window() {
         // Stamps at random times, each up to the wake tolerance behind a clock that only moves
         // forward (as `acquire` makes them): no window ever holds more than the rate.

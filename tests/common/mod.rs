@@ -349,3 +349,50 @@ pub const UNDO_SCHEMA_7: &str = "DROP INDEX tombstone_by_change_seq; \
      ALTER TABLE tombstone DROP COLUMN change_seq; \
      DROP TABLE change_counter; DROP TABLE change_log; DROP TABLE publication; \
      PRAGMA user_version = 6;";
+
+/// The `values` whose bytes are still in the SQLite database `db` or its WAL, after a
+/// checkpoint that moves every committed page into the main file and empties the WAL (the
+/// WAL keeps old page images until then). `db` may be a symlink to a generation file: the
+/// file it points at and that file's `-wal` are read.
+pub fn sqlite_bytes_holding(db: &Path, values: &[&str]) -> Vec<String> {
+    let conn = Connection::open(db).expect("open the database to checkpoint it");
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .expect("checkpoint");
+    assert_eq!(busy, 0, "the checkpoint of {} was blocked", db.display());
+    drop(conn);
+    let main = std::fs::canonicalize(db).expect("canonical database path");
+    let mut wal = main.clone().into_os_string();
+    wal.push("-wal");
+    let mut bytes = std::fs::read(&main).expect("read the database");
+    if let Ok(more) = std::fs::read(&wal) {
+        bytes.extend(more);
+    }
+    values
+        .iter()
+        .filter(|v| bytes.windows(v.len()).any(|w| w == v.as_bytes()))
+        .map(|v| v.to_string())
+        .collect()
+}
+
+/// Waits until `child` sleeps in the system call `nr` (from `/proc/PID/syscall`, e.g.
+/// `libc::SYS_flock` while it waits for a lock): a point the test can then rely on, where a
+/// fixed sleep would only guess. Panics if the child ends first or after two minutes.
+pub fn wait_until_blocked_in(child: &mut std::process::Child, nr: i64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("{what}: the process ended ({status:?}) instead of blocking");
+        }
+        let call =
+            std::fs::read_to_string(format!("/proc/{}/syscall", child.id())).unwrap_or_default();
+        if call.split_whitespace().next() == Some(nr.to_string().as_str()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: never blocked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
