@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
-cargo test --release --test bench_api_rate -- --ignored --nocapture 2>&1 | tee bench/out/api_rate.txt
+cargo test --release --test integration -- --ignored --nocapture bench_api_rate:: 2>&1 | tee bench/out/api_rate.txt

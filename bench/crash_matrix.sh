@@ -12,5 +12,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
 CRASH_KILLS="${CRASH_KILLS:-30}" CRASH_PER_FILE="${CRASH_PER_FILE:-50000}" \
-    cargo test --release --test crash_matrix -- --ignored --nocapture crash_matrix_long 2>&1 \
+    cargo test --release --test integration -- --ignored --nocapture crash_matrix_long 2>&1 \
     | tee bench/out/crash_matrix.txt

@@ -9,5 +9,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
-cargo test --release --test fault_storm -- --ignored --nocapture fault_storm_long 2>&1 \
+cargo test --release --test integration -- --ignored --nocapture fault_storm_long 2>&1 \
     | tee bench/out/fault_storm.log

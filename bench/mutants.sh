@@ -5,8 +5,8 @@
 #   bash bench/mutants.sh all          # every group, one after another (many hours on 2 cores)
 #   bash bench/mutants.sh --list GROUP # only list the group's mutants (seconds)
 #
-# Each group names the source files it mutates (`-f`) and the test binaries that guard them
-# (`-- --test …`), so a mutant is judged by the few tests that can catch it, not the whole
+# Each group names the source files it mutates (`-f`) and the tests that guard them (test
+# name filters), so a mutant is judged by the few tests that can catch it, not the whole
 # suite. Results go to bench/out/mutants/GROUP/ (cargo-mutants' own `mutants.out/`: caught.txt,
 # missed.txt, timeout.txt, unviable.txt, outcomes.json, log/); the last line per group is
 # "GROUP: N mutants, caught C, missed M, timeout T, unviable U".
@@ -30,17 +30,20 @@ declare -A FILES=(
     [replica]="src/replica/apply.rs src/replica/merge.rs src/replica/bulk.rs src/replica/generation.rs src/replica/rekey.rs src/replica/ledger.rs"
     [keys]="src/replica/row.rs src/api_sync/mod.rs"
 )
-# group -> test binaries that guard those files (cargo test arguments)
+# group -> the tests that guard those files: names of test modules (the integration tests'
+# files, `tests/FILE.rs` is module FILE, and the library's own modules), given to the test
+# harness as filters, so each mutant runs those tests of the unit-test and integration
+# binaries and no other.
 declare -A TESTS=(
-    [purge]="--lib --test purge --test purge_scope"
-    [outbox]="--lib --test outbox --test till_never_waits --test sample_receipt --test keys_mode --test push"
-    [push]="--test push --test fault_storm --test crash_matrix --test keys_mode"
-    [mask]="--lib --test output_privacy --test quiet_output --test hostile_input"
-    [engage]="--lib --test engage_client --test bench_api_rate"
-    [locks]="--lib --test concurrency --test push --test readers_under_write"
-    [modes]="--lib --test files_and_databases --test purge_scope --test keys"
-    [replica]="--lib --test delta --test crash_matrix --test bulk_load --test keys_mode"
-    [keys]="--lib --test keys_mode --test api_sync --test keys --test delta"
+    [purge]="purge purge_scope purge_files"
+    [outbox]="outbox:: till_never_waits sample_receipt keys_mode push:: push_report"
+    [push]="push:: push_report fault_storm crash_matrix keys_mode"
+    [mask]="mask printable output_privacy quiet_output hostile_input"
+    [engage]="engage:: engage_client bench_api_rate"
+    [locks]="lock concurrency push:: readers_under_write"
+    [modes]="fsutil sqlite_file db_owner files_and_databases purge_scope keys::"
+    [replica]="replica:: delta:: crash_matrix bulk_load keys_mode"
+    [keys]="row:: api_sync keys_mode keys:: delta::"
 )
 # group -> regex of mutants left out, with the reason (cargo-mutants -E, matched against
 # the names --list shows). Only output that is pure description is left out.
@@ -87,11 +90,11 @@ for g in "${groups[@]}"; do
     fi
     out=$root/bench/out/mutants/$g
     mkdir -p "$out"
-    # The test targets go to every cargo call (-C), so each mutant builds only those test
-    # binaries and the engage-sync binary they run, not the whole suite.
-    for t in ${TESTS[$g]}; do args+=(-C "$t"); done
-    # shellcheck disable=SC2086 # MUTANTS_ARGS is a word list on purpose
-    cargo mutants "${args[@]}" --output "$out" ${MUTANTS_ARGS:-} ||
+    # The library's unit tests and the one integration-test binary (tests/tests.rs) are built
+    # for each mutant (-C goes to every cargo call); the filters after `-- --` pick the tests.
+    args+=(-C --lib -C --test -C integration)
+    # shellcheck disable=SC2086 # MUTANTS_ARGS and the filters are word lists on purpose
+    cargo mutants "${args[@]}" --output "$out" ${MUTANTS_ARGS:-} -- -- ${TESTS[$g]} ||
         true # cargo-mutants exits 2 when a mutant survives
     r=$out/mutants.out
     c=$(count "$r/caught.txt") m=$(count "$r/missed.txt")

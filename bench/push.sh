@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
-cargo test --release --test push_bench -- --ignored --nocapture 2>&1 | tee bench/out/push.log
+cargo test --release --test integration -- --ignored --nocapture push_bench:: 2>&1 | tee bench/out/push.log

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the test suite needs on a fresh Debian/Ubuntu machine
 # that has only the Rust toolchain, then runs the whole suite. Extra arguments go to cargo test
-# (e.g. `scripts/test.sh --test sftp`). .ci/run calls this same script after fmt and clippy.
+# (e.g. `scripts/test.sh --test integration sftp::`). .ci/run calls this same script after fmt and clippy.
 #
 # What it installs, only if missing: Debian's openssh-server (the SFTP tests in tests/sftp.rs
 # start a real sshd on loopback, see tests/sshd/), with apt-get, through sudo unless run as root.

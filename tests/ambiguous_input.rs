@@ -4,7 +4,7 @@
 //! field twice. Each through the real binary: exit 65, a message naming what and where, and
 //! nothing stored.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

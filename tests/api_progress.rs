@@ -2,7 +2,7 @@
 //! under `-q`), and off a terminal a line at least every 10 seconds says where the run is, in
 //! contacts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `full` from the API and `changes`, driving the real binary against the fake Engage over
 //! loopback HTTP: convergence, window splitting, every fault kind, auth, resume after a stop.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,12 +4,12 @@
 //! time of every request). Run it with:
 //!
 //! ```sh
-//! cargo test --release --test bench_api_rate -- --ignored --nocapture
+//! cargo test --release --test integration -- --ignored --nocapture bench_api_rate::
 //! ```
 //!
 //! `BENCH_CONTACTS` and `BENCH_RATE` change the size (default 10000) and the limit (default 50).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

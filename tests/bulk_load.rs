@@ -3,7 +3,7 @@
 //! applying the same files change by change ends, with the same indexes, across failures,
 //! resumes and restarts.
 
-mod common;
+use crate::common;
 
 use common::{deleted, export, guid, member, stderr_of, Workspace};
 use rusqlite::Connection;

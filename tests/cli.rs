@@ -1,6 +1,6 @@
 //! The command line as a user meets it: help, configuration errors, the quick start.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,6 +1,6 @@
 //! One writer at a time, and readers only ever see whole files.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};

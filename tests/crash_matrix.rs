@@ -21,10 +21,10 @@
 //!
 //! The short form runs in `cargo test`. The long form (many more random kills, larger data) is
 //! `#[ignore]`d: `bash bench/crash_matrix.sh`, or
-//! `CRASH_KILLS=200 cargo test --release --test crash_matrix -- --ignored --nocapture`.
+//! `CRASH_KILLS=200 cargo test --release --test integration -- --ignored --nocapture crash_matrix_long`.
 //! `CRASH_SEED` replays a run's random kill delays (each run prints its seed).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;

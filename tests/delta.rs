@@ -1,6 +1,6 @@
 //! `delta` end to end: the real binary on real files and a real SQLite replica.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -16,7 +16,7 @@
 //! `cargo test`; the long form (`#[ignore]`, `bash bench/fault_storm.sh`) runs many more rounds.
 //! `STORM_SEED` replays a storm's fault sequence (for the same order of requests).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Output;

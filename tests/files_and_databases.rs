@@ -3,7 +3,7 @@
 //! files readable by others, archiving across file systems and its failures, a full disk,
 //! files still being written into the inbox, file names that are not UTF-8.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! The healthcheck ping: success pings the URL, failure pings `URL/fail`, a run skipped for the
 //! lock and a dry run ping nothing.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

@@ -6,9 +6,9 @@
 //!
 //! This extends tests/malformed.rs (one file per malformed kind) with many more variants per
 //! kind. Large inputs are generated here, never committed. Each test prints how many inputs it
-//! tried, by kind (`cargo test --test hostile_input -- --nocapture` shows the counts).
+//! tried, by kind (`cargo test --test integration hostile_input:: -- --nocapture` shows the counts).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

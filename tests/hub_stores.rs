@@ -5,8 +5,8 @@
 //! `contacts` view equals the hub's (in the columns its mode keeps), and Engage saw requests
 //! from the hub only. One store is offline for two rounds and catches up.
 
-mod common;
-mod sshd;
+use crate::common;
+use crate::sshd;
 
 use std::time::{Duration, Instant};
 

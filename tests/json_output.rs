@@ -4,9 +4,9 @@
 //! volatile values (times, durations, paths, run ids, ids the fake makes up) are redacted by
 //! insta's selectors, never removed from the output. `docs_name_every_key_of_every_snapshot`
 //! keeps docs/json.md from going stale. After an intended change: `cargo insta review` (or
-//! `INSTA_UPDATE=always cargo test --test json_output`), then update docs/json.md.
+//! `INSTA_UPDATE=always cargo test --test integration json_output::`), then update docs/json.md.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -433,7 +433,7 @@ fn docs_name_every_key_of_every_snapshot() {
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        if !name.starts_with("json_output__") || !name.ends_with(".snap") {
+        if !name.starts_with("integration__json_output__") || !name.ends_with(".snap") {
             continue;
         }
         snapshots += 1;

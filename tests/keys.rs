@@ -3,7 +3,7 @@
 //! `contact add` stores the same key or refuses with the reason (exit 65), an export keeps what
 //! it cannot read and counts it, and an upgraded replica's stored keys are re-normalised once.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

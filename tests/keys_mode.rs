@@ -1,7 +1,7 @@
 //! Keys-only mode stores no names or other personal fields: checked in the database file's
 //! bytes, not just the view.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,6 +1,6 @@
 //! `lookup` by every key, with the normalisation of docs/contract.md §3.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Malformed export files change nothing, are quarantined, and exit 65 with file:line:column.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -4,7 +4,7 @@
 //! `ENGAGE_SYNC_CREATE_REPLICA` or `create_replica = true`. Run the way an operator does: the
 //! real binary in a folder of its own, with no --db (the default `./engage-sync.db`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -149,7 +149,10 @@ fn till_commands_and_push_local_never_create_a_replica() {
         (&["push-local"][..], "push-local"),
         (&["push-local", "--dry-run"][..], "push-local"),
         (&["publish", "--to", "published"][..], "publish"),
-        (&["publish", "--to", "published", "--snapshot"][..], "publish"),
+        (
+            &["publish", "--to", "published", "--snapshot"][..],
+            "publish",
+        ),
     ] {
         assert_refused(&f, args, command, never);
         // Being asked changes nothing for them.

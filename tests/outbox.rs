@@ -2,7 +2,7 @@
 //! shows at once and what is queued; plus the outbox part of `status`. The real binary against
 //! temp folders; Engage is never contacted here (see tests/push.rs for that).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! number or personal identity number (docs/contract.md §8). `lookup`'s stdout is the one place
 //! that shows a contact's data: that is what the till asked for.
 
-mod common;
+use crate::common;
 
 use common::*;
 

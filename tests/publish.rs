@@ -2,7 +2,7 @@
 //! `delta` (or `full --from-xml` for a snapshot). Stores are compared with the hub through
 //! the public `contacts` view (`common::Workspace::contacts`), not the product's code.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `purge`: aged personal data is gone from every file under the data folder, byte for byte;
 //! `--dry-run` changes nothing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

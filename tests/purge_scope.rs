@@ -4,7 +4,7 @@
 //! with no flags and no folder config, then looked for in every byte of every file under the
 //! data directory.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

@@ -5,7 +5,7 @@
 //! Exactly-once is checked with the fake's counters: contacts created per key (with the fake's
 //! uniqueness off where a double create must show up), receipts stored per uniqueReceiptId.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::{Duration, Instant};

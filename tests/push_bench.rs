@@ -5,7 +5,7 @@
 //! fake, which like Engage refuses above 200 requests/s), and checks exactly-once delivery. Run it with `bash bench/push.sh`, or:
 //!
 //! ```sh
-//! cargo test --release --test push_bench -- --ignored --nocapture
+//! cargo test --release --test integration -- --ignored --nocapture push_bench::
 //! ```
 //!
 //! `BENCH_CONTACTS`, `BENCH_RECEIPTS`, `BENCH_LATENCY_MS`, `BENCH_RATE` (requests/s, default
@@ -16,7 +16,7 @@
 //! applies them (the push cannot know): the first push leaves their contacts in flight (exit
 //! 75) and a second push checks them by key and sends them again; both are measured.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! per-contact rows), a bulk create whose answer was lost, and a push killed between Engage
 //! creating the contacts and the push recording them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Output;

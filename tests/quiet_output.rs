@@ -1,7 +1,7 @@
 //! `-q` from cron: a job that succeeded prints nothing (cron mails whatever is printed), a
 //! failure still says what went wrong, a lock skip is a warning, `--json` is always printed.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 

@@ -8,10 +8,10 @@
 //! - the real `lookup` binary, which must find the contacts that always exist.
 //!
 //! No reader may see an error (each connection has a 5 s busy timeout, far above any write),
-//! a partial file, or a half-written contact. `cargo test --test readers_under_write --
-//! --nocapture` prints the readers' query counts.
+//! a partial file, or a half-written contact. `cargo test --test integration
+//! readers_under_write:: -- --nocapture` prints the readers' query counts.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! `fixtures/receipt.json`, the sample the README's outbox section points to, is a receipt
 //! `receipt add` accepts, for the member the bundled export files hold.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

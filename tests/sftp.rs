@@ -1,8 +1,8 @@
 //! `delta` from Engage's SFTP server, end to end: the real binary against a real OpenSSH
 //! server (tests/sshd) on loopback, a real SQLite replica, real files.
 
-mod common;
-mod sshd;
+use crate::common;
+use crate::sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,6 +1,6 @@
 //! `status` and `status --check` for fresh, stale and never-synced replicas.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -7,7 +7,7 @@
 //! that needed the replica's write lock would fail (exit 75) instead of succeeding late. Each
 //! case first proves that the lock is held (a `BEGIN IMMEDIATE` of its own is refused).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
