@@ -2,14 +2,14 @@
 //! with `cargo run --example gen_completions` after changing the command line.
 
 #[path = "support/completions.rs"]
-mod completions;
+mod render;
 
 use std::path::Path;
 
 #[test]
 fn completions_are_up_to_date() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
-    let scripts = completions::render_all();
+    let scripts = render::render_all();
     let stale: Vec<&str> = scripts
         .iter()
         .filter(|(name, script)| std::fs::read(dir.join(name)).ok().as_ref() != Some(script))
@@ -34,7 +34,7 @@ fn completions_are_up_to_date() {
 /// The scripts complete every command and its flags (fish names flags without `--`).
 #[test]
 fn completions_name_the_commands_and_their_flags() {
-    for (name, script) in completions::render_all() {
+    for (name, script) in render::render_all() {
         let text = String::from_utf8(script).expect("UTF-8");
         for word in [
             "push-local",
