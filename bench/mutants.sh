@@ -74,7 +74,9 @@ command -v cargo-mutants >/dev/null || {
 }
 
 # One build folder for every group and run, apart from the worktree's target/: the
-# dependencies are built once, and a mutant rebuilds only engage-sync.
+# dependencies are built once, and a mutant rebuilds only engage-sync. Never point it at the
+# worktree's own target/: cargo-mutants builds mutated copies of the tree there, and a later
+# `cargo test` in the worktree can take the last mutant's binaries as up to date.
 export CARGO_TARGET_DIR=${MUTANTS_TARGET_DIR:-$root/bench/out/mutants/target}
 
 # Lines of a cargo-mutants result file (0 when it is missing or empty).

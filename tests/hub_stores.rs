@@ -25,14 +25,14 @@ struct Store {
     mode: &'static str,
 }
 
-/// The hub's config: Engage's fake, test-sized retry waits.
-fn hub_for(fake: &FakeEngage) -> Workspace {
+/// The hub's config: Engage's fake, `rate` requests/s, test-sized retry waits.
+fn hub_for(fake: &FakeEngage, rate: u32) -> Workspace {
     let ws = Workspace::new();
     std::fs::write(
         ws.path().join("engage-sync.toml"),
         format!(
-            "[engage]\nbase_url = \"{}\"\nrate_limit = 200\nmax_concurrency = 8\n\
-             retry_base = \"10ms\"\nretry_cap = \"200ms\"\nrequest_timeout = \"2s\"\n\
+            "[engage]\nbase_url = \"{}\"\nrate_limit = {rate}\nmax_concurrency = 16\n\
+             retry_base = \"10ms\"\nretry_cap = \"200ms\"\nrequest_timeout = \"5s\"\n\
              connect_timeout = \"1s\"\n",
             fake.base_url()
         ),
@@ -167,30 +167,69 @@ fn engage_round(fake: &FakeEngage, round: usize, n: usize) {
     }
 }
 
-/// The scenario: `stores` stores (every other one keys-only), `rounds` rounds; store 0 is
-/// offline in rounds 1 and 2. Returns the time the stores took to converge per round.
-fn hub_and_stores(stores: usize, rounds: usize) -> Vec<Duration> {
+/// Engage's side of a benchmark round: `changes` changes, 40 % creates, 40 % updates and
+/// 20 % deletes of distinct existing contacts (updates at even, deletes at odd positions).
+fn bench_round(fake: &FakeEngage, round: usize, changes: usize) {
+    let (creates, updates) = (changes * 2 / 5, changes * 2 / 5);
+    let deletes = changes - creates - updates;
+    let ids = fake.contact_ids();
+    for i in 0..creates {
+        fake.add_contact(fake_engage::attrs([
+            ("firstName", &format!("Bänk{round}x{i}")),
+            ("email", &format!("b{round}n{i}@example.com")),
+            ("mobilePhone", &format!("+4673{round:02}{i:05}")),
+        ]));
+    }
+    for id in ids.iter().step_by(2).take(updates) {
+        assert!(fake.update_contact(id, serde_json::json!({"city": format!("Luleå {round}")})));
+    }
+    for id in ids.iter().skip(1).step_by(2).take(deletes) {
+        assert!(fake.delete_contact(id));
+    }
+}
+
+/// What a run of [`hub_and_stores`] looks like.
+struct Scenario {
+    /// Stores, every other one keys-only.
+    stores: usize,
+    /// Rounds after the first publication (round 0, the hub's `full`).
+    rounds: usize,
+    /// Contacts in Engage before the hub's `full`.
+    seed: usize,
+    /// Engage's changes of each round.
+    round: fn(&FakeEngage, usize),
+    /// The hub's rate limit (requests/s).
+    hub_rate: u32,
+    /// Store 0 is offline in rounds 1 and 2.
+    one_offline: bool,
+}
+
+/// The scenario; returns the time the stores took to converge per round.
+fn hub_and_stores(sc: &Scenario) -> Vec<Duration> {
     let fake = FakeEngage::start(FakeConfig {
         unique_keys: Vec::new(),
         ..FakeConfig::default()
     });
-    let start = Utc::now() - TimeDelta::minutes(90);
-    fake.seed_contacts_spaced(30, start, Duration::from_secs(60));
+    // Seeded contacts a minute apart (a second apart for many), all in the past.
+    let spacing = if sc.seed > 1_000 { 1 } else { 60 };
+    let span = TimeDelta::seconds((sc.seed as i64 + 30) * spacing as i64);
+    let start = Utc::now() - span - TimeDelta::minutes(30);
+    fake.seed_contacts_spaced(sc.seed, start, Duration::from_secs(spacing));
     let sshd = Sshd::start();
     let out = sshd.remote_dir();
-    let hub = hub_for(&fake);
+    let hub = hub_for(&fake, sc.hub_rate);
     hub.cmd()
         .args(["-q", "init", "--mode", "full"])
         .assert()
         .success();
     hub_run(&hub, &fake, &["full"]);
-    let stores: Vec<Store> = (0..stores)
+    let stores: Vec<Store> = (0..sc.stores)
         .map(|i| store(&sshd, if i % 2 == 0 { "full" } else { "keys" }))
         .collect();
     let mut converge = Vec::new();
-    for round in 0..rounds {
+    for round in 0..=sc.rounds {
         if round > 0 {
-            engage_round(&fake, round, 4);
+            (sc.round)(&fake, round);
             hub_run(&hub, &fake, &["changes"]);
         }
         let published = hub_run(
@@ -204,7 +243,7 @@ fn hub_and_stores(stores: usize, rounds: usize) -> Vec<Duration> {
         );
         let requests = fake.requests().len();
         let began = Instant::now();
-        let offline = |i: usize| i == 0 && (1..=2).contains(&round);
+        let offline = |i: usize| sc.one_offline && i == 0 && (1..=2).contains(&round);
         // Stores run at once, as they would, a few at a time (the machine has two cores).
         for chunk in stores
             .iter()
@@ -227,7 +266,7 @@ fn hub_and_stores(stores: usize, rounds: usize) -> Vec<Duration> {
             "round {round}: a store asked Engage"
         );
         let hub_rows = hub.contacts();
-        assert!(hub_rows.len() >= 30, "round {round}");
+        assert!(hub_rows.len() >= sc.seed.min(30), "round {round}");
         for (i, s) in stores.iter().enumerate().filter(|(i, _)| !offline(*i)) {
             assert_eq!(
                 store_rows(s),
@@ -246,6 +285,55 @@ fn hub_and_stores(stores: usize, rounds: usize) -> Vec<Duration> {
 /// stores taking about 2 s a round to converge (printed with --nocapture).
 #[test]
 fn twenty_stores_follow_one_hub_over_sftp() {
-    let converge = hub_and_stores(20, 4);
+    let converge = hub_and_stores(&Scenario {
+        stores: 20,
+        rounds: 3,
+        seed: 30,
+        round: |fake, round| engage_round(fake, round, 4),
+        hub_rate: 200,
+        one_offline: true,
+    });
     eprintln!("time for 20 stores to converge, per round: {converge:?}");
 }
+
+/// The benchmark of issue 21 (`bash bench/stores_sftp.sh`, release build): `BENCH_STORES`
+/// stores (default 50, half keys-only) that hold `BENCH_SEED` contacts (default 20,000) from
+/// the hub's first publication, then one round of `BENCH_CHANGES` changes in Engage (default
+/// 10,000), the hub's `changes` and `publish`, and every store's `delta` over SFTP from the
+/// same sshd, `PARALLEL` at a time. Prints how long the stores took to converge; every store
+/// is compared with the hub after each round, as in the test above.
+#[test]
+#[ignore = "benchmark: bash bench/stores_sftp.sh"]
+fn bench_stores_converge_over_sftp() {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .map_or(default, |v| v.parse().expect("a number"))
+    };
+    let (stores, seed) = (env("BENCH_STORES", 50), env("BENCH_SEED", 20_000));
+    let changes = env("BENCH_CHANGES", 10_000);
+    CHANGES.store(changes, std::sync::atomic::Ordering::Relaxed);
+    let converge = hub_and_stores(&Scenario {
+        stores,
+        rounds: 1,
+        seed,
+        round: |fake, round| {
+            bench_round(
+                fake,
+                round,
+                CHANGES.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        },
+        hub_rate: 200, // the most the client allows (Engage answers 429 above 200/s)
+        one_offline: false,
+    });
+    println!(
+        "{stores} stores over SFTP, {PARALLEL} at a time: first publication ({seed} contacts) \
+         {:.1} s, a round of {changes} changes {:.1} s",
+        converge[0].as_secs_f64(),
+        converge[1].as_secs_f64()
+    );
+}
+
+/// The benchmark's changes per round (a `fn` pointer cannot capture it).
+static CHANGES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
