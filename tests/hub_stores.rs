@@ -60,10 +60,7 @@ fn store(sshd: &Sshd, mode: &'static str) -> Store {
         sshd.known_hosts_line(sshd.port),
     )
     .expect("known_hosts");
-    ws.cmd()
-        .args(["-q", "init", "--mode", mode])
-        .assert()
-        .success();
+    ws.init_mode(mode);
     Store { ws, mode }
 }
 
@@ -218,10 +215,7 @@ fn hub_and_stores(sc: &Scenario) -> Vec<Duration> {
     let sshd = Sshd::start();
     let out = sshd.remote_dir();
     let hub = hub_for(&fake, sc.hub_rate);
-    hub.cmd()
-        .args(["-q", "init", "--mode", "full"])
-        .assert()
-        .success();
+    hub.init_mode("full");
     hub_run(&hub, &fake, &["full"]);
     let stores: Vec<Store> = (0..sc.stores)
         .map(|i| store(&sshd, if i % 2 == 0 { "full" } else { "keys" }))

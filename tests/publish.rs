@@ -13,10 +13,7 @@ use serde_json::Value;
 /// A hub replica in `mode`, with the files of `exports` applied by `delta`.
 fn hub(mode: &str) -> Workspace {
     let ws = Workspace::new();
-    ws.cmd()
-        .args(["-q", "init", "--mode", mode])
-        .assert()
-        .success();
+    ws.init_mode(mode);
     ws
 }
 
@@ -48,6 +45,14 @@ fn publish(ws: &Workspace, dir: &Path, extra: &[&str]) -> Value {
 }
 
 /// A store in `mode` that imports `dir` with `delta` (files left in place).
+/// A new store of `mode` that has imported what `dir` holds.
+fn store_following(dir: &Path, mode: &str) -> Workspace {
+    let store = Workspace::new();
+    store.init_mode(mode);
+    store_delta(&store, dir);
+    store
+}
+
 fn store_delta(store: &Workspace, dir: &Path) {
     let out = store
         .cmd()
@@ -130,10 +135,7 @@ fn stores_importing_the_published_files_equal_the_hub() {
     let dir = hub.path().join("published");
     let stores = [("full", Workspace::new()), ("keys", Workspace::new())];
     for (mode, s) in &stores {
-        s.cmd()
-            .args(["-q", "init", "--mode", mode])
-            .assert()
-            .success();
+        s.init_mode(mode);
     }
     let members =
         |r: std::ops::Range<u32>, tag: &str| r.map(|n| member(n, tag)).collect::<Vec<_>>();
@@ -258,13 +260,7 @@ fn a_keys_hub_publishes_keys_only() {
         !text.contains("Åsa") && !text.contains("Umeå") && !text.contains("Öberg"),
         "{text}"
     );
-    let store = Workspace::new();
-    store
-        .cmd()
-        .args(["-q", "init", "--mode", "keys"])
-        .assert()
-        .success();
-    store_delta(&store, &dir);
+    let store = store_following(&dir, "keys");
     assert_eq!(store.contacts(), hub.contacts());
 }
 
@@ -321,13 +317,7 @@ fn publish_killed_anywhere_publishes_nothing_twice_and_misses_nothing() {
             seen.values().all(|&n| n == 1),
             "{kill}: published twice: {seen:?}"
         );
-        let store = Workspace::new();
-        store
-            .cmd()
-            .args(["-q", "init", "--mode", "full"])
-            .assert()
-            .success();
-        store_delta(&store, &dir);
+        let store = store_following(&dir, "full");
         assert_eq!(store.contacts(), hub.contacts(), "{kill}");
         // The run log records the publications (the killed one stays `running`).
         let ok = hub.count("SELECT count(*) FROM run WHERE command = 'publish' AND outcome = 'ok'");
@@ -408,13 +398,7 @@ fn after_a_full_the_hub_republishes_everything_and_the_vanished_as_deletes() {
         &export(&first, &[], &[]),
     );
     let one = publish(&hub, &dir, &[]);
-    let store = Workspace::new();
-    store
-        .cmd()
-        .args(["-q", "init", "--mode", "full"])
-        .assert()
-        .success();
-    store_delta(&store, &dir);
+    let store = store_following(&dir, "full");
     // The full export lacks contact 3 and changes contact 0.
     let full_dir = hub.path().join("full");
     std::fs::create_dir(&full_dir).expect("mkdir");
@@ -464,13 +448,7 @@ fn a_migrated_replica_publishes_everything_once() {
     assert_eq!(one["deleted"], 1);
     let again = publish(&hub, &dir, &[]);
     assert_eq!(again["stamp"], Value::Null);
-    let store = Workspace::new();
-    store
-        .cmd()
-        .args(["-q", "init", "--mode", "full"])
-        .assert()
-        .success();
-    store_delta(&store, &dir);
+    let store = store_following(&dir, "full");
     assert_eq!(store.contacts(), hub.contacts());
 }
 
@@ -511,11 +489,7 @@ fn purged_publications_are_reported_missed_until_a_snapshot_resyncs() {
     }
     // The store fetched the first publication only, then went offline.
     let store = Workspace::new();
-    store
-        .cmd()
-        .args(["-q", "init", "--mode", "full"])
-        .assert()
-        .success();
+    store.init_mode("full");
     for f in &names[0] {
         std::fs::copy(dir.join(f), store.inbox().join(f)).expect("copy");
     }

@@ -74,6 +74,20 @@ impl Workspace {
         );
     }
 
+    /// Creates the replica in `mode` (`keys` or `full`).
+    pub fn init_mode(&self, mode: &str) {
+        let out = self
+            .std_cmd()
+            .args(["-q", "init", "--mode", mode])
+            .output()
+            .expect("init");
+        assert!(
+            out.status.success(),
+            "init --mode {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Writes an export file into the inbox; returns its path.
     pub fn write_export(&self, name: &str, content: &str) -> PathBuf {
         let path = self.inbox().join(name);
