@@ -637,8 +637,9 @@ pub struct ChangesArgs {
 #[derive(Debug, Args)]
 pub struct FullArgs {
     /// Build from a complete contact-export file set: files, or folders whose *.xml files are
-    /// used. Without it, the build comes from the API: every contact created or updated since
-    /// --since is listed with the changes feed, then fetched one by one (rate-limited)
+    /// used (paths holding no export file are refused, exit 64). Without it, the build comes
+    /// from the API: every contact created or updated since --since is listed with the changes
+    /// feed, then fetched one by one (rate-limited)
     #[arg(long = "from-xml", value_name = "PATH", num_args = 1..)]
     pub from_xml: Vec<PathBuf>,
 

@@ -732,3 +732,45 @@ fn an_export_member_giving_a_field_twice_is_malformed() {
         quarantined(&ws, &name, xml, &[&format!("{name}:{at}"), needle]);
     }
 }
+
+/// `full --from-xml` given a folder with no export file in it is refused (exit 64), not read
+/// as "no --from-xml" and turned into a build from Engage's API: the fake Engage the config
+/// names sees no request, and no replica, build or lock file appears.
+#[test]
+fn full_from_an_empty_export_folder_is_refused_not_built_from_the_api() {
+    let fake = fake_engage::FakeEngage::start(fake_engage::FakeConfig::default());
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        format!("[engage]\nbase_url = \"{}\"\n", fake.base_url()),
+    )
+    .expect("config");
+    let empty = ws.path().join("empty-export");
+    std::fs::create_dir(&empty).expect("folder");
+    std::fs::write(empty.join("README.txt"), "not an export file").expect("other file");
+    let before: Vec<_> = std::fs::read_dir(ws.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let out = ws
+        .cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .args(["full", "--from-xml"])
+        .arg(&empty)
+        .output()
+        .expect("runs");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("no export files"), "{err}");
+    assert!(err.contains(&empty.display().to_string()), "{err}");
+    assert!(
+        fake.requests().is_empty(),
+        "asked Engage: {:?}",
+        fake.requests().len()
+    );
+    let after: Vec<_> = std::fs::read_dir(ws.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(after, before, "files appeared: {err}");
+}

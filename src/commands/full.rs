@@ -227,6 +227,17 @@ fn export_set(paths: &[PathBuf]) -> anyhow::Result<Vec<(ExportFileName, PathBuf)
             }
         }
     }
+    if files.is_empty() {
+        // Never a guess: without files this would be read as "no --from-xml", an API build.
+        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(UsageError(format!(
+            "full --from-xml: no export files (YYYYMMDDHHmmss_N_name.xml) in {}; nothing was \
+             built or changed. Give the folder or files of a complete export set (full builds \
+             from Engage's API only without --from-xml)",
+            given.join(", ")
+        ))
+        .into());
+    }
     files.sort_by(|a, b| a.0.order_key().cmp(&b.0.order_key()));
     Ok(files)
 }
