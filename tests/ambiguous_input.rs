@@ -773,4 +773,17 @@ fn full_from_an_empty_export_folder_is_refused_not_built_from_the_api() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(after, before, "files appeared: {err}");
+    // A dry run says the same, not "give --from-xml PATH".
+    let out = ws
+        .cmd()
+        .args(["full", "--dry-run", "--from-xml"])
+        .arg(&empty)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr_of(&out).contains("no export files"),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -83,7 +83,11 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     } else {
         export_set(&args.from_xml)?
     };
+    let no_files = files.is_empty() && !args.from_xml.is_empty();
     if args.write.dry_run {
+        if no_files {
+            return Err(no_export_files(&args.from_xml));
+        }
         if files.is_empty() {
             return Err(UsageError(
                 "full --dry-run checks an export file set; give --from-xml PATH (an API build \
@@ -95,6 +99,9 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         return dry_run(ctx, &files, started);
     }
     crate::db_owner::check_before_lock(&s.db)?;
+    if no_files {
+        return Err(no_export_files(&args.from_xml));
+    }
     // An API build checks --since and Engage's settings before anything is created: without
     // them (the wrong folder or config) it leaves no lock file, build or replica behind.
     let mut api = match files.is_empty() {
@@ -227,19 +234,21 @@ fn export_set(paths: &[PathBuf]) -> anyhow::Result<Vec<(ExportFileName, PathBuf)
             }
         }
     }
-    if files.is_empty() {
-        // Never a guess: without files this would be read as "no --from-xml", an API build.
-        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        return Err(UsageError(format!(
-            "full --from-xml: no export files (YYYYMMDDHHmmss_N_name.xml) in {}; nothing was \
-             built or changed. Give the folder or files of a complete export set (full builds \
-             from Engage's API only without --from-xml)",
-            given.join(", ")
-        ))
-        .into());
-    }
     files.sort_by(|a, b| a.0.order_key().cmp(&b.0.order_key()));
     Ok(files)
+}
+
+/// `--from-xml` named paths that hold no export file (exit 64). Never a guess: an empty set
+/// would otherwise read as "no --from-xml", a build from Engage's API.
+fn no_export_files(paths: &[PathBuf]) -> anyhow::Error {
+    let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    UsageError(format!(
+        "full --from-xml: no export files (YYYYMMDDHHmmss_N_name.xml) in {}; nothing was built \
+         or changed. Give the folder or files of a complete export set (full builds from \
+         Engage's API only without --from-xml)",
+        given.join(", ")
+    ))
+    .into()
 }
 
 /// A build remembers its source; resuming it from another kind of source would mix them.
