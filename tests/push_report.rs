@@ -44,6 +44,19 @@ fn push(ws: &Workspace, fake: &FakeEngage, env: &[(&str, &str)]) -> Output {
         .expect("runs")
 }
 
+/// `push-local`'s human summary; fails the test unless the push succeeds.
+fn push_human(ws: &Workspace, fake: &FakeEngage) -> String {
+    let out = ws
+        .cmd()
+        .env("ENGAGE_API_KEY", fake.api_key())
+        .env_remove("ENGAGE_BASE_URL")
+        .arg("push-local")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    stdout_of(&out)
+}
+
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(out)))
 }
@@ -298,14 +311,7 @@ fn the_human_summary_names_each_kind_of_outcome() {
     till_contact(&ws, "old@example.com");
     till_contact(&ws, "a@example.com");
     till_contact(&ws, "b@example.com");
-    let out = ws
-        .cmd()
-        .env("ENGAGE_API_KEY", fake.api_key())
-        .args(["push-local"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let text = stdout_of(&out);
+    let text = push_human(&ws, &fake);
     assert!(
         text.contains("contacts: 2 created, 1 linked to existing, 1 updated, 0 rejected"),
         "{text}"
@@ -322,14 +328,7 @@ fn the_human_summary_names_each_kind_of_outcome() {
     });
     let ws = workspace_for(&fake, "lookup_before_create = false\n");
     till_contact(&ws, "a@example.com");
-    let out = ws
-        .cmd()
-        .env("ENGAGE_API_KEY", fake.api_key())
-        .args(["push-local"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let text = stdout_of(&out);
+    let text = push_human(&ws, &fake);
     assert!(
         text.contains("0 created, 0 linked to existing, 1 created or linked"),
         "{text}"
