@@ -226,4 +226,76 @@ mod tests {
         assert!(!dir.path().join("nowhere").exists());
         assert_eq!(std::fs::read(&victim).expect("read"), b"keep");
     }
+
+    /// A rename that fails for any reason but "another file system" is reported as the failed
+    /// move it is: falling back to a copy there would leave a second copy in the archive
+    /// whenever only the removal from the inbox is refused, and says "another file system"
+    /// when that is not what happened.
+    #[test]
+    fn only_a_rename_across_file_systems_falls_back_to_a_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("export.xml");
+        let target = dir.path().join("archive.xml");
+        let e = move_to(&missing, &target).expect_err("nothing to move");
+        let message = format!("{e:#}");
+        assert!(
+            message.starts_with(&format!(
+                "cannot move {} to {}",
+                missing.display(),
+                target.display()
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("another file system"), "{message}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert!(left.is_empty(), "nothing is created: {left:?}");
+    }
+
+    /// Warnings collected from `tracing` while `f` runs on this thread.
+    fn warnings_during(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("sink").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = sink.0.lock().expect("sink").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    /// A copy across file systems that fails before its partial copy exists (the source is
+    /// gone) has nothing to clean up, and says nothing about a partial copy: an operator
+    /// reading "cannot remove the partial copy" would go looking for a file that never was.
+    #[test]
+    fn a_copy_that_never_started_leaves_no_partial_copy_and_no_warning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("export.xml");
+        let target = dir.path().join("archive").join("export.xml");
+        create_private_dir(target.parent().expect("parent")).expect("archive");
+        let mut result = None;
+        let warnings = warnings_during(|| result = Some(copy_across(&missing, &target)));
+        let e = result.expect("ran").expect_err("the source is missing");
+        assert!(format!("{e:#}").contains("another file system"), "{e:#}");
+        assert_eq!(
+            warnings, "",
+            "no partial copy was made, so none is reported"
+        );
+        let left: Vec<_> = std::fs::read_dir(target.parent().expect("parent"))
+            .expect("dir")
+            .collect();
+        assert!(left.is_empty(), "nothing is left in the archive: {left:?}");
+    }
 }
