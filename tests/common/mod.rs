@@ -330,20 +330,25 @@ impl Frozen {
     }
 
     /// Lets the job go on and requires it to succeed.
-    pub fn finish(mut self, what: &str) {
-        let child = self.0.take().expect("job");
-        let status = std::process::Command::new("kill")
-            .args(["-CONT", &child.id().to_string()])
-            .status()
-            .expect("kill -CONT");
-        assert!(status.success());
-        let out = child.wait_with_output().expect("wait");
+    pub fn finish(self, what: &str) {
+        let out = self.go_on();
         assert!(
             out.status.success(),
             "{what}: {:?}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Lets the job go on and returns how it ended.
+    pub fn go_on(mut self) -> std::process::Output {
+        let child = self.0.take().expect("job");
+        let status = std::process::Command::new("kill")
+            .args(["-CONT", &child.id().to_string()])
+            .status()
+            .expect("kill -CONT");
+        assert!(status.success());
+        child.wait_with_output().expect("wait")
     }
 }
 
