@@ -26,12 +26,7 @@ fn workspace_for(fake: &FakeEngage, extra: &str) -> Workspace {
 }
 
 fn engage(ws: &Workspace, fake: &FakeEngage, args: &[&str]) -> std::process::Output {
-    ws.cmd()
-        .env("ENGAGE_API_KEY", fake.api_key())
-        .env_remove("ENGAGE_BASE_URL")
-        .args(args)
-        .output()
-        .expect("runs")
+    ws.engage_cmd(fake).args(args).output().expect("runs")
 }
 
 /// A fake with `n` contacts created a minute apart over the last days (the client splits a

@@ -318,24 +318,12 @@ fn optional_parts() {
 /// A workspace whose config points at `fake`, with test-sized waits, its replica made by
 /// `init`.
 fn workspace_for(fake: &FakeEngage) -> Workspace {
-    let ws = Workspace::new();
-    let config = format!(
-        "[engage]\nbase_url = \"{}\"\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
-         request_timeout = \"3s\"\nconnect_timeout = \"1s\"\nrate_limit = 200\n\
-         [local]\nstore_external_id = \"0600\"\nbulk_poll_interval = \"10ms\"\n\
-         bulk_poll_timeout = \"5s\"\nrecheck_after = \"0s\"\n",
-        fake.base_url()
-    );
-    std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
-    ws.init();
-    ws
+    Workspace::pointed_at(fake, FAKE_ENGAGE_WAITS, FAST_PUSH)
 }
 
 fn api_json(ws: &Workspace, fake: &FakeEngage, args: &[&str], code: i32) -> Value {
     let out = ws
-        .cmd()
-        .env("ENGAGE_API_KEY", fake.api_key())
-        .env_remove("ENGAGE_BASE_URL")
+        .engage_cmd(fake)
         .arg("--json")
         .args(args)
         .output()

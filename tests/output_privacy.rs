@@ -228,17 +228,8 @@ mod engage_leaks {
 
     /// A workspace pointed at `fake` with test-sized waits.
     fn workspace_for(fake: &FakeEngage) -> Workspace {
-        let ws = Workspace::new();
-        let config = format!(
-            "[engage]\nbase_url = \"{}\"\nretry_base = \"10ms\"\nretry_cap = \"50ms\"\n\
-             request_timeout = \"3s\"\nconnect_timeout = \"1s\"\nrate_limit = 200\n\
-             max_retries = 2\n[local]\nstore_external_id = \"0600\"\n\
-             bulk_poll_interval = \"10ms\"\nbulk_poll_timeout = \"5s\"\nrecheck_after = \"0s\"\n",
-            fake.base_url()
-        );
-        std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
-        ws.init();
-        ws
+        let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 2\n");
+        Workspace::pointed_at(fake, &engage, FAST_PUSH)
     }
 
     /// Every verbosity and format a run can log at.

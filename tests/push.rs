@@ -30,26 +30,12 @@ fn lenient_fake() -> FakeEngage {
 
 /// A workspace pointed at `fake`, with test-sized waits; `local` adds `[local]` keys.
 fn workspace_for(fake: &FakeEngage, local: &str) -> Workspace {
-    let ws = Workspace::new();
-    let config = format!(
-        "[engage]\nbase_url = \"{}\"\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
-         request_timeout = \"3s\"\nconnect_timeout = \"1s\"\nrate_limit = 200\nmax_retries = 3\n\
-         [local]\nstore_external_id = \"0600\"\nbulk_poll_interval = \"10ms\"\n\
-         bulk_poll_timeout = \"5s\"\nrecheck_after = \"0s\"\n{local}",
-        fake.base_url()
-    );
-    std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
-    ws.init();
-    ws
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 3\n");
+    Workspace::pointed_at(fake, &engage, &format!("{FAST_PUSH}{local}"))
 }
 
 fn sync(ws: &Workspace, fake: &FakeEngage, args: &[&str]) -> Output {
-    ws.cmd()
-        .env("ENGAGE_API_KEY", fake.api_key())
-        .env_remove("ENGAGE_BASE_URL")
-        .args(args)
-        .output()
-        .expect("runs")
+    ws.engage_cmd(fake).args(args).output().expect("runs")
 }
 
 fn sync_stdin(ws: &Workspace, args: &[&str], stdin: &str) -> Output {

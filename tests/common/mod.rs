@@ -13,6 +13,15 @@ pub const NS: &str = "http://eClub.Schemas.ExportMember";
 /// The public read interface's view, exactly as the binary and the README use it.
 pub const CONTACTS_VIEW: &str = include_str!("../../src/till_store/contacts_view.sql");
 
+/// `[engage]` keys with test-sized waits and timeouts, for a workspace pointed at a fake.
+pub const FAKE_ENGAGE_WAITS: &str = "retry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
+     request_timeout = \"3s\"\nconnect_timeout = \"1s\"\nrate_limit = 200\n";
+
+/// `[local]` keys that make `push-local`'s waits test-sized: a store id, short bulk polls, and
+/// a lookup again at once after a lost answer.
+pub const FAST_PUSH: &str = "store_external_id = \"0600\"\nbulk_poll_interval = \"10ms\"\n\
+     bulk_poll_timeout = \"5s\"\nrecheck_after = \"0s\"\n";
+
 /// A temp folder with a replica path and an inbox.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -60,6 +69,29 @@ impl Workspace {
             .env("XDG_CONFIG_HOME", self.path())
             .arg("--db")
             .arg(self.db());
+        cmd
+    }
+
+    /// A workspace whose config points at `fake`, its replica made by `init`: `engage` holds
+    /// the `[engage]` keys besides `base_url` (usually [`FAKE_ENGAGE_WAITS`] and more),
+    /// `local` the `[local]` keys (usually [`FAST_PUSH`] and more).
+    pub fn pointed_at(fake: &fake_engage::FakeEngage, engage: &str, local: &str) -> Workspace {
+        let ws = Workspace::new();
+        let config = format!(
+            "[engage]\nbase_url = \"{}\"\n{engage}[local]\n{local}",
+            fake.base_url()
+        );
+        std::fs::write(ws.path().join("engage-sync.toml"), config).expect("config");
+        ws.init();
+        ws
+    }
+
+    /// [`Workspace::cmd`] with `fake`'s API key in the environment and no `ENGAGE_BASE_URL`:
+    /// the base URL comes from the workspace's config.
+    pub fn engage_cmd(&self, fake: &fake_engage::FakeEngage) -> Command {
+        let mut cmd = self.cmd();
+        cmd.env("ENGAGE_API_KEY", fake.api_key())
+            .env_remove("ENGAGE_BASE_URL");
         cmd
     }
 
