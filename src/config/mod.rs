@@ -1,7 +1,12 @@
 //! Configuration: the TOML file, merged under flags and environment (docs/contract.md §8: flags >
 //! environment > config file > defaults). Clap already folds flags and environment together
-//! (every flag names its `ENGAGE_SYNC_*` variable), so this module only has to put the file
-//! underneath and apply the defaults. `engage-sync.toml.example` documents every key.
+//! (every flag names its variable, and every fixed-name variable the product reads has a flag),
+//! so this tree only has to put the file underneath and apply the defaults.
+//! `engage-sync.toml.example` documents every key.
+//!
+//! This module holds the file model, its loading and the top-level keys; each section is
+//! resolved in its own module ([`local`], [`sftp`], [`engage`]); [`search`] finds the file.
+//! The tree imports neither `commands` nor `sftp`: those use what it resolves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +17,15 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 
+pub mod engage;
+pub mod local;
 pub mod search;
+pub mod sftp;
+
 use crate::normalize::Country;
+pub use engage::{EngageAccess, EngageFileConfig};
+pub use local::{LocalFileConfig, LocalSettings, LOCAL_KEY_NAMES};
+pub use sftp::{SftpFileConfig, SftpSecrets, SftpSettings};
 
 /// The config file used when neither `--config` nor `ENGAGE_SYNC_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "engage-sync.toml";
@@ -100,63 +112,7 @@ pub struct FileConfig {
     pub local: LocalFileConfig,
     /// Engage's SFTP server, where `delta` fetches the export files from.
     #[serde(default)]
-    pub sftp: crate::sftp::SftpFileConfig,
-}
-
-/// `[local]`: contacts and receipts registered at the till while Engage may be unreachable
-/// (docs/contract.md §6). `engage-sync.toml.example` explains every key.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalFileConfig {
-    /// Prefix of local contact keys, unique per installation (default `L<store>-` or `L-`).
-    pub key_prefix: Option<String>,
-    /// This store's external id: receipts without `storeExternalId` get it, local contacts
-    /// without `createdInStore` get it, and it is part of the default key prefix.
-    pub store_external_id: Option<String>,
-    /// Key a receipt is tagged with when no contactId is known (default `mobilePhone`).
-    pub secondary_key: Option<String>,
-    /// Look each local contact up in Engage by key before creating it (default true).
-    pub lookup_before_create: Option<bool>,
-    /// Engage attribute the local key is sent as when creating (e.g. `externalId`; default none).
-    pub local_key_attribute: Option<String>,
-    /// Contact types the tenant has (default `["Member", "Contact"]`).
-    pub contact_types: Option<Vec<String>>,
-    /// First wait before polling a bulk batch's status, e.g. "1s".
-    pub bulk_poll_interval: Option<String>,
-    /// How long one run polls a batch before leaving it to the next run, e.g. "15m".
-    pub bulk_poll_timeout: Option<String>,
-    /// How long after sending a bulk write with no answer its contacts are checked by key, e.g.
-    /// "10m".
-    pub recheck_after: Option<String>,
-}
-
-/// `[engage]`: how to reach Engage's API. The key itself never goes in this file: use
-/// `api_key_file` or the `ENGAGE_API_KEY` environment variable.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EngageFileConfig {
-    /// `https://<tenant>.voyado.com` (env `ENGAGE_BASE_URL` wins over this).
-    pub base_url: Option<String>,
-    /// A file holding only the API key (mode 0600 recommended).
-    pub api_key_file: Option<PathBuf>,
-    /// "v3" (default) or "v2".
-    pub api_version: Option<String>,
-    /// Requests per second (default 50; Engage answers 429 above 200).
-    pub rate_limit: Option<f64>,
-    /// Requests in flight at once (default 8).
-    pub max_concurrency: Option<usize>,
-    /// TCP + TLS connect timeout, e.g. "10s".
-    pub connect_timeout: Option<String>,
-    /// Whole-request timeout, e.g. "60s".
-    pub request_timeout: Option<String>,
-    /// Retries after the first attempt (default 6).
-    pub max_retries: Option<u32>,
-    /// First retry backoff, doubling per retry, e.g. "1s".
-    pub retry_base: Option<String>,
-    /// Largest retry backoff and cap on Retry-After, e.g. "60s".
-    pub retry_cap: Option<String>,
-    /// How far `changes` re-reads before its cursor, e.g. "5m" (default).
-    pub changes_overlap: Option<String>,
+    pub sftp: SftpFileConfig,
 }
 
 /// `[export]`: per-tenant details of Engage's contact-export files.
@@ -201,42 +157,12 @@ pub struct Settings {
     pub export_offset_seconds: i32,
     /// `[engage]` with `api_key_file` made absolute.
     pub engage: EngageFileConfig,
+    /// Engage's base URL and key from flags or environment (see [`Settings::engage_config`]).
+    pub engage_access: EngageAccess,
     /// `[local]` with defaults applied and durations parsed.
     pub local: LocalSettings,
     /// `[sftp]` resolved; `None` when no SFTP host is configured.
-    pub sftp: Option<crate::sftp::SftpSettings>,
-}
-
-/// The keys a local contact or receipt may name, as Engage spells them.
-pub const LOCAL_KEY_NAMES: [&str; 5] = [
-    "email",
-    "mobilePhone",
-    "socialSecurityNumber",
-    "externalId",
-    "memberNumber",
-];
-
-/// `[local]` resolved (see [`LocalFileConfig`]).
-#[derive(Debug, Clone)]
-pub struct LocalSettings {
-    /// Prefix of local contact keys.
-    pub key_prefix: String,
-    /// This store's external id, if configured.
-    pub store_external_id: Option<String>,
-    /// One of [`LOCAL_KEY_NAMES`].
-    pub secondary_key: String,
-    /// Look local contacts up in Engage before creating them.
-    pub lookup_before_create: bool,
-    /// Engage attribute the local key is sent as, if any.
-    pub local_key_attribute: Option<String>,
-    /// Contact types the tenant has.
-    pub contact_types: Vec<String>,
-    /// First wait before polling a bulk batch.
-    pub bulk_poll_interval: Duration,
-    /// Longest a run polls one batch.
-    pub bulk_poll_timeout: Duration,
-    /// When a bulk write without an answer is checked by key.
-    pub recheck_after: Duration,
+    pub sftp: Option<SftpSettings>,
 }
 
 /// Where the config file came from: what an error about a setting (or a missing replica)
@@ -358,6 +284,12 @@ pub struct Overrides {
     pub inbox_min_age: Option<Duration>,
     /// `--create-replica` / `ENGAGE_SYNC_CREATE_REPLICA` (delta, changes, purge).
     pub create_replica: Option<bool>,
+    /// `--engage-base-url` / `ENGAGE_BASE_URL`, `--engage-api-key` / `ENGAGE_API_KEY`
+    /// (changes, full, push-local).
+    pub engage: EngageAccess,
+    /// `--sftp-password` / `ENGAGE_SYNC_SFTP_PASSWORD`, `--sftp-passphrase` /
+    /// `ENGAGE_SYNC_SFTP_PASSPHRASE` (delta).
+    pub sftp: SftpSecrets,
 }
 
 /// `inbox_min_age` when not set: an export file is copied into the inbox in well under that,
@@ -439,71 +371,10 @@ pub fn resolve(file: &FileConfig, base: &Path, over: &Overrides) -> anyhow::Resu
             api_key_file: file.engage.api_key_file.as_ref().map(rel),
             ..file.engage.clone()
         },
-        local: resolve_local(&file.local)?,
-        sftp: crate::sftp::resolve(&file.sftp, rel, &db_dir)?,
+        engage_access: over.engage.clone(),
+        local: local::resolve_local(&file.local)?,
+        sftp: sftp::resolve(&file.sftp, rel, &db_dir, &over.sftp)?,
         db,
-    })
-}
-
-/// Applies `[local]`'s defaults and checks its values.
-fn resolve_local(l: &LocalFileConfig) -> Result<LocalSettings, ConfigError> {
-    let store = l
-        .store_external_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let key_prefix = match (&l.key_prefix, &store) {
-        (Some(p), _) => p.trim().to_string(),
-        (None, Some(s)) => format!("L{s}-"),
-        (None, None) => "L-".to_string(),
-    };
-    if key_prefix.is_empty()
-        || key_prefix
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ConfigError(format!(
-            "[local] key_prefix = {key_prefix:?}: use a non-empty prefix without spaces, e.g. \"L0600-\""
-        )));
-    }
-    let secondary_key = l
-        .secondary_key
-        .clone()
-        .unwrap_or_else(|| "mobilePhone".into());
-    if !LOCAL_KEY_NAMES.contains(&secondary_key.as_str()) {
-        return Err(ConfigError(format!(
-            "[local] secondary_key = {secondary_key:?}: use one of {}",
-            LOCAL_KEY_NAMES.join(", ")
-        )));
-    }
-    let contact_types = l
-        .contact_types
-        .clone()
-        .unwrap_or_else(|| vec!["Member".into(), "Contact".into()]);
-    if contact_types.is_empty() {
-        return Err(ConfigError(
-            "[local] contact_types is empty: list the tenant's contact types, e.g. [\"Member\"]"
-                .into(),
-        ));
-    }
-    let duration = |key: &str, v: &Option<String>, default: u64| match v {
-        Some(v) => parse_duration_setting(key, v),
-        None => Ok(Duration::from_secs(default)),
-    };
-    Ok(LocalSettings {
-        key_prefix,
-        store_external_id: store,
-        secondary_key,
-        lookup_before_create: l.lookup_before_create.unwrap_or(true),
-        local_key_attribute: l
-            .local_key_attribute
-            .clone()
-            .filter(|a| !a.trim().is_empty()),
-        contact_types,
-        bulk_poll_interval: duration("[local] bulk_poll_interval", &l.bulk_poll_interval, 1)?,
-        bulk_poll_timeout: duration("[local] bulk_poll_timeout", &l.bulk_poll_timeout, 900)?,
-        recheck_after: duration("[local] recheck_after", &l.recheck_after, 600)?,
     })
 }
 
