@@ -144,8 +144,9 @@ pub enum Command {
     /// moved to a remote archive folder (`[sftp] after_import`; default: left there); a
     /// refused file never is. The server's host key must be in `[sftp] known_hosts` or match
     /// `host_key_fingerprint`: an unknown or changed key is refused (exit 77) until trusted
-    /// with --trust-host-key. The password comes from ENGAGE_SYNC_SFTP_PASSWORD or `[sftp]
-    /// password_file`, a private key's passphrase from ENGAGE_SYNC_SFTP_PASSPHRASE. A dropped
+    /// with --trust-host-key. The password comes from ENGAGE_SYNC_SFTP_PASSWORD (or
+    /// --sftp-password) or `[sftp] password_file`, a private key's passphrase from
+    /// ENGAGE_SYNC_SFTP_PASSPHRASE (or --sftp-passphrase). A dropped
     /// connection is retried with backoff; when the server stays away (exit 69) or the
     /// --deadline passes (75), the files downloaded completely are still imported.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -560,8 +561,8 @@ pub struct EngageArgs {
     #[arg(long, env = ENV_BASE_URL, hide_env_values = true, value_name = "URL")]
     pub engage_base_url: Option<String>,
 
-    /// Engage's API key [default: read from the file `[engage] api_key_file` in the config
-    /// file names]. Prefer the variable or the key file: a command line is visible to other
+    /// Engage's API key [default: read from the file named by `[engage] api_key_file` in the
+    /// config file]. Prefer the variable or the key file: a command line is visible to other
     /// users of the machine. Never printed
     #[arg(long, env = ENV_API_KEY, hide_env_values = true, value_name = "KEY")]
     pub engage_api_key: Option<Secret>,
