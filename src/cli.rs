@@ -556,7 +556,7 @@ pub struct WriteArgs {
 /// How to reach Engage's API (changes, full, push-local). Both win over the config file.
 #[derive(Debug, Args)]
 pub struct EngageArgs {
-    /// Engage's API base URL, e.g. https://<tenant>.voyado.com [default: `[engage] base_url` in
+    /// Engage's API base URL, e.g. https://TENANT.voyado.com [default: `[engage] base_url` in
     /// the config file]
     #[arg(long, env = ENV_BASE_URL, hide_env_values = true, value_name = "URL")]
     pub engage_base_url: Option<String>,
