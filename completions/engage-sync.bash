@@ -134,7 +134,7 @@ _engage__sync() {
 
     case "${cmd}" in
         engage__sync)
-            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --default-country --help --version init delta full changes lookup status purge contact receipt push-local publish help"
+            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version init delta full changes lookup status purge contact receipt push-local publish help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -152,6 +152,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -164,7 +168,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__changes)
-            opts="-v -q -h -V --since --deadline --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --since --deadline --engage-base-url --engage-api-key --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,6 +179,14 @@ _engage__sync() {
                     return 0
                     ;;
                 --deadline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engage-base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engage-api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -194,6 +206,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -206,7 +222,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__contact)
-            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --default-country --help --version add update help"
+            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version add update help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -224,6 +240,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -236,7 +256,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__contact__subcmd__add)
-            opts="-v -q -h -V --email --mobile --contact-type --first-name --last-name --member-number --external-id --ssn --field --from --dry-run --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --email --mobile --contact-type --first-name --last-name --member-number --external-id --ssn --field --from --dry-run --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -292,6 +312,10 @@ _engage__sync() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --default-country)
@@ -362,7 +386,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__contact__subcmd__update)
-            opts="-v -q -h -V --contact-id --local-key --email --mobile --new-email --new-mobile --first-name --last-name --member-number --external-id --ssn --field --from --dry-run --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --contact-id --local-key --email --mobile --new-email --new-mobile --first-name --last-name --member-number --external-id --ssn --field --from --dry-run --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,6 +456,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -444,7 +472,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__delta)
-            opts="-v -q -h -V --keep-going --archive --quarantine --min-age --from --trust-host-key --deadline --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --keep-going --archive --quarantine --min-age --from --trust-host-key --deadline --sftp-password --sftp-passphrase --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -474,6 +502,14 @@ _engage__sync() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sftp-password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sftp-passphrase)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --create-replica)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
@@ -490,6 +526,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -502,7 +542,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__full)
-            opts="-v -q -h -V --from-xml --since --mode --restart --deadline --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --from-xml --since --mode --restart --deadline --engage-base-url --engage-api-key --dry-run --wait --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +564,14 @@ _engage__sync() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --engage-base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engage-api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -534,6 +582,10 @@ _engage__sync() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --default-country)
@@ -772,7 +824,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__init)
-            opts="-v -q -h -V --mode --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --mode --dry-run --wait --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -794,6 +846,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -806,7 +862,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__lookup)
-            opts="-v -q -h -V --mobile --email --member-number --contact-id --external-id --ssn --local-key --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --mobile --email --member-number --contact-id --external-id --ssn --local-key --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -852,6 +908,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -864,7 +924,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__publish)
-            opts="-v -q -h -V --to --snapshot --name --per-file --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --to --snapshot --name --per-file --dry-run --wait --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -894,6 +954,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -906,7 +970,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__purge)
-            opts="-v -q -h -V --older-than --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --older-than --create-replica --dry-run --wait --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -932,6 +996,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -944,13 +1012,21 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__push__subcmd__local)
-            opts="-v -q -h -V --deadline --retry-rejected --dry-run --wait --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --deadline --retry-rejected --engage-base-url --engage-api-key --dry-run --wait --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --deadline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engage-base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engage-api-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -964,6 +1040,10 @@ _engage__sync() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --default-country)
@@ -978,7 +1058,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__receipt)
-            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --default-country --help --version add help"
+            opts="-v -q -h -V --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version add help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -996,6 +1076,10 @@ _engage__sync() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --default-country)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1008,7 +1092,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__receipt__subcmd__add)
-            opts="-v -q -h -V --dry-run --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --dry-run --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1024,6 +1108,10 @@ _engage__sync() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --default-country)
@@ -1080,7 +1168,7 @@ _engage__sync() {
             return 0
             ;;
         engage__subcmd__sync__subcmd__status)
-            opts="-v -q -h -V --check --max-age --max-pending-age --db --config --json --verbose --quiet --log-format --default-country --help --version"
+            opts="-v -q -h -V --check --max-age --max-pending-age --db --config --json --verbose --quiet --log-format --log-filter --default-country --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1104,6 +1192,10 @@ _engage__sync() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --default-country)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_engage_sync_global_optspecs
-    string join \n db= config= json v/verbose q/quiet log-format= default-country= h/help V/version
+    string join \n db= config= json v/verbose q/quiet log-format= log-filter= default-country= h/help V/version
 end
 
 function __fish_engage_sync_needs_command
@@ -28,6 +28,7 @@ complete -c engage-sync -n "__fish_engage_sync_needs_command" -l db -d 'The repl
 complete -c engage-sync -n "__fish_engage_sync_needs_command" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_needs_command" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_needs_command" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_needs_command" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_needs_command" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
 complete -c engage-sync -n "__fish_engage_sync_needs_command" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
@@ -52,6 +53,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand init" -l db -d '
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand init" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand init" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand init" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand init" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand init" -l dry-run -d 'Run the real logic and report per item what would happen, but write nothing'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand init" -l wait -d 'Wait for another engage-sync run to release the lock instead of exiting with 75'
@@ -67,12 +69,15 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l from -
 local\t'The inbox folder or the PATHs given'"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l trust-host-key -d 'Trust the SFTP server\'s host key with this fingerprint (SHA256:…, as printed when an unknown or changed key is refused), after checking it with the Voyado team; it is recorded in `[sftp] known_hosts` (a changed key replaces the old entry)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l deadline -d 'Stop after this long (e.g. 10m): no connection, retry or download starts later; files downloaded completely are still imported, the rest is left for the next run (exit 75)' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l sftp-password -d 'The SFTP password [default: read from `[sftp] password_file` in the config file]. Prefer the variable or the file: a command line is visible to other users of the machine' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l sftp-passphrase -d 'The passphrase of `[sftp] private_key_file`, when it is encrypted' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l create-replica -d 'Create the replica (and its till store) when there is none at the --db path; without it (or `create_replica = true` in the config file) the command refuses (exit 78) and creates nothing, so a run in the wrong folder leaves no stray replica. `init` and `full` create without it; till commands and push-local never create one' -r -f -a "true\t''
 false\t''"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l db -d 'The replica database file [default: `db` in the config file, else engage-sync.db]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l keep-going -d 'Go on with the next file after a bad one; the exit code still reports the failure'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand delta" -l dry-run -d 'Run the real logic and report per item what would happen, but write nothing'
@@ -87,10 +92,13 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l since -
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l mode -d 'Mode of the new replica [default: the current replica\'s, else `mode` in the config file, else full]. `full` is the one way to change a replica\'s mode' -r -f -a "keys\t'contactId, contactType and the lookup keys only: enough to tag a purchase'
 full\t'Whole contact objects, every field in `attributes`'"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l deadline -d 'Stop after this long (e.g. 10m); a later run resumes the build' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l engage-base-url -d 'Engage\'s API base URL, e.g. https://TENANT.voyado.com [default: `[engage] base_url` in the config file]' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l engage-api-key -d 'Engage\'s API key [default: read from the file named by `[engage] api_key_file` in the config file]. Prefer the variable or the key file: a command line is visible to other users of the machine. Never printed' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l db -d 'The replica database file [default: `db` in the config file, else engage-sync.db]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l restart -d 'Discard an unfinished build and start over'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -l dry-run -d 'Run the real logic and report per item what would happen, but write nothing'
@@ -102,12 +110,15 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -s h -l he
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand full" -s V -l version -d 'Print version'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l since -d 'Read changes from this time instead of the stored cursor (e.g. 2026-11-01, "2026-11-01 08:00:00", 2026-11-01T08:00:00+01:00; no offset means UTC)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l deadline -d 'Stop after this long (e.g. 10m): no request starts later; the cursor stays where it was' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l engage-base-url -d 'Engage\'s API base URL, e.g. https://TENANT.voyado.com [default: `[engage] base_url` in the config file]' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l engage-api-key -d 'Engage\'s API key [default: read from the file named by `[engage] api_key_file` in the config file]. Prefer the variable or the key file: a command line is visible to other users of the machine. Never printed' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l create-replica -d 'Create the replica (and its till store) when there is none at the --db path; without it (or `create_replica = true` in the config file) the command refuses (exit 78) and creates nothing, so a run in the wrong folder leaves no stray replica. `init` and `full` create without it; till commands and push-local never create one' -r -f -a "true\t''
 false\t''"
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l db -d 'The replica database file [default: `db` in the config file, else engage-sync.db]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l dry-run -d 'Run the real logic and report per item what would happen, but write nothing'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand changes" -l wait -d 'Wait for another engage-sync run to release the lock instead of exiting with 75'
@@ -127,6 +138,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand lookup" -l db -d
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand lookup" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand lookup" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand lookup" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand lookup" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand lookup" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand lookup" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
@@ -139,6 +151,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -l db -d
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -l check -d 'Exit 75 with a one-line reason when the replica is stale, 74 when the newest run of a job left a warning (a file not archived); exit 0 with one line when fine'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand status" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
@@ -153,6 +166,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l db -d 
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l dry-run -d 'Run the real logic and report per item what would happen, but write nothing'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand purge" -l wait -d 'Wait for another engage-sync run to release the lock instead of exiting with 75'
@@ -165,6 +179,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and not
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and not __fish_seen_subcommand_from add update help" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and not __fish_seen_subcommand_from add update help" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and not __fish_seen_subcommand_from add update help" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and not __fish_seen_subcommand_from add update help" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and not __fish_seen_subcommand_from add update help" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and not __fish_seen_subcommand_from add update help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
@@ -188,6 +203,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __f
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from add" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from add" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from add" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from add" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from add" -l dry-run -d 'Validate and report what would be registered, but write nothing'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from add" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
@@ -212,6 +228,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __f
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from update" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from update" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from update" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from update" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from update" -l dry-run -d 'Validate and report what would change, but write nothing'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand contact; and __fish_seen_subcommand_from update" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
@@ -226,6 +243,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and not
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and not __fish_seen_subcommand_from add help" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and not __fish_seen_subcommand_from add help" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and not __fish_seen_subcommand_from add help" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and not __fish_seen_subcommand_from add help" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and not __fish_seen_subcommand_from add help" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and not __fish_seen_subcommand_from add help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
@@ -238,6 +256,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __f
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from add" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from add" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from add" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from add" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from add" -l dry-run -d 'Validate and report what would be buffered, but write nothing'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from add" -l json -d 'Print the result as JSON on stdout (logs stay on stderr)'
@@ -248,10 +267,13 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __f
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from help" -f -a "add" -d 'Buffer finalized receipts (Engage receipt JSON) for push-local'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand receipt; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l deadline -d 'Stop after this long (e.g. 10m): no request starts later; what is left stays queued' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l engage-base-url -d 'Engage\'s API base URL, e.g. https://TENANT.voyado.com [default: `[engage] base_url` in the config file]' -r
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l engage-api-key -d 'Engage\'s API key [default: read from the file named by `[engage] api_key_file` in the config file]. Prefer the variable or the key file: a command line is visible to other users of the machine. Never printed' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l db -d 'The replica database file [default: `db` in the config file, else engage-sync.db]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l retry-rejected -d 'Queue items Engage rejected earlier once more (after fixing them)'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand push-local" -l dry-run -d 'Run the real logic and report per item what would happen, but write nothing'
@@ -268,6 +290,7 @@ complete -c engage-sync -n "__fish_engage_sync_using_subcommand publish" -l db -
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand publish" -l config -d 'The TOML config file [default: the first that exists of ./engage-sync.toml, $XDG_CONFIG_HOME/engage-sync/engage-sync.toml (or ~/.config/engage-sync/engage-sync.toml), /etc/engage-sync/engage-sync.toml; else none]' -r -F
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand publish" -l log-format -d 'Format of log lines on stderr [default: `log_format` in the config file, else text]' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line, for log shippers'"
+complete -c engage-sync -n "__fish_engage_sync_using_subcommand publish" -l log-filter -d 'A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid one is ignored)' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand publish" -l default-country -d 'Country for phone numbers written without a country code: any ISO 3166 code with a numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the config file, else SE]' -r
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand publish" -l snapshot -d 'Publish the whole replica (for `full --from-xml` on a store) instead of the changes'
 complete -c engage-sync -n "__fish_engage_sync_using_subcommand publish" -l dry-run -d 'Run the real logic and report per item what would happen, but write nothing'

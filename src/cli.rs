@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::engage::{ENV_API_KEY, ENV_BASE_URL};
+use crate::config::sftp::{ENV_PASSPHRASE, ENV_PASSWORD};
 use crate::config::{LogFormat, Mode};
+use crate::secret::Secret;
 
 /// Local SQLite replica and offline outboxes for Voyado Engage, run from cron next to POS and
 /// web-shop systems, so that checkout never depends on Engage being reachable.
@@ -87,6 +90,11 @@ pub struct GlobalArgs {
     )]
     pub log_format: Option<LogFormat>,
 
+    /// A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug (an invalid
+    /// one is ignored)
+    #[arg(long, global = true, env = "ENGAGE_SYNC_LOG", value_name = "FILTER")]
+    pub log_filter: Option<std::ffi::OsString>,
+
     /// Country for phone numbers written without a country code: any ISO 3166 code with a
     /// numbering plan in libphonenumber, e.g. SE, NO, HU [default: `default_country` in the
     /// config file, else SE]
@@ -136,8 +144,9 @@ pub enum Command {
     /// moved to a remote archive folder (`[sftp] after_import`; default: left there); a
     /// refused file never is. The server's host key must be in `[sftp] known_hosts` or match
     /// `host_key_fingerprint`: an unknown or changed key is refused (exit 77) until trusted
-    /// with --trust-host-key. The password comes from ENGAGE_SYNC_SFTP_PASSWORD or `[sftp]
-    /// password_file`, a private key's passphrase from ENGAGE_SYNC_SFTP_PASSPHRASE. A dropped
+    /// with --trust-host-key. The password comes from ENGAGE_SYNC_SFTP_PASSWORD (or
+    /// --sftp-password) or `[sftp] password_file`, a private key's passphrase from
+    /// ENGAGE_SYNC_SFTP_PASSPHRASE (or --sftp-passphrase). A dropped
     /// connection is retried with backoff; when the server stays away (exit 69) or the
     /// --deadline passes (75), the files downloaded completely are still imported.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -456,6 +465,10 @@ pub struct PushLocalArgs {
     #[arg(long)]
     pub retry_rejected: bool,
 
+    /// Engage's base URL and key.
+    #[command(flatten)]
+    pub engage: EngageArgs,
+
     /// Options of every writing command.
     #[command(flatten)]
     pub write: WriteArgs,
@@ -540,6 +553,54 @@ pub struct WriteArgs {
     pub wait: bool,
 }
 
+/// How to reach Engage's API (changes, full, push-local). Both win over the config file.
+#[derive(Debug, Args)]
+pub struct EngageArgs {
+    /// Engage's API base URL, e.g. https://TENANT.voyado.com [default: `[engage] base_url` in
+    /// the config file]
+    #[arg(long, env = ENV_BASE_URL, hide_env_values = true, value_name = "URL")]
+    pub engage_base_url: Option<String>,
+
+    /// Engage's API key [default: read from the file named by `[engage] api_key_file` in the
+    /// config file]. Prefer the variable or the key file: a command line is visible to other
+    /// users of the machine. Never printed
+    #[arg(long, env = ENV_API_KEY, hide_env_values = true, value_name = "KEY")]
+    pub engage_api_key: Option<Secret>,
+}
+
+impl EngageArgs {
+    /// The values for the settings (`config::engage` applies them over the config file).
+    pub fn access(&self) -> crate::config::EngageAccess {
+        crate::config::EngageAccess {
+            base_url: self.engage_base_url.clone(),
+            api_key: self.engage_api_key.clone(),
+        }
+    }
+}
+
+/// The SFTP login's secrets (delta). Never in the config file, never printed.
+#[derive(Debug, Args)]
+pub struct SftpArgs {
+    /// The SFTP password [default: read from `[sftp] password_file` in the config file]. Prefer
+    /// the variable or the file: a command line is visible to other users of the machine
+    #[arg(long, env = ENV_PASSWORD, hide_env_values = true, value_name = "PASSWORD")]
+    pub sftp_password: Option<Secret>,
+
+    /// The passphrase of `[sftp] private_key_file`, when it is encrypted
+    #[arg(long, env = ENV_PASSPHRASE, hide_env_values = true, value_name = "PASSPHRASE")]
+    pub sftp_passphrase: Option<Secret>,
+}
+
+impl SftpArgs {
+    /// The values for the settings (`config::sftp` puts them into the resolved `[sftp]`).
+    pub fn secrets(&self) -> crate::config::SftpSecrets {
+        crate::config::SftpSecrets {
+            password: self.sftp_password.clone(),
+            passphrase: self.sftp_passphrase.clone(),
+        }
+    }
+}
+
 /// `delta`.
 #[derive(Debug, Args)]
 pub struct DeltaArgs {
@@ -590,6 +651,10 @@ pub struct DeltaArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub deadline: Option<std::time::Duration>,
 
+    /// The SFTP password and passphrase.
+    #[command(flatten)]
+    pub sftp: SftpArgs,
+
     /// Whether a missing replica may be created.
     #[command(flatten)]
     pub create: CreateArgs,
@@ -609,7 +674,7 @@ pub enum DeltaSource {
 }
 
 fn parse_trust_fingerprint(value: &str) -> Result<String, String> {
-    crate::sftp::parse_fingerprint(value)
+    crate::config::sftp::parse_fingerprint(value)
 }
 
 /// `changes`.
@@ -623,6 +688,10 @@ pub struct ChangesArgs {
     /// Stop after this long (e.g. 10m): no request starts later; the cursor stays where it was
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub deadline: Option<std::time::Duration>,
+
+    /// Engage's base URL and key.
+    #[command(flatten)]
+    pub engage: EngageArgs,
 
     /// Whether a missing replica may be created.
     #[command(flatten)]
@@ -659,6 +728,10 @@ pub struct FullArgs {
     /// Stop after this long (e.g. 10m); a later run resumes the build
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub deadline: Option<std::time::Duration>,
+
+    /// Engage's base URL and key (an API build).
+    #[command(flatten)]
+    pub engage: EngageArgs,
 
     /// Options of every writing command.
     #[command(flatten)]

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod publish;
 pub mod purge_files;
 pub mod replica;
+pub mod secret;
 pub mod sftp;
 pub mod sqlite_file;
 pub mod till_store;

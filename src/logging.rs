@@ -9,8 +9,10 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 use crate::printable::LogLineWriter;
 
-/// Installs the global subscriber. `verbosity` is -v count minus -q count.
-pub fn init(format: LogFormat, verbosity: i8) {
+/// Installs the global subscriber. `verbosity` is -v count minus -q count; `filter` is
+/// `--log-filter` / `ENGAGE_SYNC_LOG` (clap reads the variable), which replaces the level when
+/// it is a valid tracing filter.
+pub fn init(format: LogFormat, verbosity: i8, filter: Option<&std::ffi::OsStr>) {
     let level = match verbosity {
         i8::MIN..=-2 => "error",
         -1 => "warn",
@@ -18,8 +20,10 @@ pub fn init(format: LogFormat, verbosity: i8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("ENGAGE_SYNC_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("engage_sync={level},warn")));
+    let filter = filter
+        .and_then(|f| f.to_str())
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("engage_sync={level},warn")));
     let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

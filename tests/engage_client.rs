@@ -8,17 +8,18 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use engage_sync::engage::{
-    ApiKey, ApiVersion, BulkOptions, BulkState, ChangeType, ChangesPage, CreateOptions,
-    CreateOutcome, EngageClient, EngageConfig, EngageError, KeyType, ReceiptOutcome,
+    ApiVersion, BulkOptions, BulkState, ChangeType, ChangesPage, CreateOptions, CreateOutcome,
+    EngageClient, EngageConfig, EngageError, KeyType, ReceiptOutcome,
 };
 use engage_sync::error::{exit_code_for, Coded, ExitCode};
+use engage_sync::secret::Secret;
 use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind, Matcher, RetryAfter};
 use serde_json::{json, Value};
 
 /// A config for `fake` with test-sized waits: fast retries, a high rate limit.
 fn config(fake: &FakeEngage) -> EngageConfig {
-    let key = ApiKey::new(fake.api_key()).expect("valid key");
-    let mut cfg = EngageConfig::new(&fake.base_url(), key).expect("loopback URL");
+    let key = Secret::new(fake.api_key());
+    let mut cfg = EngageConfig::new(&fake.base_url(), key).expect("valid key, loopback URL");
     cfg.rate_limit_per_sec = 1000.0;
     cfg.retry_base = Duration::from_millis(10);
     cfg.retry_cap = Duration::from_secs(3);
@@ -83,7 +84,7 @@ fn a_wrong_key_is_an_auth_error_that_never_shows_the_key() {
     let fake = fake();
     let secret = "wrong-Secret-4711";
     let mut cfg = config(&fake);
-    cfg.api_key = ApiKey::new(secret).expect("valid");
+    cfg.api_key = Secret::new(secret);
     let c = EngageClient::new(&cfg).expect("builds");
     let err = c.count().expect_err("401");
     assert!(

@@ -504,3 +504,91 @@ fn a_password_in_the_base_url_is_never_echoed() {
         assert!(text.contains("https://***@t.voyado.com"), "{text}");
     }
 }
+
+/// Clap reads the secrets' variables (ENGAGE_API_KEY, ENGAGE_BASE_URL, the SFTP password and
+/// passphrase) and `--help` names them, but never shows their values.
+#[test]
+fn help_names_the_secret_variables_but_never_their_values() {
+    let ws = Workspace::new();
+    let engage = ["ENGAGE_BASE_URL", "ENGAGE_API_KEY"];
+    let sftp = ["ENGAGE_SYNC_SFTP_PASSWORD", "ENGAGE_SYNC_SFTP_PASSPHRASE"];
+    for (command, names) in [
+        ("push-local", &engage),
+        ("changes", &engage),
+        ("full", &engage),
+        ("delta", &sftp),
+    ] {
+        let out = ws
+            .cmd()
+            .env(
+                "ENGAGE_BASE_URL",
+                "https://svc-user:Url-Hunter2@t.voyado.com",
+            )
+            .env("ENGAGE_API_KEY", "Key-Hunter2")
+            .env("ENGAGE_SYNC_SFTP_PASSWORD", "Password-Hunter2")
+            .env("ENGAGE_SYNC_SFTP_PASSPHRASE", "Passphrase-Hunter2")
+            .args([command, "--help"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
+        assert!(
+            !text.contains("Hunter2") && !text.contains("svc-user"),
+            "{command}: {text}"
+        );
+        for name in names {
+            assert!(
+                text.contains(&format!("[env: {name}]")),
+                "{command}: {text}"
+            );
+        }
+    }
+}
+
+/// Engage's base URL: `--engage-base-url` wins over ENGAGE_BASE_URL, which wins over
+/// `[engage] base_url` (docs/contract.md §8). Each refused URL is one with a password, so which
+/// source was used shows in the exit code (78 names the redacted URL; 0 is the fake).
+#[test]
+fn the_base_url_flag_wins_over_the_environment_which_wins_over_the_file() {
+    let fake = fake_engage::FakeEngage::start(fake_engage::FakeConfig::default());
+    let ws = Workspace::new();
+    let bad = "https://svc-user:Hunter2-Secret@t.voyado.com";
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        format!("[engage]\nbase_url = \"{bad}\"\n"),
+    )
+    .expect("config");
+    ws.init();
+    let push = |env: Option<&str>, flag: Option<&str>| {
+        let mut cmd = ws.cmd();
+        cmd.env("ENGAGE_API_KEY", fake.api_key())
+            .env_remove("ENGAGE_BASE_URL");
+        if let Some(url) = env {
+            cmd.env("ENGAGE_BASE_URL", url);
+        }
+        cmd.arg("push-local");
+        if let Some(url) = flag {
+            cmd.args(["--engage-base-url", url]);
+        }
+        cmd.output().expect("runs")
+    };
+    let base = fake.base_url();
+    for (env, flag, code) in [
+        (None, None, 78),
+        (Some(base.as_str()), None, 0),
+        (Some(bad), Some(base.as_str()), 0),
+        (Some(base.as_str()), Some(bad), 78),
+    ] {
+        let out = push(env, flag);
+        let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "env {env:?}, flag {flag:?}: {text}"
+        );
+        assert!(!text.contains("Hunter2"), "{text}");
+        if code == 78 {
+            assert!(text.contains("https://***@t.voyado.com"), "{text}");
+        }
+    }
+}

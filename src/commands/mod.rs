@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .or(file.log_format)
             .unwrap_or_default(),
         verbosity,
+        cli.global.log_filter.as_deref(),
     );
     let mut overrides = Overrides {
         db: cli.global.db.clone(),
@@ -69,12 +70,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             overrides.quarantine = a.quarantine.clone();
             overrides.inbox_min_age = a.min_age;
             overrides.create_replica = a.create.create_replica;
+            overrides.sftp = a.sftp.secrets();
         }
-        Command::Full(a) => overrides.mode = a.mode,
-        Command::Changes(a) => overrides.create_replica = a.create.create_replica,
+        Command::Full(a) => (overrides.mode, overrides.engage) = (a.mode, a.engage.access()),
+        Command::Changes(a) => {
+            overrides.create_replica = a.create.create_replica;
+            overrides.engage = a.engage.access();
+        }
         Command::Purge(a) => overrides.create_replica = a.create.create_replica,
         Command::Lookup(_) | Command::Status(_) => {}
-        Command::Contact(_) | Command::Receipt(_) | Command::PushLocal(_) => {}
+        Command::PushLocal(a) => overrides.engage = a.engage.access(),
+        Command::Contact(_) | Command::Receipt(_) => {}
         Command::Publish(_) => {}
     }
     let ctx = Ctx {

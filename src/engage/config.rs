@@ -1,61 +1,34 @@
 //! Settings of the Engage client: base URL, API key, limits and timeouts (docs/contract.md §5).
+//! Where they come from (flags, environment, config file, key file) is `config::engage`'s
+//! business: this module only holds and checks the value the client is built from.
 //!
 //! Invariants enforced here, before any request is made:
-//! - the API key never appears in `Debug`, `Display`, logs or error messages ([`ApiKey`]);
+//! - the API key never appears in `Debug`, `Display`, logs or error messages ([`Secret`]),
+//!   and is sendable as a header ([`check_api_key`]);
 //! - the base URL is `https`, or `http` to a loopback host only (tests and local fakes), so the
 //!   key is never sent in clear text over a network.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::EngageError;
+use crate::secret::Secret;
 
-/// Environment variable holding the base URL, e.g. `https://tenant.voyado.com`.
-pub const ENV_BASE_URL: &str = "ENGAGE_BASE_URL";
-/// Environment variable holding the API key itself.
-pub const ENV_API_KEY: &str = "ENGAGE_API_KEY";
-
-/// The Engage API key. The only way to read it is [`ApiKey::expose`], used for the `apikey`
-/// header; `Debug` and `Display` print `***`, so the key cannot leak through `{:?}` of any
-/// struct that holds it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// Checks that the key can travel in an HTTP header: not empty, visible ASCII only.
-    /// The error never contains the key.
-    pub fn new(key: impl Into<String>) -> Result<ApiKey, EngageError> {
-        let key = key.into();
-        if key.is_empty() {
-            return Err(EngageError::Config("the Engage API key is empty".into()));
-        }
-        if !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(EngageError::Config(
-                "the Engage API key contains spaces, control or non-ASCII characters; \
-                 check ENGAGE_API_KEY / api_key_file"
-                    .into(),
-            ));
-        }
-        Ok(ApiKey(key))
+/// Checks that the key can travel in an HTTP header: not empty, visible ASCII only.
+/// The error never contains the key.
+pub fn check_api_key(key: &Secret) -> Result<(), EngageError> {
+    let key = key.expose();
+    if key.is_empty() {
+        return Err(EngageError::Config("the Engage API key is empty".into()));
     }
-
-    /// The secret itself, for the `apikey` header only.
-    pub fn expose(&self) -> &str {
-        &self.0
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(EngageError::Config(
+            "the Engage API key contains spaces, control or non-ASCII characters; \
+             check ENGAGE_API_KEY / api_key_file"
+                .into(),
+        ));
     }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
+    Ok(())
 }
 
 /// Which Engage API version the contact, changes, bulk and receipt calls use. `count` and the
@@ -94,15 +67,16 @@ impl std::str::FromStr for ApiVersion {
     }
 }
 
-/// Everything the client needs; one per run. Build it with [`EngageConfig::new`] (defaults)
-/// or [`EngageConfig::from_sources`] (flags, environment, config file), then adjust fields.
+/// Everything the client needs; one per run. Build it with [`EngageConfig::new`] (defaults),
+/// then adjust fields (`config::engage` does so from the merged settings).
 #[derive(Debug, Clone)]
 pub struct EngageConfig {
     /// e.g. `https://tenant.voyado.com` (a trailing `/` is ignored). Checked again when the
     /// client is built, since the field is public.
     pub base_url: String,
-    /// The key sent as `apikey`.
-    pub api_key: ApiKey,
+    /// The key sent as `apikey`. Checked again when the client is built, since the field is
+    /// public.
+    pub api_key: Secret,
     /// v3 by default.
     pub api_version: ApiVersion,
     /// Requests started per second, spread evenly (default 50, Engage's "normal operation").
@@ -124,8 +98,10 @@ pub struct EngageConfig {
 }
 
 impl EngageConfig {
-    /// A config with every default; fails if the base URL is not acceptable.
-    pub fn new(base_url: &str, api_key: ApiKey) -> Result<EngageConfig, EngageError> {
+    /// A config with every default; fails if the key ([`check_api_key`]) or the base URL is
+    /// not acceptable, in that order.
+    pub fn new(base_url: &str, api_key: Secret) -> Result<EngageConfig, EngageError> {
+        check_api_key(&api_key)?;
         let base_url = parse_base_url(base_url)?;
         Ok(EngageConfig {
             base_url,
@@ -141,94 +117,6 @@ impl EngageConfig {
             deadline: None,
         })
     }
-
-    /// Resolves base URL and key from `sources` and the process environment.
-    pub fn from_sources(sources: &EngageSources) -> Result<EngageConfig, EngageError> {
-        Self::from_sources_with_env(sources, |name| std::env::var(name).ok())
-    }
-
-    /// As [`EngageConfig::from_sources`], reading the environment through `env` (for tests).
-    /// Precedence follows docs/contract.md §8 (flags > environment > config file); an empty value
-    /// counts as unset.
-    ///
-    /// - base URL: `sources.base_url` > `ENGAGE_BASE_URL` > `sources.file_base_url`;
-    /// - key: `sources.api_key` > `sources.api_key_file` > `ENGAGE_API_KEY` >
-    ///   `sources.file_api_key_file`.
-    pub fn from_sources_with_env(
-        sources: &EngageSources,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<EngageConfig, EngageError> {
-        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let base = nonempty(&sources.base_url)
-            .or_else(|| env(ENV_BASE_URL))
-            .or_else(|| nonempty(&sources.file_base_url))
-            .ok_or_else(|| {
-                EngageError::Config(format!(
-                    "no Engage base URL: set {ENV_BASE_URL} or base_url in the config file, \
-                     e.g. https://<tenant>.voyado.com"
-                ))
-            })?;
-        let key = resolve_key(sources, &env)?;
-        EngageConfig::new(&base, key)
-    }
-}
-
-/// Where the base URL and key may come from, besides the environment. The caller fills what
-/// flags and the config file gave.
-#[derive(Debug, Clone, Default)]
-pub struct EngageSources {
-    /// Base URL given on the command line (wins over everything).
-    pub base_url: Option<String>,
-    /// The key itself, given programmatically (wins over everything).
-    pub api_key: Option<ApiKey>,
-    /// A file holding only the key, given on the command line.
-    pub api_key_file: Option<PathBuf>,
-    /// `base_url` from the config file (below the environment).
-    pub file_base_url: Option<String>,
-    /// `api_key_file` from the config file (below the environment).
-    pub file_api_key_file: Option<PathBuf>,
-}
-
-fn nonempty(v: &Option<String>) -> Option<String> {
-    v.as_ref().filter(|s| !s.trim().is_empty()).cloned()
-}
-
-fn resolve_key(
-    sources: &EngageSources,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<ApiKey, EngageError> {
-    if let Some(k) = &sources.api_key {
-        return Ok(k.clone());
-    }
-    if let Some(path) = &sources.api_key_file {
-        return read_key_file(path);
-    }
-    if let Some(k) = env(ENV_API_KEY) {
-        return ApiKey::new(k.trim());
-    }
-    if let Some(path) = &sources.file_api_key_file {
-        return read_key_file(path);
-    }
-    Err(EngageError::Config(format!(
-        "no Engage API key: set {ENV_API_KEY}, or api_key_file (a file holding only the key) \
-         in the config file"
-    )))
-}
-
-/// Reads a key file, dropping the trailing newline editors add (and any other surrounding
-/// whitespace, which a key cannot contain).
-fn read_key_file(path: &Path) -> Result<ApiKey, EngageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        EngageError::Config(format!("cannot read api_key_file {}: {e}", path.display()))
-    })?;
-    let key = text.trim();
-    if key.is_empty() {
-        return Err(EngageError::Config(format!(
-            "api_key_file {} is empty",
-            path.display()
-        )));
-    }
-    ApiKey::new(key).map_err(|e| EngageError::Config(format!("in {}: {e}", path.display())))
 }
 
 /// Checks and normalises a base URL: `https`, or `http` to a loopback host (127.0.0.0/8, ::1,
@@ -298,7 +186,6 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn credentials_in_a_base_url_are_never_echoed() {
@@ -341,41 +228,14 @@ mod tests {
 
     #[test]
     fn the_key_never_prints() {
-        let k = ApiKey::new("s3cret-Key").expect("valid");
+        let k = Secret::new("s3cret-Key");
+        check_api_key(&k).expect("valid");
         assert_eq!(format!("{k:?} {k}"), "*** ***");
         let cfg = EngageConfig::new("https://t.voyado.com", k).expect("valid");
         assert!(!format!("{cfg:?}").contains("s3cret"));
-        let e = ApiKey::new("s3cret key").expect_err("space");
+        let e = check_api_key(&Secret::new("s3cret key")).expect_err("space");
         assert!(!e.to_string().contains("s3cret"));
-    }
-
-    #[test]
-    fn sources_follow_precedence_and_name_the_missing_setting() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("key");
-        std::fs::write(&file, "from-file\n").expect("write");
-        let env: HashMap<&str, &str> = [(ENV_BASE_URL, "https://env.voyado.com")].into();
-        let getenv = |n: &str| env.get(n).map(|v| v.to_string());
-        let src = EngageSources {
-            file_base_url: Some("https://file.voyado.com".into()),
-            file_api_key_file: Some(file.clone()),
-            ..EngageSources::default()
-        };
-        let cfg = EngageConfig::from_sources_with_env(&src, getenv).expect("resolves");
-        assert_eq!(cfg.base_url, "https://env.voyado.com");
-        assert_eq!(cfg.api_key.expose(), "from-file");
-        let with_env_key = |n: &str| (n == ENV_API_KEY).then(|| "env-key".to_string());
-        let cfg = EngageConfig::from_sources_with_env(&src, with_env_key).expect("resolves");
-        assert_eq!(cfg.api_key.expose(), "env-key");
-        assert_eq!(cfg.base_url, "https://file.voyado.com");
-        let none = EngageSources::default();
-        let e = EngageConfig::from_sources_with_env(&none, |_| None).expect_err("no url");
-        assert!(e.to_string().contains(ENV_BASE_URL));
-        let url_only = EngageSources {
-            base_url: Some("https://x.voyado.com".into()),
-            ..EngageSources::default()
-        };
-        let e = EngageConfig::from_sources_with_env(&url_only, |_| None).expect_err("no key");
-        assert!(e.to_string().contains(ENV_API_KEY) && e.to_string().contains("api_key_file"));
+        let e = EngageConfig::new("https://t.voyado.com", Secret::new("s3cret key"));
+        assert!(!e.expect_err("space").to_string().contains("s3cret"));
     }
 }

@@ -22,7 +22,7 @@ pub(crate) mod retry;
 mod transport;
 
 pub use client::{format_feed_time, EngageClient, ReceiptFeed, BULK_MAX, MIN_CHANGES_WINDOW};
-pub use config::{ApiKey, ApiVersion, EngageConfig, EngageSources, ENV_API_KEY, ENV_BASE_URL};
+pub use config::{check_api_key, ApiVersion, EngageConfig};
 pub use error::{error_digest, row_digest, EngageError, RequestName, BODY_LIMIT};
 pub use limiter::SLACK as RATE_LIMIT_SLACK;
 pub use models::{

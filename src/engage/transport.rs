@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER}
 use reqwest::Method;
 use tokio::sync::Semaphore;
 
-use super::config::{is_loopback, parse_base_url, EngageConfig};
+use super::config::{check_api_key, is_loopback, parse_base_url, EngageConfig};
 use super::error::{
     error_digest, error_for_status, is_retryable_status, mask_path, mask_query_value, EngageError,
     RequestName,
@@ -202,8 +202,10 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// Checks the limits and builds the HTTP client with the headers every request carries.
+    /// Checks the key, the base URL and the limits (the config's fields are public) and builds
+    /// the HTTP client with the headers every request carries.
     pub(crate) fn new(cfg: &EngageConfig) -> Result<Transport, EngageError> {
+        check_api_key(&cfg.api_key)?;
         let base = parse_base_url(&cfg.base_url)?;
         check_limits(cfg)?;
         let mut builder = reqwest::Client::builder()

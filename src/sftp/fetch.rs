@@ -8,12 +8,13 @@ use std::time::{Instant, SystemTime};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use super::credentials::Credentials;
 use super::error::SftpError;
 use super::hostkey::HostKeyCheck;
 use super::plan::{decide, Decision, LocalView, RemoteFile};
 use super::session::Remote;
-use super::settings::{AfterImport, Credentials, SftpSettings};
 use super::transfer::{self, Transfer};
+use crate::config::sftp::{AfterImport, SftpSettings};
 use crate::export_xml::ExportFileName;
 use crate::fsutil::create_private_dir;
 use crate::import::sha256_file;
@@ -137,7 +138,7 @@ impl Fetched {
         conn: &Connection,
         opts: &FetchOptions,
     ) -> anyhow::Result<()> {
-        let creds = Credentials::load(s, |n| std::env::var(n).ok())?;
+        let creds = Credentials::load(s)?;
         let check = HostKeyCheck::new(
             &s.host,
             s.port,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use russh::keys::{known_hosts, Algorithm, HashAlg, PublicKey};
 
 use super::error::SftpError;
-use super::settings::HostKeyPolicy;
+use crate::config::sftp::HostKeyPolicy;
 
 /// What to do with a key the server presented.
 #[derive(Debug, Clone, PartialEq, Eq)]

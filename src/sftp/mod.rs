@@ -14,24 +14,22 @@
 //! - the server proves its identity with a host key that is in `known_hosts` or matches the
 //!   pinned fingerprint; an unknown or changed key ends the run (77) unless the user passes
 //!   the key's fingerprint with `--trust-host-key` (see [`hostkey`]);
-//! - passwords and passphrases never appear in `Debug`, logs or errors ([`Secret`]).
+//! - passwords and passphrases never appear in `Debug`, logs or errors
+//!   ([`crate::secret::Secret`]).
 //!
 //! The SSH stack is russh + russh-sftp: pure Rust on the tokio runtime the HTTP client already
 //! uses, with its cryptography from aws-lc-rs, the provider rustls already links, so a clean
 //! machine needs neither a system OpenSSL nor libssh2 to build it (the README says more).
 
+mod credentials;
 mod error;
 mod fetch;
 pub mod hostkey;
 mod plan;
 mod session;
-mod settings;
 mod transfer;
 
+pub use crate::config::sftp::{AfterImport, HostKeyPolicy, SftpSettings};
 pub use error::SftpError;
 pub use fetch::{fetch, FetchOptions, Fetched, RemoteFileReport, SftpReport};
 pub use plan::{Decision, LocalView, RemoteFile};
-pub use settings::{
-    parse_fingerprint, resolve, AfterImport, HostKeyPolicy, Secret, SftpFileConfig, SftpSettings,
-    ENV_PASSPHRASE, ENV_PASSWORD,
-};

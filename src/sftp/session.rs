@@ -15,9 +15,10 @@ use russh_sftp::client::error::Error as SftpProtoError;
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::StatusCode;
 
+use super::credentials::Credentials;
 use super::error::SftpError;
 use super::hostkey::{fingerprint, HostKeyCheck, Verdict};
-use super::settings::{Credentials, SftpSettings};
+use crate::config::sftp::SftpSettings;
 use crate::engage::retry::RetryPolicy;
 
 /// Why an SFTP operation failed, as the operation sees it.

@@ -106,32 +106,12 @@ fn environment(roff: &mut Roff) {
         };
         entry(roff, &env, &text);
     }
-    let others = [
-        (
-            engage_sync::engage::ENV_BASE_URL,
-            "Engage's API base URL (else [engage] base_url).",
-        ),
-        (
-            engage_sync::engage::ENV_API_KEY,
-            "Engage's API key (else the file named by [engage] api_key_file). Never printed.",
-        ),
-        (
-            engage_sync::sftp::ENV_PASSWORD,
-            "The SFTP password (else [sftp] password_file).",
-        ),
-        (
-            engage_sync::sftp::ENV_PASSPHRASE,
-            "The passphrase of the SFTP key file.",
-        ),
-        (
-            "ENGAGE_SYNC_LOG",
-            "A tracing filter that replaces the level of -v/-q, e.g. engage_sync=debug.",
-        ),
-        (
-            "XDG_CONFIG_HOME, HOME",
-            "Where the config file is searched (see FILES).",
-        ),
-    ];
+    // Every fixed-name variable has a flag (clap reads it), so it is listed above; these are
+    // the standard ones the config file search reads.
+    let others = [(
+        "XDG_CONFIG_HOME, HOME",
+        "Where the config file is searched (see FILES).",
+    )];
     for (name, text) in others {
         entry(roff, name, text);
     }

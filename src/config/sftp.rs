@@ -1,17 +1,18 @@
 //! `[sftp]`: where the export files are, how we log in, and how the server proves who it is.
 //! `engage-sync.toml.example` documents every key. Secrets never go in the config file:
-//! the password comes from `ENGAGE_SYNC_SFTP_PASSWORD` or `password_file`, a key's passphrase
-//! from `ENGAGE_SYNC_SFTP_PASSPHRASE`.
+//! the password comes from `ENGAGE_SYNC_SFTP_PASSWORD` (`--sftp-password`) or `password_file`,
+//! a key's passphrase from `ENGAGE_SYNC_SFTP_PASSPHRASE` (`--sftp-passphrase`); clap reads
+//! both variables. The files themselves are read when a connection is made (`sftp`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::error::SftpError;
-use crate::config::parse_duration_setting;
+use super::parse_duration_setting;
 use crate::engage::retry::RetryPolicy;
 use crate::error::ConfigError;
+use crate::secret::Secret;
 
 /// Environment variable holding the SFTP password (wins over `password_file`).
 pub const ENV_PASSWORD: &str = "ENGAGE_SYNC_SFTP_PASSWORD";
@@ -121,6 +122,20 @@ pub struct SftpSettings {
     pub request_timeout: Duration,
     /// Retries and backoff.
     pub(crate) retry: RetryPolicy,
+    /// The password from `--sftp-password` / `ENGAGE_SYNC_SFTP_PASSWORD` (wins over
+    /// `password_file`).
+    pub password: Option<Secret>,
+    /// The private key's passphrase from `--sftp-passphrase` / `ENGAGE_SYNC_SFTP_PASSPHRASE`.
+    pub passphrase: Option<Secret>,
+}
+
+/// The SFTP secrets given by flag or environment (clap folds the two), never in the file.
+#[derive(Debug, Default, Clone)]
+pub struct SftpSecrets {
+    /// `--sftp-password` / `ENGAGE_SYNC_SFTP_PASSWORD`.
+    pub password: Option<Secret>,
+    /// `--sftp-passphrase` / `ENGAGE_SYNC_SFTP_PASSPHRASE`.
+    pub passphrase: Option<Secret>,
 }
 
 impl SftpSettings {
@@ -130,41 +145,14 @@ impl SftpSettings {
     }
 }
 
-/// A password or passphrase. `Debug` and `Display` print `***`; [`Secret::expose`] is the
-/// only way to the value, used when logging in.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the SSH login only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// Resolves `[sftp]`: `None` when no host is configured (SFTP off). `rel` makes a config-file
-/// path absolute; `db_dir` is where the default `known_hosts` lives.
+/// path absolute; `db_dir` is where the default `known_hosts` lives; an empty secret counts as
+/// unset.
 pub fn resolve(
     file: &SftpFileConfig,
     rel: impl Fn(&PathBuf) -> PathBuf,
     db_dir: &Path,
+    secrets: &SftpSecrets,
 ) -> Result<Option<SftpSettings>, ConfigError> {
     let host = file.host.as_deref().map(str::trim).unwrap_or_default();
     if host.is_empty() {
@@ -215,7 +203,13 @@ pub fn resolve(
         connect_timeout: duration("connect_timeout", &file.connect_timeout, 30)?,
         request_timeout,
         retry,
+        password: nonempty(&secrets.password),
+        passphrase: nonempty(&secrets.passphrase),
     }))
+}
+
+fn nonempty(secret: &Option<Secret>) -> Option<Secret> {
+    secret.clone().filter(|s| !s.expose().is_empty())
 }
 
 fn remote_dir(file: &SftpFileConfig) -> Result<String, ConfigError> {
@@ -294,98 +288,6 @@ pub fn parse_fingerprint(value: &str) -> Result<String, String> {
     Ok(format!("SHA256:{b64}"))
 }
 
-/// The password and private key, read when a connection is made.
-pub(crate) struct Credentials {
-    /// The decoded private key and its file.
-    pub(crate) key: Option<(std::sync::Arc<russh::keys::PrivateKey>, PathBuf)>,
-    /// The password.
-    pub(crate) password: Option<Secret>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("key", &self.key.as_ref().map(|(_, p)| p))
-            .field("password", &self.password)
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// Reads the password (environment, then `password_file`) and the private key (decrypted
-    /// with the passphrase from the environment). Errors name the setting, never the secret.
-    pub(crate) fn load(
-        s: &SftpSettings,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Credentials, SftpError> {
-        let env = |name: &str| env(name).filter(|v| !v.is_empty());
-        let password = match (env(ENV_PASSWORD), &s.password_file) {
-            (Some(p), _) => Some(Secret::new(p)),
-            (None, Some(path)) => Some(read_password_file(path)?),
-            (None, None) => None,
-        };
-        let key = match &s.private_key_file {
-            Some(path) => {
-                let passphrase = env(ENV_PASSPHRASE).map(Secret::new);
-                Some((
-                    std::sync::Arc::new(load_key(path, passphrase.as_ref())?),
-                    path.clone(),
-                ))
-            }
-            None => None,
-        };
-        if key.is_none() && password.is_none() {
-            return Err(SftpError::Config(format!(
-                "[sftp] has no credentials: set private_key_file (the public half registered \
-                 with Voyado), or the password in {ENV_PASSWORD} or password_file"
-            )));
-        }
-        Ok(Credentials { key, password })
-    }
-}
-
-fn read_password_file(path: &Path) -> Result<Secret, SftpError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        SftpError::Config(format!(
-            "cannot read [sftp] password_file {}: {e}",
-            path.display()
-        ))
-    })?;
-    // Editors add a newline; a password may contain inner spaces, so only the line end goes.
-    let password = text.trim_end_matches(['\n', '\r']);
-    if password.is_empty() {
-        return Err(SftpError::Config(format!(
-            "[sftp] password_file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(Secret::new(password))
-}
-
-fn load_key(
-    path: &Path,
-    passphrase: Option<&Secret>,
-) -> Result<russh::keys::PrivateKey, SftpError> {
-    use russh::keys::Error as KeyError;
-    russh::keys::load_secret_key(path, passphrase.map(Secret::expose)).map_err(|e| {
-        let why = match (&e, passphrase) {
-            (KeyError::IO(io), _) => io.to_string(),
-            (KeyError::KeyIsEncrypted, None) => {
-                format!("it is encrypted: put its passphrase in {ENV_PASSPHRASE}")
-            }
-            (_, Some(_)) => format!(
-                "the passphrase in {ENV_PASSPHRASE} does not decrypt it, or it is not a \
-                 private key ({e})"
-            ),
-            (_, None) => format!("not an OpenSSH, PEM or PuTTY private key ({e})"),
-        };
-        SftpError::Config(format!(
-            "cannot use [sftp] private_key_file {}: {why}",
-            path.display()
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +298,7 @@ mod tests {
             &file,
             |p| Path::new("/etc/es").join(p),
             Path::new("/var/lib/es"),
+            &SftpSecrets::default(),
         )
     }
 
@@ -460,31 +363,15 @@ mod tests {
     fn the_example_config_parses_and_resolves() {
         let text = include_str!("../../engage-sync.toml.example");
         let file: crate::config::FileConfig = toml::from_str(text).expect("example parses");
-        let s = resolve(&file.sftp, |p| p.clone(), Path::new("/db"))
-            .expect("resolves")
-            .expect("on");
+        let s = resolve(
+            &file.sftp,
+            |p| p.clone(),
+            Path::new("/db"),
+            &SftpSecrets::default(),
+        )
+        .expect("resolves")
+        .expect("on");
         assert_eq!(s.server(), "yourtenant@ftp.voyado.com:22");
         assert_eq!(s.after_import, AfterImport::Leave);
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("pw");
-        std::fs::write(&file, "hunter2 x\n").expect("write");
-        let mut s = parse("host = \"h\"\nuser = \"u\"")
-            .expect("ok")
-            .expect("on");
-        s.password_file = Some(file);
-        let c = Credentials::load(&s, |_| None).expect("loads");
-        assert_eq!(c.password.as_ref().map(Secret::expose), Some("hunter2 x"));
-        let shown = format!("{c:?} {}", Secret::new("hunter2"));
-        assert!(!shown.contains("hunter2"), "{shown}");
-        let c = Credentials::load(&s, |n| (n == ENV_PASSWORD).then(|| "from-env".into()))
-            .expect("loads");
-        assert_eq!(c.password.as_ref().map(Secret::expose), Some("from-env"));
-        s.password_file = None;
-        let e = Credentials::load(&s, |_| None).expect_err("none");
-        assert!(e.to_string().contains(ENV_PASSWORD), "{e}");
     }
 }
