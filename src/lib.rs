@@ -9,7 +9,6 @@ pub mod config;
 pub mod db_owner;
 pub mod engage;
 pub mod error;
-mod error_codes;
 pub mod export_xml;
 pub mod failpoint;
 pub mod fsutil;

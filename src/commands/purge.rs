@@ -92,7 +92,11 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         &mut summary,
     );
     if let Some(run_log) = run_log {
-        run_log.close(replica.conn(), &result, &summary.rows)?;
+        run_log.close(
+            replica.conn(),
+            &super::exit::run_outcome(&result),
+            &summary.rows,
+        )?;
         // The run row itself is written after compaction; truncate the WAL once more so the
         // file set holds nothing older than this run.
         if result.is_ok() {

@@ -33,7 +33,7 @@ use crate::sqlite_file::{configure_writer, create_private_file};
 pub use apply::{
     insert_contact, log_bulk_load, next_change_seq, ApplyOutcome, ChangeSeq, ContactWriter, Located,
 };
-pub use ledger::{FileLedgerRow, RunLog};
+pub use ledger::{FileLedgerRow, RunLog, RunOutcome};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
 pub use row::ContactRow;
