@@ -15,9 +15,9 @@ use crate::lock;
 use crate::outbox::store::OutboxPurged;
 use crate::purge_files::{purge_build, purge_folder, purge_stale_generations, Location};
 use crate::replica::folders::{self, FolderKind, UsedFolder};
-use crate::replica::generation::with_suffix;
 use crate::replica::purge::{compact, purge_rows, Compaction, PurgedRows};
 use crate::replica::{ledger, Replica, RunLog};
+use crate::sqlite_file::with_suffix;
 use crate::till_store::TillStore;
 use crate::time::now_rfc3339;
 
