@@ -111,8 +111,8 @@ impl PurgeSummary {
 }
 
 /// Purges the replica at `replica`, its till store `till`, and every folder and file around
-/// them older than `cutoff` (the command holds the writer lock), filling in `summary`; in a
-/// dry run (`summary`'s) counts only. Compacts both databases afterwards, so purged data
+/// them older than `cutoff` (the command holds the writer lock), filling in `summary`; when
+/// `summary` is a dry run's, only counts. Compacts both databases afterwards, so purged data
 /// cannot be read back from their files.
 pub fn purge(
     replica: &mut Replica,
@@ -122,7 +122,7 @@ pub fn purge(
     summary: &mut PurgeSummary,
 ) -> anyhow::Result<()> {
     let dry_run = summary.dry_run;
-    // Files first: a quarantine record names its file (see `purge_files`), and a crash in
+    // Files first: a quarantine record names its file (see [`files`]), and a crash in
     // between leaves records of files already gone, never files without a record.
     purge_files(settings, replica, cutoff.time, dry_run, summary)?;
     summary.rows = purge_rows(replica.conn(), &cutoff.rfc3339, dry_run)?;
