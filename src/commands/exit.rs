@@ -1,6 +1,6 @@
 //! The error chain → exit code mapping (docs/contract.md §8), at the top of the crate beside the
 //! commands: it is the only code that knows every typed error, so no lower module has to import
-//! the modules above it to find a code. Adding a new typed error is one line in [`typed_code`].
+//! the modules above it to find a code. Adding a new typed error is one line in `typed_code`.
 
 use std::error::Error as StdError;
 
