@@ -7,7 +7,6 @@
 //! `src/` (`use crate::{a, b::c}` groups included, doc links too), and every `super::…::NAME`
 //! that climbs to the crate root, is an arrow from the file's top-level module to `NAME`. A
 //! trailing `#[cfg(test)] mod tests` block is skipped: unit tests may reach anywhere.
-//! `/work/briefs/module_graph.py` reads the same `crate::` arrows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
