@@ -20,13 +20,13 @@ root=$PWD
 
 # group -> files to mutate
 declare -A FILES=(
-    [purge]="src/replica/purge.rs src/commands/purge.rs src/purge_files.rs"
+    [purge]="src/replica/purge.rs src/commands/purge.rs src/purge/mod.rs src/purge/files.rs"
     [outbox]="src/outbox/store.rs src/outbox/receipt.rs src/outbox/till.rs src/outbox/local.rs src/outbox/mod.rs src/outbox/input.rs src/outbox/fields.rs"
     [push]="src/outbox/push/mod.rs src/outbox/push/plan.rs src/outbox/push/contacts.rs src/outbox/push/receipts.rs src/outbox/push/parallel.rs"
     [mask]="src/mask.rs src/printable.rs"
     [engage]="src/engage/limiter.rs src/engage/retry.rs"
     [locks]="src/lock.rs"
-    [modes]="src/fsutil.rs src/sqlite_file.rs src/db_owner.rs"
+    [modes]="src/fsutil.rs src/sqlite_file/mod.rs src/db_owner.rs"
     [replica]="src/replica/apply.rs src/replica/merge.rs src/replica/bulk.rs src/replica/generation.rs src/replica/rekey.rs src/replica/ledger.rs"
     [keys]="src/replica/row.rs src/api_sync/mod.rs"
 )

@@ -87,7 +87,7 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
     }
     // Beside the real file when `path` is a link (`full`'s generations), as SQLite keeps it.
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let wal = crate::replica::generation::with_suffix(&real, "-wal");
+    let wal = crate::sqlite_file::with_suffix(&real, "-wal");
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     if meta.len() == 0 && wal_len == 0 {
         return Ok(());
@@ -98,7 +98,7 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
         "mode=ro"
     };
     let checked = inspect(path, query, kind).or_else(|e| {
-        if crate::replica::no_shm::is_shm_error(&e) {
+        if crate::sqlite_file::no_shm::is_shm_error(&e) {
             // A full disk: read it without SQLite's shared memory (see `replica::no_shm`).
             inspect(path, "mode=ro&vfs=unix-none", kind)
         } else {
@@ -123,7 +123,7 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
 fn refuse_links_beside(path: &Path) -> anyhow::Result<()> {
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     for suffix in ["-wal", "-shm", "-journal"] {
-        let beside = crate::replica::generation::with_suffix(&real, suffix);
+        let beside = crate::sqlite_file::with_suffix(&real, suffix);
         if std::fs::symlink_metadata(&beside).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(std::io::Error::other(format!(
                 "{} is a symbolic link; SQLite would write the database's {} file through it \
@@ -150,7 +150,7 @@ fn inspect(path: &Path, query: &str, kind: Kind) -> anyhow::Result<()> {
     // A writer's recovery or checkpoint can hold a lock for a moment (as for any reader).
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     if query.contains("unix-none") {
-        crate::replica::no_shm::configure(&conn)?;
+        crate::sqlite_file::no_shm::configure(&conn)?;
     }
     check(&conn, "main", path, kind)
 }
@@ -172,7 +172,7 @@ pub fn marked(path: &Path, kind: Kind) -> bool {
 /// leaves no trace at all.
 pub fn check_before_lock(db: &Path) -> anyhow::Result<()> {
     check_file(db, REPLICA)?;
-    check_file(&crate::till_store::path_for(db), TILL_STORE)
+    check_file(&crate::sqlite_file::till_store_path(db), TILL_STORE)
 }
 
 /// Refuses the database attached as `schema` on `conn` if it is not a `kind` (readers check

@@ -1,9 +1,12 @@
-//! Exit codes (docs/contract.md §8, sysexits) and the one function that turns an error chain into
-//! one.
+//! Exit codes (docs/contract.md §8, sysexits), the [`Coded`] trait and the typed errors every
+//! layer shares. The bottom of the crate: it imports nothing from it, so any module may raise
+//! these errors.
 //!
 //! Errors are typed where the caller (or the exit code) depends on what went wrong; everything
-//! else travels as `anyhow::Error` with context. [`exit_code_for`] walks the whole chain, so a
-//! typed error keeps its code however much context was added on top of it.
+//! else travels as `anyhow::Error` with context. The one function that turns an error chain into
+//! an exit code, `commands::exit::exit_code_for`, sits at the top, beside the commands: it is
+//! the only code that needs to know every typed error of the crate. It walks the whole chain, so
+//! a typed error keeps its code however much context was added on top of it.
 
 use std::io;
 
@@ -41,7 +44,7 @@ impl ExitCode {
 }
 
 /// An error that decides its own exit code. Every typed error of the crate implements this,
-/// and [`exit_code_for`] consults it.
+/// and `commands::exit::exit_code_for` consults it.
 pub trait Coded {
     /// The exit code this error should end the process with.
     fn exit_code(&self) -> ExitCode;
@@ -89,14 +92,10 @@ impl Coded for PartialFailure {
     }
 }
 
-/// The exit code for an error: the first typed error in the chain decides; plain I/O and
-/// SQLite errors are EX_IOERR (or EX_NOPERM for permission denied); anything else is EX_IOERR.
-pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if let Some(code) = crate::error_codes::typed_code(cause) {
-            return code;
-        }
-    }
+/// The exit code for an error chain without a typed error: plain I/O and SQLite errors are
+/// EX_IOERR (or EX_NOPERM for permission denied, EX_TEMPFAIL for a busy database); anything
+/// else is EX_IOERR. `commands::exit::exit_code_for` asks the typed errors first.
+pub fn untyped_code(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if let Some(io) = cause.downcast_ref::<io::Error>() {
             return match io.kind() {
@@ -161,18 +160,6 @@ fn sqlite_code(err: &rusqlite::Error) -> ExitCode {
         Some(rusqlite::ErrorCode::CannotOpen) => ExitCode::CantCreate,
         _ => ExitCode::IoErr,
     }
-}
-
-/// True when the run was skipped because another run holds the lock: nothing failed and the
-/// next run catches up, so main prints it as a warning (still exit 75), not as an error that
-/// pages someone.
-pub fn is_lock_skip(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<crate::lock::LockError>(),
-            Some(crate::lock::LockError::Held { .. })
-        )
-    })
 }
 
 /// True when the error is a broken pipe on stdout (`engage-sync lookup … | head`): a clean exit.

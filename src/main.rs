@@ -3,7 +3,8 @@
 use clap::Parser;
 
 use engage_sync::cli::Cli;
-use engage_sync::error::{exit_code_for, hint_for, is_broken_pipe, is_lock_skip, ExitCode};
+use engage_sync::commands::exit::{exit_code_for, is_lock_skip};
+use engage_sync::error::{hint_for, is_broken_pipe, ExitCode};
 use engage_sync::printable::escape;
 
 fn main() -> std::process::ExitCode {

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
+use engage_sync::commands::exit::exit_code_for;
 use engage_sync::engage::{
     ApiVersion, BulkOptions, BulkState, ChangeType, ChangesPage, CreateOptions, CreateOutcome,
     EngageClient, EngageConfig, EngageError, KeyType, ReceiptOutcome,
 };
-use engage_sync::error::{exit_code_for, Coded, ExitCode};
+use engage_sync::error::{Coded, ExitCode};
 use engage_sync::secret::Secret;
 use fake_engage::{FakeConfig, FakeEngage, Fault, FaultKind, Matcher, RetryAfter};
 use serde_json::{json, Value};

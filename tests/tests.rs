@@ -20,6 +20,7 @@ mod delta;
 mod engage_client;
 mod fault_storm;
 mod files_and_databases;
+mod floor_plan;
 mod fuzz_regressions;
 mod healthcheck;
 mod hostile_input;

@@ -79,7 +79,11 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
     let result = pull(ctx, &client, &mut replica, since, dry_run, &mut summary);
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     if let Some(log) = run_log {
-        log.close(replica.conn(), &result, &summary.counts)?;
+        log.close(
+            replica.conn(),
+            &super::exit::run_outcome(&result),
+            &summary.counts,
+        )?;
     }
     if ctx.prints_summary(result.is_ok(), dry_run) {
         print_summary(ctx, &summary)?;

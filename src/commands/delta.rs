@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use super::exit::exit_code_for;
 use super::{print_json, print_lines, Ctx};
 use crate::cli::{DeltaArgs, DeltaSource};
 use crate::commands::init::DEFAULT_MODE;
 use crate::config::Settings;
-use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure, UsageError};
+use crate::error::{ConfigError, ExitCode, PartialFailure, UsageError};
 use crate::export_xml::{ExportFileName, ImportError};
 use crate::fsutil::{free_path_in, move_to};
 use crate::import::{FileReport, FileStatus, Importer};
@@ -115,7 +116,7 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         if !summary.file_warnings.is_empty() {
             counts[crate::replica::status::WARNINGS] = summary.file_warnings.clone().into();
         }
-        if let Err(e) = run_log.close(replica.conn(), &result, &counts) {
+        if let Err(e) = run_log.close(replica.conn(), &super::exit::run_outcome(&result), &counts) {
             // On a full disk the record may fail too: the run's own error is the one to show.
             match &result {
                 Err(_) => tracing::error!("cannot record this run in the replica: {e:#}"),

@@ -22,10 +22,11 @@ use crate::import::{BulkLoader, FileReport, FileStatus, Importer};
 use crate::lock;
 use crate::progress::{ItemProgress, Progress};
 use crate::replica::bulk::{BulkCounts, BulkState};
-use crate::replica::generation::{with_suffix, Layout};
+use crate::replica::generation::Layout;
 use crate::replica::rekey::RekeyReport;
 use crate::replica::set_cursor;
 use crate::replica::{MergeCounts, Replica, RunLog};
+use crate::sqlite_file::with_suffix;
 use crate::time::now_rfc3339;
 
 /// Meta keys of a build.

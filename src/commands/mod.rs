@@ -4,6 +4,7 @@ mod changes;
 mod contact;
 mod delta;
 mod engage_setup;
+pub mod exit;
 mod full;
 mod healthcheck;
 pub use delta::NotUtf8Names;

@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<ExitCode> {
     });
     if let Some(log) = run_log {
         let counts = result.as_ref().ok().cloned().unwrap_or_default();
-        log.close(replica.conn(), &result, &counts)?;
+        log.close(replica.conn(), &super::exit::run_outcome(&result), &counts)?;
     }
     let summary = result?;
     if ctx.prints_summary(true, dry_run) {

@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
         "contacts_left": summary.contacts_left,
         "receipts_left": summary.receipts_left,
     });
-    run_log.close(store.conn(), &result, &counts)?;
+    run_log.close(store.conn(), &super::exit::run_outcome(&result), &counts)?;
     match store.checkpoint() {
         Ok(true) => {}
         Ok(false) => tracing::debug!("a reader kept the till store's WAL from being truncated"),

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::fsutil::create_private_dir;
+use crate::sqlite_file::with_suffix;
 
 /// The files of a replica at `db`.
 #[derive(Debug, Clone)]
@@ -134,13 +135,6 @@ impl Layout {
         }
         Ok(max + 1)
     }
-}
-
-/// `path` with `suffix` appended to its file name.
-pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
 }
 
 fn sync_file(path: &Path) -> anyhow::Result<()> {

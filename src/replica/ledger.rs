@@ -107,6 +107,34 @@ pub fn insert_quarantined(
     Ok(())
 }
 
+/// How a run ended, as its row in the run log records it. Built by the command from its result
+/// (`commands::exit::run_outcome`): only the top of the crate maps an error to an exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The process exit code: 0 for success.
+    pub exit_code: u8,
+    /// The whole error chain of a failure (errors mask personal data).
+    pub error: Option<String>,
+}
+
+impl RunOutcome {
+    /// A run that succeeded.
+    pub fn ok() -> RunOutcome {
+        RunOutcome {
+            exit_code: 0,
+            error: None,
+        }
+    }
+
+    /// A run that failed with `exit_code`; `error` is its whole chain (`{e:#}`).
+    pub fn failed(exit_code: u8, error: String) -> RunOutcome {
+        RunOutcome {
+            exit_code,
+            error: Some(error),
+        }
+    }
+}
+
 /// A writing run's row in the run log, opened at the start and closed at the end; a run that
 /// crashes stays `running`, which `status` reports.
 #[derive(Debug)]
@@ -123,22 +151,23 @@ impl RunLog {
         })
     }
 
-    /// Closes the run's row from the command's result: the exit code and the whole error chain
-    /// of a failure, and `counts` (counts only, never personal data) as JSON.
-    pub fn close<T>(
+    /// Closes the run's row with how the run ended (the caller maps a failure to its exit
+    /// code) and `counts` (counts only, never personal data) as JSON.
+    pub fn close(
         self,
         conn: &Connection,
-        result: &anyhow::Result<T>,
+        outcome: &RunOutcome,
         counts: &impl serde::Serialize,
     ) -> anyhow::Result<()> {
-        let code = result
-            .as_ref()
-            .err()
-            .map_or(0, |e| crate::error::exit_code_for(e).code());
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
         let counts = serde_json::to_string(counts)?;
         let now = crate::time::now_rfc3339();
-        self.finish(conn, &now, code, Some(&counts), error.as_deref())?;
+        self.finish(
+            conn,
+            &now,
+            outcome.exit_code,
+            Some(&counts),
+            outcome.error.as_deref(),
+        )?;
         Ok(())
     }
 

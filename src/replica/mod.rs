@@ -12,7 +12,6 @@ pub mod generation;
 pub mod ledger;
 mod lookup;
 mod merge;
-pub(crate) mod no_shm;
 pub mod purge;
 pub(crate) mod queries;
 pub mod rekey;
@@ -28,16 +27,16 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::config::Mode;
 use crate::error::{Coded, ExitCode};
+use crate::sqlite_file::no_shm;
 use crate::sqlite_file::{configure_writer, create_private_file};
 
 pub use apply::{
     insert_contact, log_bulk_load, next_change_seq, ApplyOutcome, ChangeSeq, ContactWriter, Located,
 };
-pub use ledger::{FileLedgerRow, RunLog};
+pub use ledger::{FileLedgerRow, RunLog, RunOutcome};
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
 pub use row::ContactRow;
-pub use schema::mark;
 
 /// Where a reader keeps SQLite's WAL index: in the `-shm` file shared with the other
 /// connections (always, but on a full disk without one), or in its own memory ([`no_shm`]).
@@ -372,7 +371,7 @@ fn with_shm_fallback(
         open(WalIndex::Shared)
     };
     match shared {
-        Err(e) if no_shm::applies(&e, path) => {
+        Err(e) if no_shm::applies(&e, &[path, &crate::till_store::path_for(path)]) => {
             tracing::warn!(
                 replica = %path.display(),
                 "SQLite cannot create its shared-memory file beside the replica ({e:#}; a full \

@@ -74,7 +74,7 @@ pub fn migrate(
         tx.commit()?;
         tracing::debug!(version, db = %path.display(), "replica schema migrated");
     }
-    mark(conn, APPLICATION_ID)?;
+    crate::sqlite_file::mark(conn, APPLICATION_ID)?;
     read_mode(conn, path)
 }
 
@@ -127,14 +127,4 @@ pub fn read_mode_of(conn: &Connection, schema: &str, path: &Path) -> anyhow::Res
             path.display()
         )
     })
-}
-
-/// Sets `application_id` on a database of ours made before the mark existed (checked as ours
-/// by `db_owner` before it was opened), so that later checks need not look at its tables.
-pub fn mark(conn: &Connection, id: i32) -> rusqlite::Result<()> {
-    let found: i32 = conn.query_row("PRAGMA main.application_id", [], |r| r.get(0))?;
-    if found != id {
-        conn.pragma_update(None, "application_id", id)?;
-    }
-    Ok(())
 }

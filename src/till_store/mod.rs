@@ -42,11 +42,7 @@ pub const APPLICATION_ID: i32 = crate::db_owner::TILL_STORE.application_id;
 
 /// The till store of the replica at `db`: `<db>.till`, beside it (never inside `<db>.d`, so a
 /// `full` swap never touches it).
-pub fn path_for(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_os_string();
-    name.push(".till");
-    PathBuf::from(name)
-}
+pub use crate::sqlite_file::till_store_path as path_for;
 
 /// An open till store, with the replica attached read-only.
 pub struct TillStore {
@@ -188,7 +184,7 @@ pub fn attach_for_reading(
     let path = path_for(db);
     if path.exists() {
         crate::db_owner::check_file(&path, crate::db_owner::TILL_STORE)?;
-        let uri = crate::replica::no_shm::reader_uri(&path, no_shm);
+        let uri = crate::sqlite_file::no_shm::reader_uri(&path, no_shm);
         conn.execute("ATTACH DATABASE ?1 AS till", [uri])
             .with_context(|| format!("cannot open the till store {}", path.display()))?;
         schema::check_current(conn, "till", &path)?;

@@ -58,7 +58,7 @@ pub fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         tx.commit()?;
         tracing::debug!(version, till_store = %path.display(), "till store schema migrated");
     }
-    crate::replica::mark(conn, APPLICATION_ID)?;
+    crate::sqlite_file::mark(conn, APPLICATION_ID)?;
     Ok(())
 }
 

@@ -1,7 +1,14 @@
 //! Opening engage-sync's SQLite files (the replica, a `full` build, the till store): created
 //! private, and a writer's settings. One place, so that every file gets the same care.
+//!
+//! The bottom of the database layers (`sqlite_file` < `db_owner` < `till_store` < `replica`):
+//! the file-level helpers every layer needs (the names of the files beside a database, the
+//! `application_id` mark, reading without shared memory in [`no_shm`]) live here, so that no
+//! layer has to import one above it.
 
-use std::path::Path;
+pub mod no_shm;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -64,8 +71,8 @@ pub fn make_private(path: &Path) -> anyhow::Result<()> {
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let files = [
         real.clone(),
-        crate::replica::generation::with_suffix(&real, "-wal"),
-        crate::replica::generation::with_suffix(&real, "-shm"),
+        with_suffix(&real, "-wal"),
+        with_suffix(&real, "-shm"),
     ];
     for file in files {
         let Ok(meta) = std::fs::metadata(&file) else {
@@ -161,4 +168,30 @@ pub fn writer_pragmas(conn: &Connection) -> rusqlite::Result<()> {
         "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; \
          PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY; PRAGMA threads = 0;"
     ))
+}
+
+/// `path` with `suffix` appended to its file name (`-wal`, `-shm`, `-journal`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The till store of the replica at `db`: `<db>.till`, beside it (never inside `<db>.d`, so a
+/// `full` swap never touches it). Here rather than in `till_store` because `db_owner` checks
+/// both files before a writer takes its lock.
+pub fn till_store_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".till");
+    PathBuf::from(name)
+}
+
+/// Sets `application_id` on a database of ours made before the mark existed (checked as ours
+/// by `db_owner` before it was opened), so that later checks need not look at its tables.
+pub fn mark(conn: &Connection, id: i32) -> rusqlite::Result<()> {
+    let found: i32 = conn.query_row("PRAGMA main.application_id", [], |r| r.get(0))?;
+    if found != id {
+        conn.pragma_update(None, "application_id", id)?;
+    }
+    Ok(())
 }

@@ -13,7 +13,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::replica::folders::FolderKind;
-use crate::replica::generation::{with_suffix, Layout};
+use crate::replica::generation::Layout;
+use crate::sqlite_file::with_suffix;
 
 /// One place purge covers, and what it did (or, in a dry run, would do) there.
 #[derive(Debug, Clone, Serialize)]

@@ -33,7 +33,7 @@ pub fn reader_uri(path: &Path, no_shm: bool) -> String {
     } else {
         "mode=ro"
     };
-    crate::sqlite_file::file_uri(path, query)
+    super::file_uri(path, query)
 }
 
 /// Before the connection's first read: the WAL index in its own memory, for every database
@@ -42,11 +42,10 @@ pub fn configure(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))
 }
 
-/// Whether `e` is SQLite failing on a shared-memory file, and the replica at `db` or its till
-/// store has none of a live connection (see the module doc).
-pub fn applies(e: &anyhow::Error, db: &Path) -> bool {
-    let till = crate::till_store::path_for(db);
-    is_shm_error(e) && [db, till.as_path()].iter().any(|f| !live_shm(f))
+/// Whether `e` is SQLite failing on a shared-memory file, and one of `files` (the replica and
+/// its till store) has none of a live connection (see the module doc).
+pub fn applies(e: &anyhow::Error, files: &[&Path]) -> bool {
+    is_shm_error(e) && files.iter().any(|f| !live_shm(f))
 }
 
 /// Whether `e` is SQLite failing on a shared-memory file.
@@ -69,7 +68,7 @@ pub fn is_shm_error(e: &anyhow::Error) -> bool {
 
 fn live_shm(db: &Path) -> bool {
     let real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
-    let shm = crate::replica::generation::with_suffix(&real, "-shm");
+    let shm = super::with_suffix(&real, "-shm");
     std::fs::metadata(shm).is_ok_and(|m| m.len() >= SHM_REGION)
 }
 
