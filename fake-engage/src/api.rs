@@ -2,7 +2,7 @@
 //! Every shape the real API leaves unconfirmed is marked `[U]` here and listed
 //! in README.md.
 
-use crate::server::{Request, Response, Shared};
+use crate::state::{Request, Response, Shared};
 use crate::store::{Batch, BulkRow, ContactView, Meta, Store};
 use crate::types::{BulkRequestRecord, ChangeType, FakeConfig, StoredReceipt};
 use crate::util::{

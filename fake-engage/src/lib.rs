@@ -23,6 +23,7 @@ mod api;
 mod endpoint;
 mod seed;
 mod server;
+mod state;
 mod store;
 mod types;
 mod util;
@@ -35,7 +36,8 @@ pub use types::{
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use server::{Cmd, Net, RandomFaults, Shared};
+use server::Cmd;
+use state::{Net, RandomFaults, Shared};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};

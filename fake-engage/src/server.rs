@@ -4,14 +4,13 @@
 //! response whose body is shorter than its Content-Length.
 
 use crate::api;
-use crate::store::Store;
-use crate::types::{FakeConfig, Fault, FaultKind, Matcher, RequestRecord, RetryAfter};
-use crate::util::{http_date, parse_query, percent_decode, SplitMix64};
+use crate::state::{Request, Response, Shared};
+use crate::types::{FaultKind, RequestRecord, RetryAfter};
+use crate::util::{http_date, parse_query, percent_decode};
 use chrono::Utc;
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -23,129 +22,6 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 64 * 1024 * 1024;
 /// An idle keep-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// State shared by the handle and the server thread.
-pub(crate) struct Shared {
-    pub(crate) cfg: FakeConfig,
-    pub(crate) store: Mutex<Store>,
-    pub(crate) net: Mutex<Net>,
-}
-
-impl Shared {
-    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().expect("fake-engage store mutex poisoned")
-    }
-
-    pub(crate) fn net(&self) -> MutexGuard<'_, Net> {
-        self.net.lock().expect("fake-engage net mutex poisoned")
-    }
-}
-
-pub(crate) struct RandomFaults {
-    pub(crate) rng: SplitMix64,
-    pub(crate) probability: f64,
-    pub(crate) kinds: Vec<FaultKind>,
-}
-
-/// Network-side state: faults, latencies and the request log. Separate from
-/// the data so seeding a million contacts does not stall the request log.
-#[derive(Default)]
-pub(crate) struct Net {
-    pub(crate) faults: VecDeque<Fault>,
-    pub(crate) random: Option<RandomFaults>,
-    pub(crate) latencies: Vec<(Matcher, Duration)>,
-    pub(crate) requests: Vec<RequestRecord>,
-    recent: VecDeque<Instant>,
-}
-
-struct Decision {
-    fault: Option<FaultKind>,
-    latency: Duration,
-    rate_limited: bool,
-}
-
-impl Net {
-    fn decide(&mut self, cfg: &FakeConfig, method: &str, target: &str, at: Instant) -> Decision {
-        let mut fault = None;
-        if let Some(pos) = self
-            .faults
-            .iter()
-            .position(|f| f.count > 0 && f.matcher.matches(method, target))
-        {
-            let f = &mut self.faults[pos];
-            f.count -= 1;
-            fault = Some(f.kind.clone());
-            if f.count == 0 {
-                self.faults.remove(pos);
-            }
-        } else if let Some(r) = self.random.as_mut() {
-            if !r.kinds.is_empty() && r.rng.next_f64() < r.probability {
-                let i = (r.rng.next_u64() % r.kinds.len() as u64) as usize;
-                fault = Some(r.kinds[i].clone());
-            }
-        }
-        let latency = self
-            .latencies
-            .iter()
-            .filter(|(m, _)| m.matches(method, target))
-            .map(|(_, d)| *d)
-            .max()
-            .unwrap_or_default();
-        let mut rate_limited = false;
-        if let Some(limit) = cfg.rate_limit_per_sec {
-            while self
-                .recent
-                .front()
-                .is_some_and(|t| at.duration_since(*t) >= Duration::from_secs(1))
-            {
-                self.recent.pop_front();
-            }
-            if self.recent.len() >= limit {
-                rate_limited = true;
-            } else {
-                self.recent.push_back(at);
-            }
-        }
-        Decision {
-            fault,
-            latency,
-            rate_limited,
-        }
-    }
-}
-
-/// A parsed request.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) method: String,
-    /// Path and query as sent.
-    pub(crate) target: String,
-    /// Percent-decoded path.
-    pub(crate) path: String,
-    pub(crate) query: Vec<(String, String)>,
-    /// Names in lower case.
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
-    keep_alive: bool,
-}
-
-impl Request {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A response to write.
-#[derive(Debug)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) content_type: &'static str,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
-}
 
 fn reason(status: u16) -> &'static str {
     match status {
