@@ -78,6 +78,15 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
     let out = engage(&ws, &fake, &["full", "--json"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let engage_count = fake.contact_ids().len() as u64;
+    assert_eq!(engage_count, 121);
+    assert_eq!(summary["source"], "api");
+    assert_eq!(
+        summary["members"], engage_count,
+        "every contact fetched once"
+    );
+    assert_eq!(summary["contacts"], engage_count);
     assert_eq!(
         sqlite_bytes_holding(&ws.db(), &gone_data),
         gone_data,
@@ -93,11 +102,40 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
     let changed = fake.contact_ids()[0].clone();
     assert!(fake.update_contact(&changed, json!({"email": "changed@example.com"})));
     assert!(fake.delete_contact(&gone));
+    let before = replica_keys(&ws);
     let out = engage(&ws, &fake, &["changes", "--json"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(summary["cursor_advanced"], true);
     assert_eq!(replica_keys(&ws), fake_keys(&fake));
+    // The report counts what the replica shows: one contact more, one gone, the changed one
+    // (and any other in the overlap window) rewritten; nothing failed.
+    let after = replica_keys(&ws);
+    let ids = |keys: &[(String, Option<String>)]| -> std::collections::BTreeSet<String> {
+        keys.iter().map(|(id, _)| id.clone()).collect()
+    };
+    let (ids_before, ids_after) = (ids(&before), ids(&after));
+    let count = |key: &str| {
+        summary[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {summary}"))
+    };
+    assert_eq!(
+        count("inserted"),
+        ids_after.difference(&ids_before).count() as u64
+    );
+    assert_eq!(count("inserted"), 1);
+    assert_eq!(
+        count("deleted"),
+        ids_before.difference(&ids_after).count() as u64
+    );
+    assert_eq!(count("deleted"), 1);
+    assert!(count("updated") >= 1, "the changed contact: {summary}");
+    assert_eq!(count("failed"), 0);
+    assert!(
+        count("fetched") >= count("inserted") + count("updated"),
+        "every written contact was fetched: {summary}"
+    );
     assert!(replica_keys(&ws).iter().any(|(id, _)| *id == created));
     // The tombstone is the deleted contact's id, and none of its data is left in the file.
     let tombstone: String = ws
@@ -190,6 +228,11 @@ fn exhausted_retries_fail_clearly_and_leave_the_cursor() {
     assert!(
         stderr_of(&out).contains("cursor stays"),
         "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("1 contact(s) could not be fetched"),
+        "the one contact that failed is counted: {}",
         stderr_of(&out)
     );
     let cursor_after: String = ws

@@ -45,15 +45,14 @@ pub struct ApplyCounts {
 }
 
 impl ApplyCounts {
-    /// Adds the counts of a batch that was applied.
+    /// Adds the counts of a batch that was applied: what it fetched and the outcomes. A batch
+    /// never counts failures or phones kept as sent; those are counted as the answers arrive.
     fn absorb(&mut self, other: &ApplyCounts) {
         self.fetched += other.fetched;
         self.inserted += other.inserted;
         self.updated += other.updated;
         self.deleted += other.deleted;
         self.stale += other.stale;
-        self.failed += other.failed;
-        self.phones_as_sent += other.phones_as_sent;
     }
 
     /// Counts one outcome.
