@@ -524,3 +524,40 @@ fn keys_mode_keeps_no_names_of_contacts_pulled_from_the_api() {
         assert_eq!(holding(&ws, name), Vec::<String>::new(), "{name}");
     }
 }
+
+#[test]
+fn changes_keep_replica_data_newer_than_what_they_fetch() {
+    let fake = seeded(5);
+    let ws = workspace_for(&fake, "");
+    assert!(engage(&ws, &fake, &["full"]).status.success());
+    let id = fake.contact_ids()[0].clone();
+    // An export dated far ahead (an Engage clock or time zone set wrong): by the version rule
+    // its data is newer than anything fetched today.
+    let future = member(1, "Future").replace(&guid(1), &id);
+    ws.write_export(
+        "20991231000000_0_c.xml",
+        &export(&[], std::slice::from_ref(&future), &[]),
+    );
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(fake.update_contact(&id, json!({"firstName": "Present"})));
+    let out = engage(&ws, &fake, &["changes", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["updated_ids"], 1, "{summary}");
+    assert_eq!(
+        summary["stale"], 1,
+        "the fetched contact is older: {summary}"
+    );
+    assert_eq!(summary["updated"], 0, "{summary}");
+    let first_name = ws
+        .contacts()
+        .into_iter()
+        .find(|c| c[0].as_deref() == Some(id.to_lowercase().as_str()))
+        .and_then(|c| c[8].clone());
+    assert_eq!(
+        first_name.as_deref(),
+        Some("ÅsaFuture"),
+        "the newer data stays"
+    );
+}
