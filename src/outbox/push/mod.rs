@@ -265,12 +265,22 @@ fn lookup_param(attribute: &str) -> Option<KeyType> {
     }
 }
 
+/// A key a local contact is looked up by in Engage (`GET /contacts/id`).
+struct LookupKey {
+    /// The request's parameter.
+    param: KeyType,
+    /// The Engage attribute the value comes from (`email`, `memberNumber`, …).
+    attribute: String,
+    /// The contact's value of it.
+    value: String,
+}
+
 /// The key a local contact is looked up by in Engage: the configured secondary key when the
 /// contact has it, else e-mail, mobile phone, personal number, external id (as `customKey`).
 fn lookup_key(
     fields: &serde_json::Map<String, serde_json::Value>,
     secondary: &str,
-) -> Option<(KeyType, String, String)> {
+) -> Option<LookupKey> {
     [
         secondary,
         "email",
@@ -281,6 +291,10 @@ fn lookup_key(
     .into_iter()
     .find_map(|name| {
         let value = fields.get(name)?.as_str()?;
-        Some((lookup_param(name)?, name.to_string(), value.to_string()))
+        Some(LookupKey {
+            param: lookup_param(name)?,
+            attribute: name.to_string(),
+            value: value.to_string(),
+        })
     })
 }
