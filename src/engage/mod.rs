@@ -26,6 +26,6 @@ pub use config::{ApiKey, ApiVersion, EngageConfig, EngageSources, ENV_API_KEY, E
 pub use error::{error_digest, row_digest, EngageError, RequestName, BODY_LIMIT};
 pub use limiter::SLACK as RATE_LIMIT_SLACK;
 pub use models::{
-    ApiContact, BulkOptions, BulkRowResult, BulkState, BulkStatus, ChangeType, ChangesPage,
+    ApiContact, BatchState, BulkOptions, BulkRowResult, BulkStatus, ChangeType, ChangesPage,
     CreateOptions, CreateOutcome, KeyType, ReceiptOutcome,
 };

@@ -28,7 +28,8 @@ const META_INDEXES: &str = "bulk_deferred_indexes";
 /// Meta key: the boot the build was written in (Linux boot id), if known.
 const META_BOOT: &str = "bulk_boot_id";
 
-/// Where a build stands.
+/// Where a build stands in a bulk load (not to be confused with the state of an Engage bulk
+/// batch, `engage::BatchState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkState {
     /// The contact table has its indexes: an ordinary replica, or a build that is finished

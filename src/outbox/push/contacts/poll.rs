@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::super::Pusher;
-use crate::engage::{error_digest, BulkState, EngageError};
+use crate::engage::{error_digest, BatchState, EngageError};
 use crate::outbox::store::{self, Op};
 use crate::time::now_rfc3339;
 
@@ -77,16 +77,16 @@ impl Pusher<'_> {
         let status = self.client.bulk_status(batch);
         self.write(|tx| store::count_poll(tx, batch))?;
         match status {
-            Ok(s) if s.state == BulkState::Completed => {
+            Ok(s) if s.state == BatchState::Completed => {
                 self.record_batch(batch, op, &s.results)?;
                 Ok(true)
             }
-            Ok(s) if s.state == BulkState::Failed => {
+            Ok(s) if s.state == BatchState::Failed => {
                 self.batch_failed(batch, &s.raw)?;
                 Ok(true)
             }
             Ok(s) => {
-                if let BulkState::Other(word) = &s.state {
+                if let BatchState::Other(word) = &s.state {
                     tracing::debug!(batch_id = %batch, state = %word, "unknown bulk state; polling on");
                 }
                 Ok(false)
