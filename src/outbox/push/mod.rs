@@ -35,9 +35,10 @@ use serde::Serialize;
 use super::store;
 use crate::config::LocalSettings;
 use crate::engage::{EngageClient, KeyType};
+use crate::till_store::TillStore;
 use crate::time::now_rfc3339;
 
-pub use plan::{plan, PlannedItem};
+pub use plan::PlannedItem;
 
 /// How many rejected, dropped or waiting items a summary lists (the counts are complete).
 const LISTED: usize = 50;
@@ -172,12 +173,13 @@ pub(crate) struct Pusher<'a> {
 /// Pushes everything queued. The summary is returned even when the run stopped early (the
 /// error says why); every item's state is recorded before this returns.
 pub fn push(
-    conn: &mut Connection,
+    store: &mut TillStore,
     client: &EngageClient,
     local: &LocalSettings,
     opts: PushOptions,
 ) -> (PushSummary, anyhow::Result<()>) {
     let started = Instant::now();
+    let conn = store.conn();
     let (retried, total) = match prepare(conn, opts.retry_rejected) {
         Ok(v) => v,
         Err(e) => return (PushSummary::default(), Err(e)),
@@ -213,6 +215,12 @@ pub fn push(
         }
         Err(e) => (summary, result.and(Err(e.into()))),
     }
+}
+
+/// What a push would do with each queued item, from the till store and the replica alone
+/// (`push-local --dry-run`).
+pub fn plan(store: &mut TillStore, local: &LocalSettings) -> rusqlite::Result<Vec<PlannedItem>> {
+    plan::plan(store.conn(), local)
 }
 
 /// Re-queues rejected items if asked; returns (re-queued, items to work on).
