@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::queries;
+use super::{queries, Replica};
 
 /// One applied export file, written in the same transaction as its contacts.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -83,6 +83,13 @@ pub fn insert_applied(conn: &Connection, row: &FileLedgerRow, now: &str) -> rusq
         ],
     )?;
     Ok(())
+}
+
+impl Replica {
+    /// Writes an applied file's ledger row ([`insert_applied`]) in the open transaction.
+    pub fn record_applied(&mut self, row: &FileLedgerRow, now: &str) -> rusqlite::Result<()> {
+        insert_applied(&self.conn, row, now)
+    }
 }
 
 /// File numbers applied so far for one export timestamp, ascending.

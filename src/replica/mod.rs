@@ -19,6 +19,7 @@ pub mod rekey;
 mod row;
 mod schema;
 pub mod status;
+mod txn;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
