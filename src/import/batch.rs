@@ -64,7 +64,7 @@ pub struct Importer {
     ahead: Option<ParseAhead>,
     /// While the open transaction is a bulk load into an empty replica: the greatest contact
     /// row id so far (see [`Importer`]).
-    bulk: Option<i64>,
+    bulk_load: Option<i64>,
     /// What the bulk loads resolved when they were committed.
     resolved: BulkCounts,
     /// Whether the connection has a bulk load's settings (`replica::bulk::sort_in_files`).
@@ -89,7 +89,7 @@ impl Importer {
             warnings: Vec::new(),
             now: String::new(),
             ahead: None,
-            bulk: None,
+            bulk_load: None,
             resolved: BulkCounts::default(),
             tuned: false,
         }
@@ -136,7 +136,7 @@ impl Importer {
                 self.members += members;
                 crate::failpoint::hit("import.file_applied");
                 // A bulk load is one transaction whatever its size (see `Importer`).
-                if self.bulk.is_none() && self.members >= BATCH_MEMBERS {
+                if self.bulk_load.is_none() && self.members >= BATCH_MEMBERS {
                     self.commit_or_abandon(replica, false)?;
                 }
                 Ok(())
@@ -222,7 +222,7 @@ impl Importer {
                 replica.simulate_full_disk()?;
             }
             replica.defer_indexes()?;
-            self.bulk = Some(replica.max_contact_row()?);
+            self.bulk_load = Some(replica.max_contact_row()?);
         }
         Ok(())
     }
@@ -230,7 +230,7 @@ impl Importer {
     /// Ends the open transaction's bulk load, if it was one, after its commit or rollback,
     /// and puts the connection's usual settings back if a bulk load changed them.
     fn end_bulk(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        self.bulk = None;
+        self.bulk_load = None;
         if std::mem::take(&mut self.tuned) {
             replica.usual_settings()?;
         }
@@ -272,11 +272,11 @@ impl Importer {
             files,
             now,
             dry_run,
-            bulk,
+            bulk_load,
             ..
         } = self;
         let mut flush =
-            |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk);
+            |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk_load);
         let outcome = read_file(
             conn, mode, name, path, settings, &earlier, batch, slot, progress, &mut flush,
             prefetched,
@@ -343,10 +343,10 @@ impl Importer {
             &self.now,
             &mut self.files,
             self.dry_run,
-            &mut self.bulk,
+            &mut self.bulk_load,
         )
         .with_context(|| format!("cannot apply the files to the replica {db}"))?;
-        if self.bulk.is_some() {
+        if self.bulk_load.is_some() {
             let resolved = replica.resolve_bulk(&self.now)?;
             self.resolved.superseded += resolved.superseded;
             self.resolved.deleted += resolved.deleted;
@@ -405,7 +405,7 @@ fn apply_batch(
     now: &str,
     files: &mut [OpenFile],
     dry_run: bool,
-    bulk: &mut Option<i64>,
+    bulk_load: &mut Option<i64>,
 ) -> rusqlite::Result<()> {
     let record = |slot: usize, contact_id: &str, outcome| {
         let report = &mut files[slot].report;
@@ -417,7 +417,7 @@ fn apply_batch(
             });
         }
     };
-    match bulk {
+    match bulk_load {
         Some(last_row) => batch.append(conn, now, last_row, record),
         None => batch.apply(conn, now, record),
     }
