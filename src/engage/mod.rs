@@ -16,6 +16,7 @@
 mod client;
 mod config;
 mod error;
+mod fan_out;
 mod limiter;
 pub mod models;
 pub(crate) mod retry;
