@@ -18,9 +18,6 @@ use crate::lock;
 use crate::outbox::push::{plan, push, PushOptions, PushSummary};
 use crate::outbox::{local, OutboxError};
 
-/// Requests in flight when `[engage] max_concurrency` is not set (the client's default).
-const DEFAULT_CONCURRENCY: usize = 8;
-
 /// Pushes, records the run, prints the summary.
 pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -37,7 +34,6 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     let opts = PushOptions {
         retry_rejected: args.retry_rejected,
         deadline,
-        concurrency: s.engage.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         progress: !ctx.json && ctx.verbosity >= 0,
     };
     let (summary, result) = push(&mut store, &client, &s.local, opts);

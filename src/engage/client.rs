@@ -239,6 +239,70 @@ impl EngageClient {
         queue.into_iter().map(|(key, _)| key).collect()
     }
 
+    /// Looks many keys up concurrently (`GET /contacts/id`), as
+    /// [`post_receipts`](Self::post_receipts) posts: at most `max_concurrency` under way, each
+    /// answer taken by `done` on this thread as it arrives. `key` gives an input's key; an input
+    /// without one makes no request and reaches `done` with `None`. When `done` breaks, no new
+    /// lookup starts; those under way finish and reach it. Returns the inputs never started.
+    pub fn find_contact_ids<I: Send + 'static>(
+        &self,
+        inputs: Vec<I>,
+        key: impl Fn(&I) -> Option<(KeyType, String)>,
+        done: impl FnMut(I, Option<Result<Option<String>, EngageError>>) -> ControlFlow<()>,
+    ) -> Vec<I> {
+        let request = |api: Api, input: &I| {
+            let key = key(input);
+            async move {
+                match key {
+                    None => None,
+                    Some((key_type, value)) => Some(api.find_contact_id(key_type, &value).await),
+                }
+            }
+        };
+        self.each_input(inputs, request, done)
+    }
+
+    /// Reads many contacts back concurrently (`GET /contacts/{id}`; `id` gives an input's),
+    /// with the concurrency and stop of [`find_contact_ids`](Self::find_contact_ids). Returns
+    /// the inputs never started.
+    pub fn read_contacts<I: Send + 'static>(
+        &self,
+        inputs: Vec<I>,
+        id: impl Fn(&I) -> String,
+        done: impl FnMut(I, Result<Option<ApiContact>, EngageError>) -> ControlFlow<()>,
+    ) -> Vec<I> {
+        let request = |api: Api, input: &I| {
+            let id = id(input);
+            async move { api.get_contact(id).await }
+        };
+        self.each_input(inputs, request, done)
+    }
+
+    /// One request per input ([`fan_out`], draining on break); returns the inputs never
+    /// started.
+    fn each_input<I, R, Fut>(
+        &self,
+        inputs: Vec<I>,
+        request: impl Fn(Api, &I) -> Fut,
+        done: impl FnMut(I, R) -> ControlFlow<()>,
+    ) -> Vec<I>
+    where
+        I: Send + 'static,
+        R: Send + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+    {
+        let window = self.max_concurrency.max(1);
+        let mut queue: VecDeque<I> = inputs.into();
+        let next = || {
+            let input = queue.pop_front()?;
+            let answer = request(self.api.clone(), &input);
+            Some((input, answer))
+        };
+        self.rt
+            .block_on(fan_out(window, OnBreak::Drain, next, done));
+        queue.into()
+    }
+
     /// Posts a finalized receipt. Repeating a receipt with the same `uniqueReceiptId` is safe
     /// (Engage ignores duplicates), but the client still does not repeat one that may have
     /// arrived: it returns [`EngageError::OutcomeUnknown`] and the caller re-posts on its next

@@ -51,3 +51,80 @@ pub(super) async fn fan_out<K, R, Fut>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("runtime")
+    }
+
+    /// Every input is answered once; after a break (draining) nothing new starts, and the
+    /// requests under way still reach the consumer.
+    #[test]
+    fn every_input_is_done_once_and_break_stops_new_work() {
+        let rt = runtime();
+        let mut queue: VecDeque<u32> = (0..50).collect();
+        let mut seen = Vec::new();
+        let next = || {
+            let i = queue.pop_front()?;
+            Some((i, async move { i * 2 }))
+        };
+        rt.block_on(fan_out(3, OnBreak::Drain, next, |i, r| {
+            assert_eq!(r, i * 2);
+            seen.push(i);
+            ControlFlow::Continue(())
+        }));
+        seen.sort_unstable();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        assert!(queue.is_empty());
+
+        let mut queue: VecDeque<u32> = (0..100).collect();
+        let mut n = 0;
+        let next = || {
+            let i = queue.pop_front()?;
+            let request = async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                i
+            };
+            Some((i, request))
+        };
+        rt.block_on(fan_out(2, OnBreak::Drain, next, |_, _| {
+            n += 1;
+            ControlFlow::Break(())
+        }));
+        assert_eq!(n + queue.len(), 100);
+        assert!(queue.len() >= 90, "stopped early: {}", queue.len());
+    }
+
+    /// Aborting returns at the first break: the other requests under way never reach the
+    /// consumer.
+    #[test]
+    fn abort_returns_at_the_first_break() {
+        let rt = runtime();
+        let mut queue: VecDeque<u32> = (0..100).collect();
+        let mut n = 0;
+        let next = || {
+            let i = queue.pop_front()?;
+            let request = async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                i
+            };
+            Some((i, request))
+        };
+        rt.block_on(fan_out(4, OnBreak::Abort, next, |_, _| {
+            n += 1;
+            ControlFlow::Break(())
+        }));
+        assert_eq!(n, 1);
+        assert_eq!(queue.len(), 96);
+    }
+}

@@ -21,7 +21,6 @@
 //! answers alone: see `contacts::Origin`.
 
 mod contacts;
-mod parallel;
 mod plan;
 mod progress;
 mod receipts;
@@ -50,8 +49,6 @@ pub struct PushOptions {
     pub retry_rejected: bool,
     /// No request starts after this.
     pub deadline: Option<Instant>,
-    /// Threads issuing concurrent requests (the client bounds what is in flight).
-    pub concurrency: usize,
     /// Show progress.
     pub progress: bool,
 }

@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 
-use super::super::{lookup_key, parallel, Pusher};
+use super::super::{lookup_key, Pusher};
 use super::{Origin, Stage};
 use crate::engage::EngageError;
 use crate::outbox::store::ContactItem;
@@ -77,21 +77,20 @@ impl Pusher<'_> {
         }
     }
 
-    /// Sends the lookups concurrently ([`parallel::run`]); an error that ends the run starts
-    /// no further lookup. Returns the answers (in completion order) and the items never looked
-    /// up.
+    /// Sends the lookups concurrently (`EngageClient::find_contact_ids`); an error that ends
+    /// the run starts no further lookup. Returns the answers (in completion order) and the
+    /// items never looked up.
     fn look_up(&self, items: Vec<ContactItem>) -> (Vec<Answer>, Vec<ContactItem>) {
-        let client = self.client;
         let secondary = &self.local.secondary_key;
         let mut answers = Vec::new();
-        let unstarted = parallel::run(
-            self.opts.concurrency,
+        let unstarted = self.client.find_contact_ids(
             items,
-            |item| match lookup_key(&item.fields, secondary) {
-                None => Err(None),
-                Some(key) => client.find_contact_id(key.param, &key.value).map_err(Some),
-            },
-            |item, result| {
+            |item| lookup_key(&item.fields, secondary).map(|key| (key.param, key.value)),
+            |item, answer| {
+                let result = match answer {
+                    None => Err(None),
+                    Some(found) => found.map_err(Some),
+                };
                 let flow = match &result {
                     Err(Some(e)) if e.ends_run() => ControlFlow::Break(()),
                     _ => ControlFlow::Continue(()),

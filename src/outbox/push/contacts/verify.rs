@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 
-use super::super::{parallel, Pusher};
+use super::super::Pusher;
 use crate::outbox::fields::changed;
 use crate::outbox::store::{self, ContactItem};
 use crate::time::now_rfc3339;
@@ -15,12 +15,11 @@ impl Pusher<'_> {
         if items.is_empty() || self.past_deadline() {
             return Ok(());
         }
-        let client = self.client;
         let mut results = Vec::new();
-        parallel::run(
-            self.opts.concurrency,
+        // Items not started stay in flight too.
+        self.client.read_contacts(
             items,
-            |item| client.get_contact(item.contact_id.as_deref().unwrap_or_default()),
+            |item| item.contact_id.clone().unwrap_or_default(),
             |item, r| {
                 let flow = match &r {
                     Err(e) if e.ends_run() => ControlFlow::Break(()),
