@@ -270,8 +270,9 @@ fn lookup_param(attribute: &str) -> Option<KeyType> {
     }
 }
 
-/// A key a local contact is looked up by in Engage (`GET /contacts/id`).
-struct LookupKey {
+/// A key a local contact is looked up by in Engage (`GET /contacts/id`); not the `lookup`
+/// command's selector (`replica::LookupKey`).
+struct EngageLookup {
     /// The request's parameter.
     param: KeyType,
     /// The Engage attribute the value comes from (`email`, `memberNumber`, …).
@@ -285,7 +286,7 @@ struct LookupKey {
 fn lookup_key(
     fields: &serde_json::Map<String, serde_json::Value>,
     secondary: &str,
-) -> Option<LookupKey> {
+) -> Option<EngageLookup> {
     [
         secondary,
         "email",
@@ -296,7 +297,7 @@ fn lookup_key(
     .into_iter()
     .find_map(|name| {
         let value = fields.get(name)?.as_str()?;
-        Some(LookupKey {
+        Some(EngageLookup {
             param: lookup_param(name)?,
             attribute: name.to_string(),
             value: value.to_string(),
