@@ -23,6 +23,7 @@ pub mod progress;
 pub mod publish;
 pub mod purge;
 pub mod replica;
+pub mod run_log;
 pub mod secret;
 pub mod sftp;
 pub mod sqlite_file;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeDelta, Utc};
 use engage_sync::commands::exit::exit_code_for;
 use engage_sync::engage::{
-    ApiVersion, BulkOptions, BulkState, ChangeType, ChangesPage, CreateOptions, CreateOutcome,
+    ApiVersion, BatchState, BulkOptions, ChangeType, ChangesPage, CreateOptions, CreateOutcome,
     EngageClient, EngageConfig, EngageError, KeyType, ReceiptOutcome,
 };
 use engage_sync::error::{Coded, ExitCode};
@@ -234,9 +234,9 @@ fn bulk_create_update_and_status() {
     ];
     let batch = c.bulk_create(&rows, &BulkOptions::default()).expect("bulk");
     let first = c.bulk_status(&batch).expect("status");
-    assert_eq!(first.state, BulkState::Processing);
+    assert_eq!(first.state, BatchState::Processing);
     let done = c.bulk_status(&batch).expect("status");
-    assert_eq!(done.state, BulkState::Completed);
+    assert_eq!(done.state, BatchState::Completed);
     assert_eq!(done.results.len(), 3);
     assert_eq!(done.results[2].status, "Failed");
     let a = done.results[0].contact_id.clone().expect("created");

@@ -17,11 +17,6 @@ use crate::error::ExitCode;
 use crate::lock;
 use crate::outbox::push::{plan, push, PushOptions, PushSummary};
 use crate::outbox::{local, OutboxError};
-use crate::replica::RunLog;
-use crate::time::now_rfc3339;
-
-/// Requests in flight when `[engage] max_concurrency` is not set (the client's default).
-const DEFAULT_CONCURRENCY: usize = 8;
 
 /// Pushes, records the run, prints the summary.
 pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
@@ -35,14 +30,13 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
     let mut store = super::contact::open(ctx)?;
     let deadline = args.deadline.map(|d| started + d);
     let client = engage_client(ctx, deadline)?;
-    let run_log = RunLog::start(store.conn(), "push-local", &now_rfc3339())?;
+    let run_log = store.start_run("push-local")?;
     let opts = PushOptions {
         retry_rejected: args.retry_rejected,
         deadline,
-        concurrency: s.engage.max_concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         progress: !ctx.json && ctx.verbosity >= 0,
     };
-    let (summary, result) = push(store.conn(), &client, &s.local, opts);
+    let (summary, result) = push(&mut store, &client, &s.local, opts);
     let result = result.and_then(|()| verdict(&summary));
     // The till's rows of contacts the replica has overtaken (or Engage deleted) are no longer
     // seen by anyone: drop them, so no personal data is kept twice.
@@ -62,7 +56,7 @@ pub fn run(ctx: &Ctx, args: &PushLocalArgs) -> anyhow::Result<ExitCode> {
         "contacts_left": summary.contacts_left,
         "receipts_left": summary.receipts_left,
     });
-    run_log.close(store.conn(), &super::exit::run_outcome(&result), &counts)?;
+    store.finish_run(run_log, &super::exit::run_outcome(&result), &counts)?;
     match store.checkpoint() {
         Ok(true) => {}
         Ok(false) => tracing::debug!("a reader kept the till store's WAL from being truncated"),
@@ -100,7 +94,7 @@ fn verdict(s: &PushSummary) -> anyhow::Result<()> {
 fn dry_run(ctx: &Ctx, started: Instant) -> anyhow::Result<ExitCode> {
     let s = &ctx.settings;
     let mut store = super::contact::open(ctx)?;
-    let items = plan(store.conn(), &s.local)?;
+    let items = plan(&mut store, &s.local)?;
     let summary = PushSummary {
         dry_run: true,
         contacts_left: items.iter().filter(|i| i.kind == "contact").count() as u64,

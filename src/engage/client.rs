@@ -8,7 +8,8 @@
 //! go unused. Do not call these methods from inside another tokio runtime (tokio forbids
 //! blocking there).
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use super::config::{ApiVersion, EngageConfig};
 use super::error::{error_digest, error_fields, error_for_status, EngageError};
+use super::fan_out::{fan_out, OnBreak};
 use super::models::{
     parse_change_ids, parse_single_id, ApiContact, BulkOptions, BulkStatus, ChangeType,
     ChangesPage, CreateOptions, CreateOutcome, KeyType, ReceiptOutcome,
@@ -128,35 +130,23 @@ impl EngageClient {
         F: FnMut(String, Result<Option<ApiContact>, EngageError>) -> ControlFlow<()>,
     {
         let window = self.max_concurrency.saturating_mul(2);
-        self.rt.block_on(async {
-            let mut ids = ids.into_iter();
-            let mut pending = tokio::task::JoinSet::new();
-            loop {
-                while pending.len() < window {
-                    let Some(id) = ids.next() else { break };
-                    let api = self.api.clone();
-                    pending.spawn(async move {
-                        let result = api.get_contact(id.clone()).await;
-                        (id, result)
-                    });
-                }
-                let (id, result) = match pending.join_next().await {
-                    None => return Ok(()),
-                    Some(Ok(done)) => done,
-                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    // Cancelled: only `pending`'s drop aborts tasks, and then nobody joins.
-                    Some(Err(_)) => continue,
-                };
-                match result {
-                    Err(e) if e.ends_run() => return Err(e),
-                    result => {
-                        if on_result(id, result).is_break() {
-                            return Ok(());
-                        }
-                    }
-                }
+        let mut ids = ids.into_iter();
+        let mut failed = None;
+        let next = || {
+            let id = ids.next()?;
+            let api = self.api.clone();
+            Some((id.clone(), async move { api.get_contact(id).await }))
+        };
+        let done = |id, result| match result {
+            Err(e) if EngageError::ends_run(&e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
             }
-        })
+            result => on_result(id, result),
+        };
+        self.rt
+            .block_on(fan_out(window, OnBreak::Abort, next, done));
+        failed.map_or(Ok(()), Err)
     }
 
     /// The contact id for a key (`GET /contacts/id?email=…`); `None` on 404. Several matches
@@ -231,36 +221,86 @@ impl EngageClient {
     /// Returns the receipts supplied but never posted.
     pub fn post_receipts<F: ReceiptFeed>(&self, feed: &mut F) -> Vec<F::Key> {
         let window = self.max_concurrency.max(1);
-        self.rt.block_on(async {
-            let mut queue = std::collections::VecDeque::new();
-            let mut pending = tokio::task::JoinSet::new();
-            let (mut stopped, mut dry) = (false, false);
-            loop {
-                while !stopped && pending.len() < window {
-                    if queue.is_empty() && !dry {
-                        queue.extend(feed.next_receipts());
-                        dry = queue.is_empty();
-                    }
-                    let Some((key, body)) = queue.pop_front() else {
-                        break;
-                    };
-                    let api = self.api.clone();
-                    pending.spawn(async move {
-                        let result = api.post_receipt(&body).await;
-                        (key, result)
-                    });
-                }
-                let (key, result) = match pending.join_next().await {
-                    None => break,
-                    Some(Ok(done)) => done,
-                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    // Cancelled: only `pending`'s drop aborts tasks, and then nobody joins.
-                    Some(Err(_)) => continue,
-                };
-                stopped |= feed.posted(key, result).is_break();
+        let feed = RefCell::new(feed);
+        let mut queue = VecDeque::new();
+        let mut dry = false;
+        let next = || {
+            if queue.is_empty() && !dry {
+                queue.extend(feed.borrow_mut().next_receipts());
+                dry = queue.is_empty();
             }
-            queue.into_iter().map(|(key, _)| key).collect()
-        })
+            let (key, body) = queue.pop_front()?;
+            let api = self.api.clone();
+            Some((key, async move { api.post_receipt(&body).await }))
+        };
+        let done = |key, result| feed.borrow_mut().posted(key, result);
+        self.rt
+            .block_on(fan_out(window, OnBreak::Drain, next, done));
+        queue.into_iter().map(|(key, _)| key).collect()
+    }
+
+    /// Looks many keys up concurrently (`GET /contacts/id`), as
+    /// [`post_receipts`](Self::post_receipts) posts: at most `max_concurrency` under way, each
+    /// answer taken by `done` on this thread as it arrives. `key` gives an input's key; an input
+    /// without one makes no request and reaches `done` with `None`. When `done` breaks, no new
+    /// lookup starts; those under way finish and reach it. Returns the inputs never started.
+    pub fn find_contact_ids<I: Send + 'static>(
+        &self,
+        inputs: Vec<I>,
+        key: impl Fn(&I) -> Option<(KeyType, String)>,
+        done: impl FnMut(I, Option<Result<Option<String>, EngageError>>) -> ControlFlow<()>,
+    ) -> Vec<I> {
+        let request = |api: Api, input: &I| {
+            let key = key(input);
+            async move {
+                match key {
+                    None => None,
+                    Some((key_type, value)) => Some(api.find_contact_id(key_type, &value).await),
+                }
+            }
+        };
+        self.each_input(inputs, request, done)
+    }
+
+    /// Reads many contacts back concurrently (`GET /contacts/{id}`; `id` gives an input's),
+    /// with the concurrency and stop of [`find_contact_ids`](Self::find_contact_ids). Returns
+    /// the inputs never started.
+    pub fn read_contacts<I: Send + 'static>(
+        &self,
+        inputs: Vec<I>,
+        id: impl Fn(&I) -> String,
+        done: impl FnMut(I, Result<Option<ApiContact>, EngageError>) -> ControlFlow<()>,
+    ) -> Vec<I> {
+        let request = |api: Api, input: &I| {
+            let id = id(input);
+            async move { api.get_contact(id).await }
+        };
+        self.each_input(inputs, request, done)
+    }
+
+    /// One request per input ([`fan_out`], draining on break); returns the inputs never
+    /// started.
+    fn each_input<I, R, Fut>(
+        &self,
+        inputs: Vec<I>,
+        request: impl Fn(Api, &I) -> Fut,
+        done: impl FnMut(I, R) -> ControlFlow<()>,
+    ) -> Vec<I>
+    where
+        I: Send + 'static,
+        R: Send + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+    {
+        let window = self.max_concurrency.max(1);
+        let mut queue: VecDeque<I> = inputs.into();
+        let next = || {
+            let input = queue.pop_front()?;
+            let answer = request(self.api.clone(), &input);
+            Some((input, answer))
+        };
+        self.rt
+            .block_on(fan_out(window, OnBreak::Drain, next, done));
+        queue.into()
     }
 
     /// Posts a finalized receipt. Repeating a receipt with the same `uniqueReceiptId` is safe

@@ -16,6 +16,7 @@
 mod client;
 mod config;
 mod error;
+mod fan_out;
 mod limiter;
 pub mod models;
 pub(crate) mod retry;
@@ -26,6 +27,6 @@ pub use config::{check_api_key, ApiVersion, EngageConfig};
 pub use error::{error_digest, row_digest, EngageError, RequestName, BODY_LIMIT};
 pub use limiter::SLACK as RATE_LIMIT_SLACK;
 pub use models::{
-    ApiContact, BulkOptions, BulkRowResult, BulkState, BulkStatus, ChangeType, ChangesPage,
+    ApiContact, BatchState, BulkOptions, BulkRowResult, BulkStatus, ChangeType, ChangesPage,
     CreateOptions, CreateOutcome, KeyType, ReceiptOutcome,
 };

@@ -177,10 +177,12 @@ pub enum CreateOutcome {
     },
 }
 
-/// Where a bulk batch is. Engage's status shape is unconfirmed (docs/engage-api.md §3 [U]); the
-/// words are matched case-insensitively and anything unknown is kept as `Other`.
+/// Where a bulk batch (one `POST`/`PATCH /contacts/bulk` request) is in Engage; not to be
+/// confused with a replica's bulk load (`replica::bulk::BulkState`). Engage's status shape is
+/// unconfirmed (docs/engage-api.md §3 [U]); the words are matched case-insensitively and
+/// anything unknown is kept as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BulkState {
+pub enum BatchState {
     /// Still being processed: poll again later.
     Processing,
     /// Done; `results` says what happened to each row.
@@ -191,17 +193,17 @@ pub enum BulkState {
     Other(String),
 }
 
-impl BulkState {
-    fn parse(s: &str) -> BulkState {
+impl BatchState {
+    fn parse(s: &str) -> BatchState {
         let w = s.trim().to_ascii_lowercase();
         match w.as_str() {
             "processing" | "pending" | "queued" | "inprogress" | "in progress" | "running"
-            | "started" | "notstarted" => BulkState::Processing,
+            | "started" | "notstarted" => BatchState::Processing,
             "completed" | "complete" | "done" | "finished" | "succeeded" | "success" => {
-                BulkState::Completed
+                BatchState::Completed
             }
-            "failed" | "failure" | "error" | "aborted" => BulkState::Failed,
-            _ => BulkState::Other(s.to_string()),
+            "failed" | "failure" | "error" | "aborted" => BatchState::Failed,
+            _ => BatchState::Other(s.to_string()),
         }
     }
 }
@@ -227,7 +229,7 @@ pub struct BulkStatus {
     /// The batch id, when the answer repeats it.
     pub batch_id: Option<String>,
     /// Where the batch is.
-    pub state: BulkState,
+    pub state: BatchState,
     /// Per-row results (empty while processing, or if Engage reports none).
     pub results: Vec<BulkRowResult>,
     /// The answer as received, since its real shape is unconfirmed.
@@ -239,12 +241,12 @@ impl BulkStatus {
     /// `rows`, `contacts`) array, or a bare status string.
     pub fn from_json(raw: Value) -> Result<BulkStatus, String> {
         let (batch_id, state, results) = match &raw {
-            Value::String(s) => (None, BulkState::parse(s), Vec::new()),
+            Value::String(s) => (None, BatchState::parse(s), Vec::new()),
             Value::Object(o) => {
                 let state = ["status", "state", "batchStatus"]
                     .iter()
                     .find_map(|k| o.get(*k).and_then(Value::as_str))
-                    .map(BulkState::parse)
+                    .map(BatchState::parse)
                     .ok_or("the bulk status has no \"status\"")?;
                 let rows = ["results", "items", "rows", "contacts"]
                     .iter()
@@ -384,12 +386,12 @@ mod tests {
         let s = BulkStatus::from_json(json!({"batchId": "b", "status": "Completed",
             "results": [{"index": 0, "status": "Created", "contactId": "X"}]}))
         .expect("valid");
-        assert_eq!(s.state, BulkState::Completed);
+        assert_eq!(s.state, BatchState::Completed);
         assert_eq!(s.results[0].contact_id.as_deref(), Some("x"));
         let s = BulkStatus::from_json(json!("InProgress")).expect("valid");
-        assert_eq!(s.state, BulkState::Processing);
+        assert_eq!(s.state, BatchState::Processing);
         let s = BulkStatus::from_json(json!({"state": "Weird"})).expect("valid");
-        assert_eq!(s.state, BulkState::Other("Weird".into()));
+        assert_eq!(s.state, BatchState::Other("Weird".into()));
         assert!(BulkStatus::from_json(json!({"results": []})).is_err());
     }
 }

@@ -11,8 +11,8 @@ use crate::config::Settings;
 use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
 use crate::progress::Progress;
-use crate::replica::bulk::{self, BulkCounts};
-use crate::replica::{ledger, Replica};
+use crate::replica::bulk::BulkCounts;
+use crate::replica::Replica;
 use crate::time::now_rfc3339;
 
 /// Contacts per transaction: big enough to amortise commits, small enough that a crash
@@ -64,7 +64,7 @@ pub struct Importer {
     ahead: Option<ParseAhead>,
     /// While the open transaction is a bulk load into an empty replica: the greatest contact
     /// row id so far (see [`Importer`]).
-    bulk: Option<i64>,
+    bulk_load: Option<i64>,
     /// What the bulk loads resolved when they were committed.
     resolved: BulkCounts,
     /// Whether the connection has a bulk load's settings (`replica::bulk::sort_in_files`).
@@ -89,7 +89,7 @@ impl Importer {
             warnings: Vec::new(),
             now: String::new(),
             ahead: None,
-            bulk: None,
+            bulk_load: None,
             resolved: BulkCounts::default(),
             tuned: false,
         }
@@ -105,7 +105,7 @@ impl Importer {
         paths: Vec<PathBuf>,
         settings: &Settings,
     ) -> anyhow::Result<()> {
-        let lookahead = if !self.dry_run && bulk::is_empty(replica.conn())? {
+        let lookahead = if !self.dry_run && replica.nothing_from_engage()? {
             Lookahead::PARSER_BOUND
         } else {
             Lookahead::WRITER_BOUND
@@ -136,12 +136,12 @@ impl Importer {
                 self.members += members;
                 crate::failpoint::hit("import.file_applied");
                 // A bulk load is one transaction whatever its size (see `Importer`).
-                if self.bulk.is_none() && self.members >= BATCH_MEMBERS {
+                if self.bulk_load.is_none() && self.members >= BATCH_MEMBERS {
                     self.commit_or_abandon(replica, false)?;
                 }
                 Ok(())
             }
-            Err(e) if !is_bad_file(&e) || replica.conn().is_autocommit() => {
+            Err(e) if !is_bad_file(&e) || !replica.in_transaction() => {
                 // Not the file's fault (a full disk, an I/O error), or SQLite already rolled
                 // the transaction back: nothing to replay; the error says what happened.
                 self.abandon(replica);
@@ -159,9 +159,8 @@ impl Importer {
     /// its files stay where they are, unrecorded, for the next run. Best effort: the error
     /// that led here is the one to report.
     fn abandon(&mut self, replica: &mut Replica) {
-        let conn = replica.conn();
-        if !conn.is_autocommit() {
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
+        if replica.in_transaction() {
+            if let Err(e) = replica.rollback_open() {
                 tracing::warn!("cannot roll the import back: {e}");
             }
         }
@@ -208,24 +207,22 @@ impl Importer {
         if self.open {
             return Ok(());
         }
-        let conn = replica.conn();
-        let bulk = !self.dry_run && bulk::is_empty(conn)?;
-        if bulk {
+        let bulk_load = !self.dry_run && replica.nothing_from_engage()?;
+        if bulk_load {
             // Before BEGIN: SQLite refuses to move temporary data inside a transaction.
-            bulk::sort_in_files(conn)?;
+            replica.sort_in_files()?;
             self.tuned = true;
         }
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        replica.begin_immediate()?;
         self.open = true;
         self.now = now_rfc3339();
         // Checked again inside the transaction, which is what the load relies on.
-        if bulk && bulk::is_empty(conn)? {
+        if bulk_load && replica.nothing_from_engage()? {
             if crate::failpoint::fault("import.disk_full") {
-                // SQLite's own SQLITE_FULL, as from a disk that fills up during the load.
-                conn.execute_batch("PRAGMA max_page_count = 64")?;
+                replica.simulate_full_disk()?;
             }
-            bulk::defer_indexes(conn)?;
-            self.bulk = Some(replica.max_contact_row()?);
+            replica.defer_indexes()?;
+            self.bulk_load = Some(replica.max_contact_row()?);
         }
         Ok(())
     }
@@ -233,9 +230,9 @@ impl Importer {
     /// Ends the open transaction's bulk load, if it was one, after its commit or rollback,
     /// and puts the connection's usual settings back if a bulk load changed them.
     fn end_bulk(&mut self, replica: &mut Replica) -> anyhow::Result<()> {
-        self.bulk = None;
+        self.bulk_load = None;
         if std::mem::take(&mut self.tuned) {
-            bulk::usual_settings(replica.conn())?;
+            replica.usual_settings()?;
         }
         Ok(())
     }
@@ -275,11 +272,11 @@ impl Importer {
             files,
             now,
             dry_run,
-            bulk,
+            bulk_load,
             ..
         } = self;
         let mut flush =
-            |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk);
+            |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk_load);
         let outcome = read_file(
             conn, mode, name, path, settings, &earlier, batch, slot, progress, &mut flush,
             prefetched,
@@ -313,7 +310,7 @@ impl Importer {
         if !self.open {
             return Ok(());
         }
-        replica.conn().execute_batch("ROLLBACK")?;
+        replica.rollback_open()?;
         self.open = false;
         self.end_bulk(replica)?;
         self.batch.clear();
@@ -340,18 +337,17 @@ impl Importer {
             return Ok(());
         }
         let db = replica.path().display().to_string();
-        let conn = replica.conn();
         apply_batch(
             &mut self.batch,
-            conn,
+            replica.conn(),
             &self.now,
             &mut self.files,
             self.dry_run,
-            &mut self.bulk,
+            &mut self.bulk_load,
         )
         .with_context(|| format!("cannot apply the files to the replica {db}"))?;
-        if self.bulk.is_some() {
-            let resolved = bulk::resolve(conn, &self.now)?;
+        if self.bulk_load.is_some() {
+            let resolved = replica.resolve_bulk(&self.now)?;
             self.resolved.superseded += resolved.superseded;
             self.resolved.deleted += resolved.deleted;
         }
@@ -360,15 +356,16 @@ impl Importer {
             if !finishing {
                 return Ok(());
             }
-            conn.execute_batch("ROLLBACK")?;
+            replica.rollback_open()?;
         } else {
             for file in &self.files {
                 if file.report.status == FileStatus::Applied {
-                    ledger::insert_applied(conn, &file.report.ledger, &self.now)?;
+                    replica.record_applied(&file.report.ledger, &self.now)?;
                 }
             }
             crate::failpoint::hit("import.before_commit");
-            conn.execute_batch("COMMIT")
+            replica
+                .commit_open()
                 .with_context(|| format!("cannot commit the applied files to the replica {db}"))?;
             crate::failpoint::hit("import.after_commit");
         }
@@ -408,7 +405,7 @@ fn apply_batch(
     now: &str,
     files: &mut [OpenFile],
     dry_run: bool,
-    bulk: &mut Option<i64>,
+    bulk_load: &mut Option<i64>,
 ) -> rusqlite::Result<()> {
     let record = |slot: usize, contact_id: &str, outcome| {
         let report = &mut files[slot].report;
@@ -420,7 +417,7 @@ fn apply_batch(
             });
         }
     };
-    match bulk {
+    match bulk_load {
         Some(last_row) => batch.append(conn, now, last_row, record),
         None => batch.apply(conn, now, record),
     }

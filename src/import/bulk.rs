@@ -81,16 +81,23 @@ impl BulkLoader {
     ) -> anyhow::Result<()> {
         let mode = build.mode();
         if !self.open {
-            build.conn().execute_batch("BEGIN IMMEDIATE")?;
+            build.begin_immediate()?;
             self.open = true;
             self.now = now_rfc3339();
         }
-        let conn = build.conn();
-        conn.execute_batch("SAVEPOINT export_file")?;
+        build.savepoint("export_file")?;
         let prefetched = self.ahead.as_ref().and_then(|a| a.take(path));
-        match self.load(conn, mode, name, path, settings, progress, prefetched) {
+        match self.load(
+            build.conn(),
+            mode,
+            name,
+            path,
+            settings,
+            progress,
+            prefetched,
+        ) {
             Ok(report) => {
-                conn.execute_batch("RELEASE export_file")?;
+                build.release("export_file")?;
                 self.members += report.ledger.members;
                 self.pending.push(report);
                 crate::failpoint::hit("import.file_applied");
@@ -100,13 +107,13 @@ impl BulkLoader {
                 Ok(())
             }
             Err(e)
-                if conn.is_autocommit()
+                if !build.in_transaction()
                     || e.downcast_ref::<crate::export_xml::ImportError>().is_none() =>
             {
                 // A full disk or an I/O error (SQLite may have rolled everything back): the
                 // build keeps what it committed, and the error says what happened.
-                if !conn.is_autocommit() {
-                    if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                if build.in_transaction() {
+                    if let Err(rollback) = build.rollback_open() {
                         tracing::warn!("cannot roll the build back: {rollback}");
                     }
                 }
@@ -115,7 +122,7 @@ impl BulkLoader {
                 Err(e)
             }
             Err(e) => {
-                conn.execute_batch("ROLLBACK TO export_file; RELEASE export_file")?;
+                build.rollback_to("export_file")?;
                 self.last_row = build.max_contact_row()?;
                 self.commit(build)?;
                 Err(e)
@@ -139,8 +146,7 @@ impl BulkLoader {
         }
         crate::failpoint::hit("import.before_commit");
         build
-            .conn()
-            .execute_batch("COMMIT")
+            .commit_open()
             .context("cannot commit the loaded files to the build")?;
         crate::failpoint::hit("import.after_commit");
         self.open = false;

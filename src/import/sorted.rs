@@ -236,8 +236,8 @@ mod tests {
         let path = dir.path().join("r.db");
         let mut replica = Replica::open_writer(&path, Some(Mode::Keys), Mode::Keys, Duration::ZERO)
             .expect("replica");
-        let conn = replica.conn();
-        conn.execute_batch("BEGIN").expect("begin");
+        let tx = replica.conn().transaction().expect("begin");
+        let conn = &tx;
         let mut batch = SortedBatch::default();
         let mut outcomes = Vec::new();
         batch.apply(conn, "t0", |_, _, _| {}).expect("empty batch");
@@ -265,7 +265,7 @@ mod tests {
                 outcomes.push((file, id.to_string(), o))
             })
             .expect("second batch");
-        conn.execute_batch("COMMIT").expect("commit");
+        tx.commit().expect("commit");
         outcomes.sort_by(|x, y| (&x.1, x.0).cmp(&(&y.1, y.0)));
         use ApplyOutcome::*;
         let expected = [

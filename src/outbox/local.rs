@@ -221,19 +221,8 @@ pub fn insert_local(
 /// A till row's columns after its key(s), in the order the till's statements take them
 /// (`member_number` … `attributes`, `version`, `updated_at`).
 fn data_params<'a>(row: &'a ContactRow, version: &'a i64, now: &'a &str) -> [&'a dyn ToSql; 11] {
-    [
-        &row.member_number,
-        &row.email,
-        &row.mobile_phone,
-        &row.external_id,
-        &row.social_security_number,
-        &row.contact_type,
-        &row.first_name,
-        &row.last_name,
-        &row.attributes,
-        version,
-        now,
-    ]
+    let [m, e, p, x, s, t, f, l, a] = row.data_columns();
+    [m, e, p, x, s, t, f, l, a, version, now]
 }
 
 /// Writes the till's version of a contact with `fields` (all of them, after a change at the

@@ -29,6 +29,7 @@ pub mod input;
 pub mod local;
 pub mod push;
 pub mod receipt;
+pub mod register;
 pub mod store;
 pub mod till;
 

@@ -218,13 +218,7 @@ impl<'t> ContactWriter<'t> {
         row: &ContactRow,
         version: i64,
     ) -> rusqlite::Result<()> {
-        let new_keys = [
-            &row.member_number,
-            &row.email,
-            &row.mobile_phone,
-            &row.external_id,
-            &row.social_security_number,
-        ];
+        let new_keys = row.keys();
         let mut changed = 0u8;
         for (i, (old, new)) in stored.keys.iter().zip(new_keys).enumerate() {
             if old != new {
@@ -234,12 +228,13 @@ impl<'t> ContactWriter<'t> {
         let mut stmt = self
             .conn
             .prepare_cached(&queries::update_contact(changed))?;
+        let [contact_type, first_name, last_name, attributes] = row.payload();
         let mut values: Vec<&dyn ToSql> = vec![
             &id,
-            &row.contact_type,
-            &row.first_name,
-            &row.last_name,
-            &row.attributes,
+            contact_type,
+            first_name,
+            last_name,
+            attributes,
             &version,
             &self.now,
             &self.seq,
@@ -263,21 +258,9 @@ pub fn insert_contact(
     now: &str,
     seq: i64,
 ) -> rusqlite::Result<usize> {
-    insert.execute(params![
-        row.contact_id,
-        row.member_number,
-        row.email,
-        row.mobile_phone,
-        row.external_id,
-        row.social_security_number,
-        row.contact_type,
-        row.first_name,
-        row.last_name,
-        row.attributes,
-        version,
-        now,
-        seq,
-    ])
+    let [m, e, p, x, s, t, f, l, a] = row.data_columns();
+    let contact_id: &dyn ToSql = &row.contact_id;
+    insert.execute([contact_id, m, e, p, x, s, t, f, l, a, &version, &now, &seq])
 }
 
 /// A writing transaction's change number, and whether the replica keeps the change log.

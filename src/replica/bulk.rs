@@ -28,7 +28,8 @@ const META_INDEXES: &str = "bulk_deferred_indexes";
 /// Meta key: the boot the build was written in (Linux boot id), if known.
 const META_BOOT: &str = "bulk_boot_id";
 
-/// Where a build stands.
+/// Where a build stands in a bulk load (not to be confused with the state of an Engage bulk
+/// batch, `engage::BatchState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkState {
     /// The contact table has its indexes: an ordinary replica, or a build that is finished
@@ -94,6 +95,38 @@ impl Replica {
             "PRAGMA synchronous = {sync}; PRAGMA cache_size = -8192;"
         ))?;
         Ok(())
+    }
+
+    /// Whether a bulk load may start in the open transaction ([`is_empty`]).
+    pub fn nothing_from_engage(&self) -> rusqlite::Result<bool> {
+        is_empty(&self.conn)
+    }
+
+    /// Starts a bulk load in the open transaction ([`defer_indexes`]).
+    pub fn defer_indexes(&mut self) -> anyhow::Result<()> {
+        defer_indexes(&self.conn)
+    }
+
+    /// Sets the connection up for a bulk load's sorts ([`sort_in_files`]; outside a
+    /// transaction).
+    pub fn sort_in_files(&mut self) -> rusqlite::Result<()> {
+        sort_in_files(&self.conn)
+    }
+
+    /// Puts back a writer's usual settings ([`usual_settings`]; outside a transaction).
+    pub fn usual_settings(&mut self) -> rusqlite::Result<()> {
+        usual_settings(&self.conn)
+    }
+
+    /// Finishes a bulk load in the open transaction ([`resolve`]).
+    pub fn resolve_bulk(&mut self, now: &str) -> anyhow::Result<BulkCounts> {
+        resolve(&self.conn, now)
+    }
+
+    /// The failpoint `import.disk_full`: caps the file's size, so that SQLite fails with its
+    /// own SQLITE_FULL, as from a disk that fills up during a load.
+    pub fn simulate_full_disk(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("PRAGMA max_page_count = 64")
     }
 
     /// The greatest contact row id (a bulk load's deletes record it).

@@ -1,8 +1,8 @@
-//! The applied-file ledger, the quarantine record and the run log.
+//! The applied-file ledger and the quarantine record (the run log is [`crate::run_log`]).
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::queries;
+use super::{queries, Replica};
 
 /// One applied export file, written in the same transaction as its contacts.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -85,6 +85,13 @@ pub fn insert_applied(conn: &Connection, row: &FileLedgerRow, now: &str) -> rusq
     Ok(())
 }
 
+impl Replica {
+    /// Writes an applied file's ledger row ([`insert_applied`]) in the open transaction.
+    pub fn record_applied(&mut self, row: &FileLedgerRow, now: &str) -> rusqlite::Result<()> {
+        insert_applied(&self.conn, row, now)
+    }
+}
+
 /// File numbers applied so far for one export timestamp, ascending.
 pub fn file_numbers(conn: &Connection, export_timestamp: &str) -> rusqlite::Result<Vec<u32>> {
     let mut stmt = conn.prepare_cached(queries::FILE_NUMBERS_FOR_EXPORT)?;
@@ -105,87 +112,4 @@ pub fn insert_quarantined(
         params![name, moved_to, reason, now],
     )?;
     Ok(())
-}
-
-/// How a run ended, as its row in the run log records it. Built by the command from its result
-/// (`commands::exit::run_outcome`): only the top of the crate maps an error to an exit code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunOutcome {
-    /// The process exit code: 0 for success.
-    pub exit_code: u8,
-    /// The whole error chain of a failure (errors mask personal data).
-    pub error: Option<String>,
-}
-
-impl RunOutcome {
-    /// A run that succeeded.
-    pub fn ok() -> RunOutcome {
-        RunOutcome {
-            exit_code: 0,
-            error: None,
-        }
-    }
-
-    /// A run that failed with `exit_code`; `error` is its whole chain (`{e:#}`).
-    pub fn failed(exit_code: u8, error: String) -> RunOutcome {
-        RunOutcome {
-            exit_code,
-            error: Some(error),
-        }
-    }
-}
-
-/// A writing run's row in the run log, opened at the start and closed at the end; a run that
-/// crashes stays `running`, which `status` reports.
-#[derive(Debug)]
-pub struct RunLog {
-    id: i64,
-}
-
-impl RunLog {
-    /// Opens the run's row.
-    pub fn start(conn: &Connection, command: &str, now: &str) -> rusqlite::Result<RunLog> {
-        conn.execute(queries::INSERT_RUN, params![command, now])?;
-        Ok(RunLog {
-            id: conn.last_insert_rowid(),
-        })
-    }
-
-    /// Closes the run's row with how the run ended (the caller maps a failure to its exit
-    /// code) and `counts` (counts only, never personal data) as JSON.
-    pub fn close(
-        self,
-        conn: &Connection,
-        outcome: &RunOutcome,
-        counts: &impl serde::Serialize,
-    ) -> anyhow::Result<()> {
-        let counts = serde_json::to_string(counts)?;
-        let now = crate::time::now_rfc3339();
-        self.finish(
-            conn,
-            &now,
-            outcome.exit_code,
-            Some(&counts),
-            outcome.error.as_deref(),
-        )?;
-        Ok(())
-    }
-
-    /// Closes the run's row. `summary` is JSON with counts only; `error` never holds personal
-    /// data (errors mask it).
-    pub fn finish(
-        self,
-        conn: &Connection,
-        now: &str,
-        exit_code: u8,
-        summary: Option<&str>,
-        error: Option<&str>,
-    ) -> rusqlite::Result<()> {
-        let outcome = if exit_code == 0 { "ok" } else { "failed" };
-        conn.execute(
-            queries::FINISH_RUN,
-            params![self.id, now, outcome, exit_code, summary, error],
-        )?;
-        Ok(())
-    }
 }

@@ -18,6 +18,7 @@ pub mod rekey;
 mod row;
 mod schema;
 pub mod status;
+mod txn;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,10 +31,11 @@ use crate::error::{Coded, ExitCode};
 use crate::sqlite_file::no_shm;
 use crate::sqlite_file::{configure_writer, create_private_file};
 
+pub use crate::run_log::{RunLog, RunOutcome};
 pub use apply::{
     insert_contact, log_bulk_load, next_change_seq, ApplyOutcome, ChangeSeq, ContactWriter, Located,
 };
-pub use ledger::{FileLedgerRow, RunLog, RunOutcome};
+pub use ledger::FileLedgerRow;
 pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
 pub use row::ContactRow;

@@ -84,13 +84,6 @@ pub const FILE_NUMBERS_FOR_EXPORT: &str =
 pub const INSERT_QUARANTINED_FILE: &str = "INSERT INTO quarantined_file (name, moved_to, \
      reason, quarantined_at) VALUES (?1, ?2, ?3, ?4)";
 
-/// Start of a writing run.
-pub const INSERT_RUN: &str =
-    "INSERT INTO run (command, started_at, outcome) VALUES (?1, ?2, 'running')";
-/// End of a writing run.
-pub const FINISH_RUN: &str = "UPDATE run SET finished_at = ?2, outcome = ?3, exit_code = ?4, \
-     summary = ?5, error = ?6 WHERE id = ?1";
-
 /// Columns of the public view, in the order [`crate::replica::ContactView`] reads them.
 const VIEW_COLUMNS: &str = "SELECT contact_id, local_key, member_number, email, mobile_phone, \
      external_id, social_security_number, contact_type, first_name, last_name, attributes, \

@@ -1,6 +1,7 @@
 //! A contact as the replica stores it, built from Engage attribute names and values (from an
 //! export file or the API), normalised, and stripped to keys in keys mode.
 
+use rusqlite::ToSql;
 use serde_json::Value;
 
 use crate::config::Mode;
@@ -39,6 +40,37 @@ pub struct ContactRow {
 }
 
 impl ContactRow {
+    /// The key columns, in the order of `queries::KEY_COLUMNS` (`member_number`, `email`,
+    /// `mobile_phone`, `external_id`, `social_security_number`).
+    pub fn keys(&self) -> [&Option<String>; 5] {
+        [
+            &self.member_number,
+            &self.email,
+            &self.mobile_phone,
+            &self.external_id,
+            &self.social_security_number,
+        ]
+    }
+
+    /// The columns after the keys: `contact_type`, `first_name`, `last_name`, `attributes`.
+    pub fn payload(&self) -> [&Option<String>; 4] {
+        [
+            &self.contact_type,
+            &self.first_name,
+            &self.last_name,
+            &self.attributes,
+        ]
+    }
+
+    /// Every data column ([`keys`](Self::keys) then [`payload`](Self::payload)) as statement
+    /// parameters: the one place a row is bound to columns, so that the replica's and the till
+    /// store's statements, which list them in this order, cannot drift apart.
+    pub fn data_columns(&self) -> [&dyn ToSql; 9] {
+        let [m, e, p, x, s] = self.keys();
+        let [t, f, l, a] = self.payload();
+        [m, e, p, x, s, t, f, l, a]
+    }
+
     /// Bytes the row's strings hold on the heap.
     pub fn heap_bytes(&self) -> usize {
         let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);

@@ -28,7 +28,9 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::config::Mode;
+use crate::run_log::{RunLog, RunOutcome};
 use crate::sqlite_file::{configure_writer, create_private_file};
+use crate::time::now_rfc3339;
 
 pub use schema::{take_over_from_replica, SchemaError};
 
@@ -83,6 +85,23 @@ impl TillStore {
     /// The connection (till store as `main`, replica as `replica`, the `contacts` view).
     pub fn conn(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// Records the start of a run of `command` (`push-local`) in the till store's own run
+    /// table (`status` reads it beside the replica's).
+    pub fn start_run(&mut self, command: &str) -> anyhow::Result<RunLog> {
+        Ok(RunLog::start(&self.conn, command, &now_rfc3339())?)
+    }
+
+    /// Records the end of a run started with [`start_run`](Self::start_run): its outcome and
+    /// counts.
+    pub fn finish_run(
+        &mut self,
+        log: RunLog,
+        outcome: &RunOutcome,
+        counts: &impl serde::Serialize,
+    ) -> anyhow::Result<()> {
+        log.close(&self.conn, outcome, counts)
     }
 
     /// Checkpoints the till store's WAL into its file and truncates it (`push-local` at its

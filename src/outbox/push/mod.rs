@@ -21,7 +21,6 @@
 //! answers alone: see `contacts::Origin`.
 
 mod contacts;
-mod parallel;
 mod plan;
 mod progress;
 mod receipts;
@@ -35,9 +34,10 @@ use serde::Serialize;
 use super::store;
 use crate::config::LocalSettings;
 use crate::engage::{EngageClient, KeyType};
+use crate::till_store::TillStore;
 use crate::time::now_rfc3339;
 
-pub use plan::{plan, PlannedItem};
+pub use plan::PlannedItem;
 
 /// How many rejected, dropped or waiting items a summary lists (the counts are complete).
 const LISTED: usize = 50;
@@ -49,8 +49,6 @@ pub struct PushOptions {
     pub retry_rejected: bool,
     /// No request starts after this.
     pub deadline: Option<Instant>,
-    /// Threads issuing concurrent requests (the client bounds what is in flight).
-    pub concurrency: usize,
     /// Show progress.
     pub progress: bool,
 }
@@ -172,12 +170,13 @@ pub(crate) struct Pusher<'a> {
 /// Pushes everything queued. The summary is returned even when the run stopped early (the
 /// error says why); every item's state is recorded before this returns.
 pub fn push(
-    conn: &mut Connection,
+    store: &mut TillStore,
     client: &EngageClient,
     local: &LocalSettings,
     opts: PushOptions,
 ) -> (PushSummary, anyhow::Result<()>) {
     let started = Instant::now();
+    let conn = store.conn();
     let (retried, total) = match prepare(conn, opts.retry_rejected) {
         Ok(v) => v,
         Err(e) => return (PushSummary::default(), Err(e)),
@@ -213,6 +212,12 @@ pub fn push(
         }
         Err(e) => (summary, result.and(Err(e.into()))),
     }
+}
+
+/// What a push would do with each queued item, from the till store and the replica alone
+/// (`push-local --dry-run`).
+pub fn plan(store: &mut TillStore, local: &LocalSettings) -> rusqlite::Result<Vec<PlannedItem>> {
+    plan::plan(store.conn(), local)
 }
 
 /// Re-queues rejected items if asked; returns (re-queued, items to work on).
@@ -265,12 +270,23 @@ fn lookup_param(attribute: &str) -> Option<KeyType> {
     }
 }
 
+/// A key a local contact is looked up by in Engage (`GET /contacts/id`); not the `lookup`
+/// command's selector (`replica::LookupKey`).
+struct EngageLookup {
+    /// The request's parameter.
+    param: KeyType,
+    /// The Engage attribute the value comes from (`email`, `memberNumber`, …).
+    attribute: String,
+    /// The contact's value of it.
+    value: String,
+}
+
 /// The key a local contact is looked up by in Engage: the configured secondary key when the
 /// contact has it, else e-mail, mobile phone, personal number, external id (as `customKey`).
 fn lookup_key(
     fields: &serde_json::Map<String, serde_json::Value>,
     secondary: &str,
-) -> Option<(KeyType, String, String)> {
+) -> Option<EngageLookup> {
     [
         secondary,
         "email",
@@ -281,6 +297,10 @@ fn lookup_key(
     .into_iter()
     .find_map(|name| {
         let value = fields.get(name)?.as_str()?;
-        Some((lookup_param(name)?, name.to_string(), value.to_string()))
+        Some(EngageLookup {
+            param: lookup_param(name)?,
+            attribute: name.to_string(),
+            value: value.to_string(),
+        })
     })
 }

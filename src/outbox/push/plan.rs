@@ -112,9 +112,10 @@ fn create_action(item: &ContactItem, local: &LocalSettings, request: usize) -> S
     let send = format!("created in bulk create request {request} (contactType {contact_type})");
     let check = local.lookup_before_create || item.attempts > 0;
     match lookup_key(&item.fields, &local.secondary_key) {
-        Some((_, name, value)) if check => format!(
-            "looked up in Engage by {name} {} first: linked if found, else {send}",
-            masked(&name, &value)
+        Some(key) if check => format!(
+            "looked up in Engage by {} {} first: linked if found, else {send}",
+            key.attribute,
+            masked(&key.attribute, &key.value)
         ),
         _ => send,
     }

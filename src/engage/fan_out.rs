@@ -1,0 +1,130 @@
+//! Many requests at once, as tasks on the client's runtime (not a thread each, so no blocked
+//! thread can wake late and send a burst): the one way [`super::EngageClient`] fans requests
+//! out. The client's semaphore and rate limiter still bound what is in flight and how fast.
+
+use std::future::Future;
+use std::ops::ControlFlow;
+
+/// What happens to the requests under way when the consumer breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OnBreak {
+    /// Return at once; the tasks under way are dropped (for reads, whose answers no longer
+    /// matter).
+    Abort,
+    /// Start nothing new, but let the requests under way finish and reach the consumer (they
+    /// may have reached Engage, so their outcome must be recorded).
+    Drain,
+}
+
+/// Runs at most `window` requests at once. `next` gives the next request (a key naming it and
+/// its future), `None` when there are no more; it is asked again whenever a slot is free.
+/// `done` takes each answer, on the caller's thread, in completion order.
+pub(super) async fn fan_out<K, R, Fut>(
+    window: usize,
+    on_break: OnBreak,
+    mut next: impl FnMut() -> Option<(K, Fut)>,
+    mut done: impl FnMut(K, R) -> ControlFlow<()>,
+) where
+    K: Send + 'static,
+    R: Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+{
+    let mut pending = tokio::task::JoinSet::new();
+    let mut stopped = false;
+    loop {
+        while !stopped && pending.len() < window {
+            let Some((key, request)) = next() else { break };
+            pending.spawn(async move { (key, request.await) });
+        }
+        let (key, result) = match pending.join_next().await {
+            None => return,
+            Some(Ok(answer)) => answer,
+            Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only `pending`'s drop aborts tasks, and then nobody joins.
+            Some(Err(_)) => continue,
+        };
+        if done(key, result).is_break() {
+            match on_break {
+                OnBreak::Abort => return,
+                OnBreak::Drain => stopped = true,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("runtime")
+    }
+
+    /// Every input is answered once; after a break (draining) nothing new starts, and the
+    /// requests under way still reach the consumer.
+    #[test]
+    fn every_input_is_done_once_and_break_stops_new_work() {
+        let rt = runtime();
+        let mut queue: VecDeque<u32> = (0..50).collect();
+        let mut seen = Vec::new();
+        let next = || {
+            let i = queue.pop_front()?;
+            Some((i, async move { i * 2 }))
+        };
+        rt.block_on(fan_out(3, OnBreak::Drain, next, |i, r| {
+            assert_eq!(r, i * 2);
+            seen.push(i);
+            ControlFlow::Continue(())
+        }));
+        seen.sort_unstable();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        assert!(queue.is_empty());
+
+        let mut queue: VecDeque<u32> = (0..100).collect();
+        let mut n = 0;
+        let next = || {
+            let i = queue.pop_front()?;
+            let request = async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                i
+            };
+            Some((i, request))
+        };
+        rt.block_on(fan_out(2, OnBreak::Drain, next, |_, _| {
+            n += 1;
+            ControlFlow::Break(())
+        }));
+        assert_eq!(n + queue.len(), 100);
+        assert!(queue.len() >= 90, "stopped early: {}", queue.len());
+    }
+
+    /// Aborting returns at the first break: the other requests under way never reach the
+    /// consumer.
+    #[test]
+    fn abort_returns_at_the_first_break() {
+        let rt = runtime();
+        let mut queue: VecDeque<u32> = (0..100).collect();
+        let mut n = 0;
+        let next = || {
+            let i = queue.pop_front()?;
+            let request = async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                i
+            };
+            Some((i, request))
+        };
+        rt.block_on(fan_out(4, OnBreak::Abort, next, |_, _| {
+            n += 1;
+            ControlFlow::Break(())
+        }));
+        assert_eq!(n, 1);
+        assert_eq!(queue.len(), 96);
+    }
+}
