@@ -97,10 +97,14 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
         .file_type()
         .is_symlink());
 
-    // Changes on the Engage side: one created, one updated (new e-mail), one deleted.
+    // Changes on the Engage side: one created, one updated (new e-mail, a phone number that
+    // is not one), one deleted.
     let created = fake.add_contact(json!({"email": "new.person@example.com", "firstName": "Ny"}));
     let changed = fake.contact_ids()[0].clone();
-    assert!(fake.update_contact(&changed, json!({"email": "changed@example.com"})));
+    assert!(fake.update_contact(
+        &changed,
+        json!({"email": "changed@example.com", "mobilePhone": "call the shop"})
+    ));
     assert!(fake.delete_contact(&gone));
     let before = replica_keys(&ws);
     let out = engage(&ws, &fake, &["changes", "--json"]);
@@ -132,6 +136,11 @@ fn full_from_the_api_equals_the_fake_and_changes_converge() {
     assert_eq!(count("deleted"), 1);
     assert!(count("updated") >= 1, "the changed contact: {summary}");
     assert_eq!(count("failed"), 0);
+    assert_eq!(
+        count("phones_as_sent"),
+        1,
+        "the changed contact's phone: {summary}"
+    );
     assert!(
         count("fetched") >= count("inserted") + count("updated"),
         "every written contact was fetched: {summary}"
