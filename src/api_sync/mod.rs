@@ -293,6 +293,17 @@ mod tests {
         for short_year in ["26-11-01", "026-11-01", "26-11-01 08:00:00", "2026"] {
             assert_eq!(parse_since(short_year), None, "{short_year}");
         }
+        // Signed or padded years that chrono would read (as year -26, or 12026): a window
+        // from then would fetch everything. Four digits then '-', each checked alone.
+        for odd_year in [
+            "-026-11-01",
+            "+026-11-01",
+            "-0026-11-01",
+            "+2026-11-01",
+            "12026-11-01",
+        ] {
+            assert_eq!(parse_since(odd_year), None, "{odd_year}");
+        }
         assert_eq!(
             utc(" 2026-11-01 ").as_deref(),
             Some("2026-11-01T00:00:00+00:00")

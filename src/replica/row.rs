@@ -184,6 +184,37 @@ fn attributes_json(contact_id: &str, fields: &[(String, Value)]) -> String {
 mod tests {
     use serde_json::Map;
 
+    /// The import's batches are bounded by these bytes: every string of a row counts, once.
+    /// Lengths are powers of two, so the sum tells which field was left out or counted twice.
+    #[test]
+    fn heap_bytes_counts_every_string_once() {
+        let s = |bits: u32| Some("x".repeat(1 << bits));
+        let row = super::ContactRow {
+            contact_id: "x".to_string(),
+            member_number: s(1),
+            email: s(2),
+            mobile_phone: s(3),
+            external_id: s(4),
+            social_security_number: s(5),
+            contact_type: s(6),
+            first_name: s(7),
+            last_name: s(8),
+            attributes: s(9),
+            phone_as_sent: false,
+        };
+        let capacities: usize = std::iter::once(row.contact_id.capacity())
+            .chain(
+                row.keys()
+                    .into_iter()
+                    .chain(row.payload())
+                    .map(|v| v.as_ref().map_or(0, String::capacity)),
+            )
+            .sum();
+        assert_eq!(capacities, (1 << 10) - 1, "each string at least its length");
+        assert_eq!(row.heap_bytes(), capacities);
+        assert_eq!(super::ContactRow::default().heap_bytes(), 0);
+    }
+
     use super::*;
     use crate::normalize::Country;
 
