@@ -11,7 +11,6 @@ use super::engage_setup::engage_client;
 use super::{print_json, print_lines, Ctx};
 use crate::api_sync::{fetch_and_apply, parse_since, Action, ApplyCounts, RowShape};
 use crate::cli::ChangesArgs;
-use crate::commands::init::DEFAULT_MODE;
 use crate::config::parse_duration_setting;
 use crate::engage::{ChangeType, EngageClient};
 use crate::error::{ConfigError, ExitCode, UsageError};
@@ -63,7 +62,7 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "changes", args.write.wait)?;
-    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let mut replica = ctx.open_writer()?;
     let client = engage_client(ctx, args.deadline.map(|d| started + d))?;
     let dry_run = args.write.dry_run;
     // Before the run is recorded, so that a failure here leaves no run open.

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::{print_json, print_lines, Ctx};
 use crate::cli::{DeltaArgs, DeltaSource};
-use crate::commands::init::DEFAULT_MODE;
 use crate::config::Settings;
 use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure, UsageError};
 use crate::export_xml::{ExportFileName, ImportError};
@@ -81,7 +80,7 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     };
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "delta", args.write.wait)?;
-    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let mut replica = ctx.open_writer()?;
     // Before the run is recorded, so that a failure here leaves no run open.
     let rekey = super::rekey(&mut replica, s, args.write.dry_run)?;
     let run_log = if args.write.dry_run {

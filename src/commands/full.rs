@@ -14,7 +14,6 @@ use super::engage_setup::engage_client;
 use super::{print_json, print_lines, Ctx};
 use crate::api_sync::{fetch_and_apply, parse_since, ApplyCounts, RowShape};
 use crate::cli::FullArgs;
-use crate::commands::init::DEFAULT_MODE;
 use crate::engage::{ChangeType, EngageClient};
 use crate::error::{ExitCode, UsageError};
 use crate::export_xml::{file_parser, ExportFileName, ImportError};
@@ -25,7 +24,7 @@ use crate::replica::bulk::{BulkCounts, BulkState};
 use crate::replica::generation::{with_suffix, Layout};
 use crate::replica::rekey::RekeyReport;
 use crate::replica::set_cursor;
-use crate::replica::{MergeCounts, Replica, RunLog};
+use crate::replica::{MergeCounts, Replica, RunLog, DEFAULT_MODE};
 use crate::time::now_rfc3339;
 
 /// Meta keys of a build.

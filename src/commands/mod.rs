@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Overrides, Settings};
 use crate::error::ExitCode;
+use crate::replica::{Replica, DEFAULT_MODE};
 
 /// What every command gets besides its own arguments.
 #[derive(Debug)]
@@ -42,6 +43,15 @@ impl Ctx {
     /// and `--dry-run` reports are always printed (they were asked for).
     pub(crate) fn prints_summary(&self, succeeded: bool, dry_run: bool) -> bool {
         self.json || dry_run || self.verbosity >= 0 || !succeeded
+    }
+
+    /// Opens the replica in service for writing (creating or migrating it as needed), in the
+    /// mode the settings ask for; a new replica without one gets [`DEFAULT_MODE`]. The one
+    /// way a command opens it, so that every command creates the same replica. The caller
+    /// holds the writer lock.
+    pub(crate) fn open_writer(&self) -> anyhow::Result<Replica> {
+        let s = &self.settings;
+        Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)
     }
 }
 

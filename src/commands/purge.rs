@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::{print_json, print_lines, Ctx};
 use crate::cli::PurgeArgs;
-use crate::commands::init::DEFAULT_MODE;
 use crate::error::{ExitCode, UsageError};
 use crate::lock;
 use crate::outbox::store::OutboxPurged;
@@ -70,7 +69,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         chrono::DateTime::<Utc>::from(cutoff_time).to_rfc3339_opts(SecondsFormat::Millis, true);
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "purge", args.write.wait)?;
-    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let mut replica = ctx.open_writer()?;
     let mut till = TillStore::open(&s.db, s.busy_timeout, replica.mode())?;
     let dry_run = args.write.dry_run;
     let run_log = (!dry_run)
