@@ -95,9 +95,22 @@ pub fn row_from_api(contact: ApiContact, shape: RowShape) -> ContactRow {
     ContactRow::from_fields(contact.id, fields, shape.mode, shape.country)
 }
 
+/// How [`fetch_and_apply`] writes what it fetched.
+#[derive(Clone, Copy)]
+pub struct ApplyOptions<'a> {
+    /// How fetched contacts are turned into rows.
+    pub shape: RowShape,
+    /// Apply each batch and roll it back (`--dry-run`).
+    pub dry_run: bool,
+    /// Take each id off an API build's queue of ids to fetch, in the same transaction as its
+    /// data (`full` from the API), so that a resumed build fetches only what is left.
+    pub from_build_queue: bool,
+    /// Counts each contact fetched.
+    pub progress: Option<&'a crate::progress::ItemProgress>,
+}
+
 /// Fetches `ids` and applies the answers: a found contact is upserted with its fetch time as
-/// its version, a 404 (deleted since it was listed) becomes a delete. `pending` removes each
-/// id from an API build's queue in the same transaction as its data.
+/// its version, a 404 (deleted since it was listed) becomes a delete (see [`ApplyOptions`]).
 ///
 /// The replica's write lock is never held while Engage is being waited for: a till write
 /// (`contact add`, `receipt add`) must not fail because Engage is slow. Answers are collected
@@ -109,34 +122,30 @@ pub fn row_from_api(contact: ApiContact, shape: RowShape) -> ContactRow {
 /// A fetch that fails without ending the run is counted and its error returned after the
 /// rest are applied; an error that ends the run (deadline, auth, unreachable) is returned
 /// after what has arrived so far is applied.
-#[allow(clippy::too_many_arguments)]
 pub fn fetch_and_apply(
     client: &EngageClient,
     conn: &Connection,
     ids: impl IntoIterator<Item = String>,
-    shape: RowShape,
-    dry_run: bool,
-    pending: bool,
+    opts: &ApplyOptions<'_>,
     counts: &mut ApplyCounts,
     mut actions: Option<&mut Vec<Action>>,
-    progress: Option<&crate::progress::ItemProgress>,
 ) -> anyhow::Result<Option<EngageError>> {
     let mut batch = Arrived::default();
     let mut first_error: Option<EngageError> = None;
     let mut db_error: Option<anyhow::Error> = None;
     let target = Target {
         conn,
-        dry_run,
-        pending,
+        dry_run: opts.dry_run,
+        pending: opts.from_build_queue,
     };
     let fetch = client.get_contacts(ids, |id, result| {
         let version = Utc::now().timestamp_millis();
-        if let Some(p) = progress {
+        if let Some(p) = opts.progress {
             p.inc(1);
         }
         let row = match result {
             Ok(found) => {
-                let row = found.map(|contact| row_from_api(contact, shape));
+                let row = found.map(|contact| row_from_api(contact, opts.shape));
                 if row.as_ref().is_some_and(|r| r.phone_as_sent) {
                     counts.phones_as_sent += 1;
                 }

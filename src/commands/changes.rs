@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::engage_setup::engage_client;
 use super::{print_json, print_lines, Ctx};
-use crate::api_sync::{fetch_and_apply, parse_since, Action, ApplyCounts, RowShape};
+use crate::api_sync::{fetch_and_apply, parse_since, Action, ApplyCounts, ApplyOptions, RowShape};
 use crate::cli::ChangesArgs;
 use crate::config::parse_duration_setting;
 use crate::engage::{ChangeType, EngageClient};
@@ -149,16 +149,19 @@ fn pull(
     let actions = dry_run.then_some(&mut summary.actions);
     // Applies the fetched contacts in short transactions of its own: never holds the write
     // lock while Engage is being waited for.
+    let opts = ApplyOptions {
+        shape,
+        dry_run,
+        from_build_queue: false,
+        progress: Some(&progress),
+    };
     let failed = fetch_and_apply(
         client,
         conn,
         fetch.iter().cloned(),
-        shape,
-        dry_run,
-        false,
+        &opts,
         &mut summary.counts,
         actions,
-        Some(&progress),
     )?;
     drop(progress);
     conn.execute_batch("BEGIN IMMEDIATE")?;

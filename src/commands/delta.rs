@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure, UsageError};
 use crate::export_xml::{ExportFileName, ImportError};
 use crate::fsutil::{free_path_in, move_to};
-use crate::import::{FileReport, FileStatus, Importer};
+use crate::import::{FileReport, FileStatus, ImportOptions, Importer};
 use crate::lock;
 use crate::progress::Progress;
 use crate::replica::folders::{self, FolderKind};
@@ -241,7 +241,10 @@ fn import_all(
     let mut touched: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     // Half the busy timeout: a till write that starts waiting just as a transaction begins
     // still gets the lock in time, with the other half for the file in progress and the commit.
-    let mut importer = Importer::new(dry_run, s.archive.clone());
+    let mut importer = Importer::new(ImportOptions {
+        dry_run,
+        archive: s.archive.clone(),
+    });
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
     importer.parse_ahead(replica, paths, s)?;
 

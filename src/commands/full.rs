@@ -12,12 +12,12 @@ use super::changes::{CURSOR, FULL_STARTED};
 use super::delta::collect_inputs;
 use super::engage_setup::engage_client;
 use super::{print_json, print_lines, Ctx};
-use crate::api_sync::{fetch_and_apply, parse_since, ApplyCounts, RowShape};
+use crate::api_sync::{fetch_and_apply, parse_since, ApplyCounts, ApplyOptions, RowShape};
 use crate::cli::FullArgs;
 use crate::engage::{ChangeType, EngageClient};
 use crate::error::{ExitCode, UsageError};
 use crate::export_xml::{file_parser, ExportFileName, ImportError};
-use crate::import::{BulkLoader, FileReport, FileStatus, Importer};
+use crate::import::{BulkLoader, FileReport, FileStatus, ImportOptions, Importer};
 use crate::lock;
 use crate::progress::{ItemProgress, Progress};
 use crate::replica::bulk::{BulkCounts, BulkState};
@@ -320,17 +320,13 @@ fn build_from_api(
             break;
         }
         let mut counts = ApplyCounts::default();
-        let result = fetch_and_apply(
-            client,
-            build.conn(),
-            ids,
+        let opts = ApplyOptions {
             shape,
-            false,
-            true,
-            &mut counts,
-            None,
-            Some(&progress),
-        );
+            dry_run: false,
+            from_build_queue: true,
+            progress: Some(&progress),
+        };
+        let result = fetch_and_apply(client, build.conn(), ids, &opts, &mut counts, None);
         crate::failpoint::hit("full.api_batch");
         summary.members += counts.fetched;
         let stop = match result {
@@ -393,7 +389,7 @@ fn apply_all(
         Loader::Bulk(BulkLoader::new(build)?)
     } else {
         // A build begun by an engage-sync from before bulk loading.
-        Loader::Sorted(Importer::new(false, None))
+        Loader::Sorted(Importer::new(ImportOptions::default()))
     };
     let paths = files.iter().map(|(_, p)| p.clone()).collect();
     importer.parse_ahead(build, paths, &ctx.settings)?;

@@ -6,7 +6,9 @@ use anyhow::Context;
 
 use super::ahead::{Lookahead, ParseAhead};
 use super::sorted::SortedBatch;
-use super::{count, read_file, ContactAction, FileReport, FileStatus, ReadOutcome};
+use super::{
+    count, read_file, ContactAction, FileReport, FileStatus, FileToRead, ReadOutcome, Sink,
+};
 use crate::config::Settings;
 use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
@@ -28,6 +30,15 @@ struct OpenFile {
     name: ExportFileName,
     path: PathBuf,
     report: FileReport,
+}
+
+/// How an [`Importer`] applies its files.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Apply everything in one transaction and roll it back at the end (`--dry-run`).
+    pub dry_run: bool,
+    /// Where committed files are moved, if anywhere.
+    pub archive: Option<PathBuf>,
 }
 
 /// Applies export files several per transaction, so a large import does not pay a commit and
@@ -72,15 +83,15 @@ pub struct Importer {
 }
 
 impl Importer {
-    /// An importer; `archive` is where committed files go, if anywhere.
+    /// An importer (see [`ImportOptions`]).
     ///
     /// A transaction may hold the replica's write lock for as long as its files take: no till
     /// write waits for it (the till writes its own store, `till_store`), and readers never
     /// wait for a writer in WAL mode.
-    pub fn new(dry_run: bool, archive: Option<PathBuf>) -> Importer {
+    pub fn new(opts: ImportOptions) -> Importer {
         Importer {
-            dry_run,
-            archive,
+            dry_run: opts.dry_run,
+            archive: opts.archive,
             open: false,
             members: 0,
             batch: SortedBatch::default(),
@@ -280,10 +291,20 @@ impl Importer {
         } = self;
         let mut flush =
             |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk);
-        let outcome = read_file(
-            conn, mode, name, path, settings, &earlier, batch, slot, progress, &mut flush,
+        let file = FileToRead {
+            name,
+            path,
+            settings,
+            mode,
             prefetched,
-        );
+        };
+        let sink = Sink {
+            batch,
+            version: file.version(),
+            file: slot,
+            flush: &mut flush,
+        };
+        let outcome = read_file(conn, file, &earlier, sink, progress);
         let report = &mut self.files[slot].report;
         let read = match outcome {
             Ok(ReadOutcome::Added(read)) => read,
