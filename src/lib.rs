@@ -13,6 +13,7 @@ mod error_codes;
 pub mod export_xml;
 pub mod failpoint;
 pub mod fsutil;
+pub mod full_build;
 pub mod import;
 pub mod lock;
 pub mod logging;

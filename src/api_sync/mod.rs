@@ -12,9 +12,15 @@ use serde_json::Value;
 
 use crate::config::Mode;
 use crate::engage::{ApiContact, EngageClient, EngageError};
+use crate::error::UsageError;
 use crate::normalize::Country;
 use crate::replica::{ApplyOutcome, ContactRow, ContactWriter};
 use crate::time::now_rfc3339;
+
+/// The `changes` cursor's name in `sync_cursor`.
+pub const CURSOR: &str = "changes";
+/// Meta key `full` sets: where the first `changes` starts.
+pub const FULL_STARTED: &str = "full_started_at";
 
 /// Fetched contacts applied per transaction: a crash loses at most this much work (10 s of
 /// fetching at 50 requests/s), and readers see progress. A commit costs a few ms, so
@@ -255,6 +261,16 @@ impl Target<'_> {
         }
         Ok(())
     }
+}
+
+/// A `--since` argument, parsed ([`parse_since`]); a usage error (exit 64) names the value.
+pub fn parse_since_arg(value: &str) -> anyhow::Result<DateTime<Utc>> {
+    parse_since(value).ok_or_else(|| {
+        UsageError(format!(
+            "--since {value:?} is not a date like 2026-11-01 or 2026-11-01T08:00:00Z"
+        ))
+        .into()
+    })
 }
 
 /// Parses a `--since` value: `2026-11-01`, `2026-11-01 08:00:00`, or RFC 3339 with an offset.

@@ -6,8 +6,8 @@ mod delta;
 mod engage_setup;
 mod full;
 mod healthcheck;
-pub use delta::NotUtf8Names;
-pub use full::BuildPaused;
+pub use crate::full_build::BuildPaused;
+pub use crate::import::NotUtf8Names;
 mod init;
 mod lookup;
 mod publish;
@@ -139,13 +139,10 @@ pub(crate) fn rekey(
     settings: &Settings,
     dry_run: bool,
 ) -> anyhow::Result<Option<crate::replica::rekey::RekeyReport>> {
-    use anyhow::Context;
     if dry_run {
         return Ok(None);
     }
-    let db = settings.db.display().to_string();
-    crate::replica::rekey::rekey_if_marked(replica.conn(), settings.default_country)
-        .with_context(|| format!("cannot re-normalise the stored keys of the replica {db}"))
+    replica.rekey_if_marked(settings.default_country)
 }
 
 /// The version of every `--json` document (its top-level `"schema"` field; docs/json.md).

@@ -13,6 +13,11 @@ mod ahead;
 use ahead::Lookahead;
 mod batch;
 mod bulk;
+mod check;
+mod export_set;
+mod gaps;
+mod inputs;
+mod quarantine;
 mod sorted;
 
 use anyhow::Context;
@@ -21,6 +26,13 @@ use sha2::{Digest, Sha256};
 
 pub use batch::{ImportOptions, Importer};
 pub use bulk::BulkLoader;
+pub use check::count_members;
+pub use export_set::{apply_export_set, ExportSet, Flow, Loader, SetEnd, SetObserver, SetOptions};
+pub use gaps::gap_warnings;
+pub use inputs::{
+    collect_inputs, complete_export_set, escaped, split_names, Input, Inputs, NotUtf8Names,
+};
+pub use quarantine::{refuse_file, Refusal, RefusedFile};
 use sorted::{sort_by_contact, Change, SortedBatch};
 
 use crate::config::{Mode, Settings};
