@@ -1,5 +1,8 @@
-//! Applying contacts fetched from Engage's API to the replica: shared by `changes` and
-//! `full` from the API.
+//! Applying contacts fetched from Engage's API to the replica ([`fetch_and_apply`]): shared by
+//! `changes` ([`pull_changes`]) and `full` from the API.
+
+mod changes;
+pub use changes::{pull_changes, PullOptions, Pulled, WindowStart};
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
