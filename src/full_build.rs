@@ -45,11 +45,32 @@ pub enum Source {
 }
 
 impl Source {
-    /// The source's name, as a build stores it and the summary prints it: "xml" or "api".
-    pub fn name(&self) -> &'static str {
+    /// Which kind of source.
+    pub fn kind(&self) -> SourceKind {
         match self {
-            Source::Xml(_) => "xml",
-            Source::Api { .. } => "api",
+            Source::Xml(_) => SourceKind::Xml,
+            Source::Api { .. } => SourceKind::Api,
+        }
+    }
+}
+
+/// The kind of a [`Source`], as a build stores it and a summary prints it: "xml" or "api".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// An export set.
+    #[default]
+    Xml,
+    /// Engage's API.
+    Api,
+}
+
+impl SourceKind {
+    /// "xml" or "api".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Xml => "xml",
+            SourceKind::Api => "api",
         }
     }
 }
@@ -148,7 +169,7 @@ impl FullBuild {
         };
         let mode = s.mode.or(live_mode).unwrap_or(DEFAULT_MODE);
         let (mut build, resumed) = open_build(&layout, mode, s, source)?;
-        check_source(&mut build, resumed, source.name())?;
+        check_source(&mut build, resumed, source.kind())?;
         Ok(FullBuild {
             build,
             layout,
@@ -313,9 +334,9 @@ fn open_build(
 }
 
 /// A build remembers its source; resuming it from another kind of source would mix them.
-fn check_source(build: &mut Replica, resumed: bool, source: &str) -> anyhow::Result<()> {
+fn check_source(build: &mut Replica, resumed: bool, source: SourceKind) -> anyhow::Result<()> {
     match build.meta(META_SOURCE)? {
-        Some(stored) if stored != source => Err(anyhow::anyhow!(
+        Some(stored) if stored != source.as_str() => Err(anyhow::anyhow!(
             "an unfinished build from {stored} exists at {}; finish it with the same source, or \
              pass --restart to start over",
             build.path().display()
@@ -334,7 +355,7 @@ fn check_source(build: &mut Replica, resumed: bool, source: &str) -> anyhow::Res
                     build.path().display()
                 );
             }
-            build.set_meta(META_SOURCE, source)?;
+            build.set_meta(META_SOURCE, source.as_str())?;
             build.set_meta(META_STARTED, &now_rfc3339())
         }
     }

@@ -19,6 +19,20 @@ pub struct Input {
     pub name: Result<ExportFileName, String>,
 }
 
+impl Input {
+    /// The file at `path`, its name parsed.
+    fn at(path: PathBuf) -> Input {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Input {
+            name: ExportFileName::parse(&name),
+            path,
+        }
+    }
+}
+
 /// What is in the inbox (or the paths given): the export files to import, and those left for
 /// later or refused before they are read.
 #[derive(Default)]
@@ -65,31 +79,7 @@ pub fn collect_inputs(
             }
         };
         if meta.is_dir() {
-            for entry in std::fs::read_dir(path)
-                .with_context(|| format!("cannot list the folder {}", path.display()))?
-            {
-                let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let is_xml = name.to_ascii_lowercase().ends_with(".xml");
-                if !is_xml || name.starts_with('.') {
-                    continue;
-                }
-                if !entry.file_type()?.is_file() {
-                    // A link's target would stay behind when the link is archived, and a FIFO
-                    // would block the import: say so instead of passing over it in silence.
-                    tracing::warn!(
-                        "skipped {}: not a regular file (a symbolic link, folder, FIFO, device \
-                         or socket); put the export file itself into the folder",
-                        entry.path().display()
-                    );
-                } else if entry.file_name().to_str().is_none() {
-                    inputs.not_utf8.push(entry.path());
-                } else if let Some(age) = too_young(&entry.path(), min_age) {
-                    inputs.young.push((entry.path(), age));
-                } else {
-                    files.insert(entry.path());
-                }
-            }
+            list_folder(path, min_age, &mut files, &mut inputs)?;
         } else if meta.is_file() {
             if path.file_name().is_some_and(|n| n.to_str().is_none()) {
                 inputs.not_utf8.push(path.clone());
@@ -106,20 +96,44 @@ pub fn collect_inputs(
             .into());
         }
     }
-    inputs.files = files
-        .into_iter()
-        .map(|path| {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Input {
-                name: ExportFileName::parse(&name),
-                path,
-            }
-        })
-        .collect();
+    inputs.files = files.into_iter().map(Input::at).collect();
     Ok(inputs)
+}
+
+/// Adds the export files in the folder at `path` to `files` (or, if changed less than
+/// `min_age` ago or named in other than UTF-8, to `inputs`' lists).
+fn list_folder(
+    path: &Path,
+    min_age: Option<Duration>,
+    files: &mut BTreeSet<PathBuf>,
+    inputs: &mut Inputs,
+) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(path)
+        .with_context(|| format!("cannot list the folder {}", path.display()))?
+    {
+        let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_xml = name.to_ascii_lowercase().ends_with(".xml");
+        if !is_xml || name.starts_with('.') {
+            continue;
+        }
+        if !entry.file_type()?.is_file() {
+            // A link's target would stay behind when the link is archived, and a FIFO
+            // would block the import: say so instead of passing over it in silence.
+            tracing::warn!(
+                "skipped {}: not a regular file (a symbolic link, folder, FIFO, device \
+                 or socket); put the export file itself into the folder",
+                entry.path().display()
+            );
+        } else if entry.file_name().to_str().is_none() {
+            inputs.not_utf8.push(entry.path());
+        } else if let Some(age) = too_young(&entry.path(), min_age) {
+            inputs.young.push((entry.path(), age));
+        } else {
+            files.insert(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// The file's age, if it was changed less than `min_age` ago (or its time is in the future).

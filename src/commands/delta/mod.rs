@@ -1,26 +1,22 @@
 //! `engage-sync delta`: import contact-export XML files (docs/contract.md §4), from the inbox or
 //! the paths given, or fetched from Engage's SFTP server into the inbox first ([`crate::sftp`]).
 
+mod import;
 mod summary;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Instant;
 
 use super::Ctx;
 use crate::cli::{DeltaArgs, DeltaSource};
 use crate::config::Settings;
-use crate::error::{exit_code_for, ConfigError, ExitCode, PartialFailure};
-use crate::export_xml::ImportError;
-use crate::import::{
-    apply_export_set, collect_inputs, gap_warnings, refuse_file, split_names, FileReport, Flow,
-    ImportOptions, Importer, Inputs, Loader, Refusal, SetEnd, SetObserver, SetOptions,
-};
+use crate::error::{ConfigError, ExitCode};
+use crate::import::{collect_inputs, Inputs};
 use crate::lock;
 use crate::replica::folders::{self, FolderKind};
 use crate::replica::{Replica, RunLog};
 use crate::sftp::{self, FetchOptions, SftpSettings};
 use crate::time::now_rfc3339;
+use import::import_all;
 use summary::{print_summary, DeltaSummary};
 
 /// Imports the files and prints the summary.
@@ -140,159 +136,5 @@ fn fetch_and_import(
         }
         (Ok(()), Some(f), _) => Err(f),
         (Ok(()), None, cleaned) => cleaned,
-    }
-}
-
-/// Applies the inputs in order; stops at the first bad file unless `--keep-going`.
-fn import_all(
-    ctx: &Ctx,
-    args: &DeltaArgs,
-    replica: &mut Replica,
-    inputs: Inputs,
-    summary: &mut DeltaSummary,
-) -> anyhow::Result<()> {
-    let (s, dry_run) = (&ctx.settings, args.write.dry_run);
-    let total = inputs.files.len() + inputs.not_utf8.len();
-    let not_utf8 = summary.refuse_not_utf8(&inputs.not_utf8);
-    summary.skip_young(&inputs.young, s.inbox_min_age);
-    let (set, bad_names) = split_names(inputs.files);
-    let mut import = DeltaImport::new(ctx, args, summary);
-    for err in bad_names {
-        let path = match &err {
-            ImportError::BadName { file, .. } => file.clone(),
-            _ => continue,
-        };
-        let error = import.refuse(replica, &path, err.into())?;
-        if !args.keep_going {
-            import.summary.files_not_tried = set.len() as u64;
-            return Err(error);
-        }
-        import.first_failure.get_or_insert(error);
-    }
-    let importer = Importer::new(ImportOptions {
-        dry_run,
-        archive: s.archive.clone(),
-    });
-    let opts = SetOptions {
-        label: "delta",
-        show_progress: !ctx.json && ctx.verbosity >= 0 && !dry_run,
-        settings: s,
-        deadline: None,
-    };
-    let end = apply_export_set(replica, Loader::Sorted(importer), &set, &opts, &mut import)?;
-    let DeltaImport {
-        touched,
-        first_failure,
-        ..
-    } = import;
-    if let SetEnd::Finished {
-        not_tried,
-        resolved,
-    } = end
-    {
-        summary.files_not_tried = not_tried as u64;
-        // A first import counts a contact loaded again as new until its load is resolved.
-        let superseded = resolved.superseded.min(summary.inserted);
-        summary.inserted -= superseded;
-        summary.updated += superseded;
-    }
-    for warning in gap_warnings(replica, &touched)? {
-        tracing::warn!("{warning}");
-        summary.warnings.push(warning);
-    }
-    match first_failure {
-        None => not_utf8.map_or(Ok(()), Err),
-        Some(e) if !args.keep_going => Err(e),
-        Some(e) => Err(PartialFailure {
-            failed: summary.files_failed as usize,
-            total,
-            what: "files",
-            code: exit_code_for(&e),
-        }
-        .into()),
-    }
-}
-
-/// `delta`'s side of the export-set pipeline: the summary, the quarantine and the export
-/// timestamps and file numbers seen (for the gap check).
-struct DeltaImport<'a> {
-    ctx: &'a Ctx,
-    args: &'a DeltaArgs,
-    summary: &'a mut DeltaSummary,
-    touched: BTreeMap<String, BTreeSet<u32>>,
-    /// The first refused file's error: it decides the exit code.
-    first_failure: Option<anyhow::Error>,
-}
-
-impl<'a> DeltaImport<'a> {
-    fn new(ctx: &'a Ctx, args: &'a DeltaArgs, summary: &'a mut DeltaSummary) -> Self {
-        DeltaImport {
-            ctx,
-            args,
-            summary,
-            touched: BTreeMap::new(),
-            first_failure: None,
-        }
-    }
-
-    /// Refuses a bad file (quarantined, not in a dry run) and lists it in the summary; returns
-    /// the error that decides the exit code.
-    fn refuse(
-        &mut self,
-        replica: &mut Replica,
-        path: &Path,
-        err: anyhow::Error,
-    ) -> anyhow::Result<anyhow::Error> {
-        let refusal = match self.args.write.dry_run {
-            true => Refusal::DryRun,
-            false => Refusal::MoveTo(&self.ctx.settings.quarantine),
-        };
-        let (failure, error) = refuse_file(replica, path, err, refusal)?;
-        if self.args.keep_going {
-            tracing::error!("{error:#}");
-        }
-        self.summary.failures.push(failure);
-        self.summary.files_failed += 1;
-        Ok(error)
-    }
-}
-
-impl SetObserver for DeltaImport<'_> {
-    fn committed(&mut self, reports: Vec<FileReport>) {
-        for report in reports {
-            self.touched
-                .entry(report.ledger.export_timestamp.clone())
-                .or_default()
-                .insert(report.ledger.file_number);
-            self.summary.add_report(report);
-        }
-    }
-
-    fn warnings(&mut self, warnings: Vec<String>) {
-        self.summary.add_file_warnings(warnings);
-    }
-
-    fn refused(
-        &mut self,
-        replica: &mut Replica,
-        path: &Path,
-        error: anyhow::Error,
-    ) -> anyhow::Result<Flow> {
-        let error = self.refuse(replica, path, error)?;
-        self.first_failure.get_or_insert(error);
-        Ok(if self.args.keep_going {
-            Flow::Continue
-        } else {
-            Flow::Stop
-        })
-    }
-
-    fn failed(&mut self, path: &Path, not_tried: usize, error: anyhow::Error) -> anyhow::Error {
-        self.summary.files_not_tried = not_tried as u64;
-        error.context(format!(
-            "cannot apply {} to the replica {}",
-            path.display(),
-            self.ctx.settings.db.display()
-        ))
     }
 }

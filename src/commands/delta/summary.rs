@@ -134,12 +134,7 @@ pub(super) fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
     }
     let mut lines = Vec::new();
     if s.dry_run {
-        for f in &s.files {
-            lines.push(format!("{}: {:?}", f.ledger.name, f.status));
-            for a in &f.actions {
-                lines.push(format!("  would {} {}", a.action, a.contact_id));
-            }
-        }
+        dry_run_lines(&s.files, &mut lines);
     }
     if let Some(r) = &s.sftp {
         sftp_lines(r, s.dry_run, &mut lines);
@@ -187,6 +182,16 @@ pub(super) fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
         ));
     }
     print_lines(lines)
+}
+
+/// What a dry run would do, per file and contact.
+fn dry_run_lines(files: &[FileReport], lines: &mut Vec<String>) {
+    for f in files {
+        lines.push(format!("{}: {:?}", f.ledger.name, f.status));
+        for a in &f.actions {
+            lines.push(format!("  would {} {}", a.action, a.contact_id));
+        }
+    }
 }
 
 /// The SFTP part of the summary: per file in a dry run (what would be downloaded, in import

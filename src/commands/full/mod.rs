@@ -2,45 +2,22 @@
 //! §2). The build's life is [`crate::full_build::FullBuild`]; this command picks the source,
 //! takes the lock and prints the summary.
 
+mod summary;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
-
 use super::engage_setup::engage_client;
-use super::{print_json, print_lines, Ctx};
+use super::Ctx;
 use crate::api_sync::parse_since_arg;
 use crate::cli::FullArgs;
 use crate::error::{ExitCode, UsageError};
-use crate::full_build::{open_live, FillOptions, Filled, FullBuild, Source, Swapped, Unfinished};
+use crate::full_build::{open_live, FillOptions, FullBuild, Source, SourceKind, Unfinished};
 use crate::import::{complete_export_set, count_members, ExportSet};
 use crate::lock;
-use crate::replica::bulk::BulkCounts;
-use crate::replica::rekey::RekeyReport;
-use crate::replica::{MergeCounts, RunLog, DEFAULT_MODE};
+use crate::replica::{RunLog, DEFAULT_MODE};
 use crate::time::now_rfc3339;
-
-#[derive(Debug, Default, Serialize)]
-struct FullSummary {
-    dry_run: bool,
-    /// "xml" or "api" ([`Source::name`]).
-    source: &'static str,
-    resumed: bool,
-    mode: &'static str,
-    files_applied: u64,
-    files_already_applied: u64,
-    contacts: i64,
-    members: u64,
-    /// What finishing the load resolved (contacts loaded more than once, deletes).
-    resolved: Option<BulkCounts>,
-    merged_from_previous: Option<MergeCounts>,
-    replica: Option<String>,
-    elapsed_seconds: f64,
-    contacts_per_second: f64,
-    /// The live replica's stored keys re-normalised after an upgrade (once), before the merge.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rekey: Option<RekeyReport>,
-}
+use summary::{print_summary, FullSummary};
 
 /// Builds, merges and swaps; prints the summary.
 pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
@@ -84,7 +61,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     let swapped = build.swap_in(s, &filled)?;
     let mut summary = FullSummary {
         resumed,
-        source: source.name(),
+        source: source.kind(),
         mode: mode.as_str(),
         rekey,
         ..FullSummary::default()
@@ -95,21 +72,6 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         print_summary(ctx, &summary)?;
     }
     Ok(ExitCode::Ok)
-}
-
-impl FullSummary {
-    /// Adds what the build did.
-    fn add(&mut self, filled: Filled, swapped: Swapped, started: Instant) {
-        self.files_applied = filled.files_applied;
-        self.files_already_applied = filled.files_already_applied;
-        self.members = filled.members;
-        self.resolved = filled.resolved;
-        self.merged_from_previous = swapped.merged_from_previous;
-        self.contacts = swapped.contacts;
-        self.replica = Some(swapped.generation.display().to_string());
-        self.elapsed_seconds = started.elapsed().as_secs_f64();
-        self.contacts_per_second = rate(self.members, self.elapsed_seconds);
-    }
 }
 
 /// `--from-xml` named paths that hold no export file (exit 64). Never a guess: an empty set
@@ -163,7 +125,7 @@ fn dry_run(
     };
     let summary = FullSummary {
         dry_run: true,
-        source: "xml",
+        source: SourceKind::Xml,
         files_applied: files.len() as u64,
         members: count_members(&files, &ctx.settings)?,
         elapsed_seconds: started.elapsed().as_secs_f64(),
@@ -172,69 +134,4 @@ fn dry_run(
     };
     print_summary(ctx, &summary)?;
     Ok(ExitCode::Ok)
-}
-
-fn rate(n: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        (n as f64 / seconds).round()
-    } else {
-        0.0
-    }
-}
-
-fn print_summary(ctx: &Ctx, s: &FullSummary) -> anyhow::Result<()> {
-    if ctx.json {
-        return print_json(s);
-    }
-    let mut lines = Vec::new();
-    if s.dry_run {
-        lines.push(format!(
-            "full (dry run, nothing written): {} files, {} contacts would be built into a new replica",
-            s.files_applied, s.members
-        ));
-        return print_lines(lines);
-    }
-    let source = if s.source == "api" {
-        format!("{} contacts fetched from the API", s.members)
-    } else {
-        format!("{} files applied", s.files_applied)
-    };
-    lines.push(format!(
-        "full: {source}{}, {} contacts in the new replica ({} mode){}",
-        if s.files_already_applied > 0 {
-            format!(
-                " ({} already in the resumed build)",
-                s.files_already_applied
-            )
-        } else {
-            String::new()
-        },
-        s.contacts,
-        s.mode,
-        match &s.replica {
-            Some(r) => format!(", now in service: {r}"),
-            None => String::new(),
-        }
-    ));
-    if let Some(r) = s.resolved.filter(|r| r.superseded + r.deleted > 0) {
-        lines.push(format!(
-            "resolved after loading: {} rows replaced by a later one of the same contact, {} \
-             contacts deleted",
-            r.superseded, r.deleted
-        ));
-    }
-    if let Some(r) = &s.rekey {
-        lines.push(r.line());
-    }
-    if let Some(m) = &s.merged_from_previous {
-        lines.push(format!(
-            "merged from the previous replica: {} newer, {} added (later contacts), {} deleted",
-            m.updated, m.inserted, m.deleted
-        ));
-    }
-    lines.push(format!(
-        "{} contacts read in {:.2} s ({} contacts/s)",
-        s.members, s.elapsed_seconds, s.contacts_per_second
-    ));
-    print_lines(lines)
 }
