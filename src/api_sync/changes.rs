@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::Connection;
 
 use super::{fetch_and_apply, Action, ApplyCounts, ApplyOptions, RowShape, CURSOR, FULL_STARTED};
-use crate::engage::{ChangeType, EngageClient};
+use crate::engage::{ChangeType, EngageClient, EngageError};
 use crate::error::ConfigError;
 use crate::normalize::Country;
 use crate::progress::ItemProgress;
@@ -159,43 +160,13 @@ fn window_start(replica: &Replica, start: WindowStart) -> anyhow::Result<DateTim
 fn finish(
     replica: &mut Replica,
     listed: &Listed,
-    failed: Option<crate::engage::EngageError>,
+    failed: Option<EngageError>,
     dry_run: bool,
     pulled: &mut Pulled,
 ) -> anyhow::Result<()> {
     let conn = replica.conn();
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| {
-        let mut writer = ContactWriter::new(conn, now_rfc3339())?;
-        for id in listed
-            .deleted
-            .iter()
-            .filter(|id| !listed.fetch.contains(*id))
-        {
-            let outcome = writer.delete(id, Utc::now().timestamp_millis())?;
-            pulled.counts.add(outcome);
-            if dry_run {
-                pulled.actions.push(Action {
-                    contact_id: id.clone(),
-                    action: outcome.as_str(),
-                });
-            }
-        }
-        drop(writer);
-        match failed {
-            // The cursor stays: the next run re-reads this window (versions make that safe).
-            Some(e) => Err(anyhow::Error::new(e).context(format!(
-                "{} contact(s) could not be fetched; the others were applied and the cursor \
-                 stays at its old place, so the next run tries them again",
-                pulled.counts.failed
-            ))),
-            None => {
-                set_cursor(conn, CURSOR, &pulled.to)?;
-                pulled.cursor_advanced = !dry_run;
-                Ok(())
-            }
-        }
-    })();
+    let result = tombstone_and_advance(conn, listed, failed, dry_run, pulled);
     let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
     if result.is_ok() && !dry_run {
         crate::failpoint::hit("changes.before_cursor_commit");
@@ -205,4 +176,43 @@ fn finish(
         crate::failpoint::hit("changes.after_cursor_commit");
     }
     result
+}
+
+/// The inside of [`finish`]'s transaction.
+fn tombstone_and_advance(
+    conn: &Connection,
+    listed: &Listed,
+    failed: Option<EngageError>,
+    dry_run: bool,
+    pulled: &mut Pulled,
+) -> anyhow::Result<()> {
+    let mut writer = ContactWriter::new(conn, now_rfc3339())?;
+    for id in listed
+        .deleted
+        .iter()
+        .filter(|id| !listed.fetch.contains(*id))
+    {
+        let outcome = writer.delete(id, Utc::now().timestamp_millis())?;
+        pulled.counts.add(outcome);
+        if dry_run {
+            pulled.actions.push(Action {
+                contact_id: id.clone(),
+                action: outcome.as_str(),
+            });
+        }
+    }
+    drop(writer);
+    match failed {
+        // The cursor stays: the next run re-reads this window (versions make that safe).
+        Some(e) => Err(anyhow::Error::new(e).context(format!(
+            "{} contact(s) could not be fetched; the others were applied and the cursor \
+             stays at its old place, so the next run tries them again",
+            pulled.counts.failed
+        ))),
+        None => {
+            set_cursor(conn, CURSOR, &pulled.to)?;
+            pulled.cursor_advanced = !dry_run;
+            Ok(())
+        }
+    }
 }

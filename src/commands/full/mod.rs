@@ -32,16 +32,7 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         return dry_run(ctx, args, files, started);
     }
     crate::db_owner::check_before_lock(&s.db)?;
-    // An API build checks --since and Engage's settings before anything is created: without
-    // them (the wrong folder or config) it leaves no lock file, build or replica behind.
-    let source = match files {
-        Some(set) if set.is_empty() => return Err(no_export_files(&args.from_xml)),
-        Some(set) => Source::Xml(set),
-        None => Source::Api {
-            since: parse_since_arg(args.since.as_deref().unwrap_or("2000-01-01"))?,
-            client: engage_client(ctx, deadline)?,
-        },
-    };
+    let source = source(ctx, args, files, deadline)?;
     let _lock = lock::acquire(&s.db, "full", args.write.wait)?;
     let unfinished = match args.restart {
         true => Unfinished::StartOver,
@@ -50,14 +41,11 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
     let mut build = FullBuild::open(s, &source, unfinished)?;
     let (resumed, mode, rekey) = (build.resumed(), build.mode(), build.take_rekey());
     let show_progress = !ctx.json && ctx.verbosity >= 0;
-    let filled = build.fill(
-        &source,
-        s,
-        &FillOptions {
-            show_progress,
-            deadline,
-        },
-    )?;
+    let opts = FillOptions {
+        show_progress,
+        deadline,
+    };
+    let filled = build.fill(&source, s, &opts)?;
     let swapped = build.swap_in(s, &filled)?;
     let mut summary = FullSummary {
         resumed,
@@ -72,6 +60,25 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         print_summary(ctx, &summary)?;
     }
     Ok(ExitCode::Ok)
+}
+
+/// The build's source: the export set given, or Engage's API without `--from-xml`. An API
+/// build checks --since and Engage's settings before anything is created: without them (the
+/// wrong folder or config) it leaves no lock file, build or replica behind.
+fn source(
+    ctx: &Ctx,
+    args: &FullArgs,
+    files: Option<ExportSet>,
+    deadline: Option<Instant>,
+) -> anyhow::Result<Source> {
+    Ok(match files {
+        Some(set) if set.is_empty() => return Err(no_export_files(&args.from_xml)),
+        Some(set) => Source::Xml(set),
+        None => Source::Api {
+            since: parse_since_arg(args.since.as_deref().unwrap_or("2000-01-01"))?,
+            client: engage_client(ctx, deadline)?,
+        },
+    })
 }
 
 /// `--from-xml` named paths that hold no export file (exit 64). Never a guess: an empty set
