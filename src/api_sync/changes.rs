@@ -98,14 +98,7 @@ pub fn pull_changes(
     };
     let actions = opts.dry_run.then_some(&mut pulled.actions);
     let ids = listed.fetch.iter().cloned();
-    let failed = fetch_and_apply(
-        client,
-        replica.conn(),
-        ids,
-        &apply,
-        &mut pulled.counts,
-        actions,
-    )?;
+    let failed = fetch_and_apply(client, replica, ids, &apply, &mut pulled.counts, actions)?;
     drop(progress);
     finish(replica, &listed, failed, opts.dry_run, pulled)
 }

@@ -17,7 +17,7 @@ use crate::config::Mode;
 use crate::engage::{ApiContact, EngageClient, EngageError};
 use crate::error::UsageError;
 use crate::normalize::Country;
-use crate::replica::{ApplyOutcome, ContactRow, ContactWriter};
+use crate::replica::{ApplyOutcome, ContactRow, ContactWriter, Replica};
 use crate::time::now_rfc3339;
 
 /// The `changes` cursor's name in `sync_cursor`.
@@ -133,7 +133,7 @@ pub struct ApplyOptions<'a> {
 /// after what has arrived so far is applied.
 pub fn fetch_and_apply(
     client: &EngageClient,
-    conn: &Connection,
+    replica: &Replica,
     ids: impl IntoIterator<Item = String>,
     opts: &ApplyOptions<'_>,
     counts: &mut ApplyCounts,
@@ -143,7 +143,7 @@ pub fn fetch_and_apply(
     let mut first_error: Option<EngageError> = None;
     let mut db_error: Option<anyhow::Error> = None;
     let target = Target {
-        conn,
+        conn: replica.conn_ref(),
         dry_run: opts.dry_run,
         pending: opts.from_build_queue,
     };

@@ -85,7 +85,7 @@ fn fetch_pending(
             from_build_queue: true,
             progress: Some(progress),
         };
-        let result = fetch_and_apply(client, build.conn(), ids, &opts, &mut counts, None);
+        let result = fetch_and_apply(client, build, ids, &opts, &mut counts, None);
         crate::failpoint::hit("full.api_batch");
         filled.members += counts.fetched;
         let stop = match result {
