@@ -1,6 +1,8 @@
 //! Applying one export file to the replica: the parser's members through the version rule, in one
 //! transaction with the file's ledger row (docs/contract.md §4), and [`Importer`], which applies
-//! several files per transaction.
+//! several files per transaction. Around it: what an import reads ([`collect_inputs`]), the
+//! one pipeline `delta` and `full` apply an export set with ([`apply_export_set`]), and the
+//! refusal of a bad file ([`refuse_file`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
