@@ -14,7 +14,7 @@ use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
 use crate::progress::Progress;
 use crate::replica::bulk::{self, BulkCounts};
-use crate::replica::{ledger, Replica};
+use crate::replica::{ledger, FileLedgerRow, Replica};
 use crate::time::now_rfc3339;
 
 /// Contacts per transaction: big enough to amortise commits, small enough that a crash
@@ -141,8 +141,14 @@ impl Importer {
         progress: &Progress,
     ) -> anyhow::Result<()> {
         self.begin(replica)?;
-        let prefetched = self.ahead.as_ref().and_then(|a| a.take(path));
-        match self.read(replica, name, path, settings, progress, prefetched) {
+        let file = FileToRead {
+            name,
+            path,
+            settings,
+            mode: replica.mode(),
+            prefetched: self.ahead.as_ref().and_then(|a| a.take(path)),
+        };
+        match self.read(replica, file, progress) {
             Ok(members) => {
                 self.members += members;
                 crate::failpoint::hit("import.file_applied");
@@ -256,18 +262,15 @@ impl Importer {
     fn read(
         &mut self,
         replica: &mut Replica,
-        name: &ExportFileName,
-        path: &Path,
-        settings: &Settings,
+        file: FileToRead<'_>,
         progress: &Progress,
-        prefetched: Option<std::sync::mpsc::Receiver<super::Chunk>>,
     ) -> anyhow::Result<u64> {
         let earlier: Vec<(String, String)> = self
             .files
             .iter()
             .map(|f| (f.name.name.clone(), f.report.ledger.sha256.clone()))
             .collect();
-        let mode = replica.mode();
+        let (name, path) = (file.name, file.path);
         let conn = replica.conn();
         let slot = self.files.len();
         // The file's report is open before it is read: a batch applied while the file is
@@ -291,13 +294,6 @@ impl Importer {
         } = self;
         let mut flush =
             |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk);
-        let file = FileToRead {
-            name,
-            path,
-            settings,
-            mode,
-            prefetched,
-        };
         let sink = Sink {
             batch,
             version: file.version(),
@@ -318,15 +314,7 @@ impl Importer {
                 return Err(e);
             }
         };
-        let ledger = &mut report.ledger;
-        ledger.name = read.name;
-        ledger.export_timestamp = read.export_timestamp;
-        ledger.file_number = read.file_number;
-        ledger.size = read.size;
-        ledger.sha256 = read.sha256;
-        ledger.members = read.members;
-        ledger.phones_as_sent = read.phones_as_sent;
-        Ok(read.members)
+        Ok(keep_read(&mut report.ledger, read))
     }
 
     /// Rolls the open transaction back and reads its good files again in a new one.
@@ -342,13 +330,19 @@ impl Importer {
         self.begin(replica)?;
         let hidden = Progress::hidden();
         for file in files {
-            self.read(replica, &file.name, &file.path, s, &hidden, None)
-                .with_context(|| {
-                    format!(
-                        "{} applied once but not when applied again",
-                        file.path.display()
-                    )
-                })?;
+            let again = FileToRead {
+                name: &file.name,
+                path: &file.path,
+                settings: s,
+                mode: replica.mode(),
+                prefetched: None,
+            };
+            self.read(replica, again, &hidden).with_context(|| {
+                format!(
+                    "{} applied once but not when applied again",
+                    file.path.display()
+                )
+            })?;
         }
         Ok(())
     }
@@ -413,6 +407,19 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+/// Keeps what reading a file found in its ledger row (the counts come from the batches
+/// applied); returns its members.
+fn keep_read(ledger: &mut FileLedgerRow, read: FileLedgerRow) -> u64 {
+    ledger.name = read.name;
+    ledger.export_timestamp = read.export_timestamp;
+    ledger.file_number = read.file_number;
+    ledger.size = read.size;
+    ledger.sha256 = read.sha256;
+    ledger.members = read.members;
+    ledger.phones_as_sent = read.phones_as_sent;
+    read.members
 }
 
 /// Whether `e` is a refused export file (quarantined, and the files before it committed),
