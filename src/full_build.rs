@@ -142,6 +142,7 @@ pub struct Swapped {
 /// The build generation of a `full` run, from opening to the swap.
 pub struct FullBuild {
     build: Replica,
+    source: Source,
     layout: Layout,
     path: PathBuf,
     /// The live replica's mode; `None` when there is none yet (a first `full`).
@@ -154,7 +155,7 @@ impl FullBuild {
     /// Opens the build for `source`, resuming an unfinished one of the same source (see
     /// [`Unfinished`]). The live replica's keys are brought to the current rules first: the
     /// merge copies its newer rows into the build.
-    pub fn open(s: &Settings, source: &Source, unfinished: Unfinished) -> anyhow::Result<Self> {
+    pub fn open(s: &Settings, source: Source, unfinished: Unfinished) -> anyhow::Result<Self> {
         let layout = Layout::new(&s.db);
         let path = layout.build_path();
         if unfinished == Unfinished::StartOver {
@@ -168,10 +169,11 @@ impl FullBuild {
             false => (None, None),
         };
         let mode = s.mode.or(live_mode).unwrap_or(DEFAULT_MODE);
-        let (mut build, resumed) = open_build(&layout, mode, s, source)?;
+        let (mut build, resumed) = open_build(&layout, mode, s, &source)?;
         check_source(&mut build, resumed, source.kind())?;
         Ok(FullBuild {
             build,
+            source,
             layout,
             path,
             live_mode,
@@ -195,56 +197,15 @@ impl FullBuild {
         self.rekey.take()
     }
 
-    /// Fills the build from `source`. Files or contacts the build already holds (an
+    /// Fills the build from its source. Files or contacts the build already holds (an
     /// interrupted run) are not applied again.
-    pub fn fill(
-        &mut self,
-        source: &Source,
-        s: &Settings,
-        opts: &FillOptions,
-    ) -> anyhow::Result<Filled> {
-        match source {
-            Source::Xml(set) => self.fill_from_xml(set, s, opts),
+    pub fn fill(&mut self, s: &Settings, opts: &FillOptions) -> anyhow::Result<Filled> {
+        match &self.source {
+            Source::Xml(set) => fill_from_xml(&mut self.build, set, s, opts),
             Source::Api { since, client } => {
                 api::fill_from_api(&mut self.build, client, *since, s, opts.show_progress)
             }
         }
-    }
-
-    /// Applies the export set, several files per transaction, then finishes the bulk load
-    /// (indexes, contacts loaded more than once, deletes).
-    fn fill_from_xml(
-        &mut self,
-        set: &ExportSet,
-        s: &Settings,
-        opts: &FillOptions,
-    ) -> anyhow::Result<Filled> {
-        let loader = if self.build.bulk_state()? == BulkState::Loading {
-            self.build.bulk_pragmas()?;
-            Loader::Bulk(BulkLoader::new(&self.build)?)
-        } else {
-            // A build begun by an engage-sync from before bulk loading.
-            Loader::Sorted(Importer::new(ImportOptions::default()))
-        };
-        let set_opts = SetOptions {
-            label: "full",
-            show_progress: opts.show_progress,
-            settings: s,
-            deadline: opts.deadline,
-        };
-        let mut filled = Filled::default();
-        let end = apply_export_set(&mut self.build, loader, set, &set_opts, &mut filled)?;
-        if let SetEnd::Paused { applied } = end {
-            let total = set.len();
-            return Err(BuildPaused { applied, total }.into());
-        }
-        if self.build.bulk_state()? == BulkState::Loading {
-            tracing::info!("full: all files loaded; building the new replica's indexes");
-            filled.resolved = Some(self.build.finish_bulk(&now_rfc3339())?);
-        }
-        filled.snapshot = set.snapshot_version(s.export_offset_seconds);
-        filled.cursor = ms_to_rfc3339(filled.snapshot);
-        Ok(filled)
     }
 
     /// Records what the build is as of, merges the live replica's newer state into it and
@@ -290,6 +251,42 @@ impl FullBuild {
             generation,
         })
     }
+}
+
+/// Applies the export set, several files per transaction, then finishes the bulk load
+/// (indexes, contacts loaded more than once, deletes).
+fn fill_from_xml(
+    build: &mut Replica,
+    set: &ExportSet,
+    s: &Settings,
+    opts: &FillOptions,
+) -> anyhow::Result<Filled> {
+    let loader = if build.bulk_state()? == BulkState::Loading {
+        build.bulk_pragmas()?;
+        Loader::Bulk(BulkLoader::new(build)?)
+    } else {
+        // A build begun by an engage-sync from before bulk loading.
+        Loader::Sorted(Importer::new(ImportOptions::default()))
+    };
+    let set_opts = SetOptions {
+        label: "full",
+        show_progress: opts.show_progress,
+        settings: s,
+        deadline: opts.deadline,
+    };
+    let mut filled = Filled::default();
+    let end = apply_export_set(build, loader, set, &set_opts, &mut filled)?;
+    if let SetEnd::Paused { applied } = end {
+        let total = set.len();
+        return Err(BuildPaused { applied, total }.into());
+    }
+    if build.bulk_state()? == BulkState::Loading {
+        tracing::info!("full: all files loaded; building the new replica's indexes");
+        filled.resolved = Some(build.finish_bulk(&now_rfc3339())?);
+    }
+    filled.snapshot = set.snapshot_version(s.export_offset_seconds);
+    filled.cursor = ms_to_rfc3339(filled.snapshot);
+    Ok(filled)
 }
 
 /// Opens the replica in service for writing, whatever its mode (the live replica a build

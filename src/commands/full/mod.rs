@@ -38,18 +38,19 @@ pub fn run(ctx: &Ctx, args: &FullArgs) -> anyhow::Result<ExitCode> {
         true => Unfinished::StartOver,
         false => Unfinished::Resume,
     };
-    let mut build = FullBuild::open(s, &source, unfinished)?;
+    let kind = source.kind();
+    let mut build = FullBuild::open(s, source, unfinished)?;
     let (resumed, mode, rekey) = (build.resumed(), build.mode(), build.take_rekey());
     let show_progress = !ctx.json && ctx.verbosity >= 0;
     let opts = FillOptions {
         show_progress,
         deadline,
     };
-    let filled = build.fill(&source, s, &opts)?;
+    let filled = build.fill(s, &opts)?;
     let swapped = build.swap_in(s, &filled)?;
     let mut summary = FullSummary {
         resumed,
-        source: source.kind(),
+        source: kind,
         mode: mode.as_str(),
         rekey,
         ..FullSummary::default()
