@@ -139,22 +139,7 @@ pub(super) fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
     if let Some(r) = &s.sftp {
         sftp_lines(r, s.dry_run, &mut lines);
     }
-    let prefix = if s.dry_run {
-        "delta (dry run, nothing written)"
-    } else {
-        "delta"
-    };
-    lines.push(format!(
-        "{prefix}: {} files applied, {} already applied, {} refused{}",
-        s.files_applied,
-        s.files_already_applied,
-        s.files_failed,
-        if s.files_not_tried > 0 {
-            format!(", {} not tried", s.files_not_tried)
-        } else {
-            String::new()
-        }
-    ));
+    lines.push(files_line(s));
     if !s.files_skipped.is_empty() {
         lines.push(format!(
             "skipped for now: {} file(s) changed within inbox_min_age (still being written?), \
@@ -182,6 +167,26 @@ pub(super) fn print_summary(ctx: &Ctx, s: &DeltaSummary) -> anyhow::Result<()> {
         ));
     }
     print_lines(lines)
+}
+
+/// The line of file counts.
+fn files_line(s: &DeltaSummary) -> String {
+    let prefix = if s.dry_run {
+        "delta (dry run, nothing written)"
+    } else {
+        "delta"
+    };
+    format!(
+        "{prefix}: {} files applied, {} already applied, {} refused{}",
+        s.files_applied,
+        s.files_already_applied,
+        s.files_failed,
+        if s.files_not_tried > 0 {
+            format!(", {} not tried", s.files_not_tried)
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// What a dry run would do, per file and contact.
