@@ -228,3 +228,36 @@ pub fn apply_export_set(
         resolved: loader.resolved(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> (ExportFileName, PathBuf) {
+        let parsed = ExportFileName::parse(name).expect("an export file name");
+        (parsed, PathBuf::from(name))
+    }
+
+    #[test]
+    fn an_export_set_is_in_import_order_and_as_of_its_newest_file() {
+        let set = ExportSet::new(vec![
+            named("20260102000000_1_c.xml"),
+            named("20260101000000_10_b.xml"),
+            named("20260101000000_2_a.xml"),
+        ]);
+        let paths: Vec<String> = set.paths().map(|p| p.display().to_string()).collect();
+        // File numbers are numbers (2 before 10), not text.
+        assert_eq!(
+            paths,
+            [
+                "20260101000000_2_a.xml",
+                "20260101000000_10_b.xml",
+                "20260102000000_1_c.xml"
+            ]
+        );
+        // 2026-01-02T00:00:00Z, and an hour earlier in UTC when names are read at +01:00.
+        assert_eq!(set.snapshot_version(0), 1_767_312_000_000);
+        assert_eq!(set.snapshot_version(3600), 1_767_312_000_000 - 3_600_000);
+        assert_eq!(ExportSet::default().snapshot_version(0), 0);
+    }
+}
