@@ -12,6 +12,7 @@ pub mod error;
 pub mod export_xml;
 pub mod failpoint;
 pub mod fsutil;
+pub mod full_build;
 pub mod import;
 pub mod lock;
 pub mod logging;

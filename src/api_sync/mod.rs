@@ -1,5 +1,8 @@
-//! Applying contacts fetched from Engage's API to the replica: shared by `changes` and
-//! `full` from the API.
+//! Applying contacts fetched from Engage's API to the replica ([`fetch_and_apply`]): shared by
+//! `changes` ([`pull_changes`]) and `full` from the API.
+
+mod changes;
+pub use changes::{pull_changes, PullOptions, Pulled, WindowStart};
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -12,9 +15,15 @@ use serde_json::Value;
 
 use crate::config::Mode;
 use crate::engage::{ApiContact, EngageClient, EngageError};
+use crate::error::UsageError;
 use crate::normalize::Country;
-use crate::replica::{ApplyOutcome, ContactRow, ContactWriter};
+use crate::replica::{ApplyOutcome, ContactRow, ContactWriter, Replica};
 use crate::time::now_rfc3339;
+
+/// The `changes` cursor's name in `sync_cursor`.
+pub const CURSOR: &str = "changes";
+/// Meta key `full` sets: where the first `changes` starts.
+pub const FULL_STARTED: &str = "full_started_at";
 
 /// Fetched contacts applied per transaction: a crash loses at most this much work (10 s of
 /// fetching at 50 requests/s), and readers see progress. A commit costs a few ms, so
@@ -94,9 +103,22 @@ pub fn row_from_api(contact: ApiContact, shape: RowShape) -> ContactRow {
     ContactRow::from_fields(contact.id, fields, shape.mode, shape.country)
 }
 
+/// How [`fetch_and_apply`] writes what it fetched.
+#[derive(Clone, Copy)]
+pub struct ApplyOptions<'a> {
+    /// How fetched contacts are turned into rows.
+    pub shape: RowShape,
+    /// Apply each batch and roll it back (`--dry-run`).
+    pub dry_run: bool,
+    /// Take each id off an API build's queue of ids to fetch, in the same transaction as its
+    /// data (`full` from the API), so that a resumed build fetches only what is left.
+    pub from_build_queue: bool,
+    /// Counts each contact fetched.
+    pub progress: Option<&'a crate::progress::ItemProgress>,
+}
+
 /// Fetches `ids` and applies the answers: a found contact is upserted with its fetch time as
-/// its version, a 404 (deleted since it was listed) becomes a delete. `pending` removes each
-/// id from an API build's queue in the same transaction as its data.
+/// its version, a 404 (deleted since it was listed) becomes a delete (see [`ApplyOptions`]).
 ///
 /// The replica's write lock is never held while Engage is being waited for: a till write
 /// (`contact add`, `receipt add`) must not fail because Engage is slow. Answers are collected
@@ -108,34 +130,30 @@ pub fn row_from_api(contact: ApiContact, shape: RowShape) -> ContactRow {
 /// A fetch that fails without ending the run is counted and its error returned after the
 /// rest are applied; an error that ends the run (deadline, auth, unreachable) is returned
 /// after what has arrived so far is applied.
-#[allow(clippy::too_many_arguments)]
 pub fn fetch_and_apply(
     client: &EngageClient,
-    conn: &Connection,
+    replica: &Replica,
     ids: impl IntoIterator<Item = String>,
-    shape: RowShape,
-    dry_run: bool,
-    pending: bool,
+    opts: &ApplyOptions<'_>,
     counts: &mut ApplyCounts,
     mut actions: Option<&mut Vec<Action>>,
-    progress: Option<&crate::progress::ItemProgress>,
 ) -> anyhow::Result<Option<EngageError>> {
     let mut batch = Arrived::default();
     let mut first_error: Option<EngageError> = None;
     let mut db_error: Option<anyhow::Error> = None;
     let target = Target {
-        conn,
-        dry_run,
-        pending,
+        conn: replica.conn_ref(),
+        dry_run: opts.dry_run,
+        pending: opts.from_build_queue,
     };
     let fetch = client.get_contacts(ids, |id, result| {
         let version = Utc::now().timestamp_millis();
-        if let Some(p) = progress {
+        if let Some(p) = opts.progress {
             p.inc(1);
         }
         let row = match result {
             Ok(found) => {
-                let row = found.map(|contact| row_from_api(contact, shape));
+                let row = found.map(|contact| row_from_api(contact, opts.shape));
                 if row.as_ref().is_some_and(|r| r.phone_as_sent) {
                     counts.phones_as_sent += 1;
                 }
@@ -245,6 +263,16 @@ impl Target<'_> {
         }
         Ok(())
     }
+}
+
+/// A `--since` argument, parsed ([`parse_since`]); a usage error (exit 64) names the value.
+pub fn parse_since_arg(value: &str) -> anyhow::Result<DateTime<Utc>> {
+    parse_since(value).ok_or_else(|| {
+        UsageError(format!(
+            "--since {value:?} is not a date like 2026-11-01 or 2026-11-01T08:00:00Z"
+        ))
+        .into()
+    })
 }
 
 /// Parses a `--since` value: `2026-11-01`, `2026-11-01 08:00:00`, or RFC 3339 with an offset.

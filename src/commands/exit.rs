@@ -50,13 +50,13 @@ fn typed_code(cause: &(dyn StdError + 'static)) -> Option<ExitCode> {
         crate::lock::LockError,
         crate::replica::ReplicaError,
         crate::export_xml::ImportError,
-        super::BuildPaused,
+        crate::full_build::BuildPaused,
         crate::engage::EngageError,
         crate::outbox::OutboxError,
         crate::sftp::SftpError,
         crate::till_store::SchemaError,
         crate::db_owner::ForeignDatabase,
-        super::NotUtf8Names,
+        crate::import::NotUtf8Names,
         super::replica_guard::NoReplica,
     );
     None

@@ -7,10 +7,7 @@ use crate::cli::InitArgs;
 use crate::config::Mode;
 use crate::error::ExitCode;
 use crate::lock;
-use crate::replica::{Replica, ReplicaError};
-
-/// The mode of a replica created without an explicit one.
-pub const DEFAULT_MODE: Mode = Mode::Full;
+use crate::replica::{Replica, ReplicaError, DEFAULT_MODE};
 
 #[derive(Serialize)]
 struct InitSummary {
@@ -29,7 +26,7 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<ExitCode> {
     let (mode, action) = if args.write.dry_run {
         dry_run(ctx, exists)?
     } else {
-        let replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+        let replica = ctx.open_writer()?;
         let action = if exists { "up to date" } else { "created" };
         (replica.mode(), action)
     };

@@ -7,8 +7,6 @@ mod engage_setup;
 pub mod exit;
 mod full;
 mod healthcheck;
-pub use delta::NotUtf8Names;
-pub use full::BuildPaused;
 mod init;
 mod lookup;
 mod publish;
@@ -25,6 +23,7 @@ use serde::Serialize;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Overrides, Settings};
 use crate::error::ExitCode;
+use crate::replica::{Replica, DEFAULT_MODE};
 
 /// What every command gets besides its own arguments.
 #[derive(Debug)]
@@ -43,6 +42,15 @@ impl Ctx {
     /// and `--dry-run` reports are always printed (they were asked for).
     pub(crate) fn prints_summary(&self, succeeded: bool, dry_run: bool) -> bool {
         self.json || dry_run || self.verbosity >= 0 || !succeeded
+    }
+
+    /// Opens the replica in service for writing (creating or migrating it as needed), in the
+    /// mode the settings ask for; a new replica without one gets [`DEFAULT_MODE`]. The one
+    /// way a command opens it, so that every command creates the same replica. The caller
+    /// holds the writer lock.
+    pub(crate) fn open_writer(&self) -> anyhow::Result<Replica> {
+        let s = &self.settings;
+        Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)
     }
 }
 
@@ -136,13 +144,10 @@ pub(crate) fn rekey(
     settings: &Settings,
     dry_run: bool,
 ) -> anyhow::Result<Option<crate::replica::rekey::RekeyReport>> {
-    use anyhow::Context;
     if dry_run {
         return Ok(None);
     }
-    let db = settings.db.display().to_string();
-    crate::replica::rekey::rekey_if_marked(replica.conn(), settings.default_country)
-        .with_context(|| format!("cannot re-normalise the stored keys of the replica {db}"))
+    replica.rekey_if_marked(settings.default_country)
 }
 
 /// The version of every `--json` document (its top-level `"schema"` field; docs/json.md).

@@ -5,11 +5,10 @@ use std::time::Instant;
 
 use super::{print_json, print_lines, Ctx};
 use crate::cli::PublishArgs;
-use crate::commands::init::DEFAULT_MODE;
 use crate::error::ExitCode;
 use crate::lock;
 use crate::publish::{publish, PublishOptions, PublishSummary};
-use crate::replica::{Replica, RunLog};
+use crate::replica::RunLog;
 use crate::time::now_rfc3339;
 
 /// Publishes, records the run, prints the summary.
@@ -19,7 +18,7 @@ pub fn run(ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<ExitCode> {
     // A hub publishes what it has: the replica guard (`replica_guard`) refused a missing one.
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "publish", args.write.wait)?;
-    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let mut replica = ctx.open_writer()?;
     let dry_run = args.write.dry_run;
     let run_log = (!dry_run)
         .then(|| RunLog::start(replica.conn(), "publish", &now_rfc3339()))

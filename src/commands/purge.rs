@@ -3,11 +3,10 @@
 
 use super::{print_json, print_lines, Ctx};
 use crate::cli::PurgeArgs;
-use crate::commands::init::DEFAULT_MODE;
 use crate::error::ExitCode;
 use crate::lock;
 use crate::purge::{self, Cutoff, PurgeSummary};
-use crate::replica::{Replica, RunLog};
+use crate::replica::RunLog;
 use crate::till_store::TillStore;
 use crate::time::now_rfc3339;
 
@@ -17,7 +16,7 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
     let cutoff = Cutoff::older_than(args.older_than)?;
     crate::db_owner::check_before_lock(&s.db)?;
     let _lock = lock::acquire(&s.db, "purge", args.write.wait)?;
-    let mut replica = Replica::open_writer(&s.db, s.mode, DEFAULT_MODE, s.busy_timeout)?;
+    let mut replica = ctx.open_writer()?;
     let mut till = TillStore::open(&s.db, s.busy_timeout, replica.mode())?;
     let dry_run = args.write.dry_run;
     let run_log = (!dry_run)

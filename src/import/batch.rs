@@ -6,13 +6,15 @@ use anyhow::Context;
 
 use super::ahead::{Lookahead, ParseAhead};
 use super::sorted::SortedBatch;
-use super::{count, read_file, ContactAction, FileReport, FileStatus, ReadOutcome};
+use super::{
+    count, read_file, ContactAction, FileReport, FileStatus, FileToRead, ReadOutcome, Sink,
+};
 use crate::config::Settings;
 use crate::export_xml::ExportFileName;
 use crate::fsutil::move_into;
 use crate::progress::Progress;
 use crate::replica::bulk::BulkCounts;
-use crate::replica::Replica;
+use crate::replica::{FileLedgerRow, Replica};
 use crate::time::now_rfc3339;
 
 /// Contacts per transaction: big enough to amortise commits, small enough that a crash
@@ -28,6 +30,15 @@ struct OpenFile {
     name: ExportFileName,
     path: PathBuf,
     report: FileReport,
+}
+
+/// How an [`Importer`] applies its files.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Apply everything in one transaction and roll it back at the end (`--dry-run`).
+    pub dry_run: bool,
+    /// Where committed files are moved, if anywhere.
+    pub archive: Option<PathBuf>,
 }
 
 /// Applies export files several per transaction, so a large import does not pay a commit and
@@ -72,15 +83,15 @@ pub struct Importer {
 }
 
 impl Importer {
-    /// An importer; `archive` is where committed files go, if anywhere.
+    /// An importer (see [`ImportOptions`]).
     ///
     /// A transaction may hold the replica's write lock for as long as its files take: no till
     /// write waits for it (the till writes its own store, `till_store`), and readers never
     /// wait for a writer in WAL mode.
-    pub fn new(dry_run: bool, archive: Option<PathBuf>) -> Importer {
+    pub fn new(opts: ImportOptions) -> Importer {
         Importer {
-            dry_run,
-            archive,
+            dry_run: opts.dry_run,
+            archive: opts.archive,
             open: false,
             members: 0,
             batch: SortedBatch::default(),
@@ -130,8 +141,14 @@ impl Importer {
         progress: &Progress,
     ) -> anyhow::Result<()> {
         self.begin(replica)?;
-        let prefetched = self.ahead.as_ref().and_then(|a| a.take(path));
-        match self.read(replica, name, path, settings, progress, prefetched) {
+        let file = FileToRead {
+            name,
+            path,
+            settings,
+            mode: replica.mode(),
+            prefetched: self.ahead.as_ref().and_then(|a| a.take(path)),
+        };
+        match self.read(replica, file, progress) {
             Ok(members) => {
                 self.members += members;
                 crate::failpoint::hit("import.file_applied");
@@ -242,18 +259,15 @@ impl Importer {
     fn read(
         &mut self,
         replica: &mut Replica,
-        name: &ExportFileName,
-        path: &Path,
-        settings: &Settings,
+        file: FileToRead<'_>,
         progress: &Progress,
-        prefetched: Option<std::sync::mpsc::Receiver<super::Chunk>>,
     ) -> anyhow::Result<u64> {
         let earlier: Vec<(String, String)> = self
             .files
             .iter()
             .map(|f| (f.name.name.clone(), f.report.ledger.sha256.clone()))
             .collect();
-        let mode = replica.mode();
+        let (name, path) = (file.name, file.path);
         let conn = replica.conn();
         let slot = self.files.len();
         // The file's report is open before it is read: a batch applied while the file is
@@ -277,10 +291,13 @@ impl Importer {
         } = self;
         let mut flush =
             |batch: &mut SortedBatch| apply_batch(batch, conn, now, files, *dry_run, bulk_load);
-        let outcome = read_file(
-            conn, mode, name, path, settings, &earlier, batch, slot, progress, &mut flush,
-            prefetched,
-        );
+        let sink = Sink {
+            batch,
+            version: file.version(),
+            file: slot,
+            flush: &mut flush,
+        };
+        let outcome = read_file(conn, file, &earlier, sink, progress);
         let report = &mut self.files[slot].report;
         let read = match outcome {
             Ok(ReadOutcome::Added(read)) => read,
@@ -294,15 +311,7 @@ impl Importer {
                 return Err(e);
             }
         };
-        let ledger = &mut report.ledger;
-        ledger.name = read.name;
-        ledger.export_timestamp = read.export_timestamp;
-        ledger.file_number = read.file_number;
-        ledger.size = read.size;
-        ledger.sha256 = read.sha256;
-        ledger.members = read.members;
-        ledger.phones_as_sent = read.phones_as_sent;
-        Ok(read.members)
+        Ok(keep_read(&mut report.ledger, read))
     }
 
     /// Rolls the open transaction back and reads its good files again in a new one.
@@ -318,13 +327,19 @@ impl Importer {
         self.begin(replica)?;
         let hidden = Progress::hidden();
         for file in files {
-            self.read(replica, &file.name, &file.path, s, &hidden, None)
-                .with_context(|| {
-                    format!(
-                        "{} applied once but not when applied again",
-                        file.path.display()
-                    )
-                })?;
+            let again = FileToRead {
+                name: &file.name,
+                path: &file.path,
+                settings: s,
+                mode: replica.mode(),
+                prefetched: None,
+            };
+            self.read(replica, again, &hidden).with_context(|| {
+                format!(
+                    "{} applied once but not when applied again",
+                    file.path.display()
+                )
+            })?;
         }
         Ok(())
     }
@@ -389,6 +404,19 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+/// Keeps what reading a file found in its ledger row (the counts come from the batches
+/// applied); returns its members.
+fn keep_read(ledger: &mut FileLedgerRow, read: FileLedgerRow) -> u64 {
+    ledger.name = read.name;
+    ledger.export_timestamp = read.export_timestamp;
+    ledger.file_number = read.file_number;
+    ledger.size = read.size;
+    ledger.sha256 = read.sha256;
+    ledger.members = read.members;
+    ledger.phones_as_sent = read.phones_as_sent;
+    read.members
 }
 
 /// Whether `e` is a refused export file (quarantined, and the files before it committed),

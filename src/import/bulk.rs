@@ -2,7 +2,6 @@
 //! `replica::bulk`).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -10,7 +9,7 @@ use rusqlite::Connection;
 use super::ahead::{Lookahead, ParseAhead};
 use super::sorted::SortedBatch;
 use super::{
-    check_ledger, count, locate, receive, Chunk, FileReport, FileStatus, Ledger, Sink, Source,
+    check_ledger, count, locate, receive, FileReport, FileStatus, FileToRead, Ledger, Sink,
 };
 use crate::config::{Mode, Settings};
 use crate::export_xml::ExportFileName;
@@ -86,16 +85,14 @@ impl BulkLoader {
             self.now = now_rfc3339();
         }
         build.savepoint("export_file")?;
-        let prefetched = self.ahead.as_ref().and_then(|a| a.take(path));
-        match self.load(
-            build.conn(),
-            mode,
+        let file = FileToRead {
             name,
             path,
             settings,
-            progress,
-            prefetched,
-        ) {
+            mode,
+            prefetched: self.ahead.as_ref().and_then(|a| a.take(path)),
+        };
+        match self.load(build.conn(), file, progress) {
             Ok(report) => {
                 build.release("export_file")?;
                 self.members += report.ledger.members;
@@ -156,17 +153,13 @@ impl BulkLoader {
     }
 
     /// Loads one file inside the open savepoint and writes its ledger row.
-    #[allow(clippy::too_many_arguments)]
     fn load(
         &mut self,
         conn: &Connection,
-        mode: Mode,
-        name: &ExportFileName,
-        path: &Path,
-        settings: &Settings,
+        mut file: FileToRead<'_>,
         progress: &Progress,
-        prefetched: Option<Receiver<Chunk>>,
     ) -> anyhow::Result<FileReport> {
+        let (name, path) = (file.name, file.path);
         let earlier = self
             .pending
             .iter()
@@ -182,10 +175,7 @@ impl BulkLoader {
                 })
             }
         };
-        let receiver = match prefetched {
-            Some(receiver) => receiver,
-            None => Source::new(settings, mode).spawn(path, Lookahead::PARSER_BOUND)?,
-        };
+        let receiver = file.parser(Lookahead::PARSER_BOUND)?;
         // The parser's changes are appended as they arrive (the batch is a buffer here: a
         // bulk load's append keeps arrival order), the rest once the file ended.
         let mut batch = SortedBatch::default();
@@ -198,7 +188,7 @@ impl BulkLoader {
         };
         let mut sink = Sink {
             batch: &mut batch,
-            version: name.version_ms(settings.export_offset_seconds),
+            version: file.version(),
             file: 0,
             flush: &mut flush,
         };

@@ -1,6 +1,8 @@
 //! Applying one export file to the replica: the parser's members through the version rule, in one
 //! transaction with the file's ledger row (docs/contract.md §4), and [`Importer`], which applies
-//! several files per transaction.
+//! several files per transaction. Around it: what an import reads ([`collect_inputs`]), the
+//! one pipeline `delta` and `full` apply an export set with ([`apply_export_set`]), and the
+//! refusal of a bad file ([`refuse_file`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,14 +15,26 @@ mod ahead;
 use ahead::Lookahead;
 mod batch;
 mod bulk;
+mod check;
+mod export_set;
+mod gaps;
+mod inputs;
+mod quarantine;
 mod sorted;
 
 use anyhow::Context;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-pub use batch::Importer;
+pub use batch::{ImportOptions, Importer};
 pub use bulk::BulkLoader;
+pub use check::count_members;
+pub use export_set::{apply_export_set, ExportSet, Flow, Loader, SetEnd, SetObserver, SetOptions};
+pub use gaps::gap_warnings;
+pub use inputs::{
+    collect_inputs, complete_export_set, escaped, split_names, Input, Inputs, NotUtf8Names,
+};
+pub use quarantine::{refuse_file, Refusal, RefusedFile};
 use sorted::{sort_by_contact, Change, SortedBatch};
 
 use crate::config::{Mode, Settings};
@@ -73,26 +87,45 @@ enum ReadOutcome {
     AlreadyApplied(FileLedgerRow),
 }
 
-/// Reads one export file into `batch` as the file in slot `file`, applying the batch through
-/// `flush` whenever it is full. `earlier` are the files already read in the open transaction
-/// (name and hash), which the ledger does not show yet. A malformed file is an
-/// [`ImportError`]; a database error is returned as is. Either way part of the file may have
-/// been applied, so the caller must roll the transaction back. `prefetched` is the file's
-/// parser, if one was started ahead (see [`ahead`]).
-#[allow(clippy::too_many_arguments)]
+/// One export file to read, and what its rows are made with.
+struct FileToRead<'a> {
+    name: &'a ExportFileName,
+    path: &'a Path,
+    settings: &'a Settings,
+    /// The replica's mode: what a row keeps.
+    mode: Mode,
+    /// The file's parser, if one was started ahead (see [`ahead`]).
+    prefetched: Option<Receiver<Chunk>>,
+}
+
+impl FileToRead<'_> {
+    /// The version of the file's contacts (its export time).
+    fn version(&self) -> i64 {
+        self.name.version_ms(self.settings.export_offset_seconds)
+    }
+
+    /// The file's parser: the one started ahead, or a new one.
+    fn parser(&mut self, lookahead: Lookahead) -> anyhow::Result<Receiver<Chunk>> {
+        match self.prefetched.take() {
+            Some(receiver) => Ok(receiver),
+            None => Source::new(self.settings, self.mode).spawn(self.path, lookahead),
+        }
+    }
+}
+
+/// Reads one export file into `sink`'s batch, applying the batch through its `flush` whenever
+/// it is full. `earlier` are the files already read in the open transaction (name and hash),
+/// which the ledger does not show yet. A malformed file is an [`ImportError`]; a database
+/// error is returned as is. Either way part of the file may have been applied, so the caller
+/// must roll the transaction back.
 fn read_file(
     conn: &Connection,
-    mode: Mode,
-    name: &ExportFileName,
-    path: &Path,
-    settings: &Settings,
+    mut file: FileToRead<'_>,
     earlier: &[(String, String)],
-    batch: &mut SortedBatch,
-    file: usize,
+    mut sink: Sink<'_>,
     progress: &Progress,
-    flush: &mut dyn FnMut(&mut SortedBatch) -> rusqlite::Result<()>,
-    prefetched: Option<Receiver<Chunk>>,
 ) -> anyhow::Result<ReadOutcome> {
+    let (name, path) = (file.name, file.path);
     let earlier = earlier
         .iter()
         .find(|(n, _)| *n == name.name)
@@ -104,16 +137,7 @@ fn read_file(
     // Parse on one core while the database is written on the other: the parser thread turns
     // the file into ready-made rows, the writer batches and applies them. The thread may have
     // been started ahead, while the file before was being written.
-    let receiver = match prefetched {
-        Some(receiver) => receiver,
-        None => Source::new(settings, mode).spawn(path, Lookahead::WRITER_BOUND)?,
-    };
-    let mut sink = Sink {
-        batch,
-        version: name.version_ms(settings.export_offset_seconds),
-        file,
-        flush,
-    };
+    let receiver = file.parser(Lookahead::WRITER_BOUND)?;
     receive(receiver, &mut ledger, &mut sink, progress).map_err(|e| locate(e, path))?;
     Ok(ReadOutcome::Added(ledger))
 }

@@ -94,6 +94,11 @@ impl Replica {
             .optional()?)
     }
 
+    /// Sets a sync cursor (see [`set_cursor`]).
+    pub fn set_cursor(&mut self, name: &str, position: &str) -> anyhow::Result<()> {
+        set_cursor(&self.conn, name, position)
+    }
+
     /// Queues contact ids for an API build.
     pub fn queue_pending<'a>(
         &mut self,

@@ -40,6 +40,10 @@ pub use lookup::{ContactView, LookupKey};
 pub use merge::{set_cursor, MergeCounts};
 pub use row::ContactRow;
 
+/// The mode a new replica gets when neither the command line nor the config file asks for one
+/// (keys-only mode is chosen explicitly, docs/contract.md).
+pub const DEFAULT_MODE: Mode = Mode::Full;
+
 /// Where a reader keeps SQLite's WAL index: in the `-shm` file shared with the other
 /// connections (always, but on a full disk without one), or in its own memory ([`no_shm`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -58,6 +58,16 @@ struct Keys {
     social_security_number: Option<String>,
 }
 
+impl super::Replica {
+    /// [`rekey_if_marked`] on this replica, the error naming it.
+    pub fn rekey_if_marked(&mut self, country: Country) -> anyhow::Result<Option<RekeyReport>> {
+        use anyhow::Context;
+        let db = self.path().display().to_string();
+        rekey_if_marked(&mut self.conn, country)
+            .with_context(|| format!("cannot re-normalise the stored keys of the replica {db}"))
+    }
+}
+
 /// Re-normalises every stored key if the replica is marked (see the module documentation);
 /// `None` when it is not. Runs in its own transaction, so the caller must have none open.
 pub fn rekey_if_marked(
