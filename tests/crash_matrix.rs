@@ -1246,13 +1246,7 @@ fn assert_exactly_once(ws: &Workspace, fake: &FakeEngage, unsettled: &[String], 
         push_customers().len(),
         "{what}: receipts stored once each"
     );
-    for (id, reposts) in fake.receipt_reposts() {
-        assert!(
-            unsettled.contains(&id) && reposts == 1,
-            "{what}: {id} posted {reposts} more time(s) after Engage's answer had arrived \
-             (unsettled by the kill: {unsettled:?})"
-        );
-    }
+    assert_reposts_only_unsettled(fake, unsettled, what);
     let (_, receipts) = engage_state(fake);
     assert_eq!(receipts, push_customers(), "{what}: receipts' customers");
     for row in contacts(ws) {
@@ -1280,23 +1274,6 @@ fn assert_exactly_once(ws: &Workspace, fake: &FakeEngage, unsettled: &[String], 
         0,
         "{what}: everything delivered"
     );
-}
-
-fn lenient_fake() -> FakeEngage {
-    FakeEngage::start(FakeConfig {
-        unique_keys: Vec::new(),
-        ..FakeConfig::default()
-    })
-}
-
-/// Receipts a killed push left claimed or sent without a recorded answer.
-fn receipts_in_flight(ws: &Workspace) -> Vec<String> {
-    let conn = ws.till_conn();
-    let mut stmt = conn
-        .prepare("SELECT unique_receipt_id FROM receipt_outbox WHERE state = 'in_flight'")
-        .expect("prepare");
-    let ids = stmt.query_map([], |r| r.get(0)).expect("query");
-    ids.collect::<Result<_, _>>().expect("rows")
 }
 
 fn push_matrix(plan: Plan) {

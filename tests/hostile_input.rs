@@ -101,15 +101,10 @@ fn seeded() -> Workspace {
 
 /// A valid receipt for contact 1.
 fn receipt(id: &str) -> Value {
-    json!({
-        "contact": {"matchKeyType": "contactId", "matchKey": guid(1)},
-        "uniqueReceiptId": id, "receiptNumber": "1",
-        "createdDate": "2026-11-25T15:55:54+01:00",
-        "currency": "SEK", "totalGrossPrice": 200.0,
-        "paymentMethods": [{"type": "Card", "value": 200.0}],
-        "items": [{"type": "PURCHASE", "quantity": 2, "grossPaidPrice": 200.0, "taxAmount": 40.0,
-                   "taxPercent": 25.0, "sku": "1", "articleNumber": "2", "articleName": "Socks"}]
-    })
+    common::receipt(
+        id,
+        json!({"matchKeyType": "contactId", "matchKey": guid(1)}),
+    )
 }
 
 fn nsdoc(body: &str) -> String {

@@ -19,15 +19,6 @@ const STATUS: &str = "/api/v2/contacts/bulk/status";
 const RECEIPTS: &str = "/api/v3/receipts";
 const LOOKUP: &str = "/api/v3/contacts/id";
 
-/// A fake whose uniqueness check is off, so a second create of the same person is stored and
-/// counted instead of being refused.
-fn lenient_fake() -> FakeEngage {
-    FakeEngage::start(FakeConfig {
-        unique_keys: Vec::new(),
-        ..FakeConfig::default()
-    })
-}
-
 /// A workspace pointed at `fake`, with test-sized waits; `local` adds `[local]` keys.
 fn workspace_for(fake: &FakeEngage, local: &str) -> Workspace {
     let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 3\n");
@@ -68,18 +59,6 @@ fn push_until_done(ws: &Workspace, fake: &FakeEngage, runs: usize) -> Vec<Output
         stdout_of(last),
         stderr_of(last)
     );
-}
-
-fn receipt(id: &str, contact: Value) -> Value {
-    json!({
-        "contact": contact,
-        "uniqueReceiptId": id, "receiptNumber": id,
-        "createdDate": "2026-11-25T15:55:54+01:00",
-        "currency": "SEK", "totalGrossPrice": 200.0,
-        "paymentMethods": [{"type": "Card", "value": 200.0}],
-        "items": [{"type": "PURCHASE", "quantity": 2, "grossPaidPrice": 200.0, "taxAmount": 40.0,
-                   "taxPercent": 25.0, "sku": "1", "articleNumber": "2", "articleName": "Socks"}]
-    })
 }
 
 fn add_contact(ws: &Workspace, email: &str, mobile: &str) -> String {
@@ -136,22 +115,6 @@ fn till_day(ws: &Workspace) -> Vec<String> {
     emails
 }
 
-/// Every contact created exactly once, every receipt stored exactly once and tagged with the
-/// contactId of the right customer, and the replica linked.
-/// The receipts a kill left in flight, by `uniqueReceiptId`.
-fn unsettled_receipts(ws: &Workspace) -> Vec<String> {
-    let conn = ws.till_conn();
-    let mut stmt = conn
-        .prepare("SELECT unique_receipt_id FROM receipt_outbox WHERE state = 'in_flight'")
-        .expect("prepare");
-    let ids = stmt
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<Vec<String>, _>>()
-        .expect("ids");
-    ids
-}
-
 /// Exactly once: every contact created once, every receipt stored once for the right customer
 /// and posted again after Engage's answer had gone out only if a kill left it unsettled
 /// (answered, not yet recorded: `unsettled`), and then only once.
@@ -167,13 +130,7 @@ fn assert_exactly_once(
     }
     let stored = fake.receipts();
     assert_eq!(stored.len(), receipts, "every receipt stored");
-    for (id, reposts) in fake.receipt_reposts() {
-        assert!(
-            unsettled.contains(&id) && reposts == 1,
-            "{id} posted {reposts} more time(s) after Engage's answer had gone out \
-             (unsettled by a kill: {unsettled:?})"
-        );
-    }
+    assert_reposts_only_unsettled(fake, unsettled, "push");
     for r in &stored {
         assert!(fake.receipt_post_count(&r.unique_receipt_id) >= 1);
         assert_eq!(
@@ -379,7 +336,7 @@ fn a_push_killed_mid_request_neither_duplicates_nor_loses() {
         assert!(in_flight > 0, "{what}: the kill left items in flight");
         // Receipts sent beside the delayed request may have been answered, but not recorded,
         // before the kill: those, and only those, may be posted once more.
-        let unsettled = unsettled_receipts(&ws);
+        let unsettled = receipts_in_flight(&ws);
         push_until_done(&ws, &fake, 3);
         assert_exactly_once(&ws, &fake, &emails, 5, &unsettled);
     }

@@ -303,6 +303,42 @@ pub fn receipt(id: &str, contact: Value) -> Value {
     })
 }
 
+/// A fake Engage whose uniqueness check is off, so a second create of the same person is
+/// stored and counted instead of being refused: a test of exactly-once can then see it.
+pub fn lenient_fake() -> fake_engage::FakeEngage {
+    fake_engage::FakeEngage::start(fake_engage::FakeConfig {
+        unique_keys: Vec::new(),
+        ..fake_engage::FakeConfig::default()
+    })
+}
+
+/// The receipts a killed `push-local` left in flight (claimed or sent, no answer recorded), by
+/// `uniqueReceiptId`: the only ones it may post again after Engage's answer had gone out.
+pub fn receipts_in_flight(ws: &Workspace) -> Vec<String> {
+    let conn = ws.till_conn();
+    let mut stmt = conn
+        .prepare("SELECT unique_receipt_id FROM receipt_outbox WHERE state = 'in_flight'")
+        .expect("prepare");
+    let ids = stmt.query_map([], |r| r.get(0)).expect("query");
+    ids.collect::<Result<_, _>>().expect("rows")
+}
+
+/// No receipt was posted again after Engage's answer had gone out, except those a kill left
+/// unsettled (`unsettled`, from [`receipts_in_flight`]), and those once.
+pub fn assert_reposts_only_unsettled(
+    fake: &fake_engage::FakeEngage,
+    unsettled: &[String],
+    what: &str,
+) {
+    for (id, reposts) in fake.receipt_reposts() {
+        assert!(
+            unsettled.contains(&id) && reposts == 1,
+            "{what}: {id} posted {reposts} more time(s) after Engage's answer had gone out \
+             (unsettled by a kill: {unsettled:?})"
+        );
+    }
+}
+
 /// Every row of `tables` (through `conn`, which sees the `contacts` view), as text, sorted per
 /// table: a snapshot to compare before and after a refused command.
 pub fn table_rows(conn: &Connection, tables: &[&str]) -> Vec<String> {
