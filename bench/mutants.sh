@@ -28,7 +28,7 @@ declare -A FILES=(
     [locks]="src/lock.rs"
     [modes]="src/fsutil.rs src/sqlite_file/mod.rs src/db_owner.rs"
     [replica]="src/replica/apply.rs src/replica/merge.rs src/replica/bulk.rs src/replica/generation.rs src/replica/rekey.rs src/replica/ledger.rs"
-    [keys]="src/replica/row.rs src/api_sync/mod.rs"
+    [keys]="src/replica/row.rs src/api_sync/mod.rs src/api_sync/changes.rs"
 )
 # group -> the tests that guard those files: names of test modules (the integration tests'
 # files, `tests/FILE.rs` is module FILE, and the library's own modules), given to the test
