@@ -15,8 +15,6 @@ use crate::config::parse_duration_setting;
 use crate::error::ExitCode;
 use crate::lock;
 use crate::replica::rekey::RekeyReport;
-use crate::replica::RunLog;
-use crate::time::now_rfc3339;
 
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(300);
 
@@ -52,7 +50,7 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
     // Before the run is recorded, so that a failure here leaves no run open.
     let rekey = super::rekey(&mut replica, s, dry_run)?;
     let run_log = (!dry_run)
-        .then(|| RunLog::start(replica.conn(), "changes", &now_rfc3339()))
+        .then(|| replica.start_run("changes"))
         .transpose()?;
     let mut pulled = Pulled::default();
     let result = window_start(ctx, since).and_then(|start| {
@@ -66,11 +64,7 @@ pub fn run(ctx: &Ctx, args: &ChangesArgs) -> anyhow::Result<ExitCode> {
     });
     let summary = ChangesSummary::new(dry_run, pulled, started, rekey);
     if let Some(log) = run_log {
-        log.close(
-            replica.conn(),
-            &super::exit::run_outcome(&result),
-            &summary.counts,
-        )?;
+        replica.finish_run(log, &super::exit::run_outcome(&result), &summary.counts)?;
     }
     if ctx.prints_summary(result.is_ok(), dry_run) {
         print_summary(ctx, &summary)?;

@@ -8,8 +8,6 @@ use crate::cli::PublishArgs;
 use crate::error::ExitCode;
 use crate::lock;
 use crate::publish::{publish, PublishOptions, PublishSummary};
-use crate::replica::RunLog;
-use crate::time::now_rfc3339;
 
 /// Publishes, records the run, prints the summary.
 pub fn run(ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<ExitCode> {
@@ -21,7 +19,7 @@ pub fn run(ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<ExitCode> {
     let mut replica = ctx.open_writer()?;
     let dry_run = args.write.dry_run;
     let run_log = (!dry_run)
-        .then(|| RunLog::start(replica.conn(), "publish", &now_rfc3339()))
+        .then(|| replica.start_run("publish"))
         .transpose()?;
     let opts = PublishOptions {
         dir: args.to.clone(),
@@ -37,7 +35,7 @@ pub fn run(ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<ExitCode> {
     });
     if let Some(log) = run_log {
         let counts = result.as_ref().ok().cloned().unwrap_or_default();
-        log.close(replica.conn(), &super::exit::run_outcome(&result), &counts)?;
+        replica.finish_run(log, &super::exit::run_outcome(&result), &counts)?;
     }
     let summary = result?;
     if ctx.prints_summary(true, dry_run) {

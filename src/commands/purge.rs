@@ -6,9 +6,7 @@ use crate::cli::PurgeArgs;
 use crate::error::ExitCode;
 use crate::lock;
 use crate::purge::{self, Cutoff, PurgeSummary};
-use crate::replica::RunLog;
 use crate::till_store::TillStore;
-use crate::time::now_rfc3339;
 
 /// Purges, then prints counts (never the data).
 pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
@@ -19,23 +17,15 @@ pub fn run(ctx: &Ctx, args: &PurgeArgs) -> anyhow::Result<ExitCode> {
     let mut replica = ctx.open_writer()?;
     let mut till = TillStore::open(&s.db, s.busy_timeout, replica.mode())?;
     let dry_run = args.write.dry_run;
-    let run_log = (!dry_run)
-        .then(|| RunLog::start(replica.conn(), "purge", &now_rfc3339()))
-        .transpose()?;
+    let run_log = (!dry_run).then(|| replica.start_run("purge")).transpose()?;
     let mut summary = PurgeSummary::new(args.older_than, &cutoff, dry_run);
     let result = purge::purge(&mut replica, &mut till, s, &cutoff, &mut summary);
     if let Some(run_log) = run_log {
-        run_log.close(
-            replica.conn(),
-            &super::exit::run_outcome(&result),
-            summary.rows(),
-        )?;
+        replica.finish_run(run_log, &super::exit::run_outcome(&result), summary.rows())?;
         // The run row itself is written after compaction; truncate the WAL once more so the
         // file set holds nothing older than this run.
         if result.is_ok() {
-            replica
-                .conn()
-                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+            replica.checkpoint()?;
         }
     }
     result?;

@@ -335,6 +335,23 @@ impl Replica {
         &self.conn
     }
 
+    /// Records the start of a writing run of `command` in the replica's run log (`status`
+    /// reports a run that never finished).
+    pub fn start_run(&self, command: &str) -> rusqlite::Result<RunLog> {
+        RunLog::start(&self.conn, command, &crate::time::now_rfc3339())
+    }
+
+    /// Records the end of a run started with [`start_run`](Self::start_run): how it ended (the
+    /// caller maps a failure to its exit code) and `counts` (counts only, never personal data).
+    pub fn finish_run(
+        &self,
+        log: RunLog,
+        outcome: &RunOutcome,
+        counts: &impl serde::Serialize,
+    ) -> anyhow::Result<()> {
+        log.close(&self.conn, outcome, counts)
+    }
+
     /// Whether a writer would migrate this replica (a reader accepts some older schemas, see
     /// `schema::READABLE_FROM`).
     pub fn behind_current_schema(&self) -> anyhow::Result<bool> {

@@ -13,7 +13,7 @@ use crate::error::{ConfigError, ExitCode};
 use crate::import::{collect_inputs, Inputs};
 use crate::lock;
 use crate::replica::folders::{self, FolderKind};
-use crate::replica::{Replica, RunLog};
+use crate::replica::Replica;
 use crate::sftp::{self, FetchOptions, SftpSettings};
 use crate::time::now_rfc3339;
 use import::import_all;
@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
         None
     } else {
         record_folders(s, &replica, source.is_some() || args.paths.is_empty())?;
-        Some(RunLog::start(replica.conn(), "delta", &now_rfc3339())?)
+        Some(replica.start_run("delta")?)
     };
     let mut summary = DeltaSummary {
         dry_run: args.write.dry_run,
@@ -50,11 +50,8 @@ pub fn run(ctx: &Ctx, args: &DeltaArgs) -> anyhow::Result<ExitCode> {
     };
     summary.set_elapsed(started);
     if let Some(run_log) = run_log {
-        if let Err(e) = run_log.close(
-            replica.conn(),
-            &super::exit::run_outcome(&result),
-            &summary.run_counts(),
-        ) {
+        let outcome = super::exit::run_outcome(&result);
+        if let Err(e) = replica.finish_run(run_log, &outcome, &summary.run_counts()) {
             // On a full disk the record may fail too: the run's own error is the one to show.
             match &result {
                 Err(_) => tracing::error!("cannot record this run in the replica: {e:#}"),

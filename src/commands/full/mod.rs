@@ -15,8 +15,7 @@ use crate::error::{ExitCode, UsageError};
 use crate::full_build::{open_live, FillOptions, FullBuild, Source, SourceKind, Unfinished};
 use crate::import::{complete_export_set, count_members, ExportSet};
 use crate::lock;
-use crate::replica::{RunLog, DEFAULT_MODE};
-use crate::time::now_rfc3339;
+use crate::replica::{RunOutcome, DEFAULT_MODE};
 use summary::{print_summary, FullSummary};
 
 /// Builds, merges and swaps; prints the summary.
@@ -97,18 +96,12 @@ fn no_export_files(paths: &[PathBuf]) -> anyhow::Error {
 
 /// Records the run in the new replica's log (the previous history was merged into it).
 fn record_run(ctx: &Ctx, summary: &FullSummary) -> anyhow::Result<()> {
-    let mut replica = open_live(&ctx.settings)?;
-    let log = RunLog::start(replica.conn(), "full", &now_rfc3339())?;
+    let replica = open_live(&ctx.settings)?;
+    let log = replica.start_run("full")?;
     let counts = serde_json::json!({
         "files_applied": summary.files_applied, "contacts": summary.contacts,
     });
-    log.finish(
-        replica.conn(),
-        &now_rfc3339(),
-        0,
-        Some(&counts.to_string()),
-        None,
-    )?;
+    replica.finish_run(log, &RunOutcome::ok(), &counts)?;
     Ok(())
 }
 
