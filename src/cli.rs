@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::engage::{ENV_API_KEY, ENV_BASE_URL};
@@ -558,14 +559,52 @@ pub struct WriteArgs {
 pub struct EngageArgs {
     /// Engage's API base URL, e.g. https://TENANT.voyado.com [default: `[engage] base_url` in
     /// the config file]
-    #[arg(long, env = ENV_BASE_URL, hide_env_values = true, value_name = "URL")]
+    #[arg(long, env = ENV_BASE_URL, hide_env_values = true, value_name = "URL", value_parser = Text)]
     pub engage_base_url: Option<String>,
 
     /// Engage's API key [default: read from the file named by `[engage] api_key_file` in the
     /// config file]. Prefer the variable or the key file: a command line is visible to other
     /// users of the machine. Never printed
-    #[arg(long, env = ENV_API_KEY, hide_env_values = true, value_name = "KEY")]
+    #[arg(long, env = ENV_API_KEY, hide_env_values = true, value_name = "KEY",
+          value_parser = Text.map(Secret::from))]
     pub engage_api_key: Option<Secret>,
+}
+
+/// Reads a flag's or its environment variable's value as text and, when it is not UTF-8, says
+/// which flag and variable (clap's own message names neither) without showing the value: it
+/// may be a secret.
+#[derive(Clone)]
+struct Text;
+
+impl clap::builder::TypedValueParser for Text {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        value.to_str().map(str::to_owned).ok_or_else(|| {
+            let name = arg.map_or_else(|| "a value".to_string(), flag_and_variable);
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidUtf8,
+                format!("{name} is not valid UTF-8 text (the value is not shown): set it again\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+}
+
+/// `--flag / VARIABLE`, or only the flag when it has no variable.
+fn flag_and_variable(arg: &clap::Arg) -> String {
+    let flag = arg
+        .get_long()
+        .map_or_else(|| arg.get_id().to_string(), |l| format!("--{l}"));
+    match arg.get_env() {
+        Some(env) => format!("{flag} / {}", env.to_string_lossy()),
+        None => flag,
+    }
 }
 
 impl EngageArgs {
@@ -583,11 +622,13 @@ impl EngageArgs {
 pub struct SftpArgs {
     /// The SFTP password [default: read from `[sftp] password_file` in the config file]. Prefer
     /// the variable or the file: a command line is visible to other users of the machine
-    #[arg(long, env = ENV_PASSWORD, hide_env_values = true, value_name = "PASSWORD")]
+    #[arg(long, env = ENV_PASSWORD, hide_env_values = true, value_name = "PASSWORD",
+          value_parser = Text.map(Secret::from))]
     pub sftp_password: Option<Secret>,
 
     /// The passphrase of `[sftp] private_key_file`, when it is encrypted
-    #[arg(long, env = ENV_PASSPHRASE, hide_env_values = true, value_name = "PASSPHRASE")]
+    #[arg(long, env = ENV_PASSPHRASE, hide_env_values = true, value_name = "PASSPHRASE",
+          value_parser = Text.map(Secret::from))]
     pub sftp_passphrase: Option<Secret>,
 }
 

@@ -505,6 +505,41 @@ fn a_password_in_the_base_url_is_never_echoed() {
     }
 }
 
+/// A secret (or base URL) that is not text is refused naming its flag and variable, never
+/// showing the value, and nothing is touched: clap's own message would name neither.
+#[test]
+fn a_value_that_is_not_text_is_refused_naming_its_variable_but_not_its_value() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    let bad = std::ffi::OsStr::from_bytes(b"Hunter2-\xff");
+    for (command, variable, flag) in [
+        ("push-local", "ENGAGE_API_KEY", "--engage-api-key"),
+        ("changes", "ENGAGE_BASE_URL", "--engage-base-url"),
+        ("delta", "ENGAGE_SYNC_SFTP_PASSWORD", "--sftp-password"),
+        ("delta", "ENGAGE_SYNC_SFTP_PASSPHRASE", "--sftp-passphrase"),
+    ] {
+        let out = ws
+            .cmd()
+            .env(variable, bad)
+            .arg(command)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{command}: {}",
+            stderr_of(&out)
+        );
+        let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
+        assert!(
+            text.contains(&format!("{flag} / {variable} is not valid UTF-8")),
+            "{command}: {text}"
+        );
+        assert!(!text.contains("Hunter2"), "{command}: {text}");
+        assert!(!ws.db().exists(), "{command} made a replica");
+    }
+}
+
 /// Clap reads the secrets' variables (ENGAGE_API_KEY, ENGAGE_BASE_URL, the SFTP password and
 /// passphrase) and `--help` names them, but never shows their values.
 #[test]
