@@ -224,6 +224,10 @@ mod tests {
             ("lastName", "Öberg"),
             ("email", " Asa@Example.com"),
             ("mobilePhone", "070-123 45 67"),
+            ("memberNumber", " M1 "),
+            ("externalId", "X-9"),
+            ("socialSecurityNumber", "198001011234"),
+            ("contactType", "Contact"),
             ("street", "Storgatan 1"),
         ]
         .into_iter()
@@ -235,11 +239,23 @@ mod tests {
     fn keys_mode_keeps_keys_only() {
         let se = Country::from_iso("SE").expect("SE");
         let row = ContactRow::from_fields("abc".into(), fields(), Mode::Keys, se);
-        assert_eq!(row.email.as_deref(), Some("asa@example.com"));
-        assert_eq!(row.mobile_phone.as_deref(), Some("+46701234567"));
-        assert_eq!(row.first_name, None);
-        assert_eq!(row.attributes, None);
-        assert_eq!(row.contact_type.as_deref(), Some("Member"));
+        let keys = ContactRow {
+            contact_id: "abc".into(),
+            member_number: Some("M1".into()),
+            email: Some("asa@example.com".into()),
+            mobile_phone: Some("+46701234567".into()),
+            external_id: Some("X-9".into()),
+            social_security_number: Some("198001011234".into()),
+            contact_type: Some("Contact".into()),
+            ..ContactRow::default()
+        };
+        assert_eq!(row, keys, "every key, and no name or other field");
+        let untyped: Vec<_> = fields()
+            .into_iter()
+            .filter(|(name, _)| name != "contactType")
+            .collect();
+        let row = ContactRow::from_fields("abc".into(), untyped, Mode::Keys, se);
+        assert_eq!(row.contact_type.as_deref(), Some(DEFAULT_CONTACT_TYPE));
     }
 
     /// The JSON is what a `serde_json::Map` of the same pairs prints, for repeated names,
@@ -298,10 +314,23 @@ mod tests {
     fn full_mode_keeps_every_field() {
         let se = Country::from_iso("SE").expect("SE");
         let row = ContactRow::from_fields("abc".into(), fields(), Mode::Full, se);
-        assert_eq!(row.first_name.as_deref(), Some("Åsa"));
         let attrs: Value =
             serde_json::from_str(row.attributes.as_deref().expect("attrs")).expect("json");
         assert_eq!(attrs["street"], "Storgatan 1");
         assert_eq!(attrs["contactId"], "abc");
+        let full = ContactRow {
+            contact_id: "abc".into(),
+            member_number: Some("M1".into()),
+            email: Some("asa@example.com".into()),
+            mobile_phone: Some("+46701234567".into()),
+            external_id: Some("X-9".into()),
+            social_security_number: Some("198001011234".into()),
+            contact_type: Some("Contact".into()),
+            first_name: Some("Åsa".into()),
+            last_name: Some("Öberg".into()),
+            attributes: row.attributes.clone(),
+            phone_as_sent: false,
+        };
+        assert_eq!(row, full, "every key and name in its column");
     }
 }
