@@ -157,14 +157,19 @@ fn finish(
     dry_run: bool,
     pulled: &mut Pulled,
 ) -> anyhow::Result<()> {
-    let conn = replica.conn();
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = tombstone_and_advance(conn, listed, failed, dry_run, pulled);
-    let end = if dry_run { "ROLLBACK" } else { "COMMIT" };
-    if result.is_ok() && !dry_run {
-        crate::failpoint::hit("changes.before_cursor_commit");
+    let tx = replica
+        .conn()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let result = tombstone_and_advance(&tx, listed, failed, dry_run, pulled);
+    if dry_run {
+        tx.rollback()?;
+    } else {
+        // Committed also when a fetch failed: the tombstones stand, the cursor stays.
+        if result.is_ok() {
+            crate::failpoint::hit("changes.before_cursor_commit");
+        }
+        tx.commit()?;
     }
-    conn.execute_batch(end)?;
     if result.is_ok() && !dry_run {
         crate::failpoint::hit("changes.after_cursor_commit");
     }
