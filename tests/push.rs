@@ -856,3 +856,59 @@ fn a_second_push_waits_for_the_first_and_sends_nothing() {
     push_until_done(&ws, &fake, 3);
     assert_exactly_once(&ws, &fake, &emails, 5, &[]);
 }
+
+/// A contact sent without a usable answer waits in flight and says why in the till store (what
+/// an operator reading the outbox sees), until it is checked in Engage; then it is delivered
+/// once and the reason goes.
+#[test]
+fn a_contact_sent_without_a_usable_answer_says_why_it_waits() {
+    let fake = lenient_fake();
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 3\n");
+    let local = |recheck: &str| {
+        FAST_PUSH.replace(
+            "recheck_after = \"0s\"",
+            &format!("recheck_after = \"{recheck}\""),
+        ) + "lookup_before_create = false\n"
+    };
+    let ws = Workspace::pointed_at(&fake, &engage, &local("1h"));
+    let emails = till_day(&ws);
+    fake.inject(Fault::on("POST", BULK, FaultKind::ApplyThenDrop));
+    let first = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
+    let waiting: Vec<(String, Option<String>)> = {
+        let conn = ws.till_conn();
+        let mut stmt = conn
+            .prepare("SELECT state, reason FROM contact_outbox WHERE state != 'delivered'")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        rows
+    };
+    assert_eq!(waiting.len(), emails.len(), "{waiting:?}");
+    for (state, reason) in &waiting {
+        assert_eq!(state, "in_flight");
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("sent without a usable answer")),
+            "{reason:?}"
+        );
+    }
+    // Checked in Engage at once from now on: found there, delivered, never created twice.
+    let config = std::fs::read_to_string(ws.path().join("engage-sync.toml")).expect("config");
+    std::fs::write(
+        ws.path().join("engage-sync.toml"),
+        config.replace("recheck_after = \"1h\"", "recheck_after = \"0s\""),
+    )
+    .expect("config");
+    push_until_done(&ws, &fake, 3);
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM contact_outbox WHERE reason IS NOT NULL"),
+        0,
+        "delivered items keep no reason"
+    );
+}
