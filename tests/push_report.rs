@@ -257,6 +257,15 @@ fn a_push_reports_created_linked_and_updated_from_engages_answers_and_spends_onl
         assert_eq!(r["bulk_updates"], 1, "{}", case.name);
         assert_eq!(r["status_polls"], 2 * POLLS_PER_BATCH, "{}", case.name);
         assert_eq!(r["contact_gets"], 0, "{}", case.name);
+        // The till store records each batch's polls too: both batches, polled as often.
+        assert_eq!(
+            ws.count(&format!(
+                "SELECT count(*) FROM outbox_batch WHERE polls = {POLLS_PER_BATCH}"
+            )),
+            2,
+            "{}",
+            case.name
+        );
 
         // Per contact: the stored outcome says what happened to each.
         let outcomes = create_outcomes(&ws);
