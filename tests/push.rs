@@ -897,6 +897,15 @@ fn a_contact_sent_without_a_usable_answer_says_why_it_waits() {
             "{reason:?}"
         );
     }
+    let oldest_undelivered = || {
+        let out = ws
+            .cmd()
+            .args(["--json", "status"])
+            .output()
+            .expect("status");
+        json_of(&out)["outbox"]["oldest_undelivered_queued_at"].clone()
+    };
+    assert!(oldest_undelivered().is_string(), "in flight is undelivered");
     // Checked in Engage at once from now on: found there, delivered, never created twice.
     let config = std::fs::read_to_string(ws.path().join("engage-sync.toml")).expect("config");
     std::fs::write(
@@ -910,5 +919,10 @@ fn a_contact_sent_without_a_usable_answer_says_why_it_waits() {
         ws.count("SELECT count(*) FROM contact_outbox WHERE reason IS NOT NULL"),
         0,
         "delivered items keep no reason"
+    );
+    assert_eq!(
+        oldest_undelivered(),
+        Value::Null,
+        "everything was delivered"
     );
 }
