@@ -87,31 +87,29 @@ mod tests {
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
         assert!(queue.is_empty());
 
-        let mut queue: VecDeque<u32> = (0..100).collect();
-        let mut n = 0;
-        let next = || {
-            let i = queue.pop_front()?;
-            let request = async move {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                i
-            };
-            Some((i, request))
-        };
-        rt.block_on(fan_out(2, OnBreak::Drain, next, |_, _| {
-            n += 1;
-            ControlFlow::Break(())
-        }));
-        assert_eq!(n + queue.len(), 100);
-        assert!(queue.len() >= 90, "stopped early: {}", queue.len());
+        // The two under way reach the consumer; none of the other 98 starts.
+        let (answered, left) = break_at_first_answer(&rt, 2, OnBreak::Drain);
+        assert_eq!((answered, left), (2, 98));
     }
 
     /// Aborting returns at the first break: the other requests under way never reach the
     /// consumer.
     #[test]
     fn abort_returns_at_the_first_break() {
-        let rt = runtime();
+        let (answered, left) = break_at_first_answer(&runtime(), 4, OnBreak::Abort);
+        assert_eq!(answered, 1);
+        assert_eq!(left, 96);
+    }
+
+    /// Fans out 100 requests of 2 ms each, `window` at a time, the consumer breaking at every
+    /// answer: how many answers reached it, and how many requests never started.
+    fn break_at_first_answer(
+        rt: &tokio::runtime::Runtime,
+        window: usize,
+        on_break: OnBreak,
+    ) -> (usize, usize) {
         let mut queue: VecDeque<u32> = (0..100).collect();
-        let mut n = 0;
+        let mut answered = 0;
         let next = || {
             let i = queue.pop_front()?;
             let request = async move {
@@ -120,11 +118,10 @@ mod tests {
             };
             Some((i, request))
         };
-        rt.block_on(fan_out(4, OnBreak::Abort, next, |_, _| {
-            n += 1;
+        rt.block_on(fan_out(window, on_break, next, |_, _| {
+            answered += 1;
             ControlFlow::Break(())
         }));
-        assert_eq!(n, 1);
-        assert_eq!(queue.len(), 96);
+        (answered, queue.len())
     }
 }
