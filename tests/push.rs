@@ -926,3 +926,5 @@ fn a_contact_sent_without_a_usable_answer_says_why_it_waits() {
         "everything was delivered"
     );
 }
+
+mod waiting;

@@ -1,0 +1,188 @@
+//! What the till store says about an item while it waits, and how a waiting item gets out:
+//! SPEC §6 — every outbox item has a state and an attempt count, a transient failure leaves it
+//! pending for the next run, and an item sent without a settled answer is checked in Engage
+//! by key before anything is sent again. An operator reads these rows (and `status`) to know
+//! why a till's purchases have not reached Engage.
+
+use super::*;
+
+/// One outbox row as an operator reads it: (item, state, reason, attempts).
+type Row = (String, String, Option<String>, i64);
+
+fn rows(ws: &Workspace, sql: &str) -> Vec<Row> {
+    let conn = ws.till_conn();
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    rows
+}
+
+fn receipt_rows(ws: &Workspace) -> Vec<Row> {
+    rows(
+        ws,
+        "SELECT unique_receipt_id, state, reason, attempts FROM receipt_outbox ORDER BY id",
+    )
+}
+
+fn contact_rows(ws: &Workspace) -> Vec<Row> {
+    rows(
+        ws,
+        "SELECT local_key, state, reason, attempts FROM contact_outbox ORDER BY id",
+    )
+}
+
+/// `status --json`'s outbox depth as (kind, state, count), summed over ops.
+fn depth(ws: &Workspace) -> Vec<(String, String, u64)> {
+    let out = ws
+        .cmd()
+        .args(["--json", "status"])
+        .output()
+        .expect("status");
+    let mut by: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for d in json_of(&out)["outbox"]["depth"].as_array().expect("depth") {
+        let key = (
+            d["kind"].as_str().expect("kind").to_string(),
+            d["state"].as_str().expect("state").to_string(),
+        );
+        *by.entry(key).or_default() += d["count"].as_u64().expect("count");
+    }
+    by.into_iter().map(|((k, s), n)| (k, s, n)).collect()
+}
+
+/// Receipts whose posts failed for now (Engage answered 503 to every attempt) go back to
+/// pending, each with the failure as its reason and one attempt counted, and `status` shows
+/// them pending, not in flight; the next run delivers each once.
+#[test]
+fn a_receipt_that_failed_for_now_waits_pending_with_its_reason() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let id = fake.add_contact(json!({"email": "regular@example.com"}));
+    let ws = workspace_for(&fake, "");
+    let ids = ["W-1", "W-2", "W-3"];
+    for r in ids {
+        add_receipt(
+            &ws,
+            &receipt(r, json!({"matchKeyType": "contactId", "matchKey": id})),
+        );
+    }
+    fake.inject(Fault::on("POST", RECEIPTS, FaultKind::Status(503)).times(1000));
+    let out = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(fake.receipts().is_empty(), "nothing was applied");
+    let waiting = receipt_rows(&ws);
+    assert_eq!(waiting.len(), ids.len());
+    for (item, state, reason, attempts) in &waiting {
+        assert_eq!(state, "pending", "{item} waits for the next run");
+        assert!(
+            reason.as_deref().is_some_and(|r| r.contains("503")),
+            "{item}: the reason names Engage's answer: {reason:?}"
+        );
+        assert_eq!(*attempts, 1, "{item}: one attempt (a run, not its retries)");
+    }
+    assert_eq!(
+        depth(&ws),
+        vec![("receipt".to_string(), "pending".to_string(), 3)]
+    );
+    fake.clear_faults();
+    push_until_done(&ws, &fake, 1);
+    for r in ids {
+        assert_eq!(fake.receipt_post_count(r), 1, "{r} posted once");
+    }
+    for (item, state, reason, _) in receipt_rows(&ws) {
+        assert_eq!((state.as_str(), reason), ("delivered", None), "{item}");
+    }
+}
+
+/// A receipt of a contact registered at the till waits while that contact cannot be created
+/// (Engage answers 429 to every try of the bulk create, so it was certainly not processed and
+/// the contact is pending again): the till store says which contact the receipt waits for,
+/// and once the contact is created the receipt follows, tagged with Engage's contact id.
+#[test]
+fn a_receipt_waiting_for_its_contact_says_which_in_the_till_store() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let key = add_contact(&ws, "waits@example.com", "070-000 00 09");
+    add_receipt(
+        &ws,
+        &receipt("WC-1", json!({"matchKeyType": "localKey", "matchKey": key})),
+    );
+    let limited = FaultKind::Status429 { retry_after: None };
+    fake.inject(Fault::on("POST", BULK, limited).times(1000));
+    let out = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    let contact = contact_rows(&ws);
+    assert_eq!(contact.len(), 1);
+    assert_eq!(
+        (contact[0].0.as_str(), contact[0].1.as_str()),
+        (key.as_str(), "pending")
+    );
+    let waiting = receipt_rows(&ws);
+    assert_eq!(waiting.len(), 1);
+    let (item, state, reason, attempts) = &waiting[0];
+    assert_eq!(
+        (item.as_str(), state.as_str(), *attempts),
+        ("WC-1", "pending", 0)
+    );
+    assert_eq!(
+        reason.as_deref(),
+        Some(format!("waiting for its contact {key} to be created in Engage").as_str()),
+        "the till store names the contact the receipt waits for"
+    );
+    fake.clear_faults();
+    push_until_done(&ws, &fake, 2);
+    let stored = fake.receipts();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        fake.find_contacts("email", "waits@example.com"),
+        vec![stored[0].contact_id.clone()]
+    );
+    assert_eq!(receipt_rows(&ws)[0].2, None, "delivered: no reason left");
+}
+
+/// Engage no longer knows a bulk batch (its status answers 404): the batch's contacts leave
+/// it, so the next run checks them in Engage by key (the create had been applied), links
+/// them and never creates them again. An item still tied to the lost batch would wait in
+/// flight for ever: nothing polls a lost batch, and a contact waiting for its batch is never
+/// checked by key.
+#[test]
+fn contacts_of_a_batch_engage_no_longer_knows_are_checked_by_key_and_delivered_once() {
+    let fake = lenient_fake();
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let emails = till_day(&ws);
+    fake.inject(Fault::on("GET", STATUS, FaultKind::Status(404)));
+    let first = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
+    assert!(
+        ws.count("SELECT count(*) FROM outbox_batch WHERE state = 'lost'") == 1,
+        "the batch is recorded as lost"
+    );
+    push_until_done(&ws, &fake, 3);
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+}
+
+/// A completed batch whose answer settles none of its contacts (no per-row results) sends
+/// them to be checked in Engage by key; when those checks fail too (503 to every lookup), the
+/// contacts wait in flight and a later run checks them again and delivers each once.
+#[test]
+fn contacts_a_batch_answer_left_unsettled_are_checked_again_by_a_later_run() {
+    let fake = FakeEngage::start(FakeConfig {
+        unique_keys: Vec::new(),
+        bulk_status_results: false,
+        ..FakeConfig::default()
+    });
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let emails = till_day(&ws);
+    fake.inject(Fault::on("GET", LOOKUP, FaultKind::Status(503)).times(1000));
+    let first = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
+    let unsettled = contact_rows(&ws);
+    assert_eq!(unsettled.len(), emails.len());
+    for (item, state, _, _) in &unsettled {
+        assert_eq!(state, "in_flight", "{item}: sent, outcome not known yet");
+    }
+    fake.clear_faults();
+    push_until_done(&ws, &fake, 3);
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+}
