@@ -502,9 +502,14 @@ fn rejected_items_are_kept_with_engages_reason_and_fixed_ones_go_through() {
     let out = sync(&ws, &fake, &["--json", "push-local"]);
     assert!(out.status.success(), "{}", stdout_of(&out));
     assert_eq!(fake.receipts().len(), 1);
-    // --retry-rejected sends the rejected receipt once more (and Engage refuses it again).
+    // --retry-rejected sends the rejected receipt once more (and Engage refuses it again), and
+    // its report counts what it queued again.
+    let rejected = ws.count("SELECT count(*) FROM receipt_outbox WHERE state = 'rejected'")
+        + ws.count("SELECT count(*) FROM contact_outbox WHERE state = 'rejected'");
+    assert_eq!(rejected, 1, "R-unknown");
     let out = sync(&ws, &fake, &["--json", "push-local", "--retry-rejected"]);
     assert_eq!(out.status.code(), Some(65));
+    assert_eq!(json_of(&out)["retried_rejected"], rejected);
     assert_eq!(fake.receipt_post_count("R-unknown"), 2);
 }
 

@@ -446,3 +446,61 @@ fn a_push_killed_between_engage_creating_the_contacts_and_recording_them_creates
         }
     }
 }
+
+/// The report's receipt counts, worked out from the setup: four receipts posted one at a time
+/// (`max_concurrency = 1`), and Engage stores the first one but its answer is lost (a post
+/// that may have reached Engage is not repeated in the same run). The first run delivers
+/// three and reports the first as sent without an answer; the next run posts it again, and
+/// Engage answers that it already has it (a duplicate, delivered too).
+#[test]
+fn the_report_counts_each_receipt_as_engage_answered_it() {
+    const RECEIPTS: &str = "/api/v3/receipts";
+    let fake = FakeEngage::start(FakeConfig::default());
+    let id = fake.add_contact(json!({"email": "regular@example.com"}));
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 2\nmax_concurrency = 1\n");
+    let ws = Workspace::pointed_at(&fake, &engage, FAST_PUSH);
+    let ids: Vec<String> = (0..4).map(|i| format!("RC-{i}")).collect();
+    for r in &ids {
+        let body = receipt(r, json!({"matchKeyType": "contactId", "matchKey": id}));
+        let out = ws
+            .cmd()
+            .args(["receipt", "add"])
+            .write_stdin(body.to_string())
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    fake.inject(Fault::on("POST", RECEIPTS, FaultKind::ApplyThenDrop));
+    let first = push(&ws, &fake, &[]);
+    assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
+    assert_eq!(
+        fake.receipts().len(),
+        ids.len(),
+        "the first was stored, its answer lost"
+    );
+    let s = json_of(&first);
+    assert_eq!(s["receipts_delivered"], ids.len() - 1);
+    assert_eq!(s["receipts_duplicate"], 0);
+    assert_eq!(s["sent_without_answer"], 1);
+    assert_eq!(s["receipts_left"], 1);
+    assert_eq!(s["requests"]["receipt_posts"], ids.len());
+    assert_eq!(
+        fake.requests_per_endpoint(),
+        expected(&[("POST /receipts", ids.len())])
+    );
+
+    fake.clear_requests();
+    let second = push(&ws, &fake, &[]);
+    assert!(second.status.success(), "{}", stderr_of(&second));
+    let s = json_of(&second);
+    assert_eq!(s["receipts_delivered"], 0);
+    assert_eq!(s["receipts_duplicate"], 1, "Engage already had {}", ids[0]);
+    assert_eq!(s["sent_without_answer"], 0);
+    assert_eq!(s["receipts_left"], 0);
+    assert_eq!(s["requests"]["receipt_posts"], 1);
+    assert_eq!(
+        fake.requests_per_endpoint(),
+        expected(&[("POST /receipts", 1)])
+    );
+    assert_eq!(fake.receipts().len(), ids.len(), "each stored once");
+}

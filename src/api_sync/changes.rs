@@ -169,9 +169,9 @@ fn finish(
             crate::failpoint::hit("changes.before_cursor_commit");
         }
         tx.commit()?;
-    }
-    if result.is_ok() && !dry_run {
-        crate::failpoint::hit("changes.after_cursor_commit");
+        if result.is_ok() {
+            crate::failpoint::hit("changes.after_cursor_commit");
+        }
     }
     result
 }

@@ -186,3 +186,81 @@ fn contacts_a_batch_answer_left_unsettled_are_checked_again_by_a_later_run() {
     push_until_done(&ws, &fake, 3);
     assert_exactly_once(&ws, &fake, &emails, 5, &[]);
 }
+
+/// Engage refuses the API key (401) to the first receipt post: no further post starts in
+/// that run (posted one at a time, `max_concurrency = 1`, so none was under way), the run
+/// ends 77, and every receipt waits pending; those never sent count no attempt. With the key
+/// accepted again, the next run delivers each once.
+#[test]
+fn a_refused_key_stops_new_posts_and_the_rest_wait_unsent() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let id = fake.add_contact(json!({"email": "regular@example.com"}));
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 3\nmax_concurrency = 1\n");
+    let ws = Workspace::pointed_at(&fake, &engage, FAST_PUSH);
+    let ids: Vec<String> = (0..6).map(|i| format!("K-{i}")).collect();
+    for r in &ids {
+        add_receipt(
+            &ws,
+            &receipt(r, json!({"matchKeyType": "contactId", "matchKey": id})),
+        );
+    }
+    fake.inject(Fault::on("POST", RECEIPTS, FaultKind::Status(401)));
+    let out = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
+    let posts = fake.requests_per_endpoint();
+    assert_eq!(posts.get("POST /receipts"), Some(&1), "{posts:?}");
+    let waiting = receipt_rows(&ws);
+    assert_eq!(waiting.len(), ids.len());
+    for (item, state, reason, attempts) in &waiting {
+        assert_eq!(state, "pending", "{item}");
+        assert!(reason.is_some(), "{item} says why it waits");
+        let sent = item == &ids[0];
+        assert_eq!(*attempts, i64::from(sent), "{item}: attempts");
+    }
+    push_until_done(&ws, &fake, 1);
+    for r in &ids {
+        assert_eq!(fake.receipt_post_count(r), 1, "{r} reached Engage once");
+    }
+    assert_eq!(
+        fake.requests_per_endpoint().get("POST /receipts"),
+        Some(&(ids.len() + 1)),
+        "the refused post, then one post each"
+    );
+    assert_eq!(fake.receipts().len(), ids.len());
+}
+
+/// A receipt Engage refuses as invalid (400) is rejected with Engage's answer as its reason,
+/// the run ends 65 (data), and it is not posted again by later runs: posting the same receipt
+/// cannot help until someone fixes it (`--retry-rejected`).
+#[test]
+fn a_receipt_engage_refuses_as_invalid_is_rejected_not_retried() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let id = fake.add_contact(json!({"email": "regular@example.com"}));
+    let ws = workspace_for(&fake, "");
+    add_receipt(
+        &ws,
+        &receipt(
+            "BAD-1",
+            json!({"matchKeyType": "contactId", "matchKey": id}),
+        ),
+    );
+    fake.inject(Fault::on("POST", RECEIPTS, FaultKind::Status(400)));
+    let out = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    let rows = receipt_rows(&ws);
+    assert_eq!(rows.len(), 1);
+    let (_, state, reason, _) = &rows[0];
+    assert_eq!(state, "rejected");
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("400")),
+        "{reason:?}"
+    );
+    let again = sync(&ws, &fake, &["--json", "push-local"]);
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert_eq!(
+        fake.requests_per_endpoint().get("POST /receipts"),
+        Some(&1),
+        "not posted again"
+    );
+    assert!(fake.receipts().is_empty());
+}
