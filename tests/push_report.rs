@@ -504,3 +504,121 @@ fn the_report_counts_each_receipt_as_engage_answered_it() {
     );
     assert_eq!(fake.receipts().len(), ids.len(), "each stored once");
 }
+
+/// A completed update batch whose status names only some of its rows: the updates it names
+/// count as applied, and the one it leaves out is read back from Engage (one `GET
+/// /contacts/{id}`) before it counts, never taken as done unseen.
+#[test]
+fn an_update_the_batch_answer_does_not_name_is_read_back_before_it_counts() {
+    let fake = FakeEngage::start(FakeConfig {
+        bulk_status_rows_left_out: vec![1],
+        ..FakeConfig::default()
+    });
+    let ws = workspace_for(&fake, "");
+    let ids = replica_contacts_with_updates(&fake, &ws, 3);
+    let out = push(&ws, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let s = json_of(&out);
+    assert_eq!(s["contacts_updated"], ids.len());
+    assert_eq!(s["requests"]["contact_gets"], 1, "the row left out");
+    assert_eq!(
+        fake.requests_per_endpoint(),
+        expected(&[
+            ("PATCH /contacts/bulk", 1),
+            ("GET /contacts/bulk/status", POLLS_PER_BATCH),
+            ("GET /contacts/{id}", 1),
+        ])
+    );
+    for id in &ids {
+        let contact = fake.contact(id).expect("in Engage");
+        assert_eq!(contact["firstName"], "New", "{id}");
+    }
+    assert_eq!(
+        ws.count("SELECT count(*) FROM contact_outbox WHERE state = 'delivered'"),
+        ids.len() as i64
+    );
+}
+
+/// Engage refuses a whole bulk create as invalid (400): each of its contacts is rejected
+/// with Engage's answer as its reason (not sent again by later runs), the run ends 65, and
+/// the report and `status` name them.
+#[test]
+fn contacts_of_a_bulk_create_engage_refuses_are_rejected_with_its_reason() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let emails = ["refused0@example.com", "refused1@example.com"];
+    for email in emails {
+        till_contact(&ws, email);
+    }
+    fake.inject(Fault::on(
+        "POST",
+        "/api/v3/contacts/bulk",
+        FaultKind::Status(400),
+    ));
+    let out = push(&ws, &fake, &[]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr_of(&out));
+    let s = json_of(&out);
+    assert_eq!(s["contacts_rejected"], emails.len());
+    assert_eq!(s["rejected"].as_array().expect("notes").len(), emails.len());
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM contact_outbox WHERE state = 'rejected' \
+             AND reason LIKE 'Engage refused the whole bulk request%400%'"
+        ),
+        emails.len() as i64
+    );
+    let again = push(&ws, &fake, &[]);
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert_eq!(
+        fake.requests_per_endpoint(),
+        expected(&[("POST /contacts/bulk", 1)]),
+        "refused contacts are not sent again"
+    );
+    assert_eq!(fake.contact_count(), 0);
+}
+
+/// An update sent while the replica still had its contact, whose contact Engage had deleted:
+/// the batch's row fails, and by the time the batch completes the replica has learnt of the
+/// deletion (an export applied between two runs), so the update is dropped (there is nothing
+/// left to update), not rejected as if the data were wrong.
+#[test]
+fn an_update_of_a_contact_deleted_in_engage_meanwhile_is_dropped_not_rejected() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 2\n");
+    // Polls only once per run: the batch is still processing at the first run's end.
+    let local = FAST_PUSH.replace("bulk_poll_timeout = \"5s\"", "bulk_poll_timeout = \"1ms\"");
+    let ws = Workspace::pointed_at(&fake, &engage, &local);
+    let ids = replica_contacts_with_updates(&fake, &ws, 1);
+    let id = &ids[0];
+    assert!(fake.delete_contact(id));
+    let first = push(&ws, &fake, &[]);
+    assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox_batch WHERE state = 'sent'"),
+        1,
+        "the batch is still open"
+    );
+    let gone = format!("<member><contactId>{id}</contactId></member>");
+    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &[gone]));
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut dropped = 0;
+    for _ in 0..4 {
+        let out = push(&ws, &fake, &[]);
+        let s = json_of(&out);
+        assert_eq!(s["contacts_rejected"], 0, "{s}");
+        dropped += s["contacts_dropped"].as_u64().expect("count");
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    }
+    assert_eq!(dropped, 1);
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM contact_outbox WHERE state = 'dropped' \
+             AND reason LIKE 'the contact was deleted in Engage%'"
+        ),
+        1
+    );
+}

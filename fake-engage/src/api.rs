@@ -840,6 +840,7 @@ fn bulk_status(shared: &Shared, req: &Request) -> Response {
     let results: Vec<Value> = shown
         .iter()
         .enumerate()
+        .filter(|(i, _)| !cfg.bulk_status_rows_left_out.contains(i))
         .map(|(i, r)| {
             json!({
                 "index": i,

@@ -29,6 +29,10 @@ pub struct FakeConfig {
     /// contactId). Engage's per-contact reporting is unconfirmed: `false` answers only the
     /// counts, with `"results": []`, so a client must find the contacts some other way.
     pub bulk_status_results: bool,
+    /// Request rows (0-based) whose result row a completed batch's status leaves out, as an
+    /// answer that names only some contacts would: the client must not take the others as
+    /// done. Only with `bulk_status_results`.
+    pub bulk_status_rows_left_out: Vec<usize>,
     /// Attributes that must be unique among live contacts: a create (single or
     /// bulk row) repeating one gets 409 / "AlreadyExists". Make it empty to let
     /// duplicates through, so `creates_per_key` shows a client's double create.
@@ -73,6 +77,7 @@ impl Default for FakeConfig {
             bulk_max: 4000,
             bulk_processing_polls: 1,
             bulk_status_results: true,
+            bulk_status_rows_left_out: Vec::new(),
             unique_keys: ["email", "mobilePhone", "externalId", "socialSecurityNumber"]
                 .map(String::from)
                 .to_vec(),
