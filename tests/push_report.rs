@@ -622,3 +622,46 @@ fn an_update_of_a_contact_deleted_in_engage_meanwhile_is_dropped_not_rejected() 
         1
     );
 }
+
+/// Polls of a batch still processing wait `bulk_poll_interval` after the bulk write, then
+/// after each "Processing" answer, growing by half each time: Engage sees them at least that
+/// far apart. The bounds are lower bounds, which a slow machine only widens.
+#[test]
+fn status_polls_of_a_processing_batch_wait_the_growing_interval() {
+    let fake = FakeEngage::start(FakeConfig {
+        bulk_processing_polls: 2,
+        ..FakeConfig::default()
+    });
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 2\n");
+    let local = FAST_PUSH.replace(
+        "bulk_poll_interval = \"10ms\"",
+        "bulk_poll_interval = \"200ms\"",
+    );
+    let ws = Workspace::pointed_at(&fake, &engage, &local);
+    till_contact(&ws, "polled@example.com");
+    let out = push(&ws, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let arrivals: Vec<(String, std::time::Instant)> = fake
+        .requests()
+        .into_iter()
+        .map(|r| (fake_engage::endpoint(&r.method, &r.path), r.at))
+        .filter(|(e, _)| e.contains("/contacts/bulk"))
+        .collect();
+    let names: Vec<&str> = arrivals.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "POST /contacts/bulk",
+            "GET /contacts/bulk/status",
+            "GET /contacts/bulk/status",
+            "GET /contacts/bulk/status"
+        ]
+    );
+    let gaps: Vec<u128> = arrivals
+        .windows(2)
+        .map(|w| w[1].1.duration_since(w[0].1).as_millis())
+        .collect();
+    for (gap, least) in gaps.iter().zip([200, 200, 300]) {
+        assert!(*gap >= least, "gaps {gaps:?} ms, each at least {least}");
+    }
+}
