@@ -665,3 +665,64 @@ fn status_polls_of_a_processing_batch_wait_the_growing_interval() {
         assert!(*gap >= least, "gaps {gaps:?} ms, each at least {least}");
     }
 }
+
+/// Creates go in one bulk request per contact type, the type named by the request's
+/// `contactType` query parameter (ENGAGE-API.md: the documented way to set a bulk create's
+/// type; whether Engage reads a row's own `contactType` is unconfirmed). A contact
+/// registered at the till without a type is a Member, named as such.
+#[test]
+fn a_bulk_create_per_contact_type_names_its_type_in_the_query() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    till_contact(&ws, "member@example.com");
+    let out = ws
+        .cmd()
+        .args([
+            "contact",
+            "add",
+            "--email",
+            "prospect@example.com",
+            "--contact-type",
+            "Contact",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = push(&ws, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut creates: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with("/api/v3/contacts/bulk"))
+        .map(|r| r.path)
+        .collect();
+    creates.sort();
+    assert_eq!(
+        creates,
+        [
+            "/api/v3/contacts/bulk?contactType=Contact",
+            "/api/v3/contacts/bulk?contactType=Member"
+        ]
+    );
+}
+
+/// A queued update of a contact the replica has since seen deleted in Engage is dropped
+/// without a request: when every update of a push is dropped (or waits), no update request
+/// goes out at all, not even an empty one.
+#[test]
+fn updates_that_are_all_dropped_send_no_request() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let ws = workspace_for(&fake, "");
+    let ids = replica_contacts_with_updates(&fake, &ws, 2);
+    let gone: Vec<String> = ids
+        .iter()
+        .map(|id| format!("<member><contactId>{id}</contactId></member>"))
+        .collect();
+    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &gone));
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = push(&ws, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(json_of(&out)["contacts_dropped"], ids.len());
+    assert_eq!(fake.requests_per_endpoint(), BTreeMap::new(), "no request");
+}

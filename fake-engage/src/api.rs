@@ -718,11 +718,14 @@ fn bulk(
     let results: Vec<BulkRow> = rows.iter().map(|r| row(cfg, &mut st, r)).collect();
     let batch = st.rng.next_guid();
     let polls = st.bulk_processing_polls;
+    let reports_failed = st.bulk_batches_to_fail > 0;
+    st.bulk_batches_to_fail = st.bulk_batches_to_fail.saturating_sub(1);
     st.batches.insert(
         batch,
         Batch {
             polls_left: polls,
             rows: results,
+            reports_failed,
         },
     );
     let batch_id = id_string(cfg, batch);
@@ -827,6 +830,19 @@ fn bulk_status(shared: &Shared, req: &Request) -> Response {
                 "total": total,
                 "succeeded": 0,
                 "failed": 0,
+                "results": [],
+            }),
+        );
+    }
+    if batch.reports_failed {
+        return json_resp(
+            200,
+            &json!({
+                "batchId": raw.trim(),
+                "status": "Failed",
+                "total": total,
+                "succeeded": 0,
+                "failed": total,
                 "results": [],
             }),
         );

@@ -352,6 +352,12 @@ impl FakeEngage {
         self.shared.store().receipt_reposts()
     }
 
+    /// The next `n` bulk batches answer "Failed" once processed, although their rows were
+    /// applied (contacts created or updated): a client must check before sending them again.
+    pub fn fail_next_bulk_batches(&self, n: u32) {
+        self.shared.store().bulk_batches_to_fail = n;
+    }
+
     /// Every bulk write request that reached the handler.
     pub fn bulk_requests(&self) -> Vec<BulkRequestRecord> {
         self.shared.store().bulk_requests.clone()

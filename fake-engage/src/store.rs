@@ -66,6 +66,9 @@ pub(crate) struct BulkRow {
 pub(crate) struct Batch {
     pub(crate) polls_left: u32,
     pub(crate) rows: Vec<BulkRow>,
+    /// Once processed, the status answers "Failed" for the whole batch (its rows were applied
+    /// all the same: Engage's word does not say what a failed batch did).
+    pub(crate) reports_failed: bool,
 }
 
 /// A view of one live or deleted contact for rendering.
@@ -102,6 +105,8 @@ pub(crate) struct Store {
     next_member_number: u64,
     pub(crate) changes_cap: usize,
     pub(crate) bulk_processing_polls: u32,
+    /// How many of the next bulk batches report "Failed" once processed.
+    pub(crate) bulk_batches_to_fail: u32,
 }
 
 impl Store {
@@ -127,6 +132,7 @@ impl Store {
             next_member_number: seed::API_MEMBER_NUMBER_START,
             changes_cap,
             bulk_processing_polls,
+            bulk_batches_to_fail: 0,
         }
     }
 

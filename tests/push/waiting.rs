@@ -264,3 +264,26 @@ fn a_receipt_engage_refuses_as_invalid_is_rejected_not_retried() {
     );
     assert!(fake.receipts().is_empty());
 }
+
+/// Engage reports a bulk create batch as failed, although it created the contacts (its word
+/// does not say what a failed batch did): the contacts go back to pending, and before they
+/// are sent again each is looked up by key, found and linked, so none is created twice
+/// (the fake's uniqueness is off, so a second create would show).
+#[test]
+fn contacts_of_a_batch_reported_failed_are_looked_up_before_they_are_sent_again() {
+    let fake = lenient_fake();
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let emails = till_day(&ws);
+    fake.fail_next_bulk_batches(1);
+    let first = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
+    for (item, state, reason, attempts) in contact_rows(&ws) {
+        assert_eq!((state.as_str(), attempts), ("pending", 1), "{item}");
+        assert!(
+            reason.as_deref().is_some_and(|r| r.contains("as failed")),
+            "{item}: {reason:?}"
+        );
+    }
+    push_until_done(&ws, &fake, 3);
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+}
