@@ -932,4 +932,5 @@ fn a_contact_sent_without_a_usable_answer_says_why_it_waits() {
     );
 }
 
+mod read_back;
 mod waiting;

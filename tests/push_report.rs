@@ -60,40 +60,6 @@ fn till_contact(ws: &Workspace, email: &str) {
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
-/// Contacts Engage has and the replica knows (one export file, one delta), each with a queued
-/// update of its first name; returns their ids.
-fn replica_contacts_with_updates(fake: &FakeEngage, ws: &Workspace, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut members = Vec::new();
-    for i in 0..n {
-        let email = format!("known{i}@example.com");
-        let id = fake.add_contact(json!({"email": email, "firstName": "Old"}));
-        members.push(format!(
-            "<member><contactId>{id}</contactId><email>{email}</email><firstName>Old</firstName></member>"
-        ));
-        ids.push(id);
-    }
-    ws.write_export("20260101100000_0_c.xml", &export(&members, &[], &[]));
-    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    for id in &ids {
-        let out = ws
-            .cmd()
-            .args([
-                "contact",
-                "update",
-                "--contact-id",
-                id,
-                "--first-name",
-                "New",
-            ])
-            .output()
-            .expect("runs");
-        assert!(out.status.success(), "{}", stderr_of(&out));
-    }
-    ids
-}
-
 /// The per-endpoint counts a test expects, without the endpoints it expects no request at.
 fn expected(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs

@@ -483,3 +483,41 @@ pub fn wait_until_blocked_in(child: &mut std::process::Child, nr: i64, what: &st
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Contacts Engage has and the replica knows (one export file, one delta), each with a queued
+/// update of its first name; returns their ids.
+pub fn replica_contacts_with_updates(
+    fake: &fake_engage::FakeEngage,
+    ws: &Workspace,
+    n: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut members = Vec::new();
+    for i in 0..n {
+        let email = format!("known{i}@example.com");
+        let id = fake.add_contact(json!({"email": email, "firstName": "Old"}));
+        members.push(format!(
+            "<member><contactId>{id}</contactId><email>{email}</email><firstName>Old</firstName></member>"
+        ));
+        ids.push(id);
+    }
+    ws.write_export("20260101100000_0_c.xml", &export(&members, &[], &[]));
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for id in &ids {
+        let out = ws
+            .cmd()
+            .args([
+                "contact",
+                "update",
+                "--contact-id",
+                id,
+                "--first-name",
+                "New",
+            ])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    ids
+}
