@@ -689,6 +689,11 @@ fn updates_that_are_all_dropped_send_no_request() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let out = push(&ws, &fake, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(json_of(&out)["contacts_dropped"], ids.len());
+    let s = json_of(&out);
+    assert_eq!(s["contacts_dropped"], ids.len());
     assert_eq!(fake.requests_per_endpoint(), BTreeMap::new(), "no request");
+    assert_eq!(
+        s["requests"]["bulk_updates"], 0,
+        "and the report counts none"
+    );
 }

@@ -92,11 +92,12 @@ fn an_update_engage_does_not_show_is_sent_again_and_one_whose_contact_is_gone_is
 }
 
 /// Engage answers 503 to every read: each update stays in flight saying it could not be read
-/// back (all of them are tried, none taken as done), and the next run reads them back and
-/// delivers them without sending them again.
+/// back (all of them are tried, one at a time: a failed read does not stop the others, and
+/// none is taken as done), and the next run reads them back and delivers them without
+/// sending them again.
 #[test]
 fn updates_that_cannot_be_read_back_wait_in_flight_for_a_later_run() {
-    let (fake, ws, ids) = unsettled_updates(2, "");
+    let (fake, ws, ids) = unsettled_updates(2, "max_concurrency = 1\n");
     fake.inject(Fault::on("GET", CONTACT, FaultKind::Status(503)).times(1000));
     let first = sync(&ws, &fake, &["--json", "push-local"]);
     assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
