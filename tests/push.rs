@@ -131,8 +131,9 @@ fn assert_exactly_once(
     let stored = fake.receipts();
     assert_eq!(stored.len(), receipts, "every receipt stored");
     assert_reposts_only_unsettled(fake, unsettled, "push");
+    // Posted once, or again only after its answer was lost (the fake counts a post after a
+    // whole answer as a repost, checked above): a receipt's post count alone says nothing.
     for r in &stored {
-        assert!(fake.receipt_post_count(&r.unique_receipt_id) >= 1);
         assert_eq!(
             r.body["contact"]["matchKeyType"], "contactId",
             "{:?}",
