@@ -697,3 +697,35 @@ fn updates_that_are_all_dropped_send_no_request() {
         "and the report counts none"
     );
 }
+
+/// The summary lists at most 50 waiting items (the counts stay complete): a push in which 51
+/// receipts wait lists 50 of them and counts all 51 as left.
+#[test]
+fn the_summary_lists_fifty_waiting_items_and_counts_them_all() {
+    const N: usize = 51;
+    let fake = FakeEngage::start(FakeConfig::default());
+    let id = fake.add_contact(json!({"email": "regular@example.com"}));
+    let ws = workspace_for(&fake, "");
+    let lines: String = (0..N)
+        .map(|i| {
+            let r = receipt(
+                &format!("L-{i}"),
+                json!({"matchKeyType": "contactId", "matchKey": id}),
+            );
+            format!("{r}\n")
+        })
+        .collect();
+    let out = ws
+        .cmd()
+        .args(["receipt", "add", "-"])
+        .write_stdin(lines)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    fake.inject(Fault::on("POST", "/api/v3/receipts", FaultKind::Status(503)).times(10_000));
+    let out = push(&ws, &fake, &[]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    let s = json_of(&out);
+    assert_eq!(s["receipts_left"], N);
+    assert_eq!(s["waiting"].as_array().expect("notes").len(), 50);
+}

@@ -101,6 +101,38 @@ mod tests {
         assert_eq!(left, 96);
     }
 
+    /// A request that panics takes the fan-out down with its panic, not silently: swallowed,
+    /// its item's outcome would never reach the consumer and the item would be lost from the
+    /// run's accounting.
+    #[test]
+    fn a_panicking_request_propagates_its_panic() {
+        let rt = runtime();
+        let mut queue: VecDeque<u32> = (0..4).collect();
+        let mut seen = Vec::new();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let next = || {
+                let i = queue.pop_front()?;
+                Some((i, async move {
+                    if i == 2 {
+                        panic!("request {i} panicked");
+                    }
+                    i
+                }))
+            };
+            rt.block_on(fan_out(1, OnBreak::Drain, next, |i, _| {
+                seen.push(i);
+                ControlFlow::Continue(())
+            }));
+        }));
+        let payload = caught.expect_err("the panic reaches the caller");
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(message, "request 2 panicked");
+        assert_eq!(seen, [0, 1], "one at a time: nothing after the panic");
+    }
+
     /// Fans out 100 requests of 2 ms each, `window` at a time, the consumer breaking at every
     /// answer: how many answers reached it, and how many requests never started.
     fn break_at_first_answer(
