@@ -912,6 +912,33 @@ fn a_contact_sent_without_a_usable_answer_says_why_it_waits() {
         json_of(&out)["outbox"]["oldest_undelivered_queued_at"].clone()
     };
     assert!(oldest_undelivered().is_string(), "in flight is undelivered");
+    // Before `recheck_after` (1 h) has passed, a run leaves them waiting: no lookup, no
+    // resend, and it says when they will be checked.
+    fake.clear_requests();
+    let early = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(early.status.code(), Some(75), "{}", stderr_of(&early));
+    assert_eq!(
+        fake.requests_per_endpoint().get("GET /contacts/id"),
+        None,
+        "not checked before recheck_after"
+    );
+    let notes = json_of(&early)["waiting"].clone();
+    let contacts_waiting = notes
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter(|n| {
+            n["kind"] == "contact"
+                && n["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("recheck_after has passed"))
+        })
+        .count();
+    assert_eq!(contacts_waiting, emails.len(), "{notes}");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM contact_outbox WHERE state = 'in_flight'"),
+        emails.len() as i64
+    );
     // Checked in Engage at once from now on: found there, delivered, never created twice.
     let config = std::fs::read_to_string(ws.path().join("engage-sync.toml")).expect("config");
     std::fs::write(

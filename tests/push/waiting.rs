@@ -287,3 +287,95 @@ fn contacts_of_a_batch_reported_failed_are_looked_up_before_they_are_sent_again(
     push_until_done(&ws, &fake, 3);
     assert_exactly_once(&ws, &fake, &emails, 5, &[]);
 }
+
+/// A push killed after claiming its contacts but before sending them (failpoint
+/// `push.claimed`) leaves them in flight with no send recorded: the next run puts them back
+/// to pending (no attempt counted: nothing was sent), sends each once and delivers everything.
+#[test]
+fn contacts_claimed_by_a_killed_run_but_never_sent_are_sent_by_the_next() {
+    let fake = lenient_fake();
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let emails = till_day(&ws);
+    let killed = ws
+        .engage_cmd(&fake)
+        .env("ENGAGE_SYNC_FAILPOINT", "push.claimed")
+        .args(["--json", "push-local"])
+        .output()
+        .expect("runs");
+    assert_eq!(killed.status.code(), None, "killed: {}", stderr_of(&killed));
+    assert!(fake.requests().is_empty(), "nothing was sent");
+    assert_eq!(
+        ws.count(
+            "SELECT count(*) FROM contact_outbox WHERE state = 'in_flight' AND sent_at IS NULL"
+        ),
+        emails.len() as i64
+    );
+    push_until_done(&ws, &fake, 2);
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+    let sent = fake.requests_per_endpoint();
+    assert_eq!(sent.get("POST /contacts/bulk"), Some(&1), "{sent:?}");
+}
+
+/// With a deadline far off, `push-local --deadline` delivers everything like a run without
+/// one: the deadline stops a run only once it has come.
+#[test]
+fn a_deadline_not_yet_come_stops_nothing() {
+    let fake = lenient_fake();
+    let ws = workspace_for(&fake, "");
+    let emails = till_day(&ws);
+    let out = sync(&ws, &fake, &["--json", "push-local", "--deadline", "10m"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(json_of(&out)["stopped"], Value::Null);
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+}
+
+/// With `secondary_key` set to a personal number or a member number, a till contact is looked
+/// up in Engage by that key before it is created (`socialSecurityNumber`, or `customKey`,
+/// Engage's parameter for the tenant's custom key): Engage knows the person under another
+/// e-mail, so the till contact is linked to it, not created (the fake's uniqueness is off,
+/// so a create would show).
+#[test]
+fn a_till_contact_is_looked_up_by_the_configured_secondary_key() {
+    for (key, flag, value, param) in [
+        (
+            "socialSecurityNumber",
+            "--ssn",
+            "198112189876",
+            "socialSecurityNumber=",
+        ),
+        ("memberNumber", "--member-number", "M-4711", "customKey="),
+    ] {
+        let fake = lenient_fake();
+        let known = fake.add_contact(json!({"email": "known@example.com", key: value}));
+        let ws = workspace_for(&fake, &format!("secondary_key = \"{key}\"\n"));
+        let out = ws
+            .cmd()
+            .args(["contact", "add", "--email", "till@example.com", flag, value])
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{key}: {}", stderr_of(&out));
+        let out = sync(&ws, &fake, &["--json", "push-local"]);
+        assert!(out.status.success(), "{key}: {}", stderr_of(&out));
+        assert_eq!(json_of(&out)["contacts_linked_existing"], 1, "{key}");
+        assert_eq!(fake.contact_count(), 1, "{key}: nobody created");
+        let lookups: Vec<String> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(LOOKUP))
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(lookups.len(), 1, "{key}: {lookups:?}");
+        assert!(lookups[0].contains(param), "{key}: {lookups:?}");
+        let doc = json_of(
+            &ws.cmd()
+                .args(["--json", "lookup", "--email", "till@example.com"])
+                .output()
+                .expect("runs"),
+        );
+        assert_eq!(
+            doc["match_key"],
+            known.as_str(),
+            "{key}: linked to Engage's contact"
+        );
+    }
+}
