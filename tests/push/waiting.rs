@@ -379,3 +379,63 @@ fn a_till_contact_is_looked_up_by_the_configured_secondary_key() {
         );
     }
 }
+
+/// What `push-local --dry-run` says about the items an earlier run left behind, per item.
+fn planned(ws: &Workspace, fake: &FakeEngage) -> Vec<(String, String, String)> {
+    let out = sync(ws, fake, &["--json", "push-local", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    json_of(&out)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            let text = |k: &str| i[k].as_str().expect(k).to_string();
+            (text("kind"), text("item"), text("action"))
+        })
+        .collect()
+}
+
+/// A dry run tells, for items an earlier run left behind, what the next run will do: creates
+/// that already went once are looked up first (even with `lookup_before_create = false`), all
+/// in the first bulk request; contacts sent without an answer are checked in Engage; receipts
+/// of a contact Engage rejected wait and say so.
+#[test]
+fn a_dry_run_says_what_happens_to_items_an_earlier_run_left() {
+    let cases: [(FaultKind, &str, &str); 3] = [
+        (
+            FaultKind::Status429 { retry_after: None },
+            "contact",
+            "looked up in Engage by ",
+        ),
+        (FaultKind::ApplyThenDrop, "contact", "sent at "),
+        (
+            FaultKind::Status(400),
+            "receipt",
+            "waits: its contact L0600-00000",
+        ),
+    ];
+    for (fault, kind, starts) in cases {
+        let fake = lenient_fake();
+        let ws = workspace_for(&fake, "lookup_before_create = false\n");
+        till_day(&ws);
+        fake.inject(Fault::on("POST", BULK, fault.clone()).times(1000));
+        let out = sync(&ws, &fake, &["--json", "push-local"]);
+        assert_ne!(out.status.code(), Some(0), "{fault:?}: {}", stderr_of(&out));
+        fake.clear_faults();
+        let plan = planned(&ws, &fake);
+        // Every item of that kind the till store holds (four contacts: three registered, one
+        // from a walk-in receipt's contact data; five receipts).
+        let held = ws.count(&format!("SELECT count(*) FROM {kind}_outbox")) as usize;
+        let matching = plan
+            .iter()
+            .filter(|(k, _, a)| k == kind && a.starts_with(starts))
+            .count();
+        assert_eq!(matching, held, "{fault:?}: {plan:#?}");
+        for (_, item, action) in &plan {
+            assert!(
+                !action.contains("bulk create request 2"),
+                "{fault:?}: {item}: three creates fit one request: {action}"
+            );
+        }
+    }
+}
