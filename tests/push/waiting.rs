@@ -396,7 +396,8 @@ fn planned(ws: &Workspace, fake: &FakeEngage) -> Vec<(String, String, String)> {
 }
 
 /// A dry run tells, for items an earlier run left behind, what the next run will do: creates
-/// that already went once are looked up first (even with `lookup_before_create = false`), all
+/// that already went once are looked up first (with `lookup_before_create = false`, fresh ones
+/// are not), all
 /// in the first bulk request; contacts sent without an answer are checked in Engage; receipts
 /// of a contact Engage rejected wait and say so.
 #[test]
@@ -418,6 +419,13 @@ fn a_dry_run_says_what_happens_to_items_an_earlier_run_left() {
         let fake = lenient_fake();
         let ws = workspace_for(&fake, "lookup_before_create = false\n");
         till_day(&ws);
+        // Before any run, with `lookup_before_create = false`, creates go without a lookup.
+        let fresh = planned(&ws, &fake);
+        let direct = fresh
+            .iter()
+            .filter(|(k, _, a)| k == "contact" && a.starts_with("created in bulk create request 1"))
+            .count();
+        assert_eq!(direct, 4, "{fresh:#?}");
         fake.inject(Fault::on("POST", BULK, fault.clone()).times(1000));
         let out = sync(&ws, &fake, &["--json", "push-local"]);
         assert_ne!(out.status.code(), Some(0), "{fault:?}: {}", stderr_of(&out));
