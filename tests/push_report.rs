@@ -729,3 +729,36 @@ fn the_summary_lists_fifty_waiting_items_and_counts_them_all() {
     assert_eq!(s["receipts_left"], N);
     assert_eq!(s["waiting"].as_array().expect("notes").len(), 50);
 }
+
+/// A dry run names each queued update's fate: a bulk update of the fields changed, or dropped
+/// when the replica has seen the contact deleted in Engage.
+#[test]
+fn a_dry_run_names_each_updates_fields_or_its_drop() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let ws = workspace_for(&fake, "");
+    let ids = replica_contacts_with_updates(&fake, &ws, 2);
+    let gone = format!("<member><contactId>{}</contactId></member>", ids[1]);
+    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &[gone]));
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = ws
+        .engage_cmd(&fake)
+        .args(["--json", "push-local", "--dry-run"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let actions: Vec<String> = json_of(&out)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["action"].as_str().expect("action").to_string())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            format!("bulk update of contactId {}: firstName", ids[0]),
+            format!("dropped: the contact {} was deleted in Engage", ids[1]),
+        ]
+    );
+    assert!(fake.requests().is_empty());
+}

@@ -430,10 +430,40 @@ fn a_dry_run_says_what_happens_to_items_an_earlier_run_left() {
         let out = sync(&ws, &fake, &["--json", "push-local"]);
         assert_ne!(out.status.code(), Some(0), "{fault:?}: {}", stderr_of(&out));
         fake.clear_faults();
+        if matches!(fault, FaultKind::ApplyThenDrop) {
+            // A change made at the till while the create is in flight is queued as an update
+            // that goes once the contact is known.
+            let out = ws
+                .cmd()
+                .args([
+                    "contact",
+                    "update",
+                    "--local-key",
+                    "L0600-000001",
+                    "--last-name",
+                    "Later",
+                ])
+                .output()
+                .expect("runs");
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            let plan = planned(&ws, &fake);
+            assert!(
+                plan.contains(&(
+                    "contact".to_string(),
+                    "L0600-000001".to_string(),
+                    "bulk update of lastName, once L0600-000001 is created in Engage".to_string()
+                )),
+                "{plan:#?}"
+            );
+        }
         let plan = planned(&ws, &fake);
-        // Every item of that kind the till store holds (four contacts: three registered, one
-        // from a walk-in receipt's contact data; five receipts).
-        let held = ws.count(&format!("SELECT count(*) FROM {kind}_outbox")) as usize;
+        // Every create (four: three registered, one from a walk-in receipt's contact data) or
+        // every receipt (five) the till store holds.
+        let held = ws.count(if kind == "contact" {
+            "SELECT count(*) FROM contact_outbox WHERE op = 'create'"
+        } else {
+            "SELECT count(*) FROM receipt_outbox"
+        }) as usize;
         let matching = plan
             .iter()
             .filter(|(k, _, a)| k == kind && a.starts_with(starts))
@@ -445,5 +475,63 @@ fn a_dry_run_says_what_happens_to_items_an_earlier_run_left() {
                 "{fault:?}: {item}: three creates fit one request: {action}"
             );
         }
+    }
+}
+
+/// Lookups before create (one at a time) that fail with 503 each leave their contact for a
+/// later run and do not stop the run: every contact is tried, none is created unchecked, and
+/// a receipt that needs none of them (tagged with a contact Engage has) is still delivered.
+/// A refused key (401) instead stops the lookups at once: one request, nothing created, exit
+/// 77. Either way the next run delivers everything once.
+#[test]
+fn failed_lookups_leave_their_contacts_and_a_refused_key_stops_them() {
+    for (fault, code, lookups) in [
+        (FaultKind::Status(503), 75, 3 * 4), // max_retries = 3: four tries each
+        (FaultKind::Status(401), 77, 1),
+    ] {
+        let fake = lenient_fake();
+        let known = fake.add_contact(json!({"email": "regular@example.com"}));
+        let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 3\nmax_concurrency = 1\n");
+        let ws = Workspace::pointed_at(&fake, &engage, FAST_PUSH);
+        let emails: Vec<String> = (1..=3).map(|i| format!("look{i}@example.com")).collect();
+        for (i, email) in emails.iter().enumerate() {
+            add_contact(&ws, email, &format!("070-000 00 1{i}"));
+        }
+        add_receipt(
+            &ws,
+            &receipt(
+                "LK-1",
+                json!({"matchKeyType": "contactId", "matchKey": known}),
+            ),
+        );
+        fake.inject(
+            Fault::on("GET", LOOKUP, fault.clone()).times(if code == 75 { 1000 } else { 1 }),
+        );
+        let out = sync(&ws, &fake, &["--json", "push-local"]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{fault:?}: {}",
+            stderr_of(&out)
+        );
+        let sent = fake.requests_per_endpoint();
+        assert_eq!(
+            sent.get("GET /contacts/id"),
+            Some(&lookups),
+            "{fault:?}: {sent:?}"
+        );
+        assert_eq!(
+            sent.get("POST /contacts/bulk"),
+            None,
+            "{fault:?}: nothing created unchecked"
+        );
+        let delivered = usize::from(code == 75);
+        assert_eq!(fake.receipts().len(), delivered, "{fault:?}: {sent:?}");
+        fake.clear_faults();
+        push_until_done(&ws, &fake, 2);
+        for email in &emails {
+            assert_eq!(fake.creates_for("email", email), 1, "{fault:?}: {email}");
+        }
+        assert_eq!(fake.receipt_post_count("LK-1"), 1, "{fault:?}");
     }
 }
