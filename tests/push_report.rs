@@ -762,3 +762,39 @@ fn a_dry_run_names_each_updates_fields_or_its_drop() {
     );
     assert!(fake.requests().is_empty());
 }
+
+/// A create sent again after a run in which it could not go (429 to every try) was looked up
+/// before this send (every re-send is), found absent, and found after it: Engage made it on
+/// our request, so the report counts it created, not "created or linked", even with
+/// `lookup_before_create = false` and a batch status that names no contact.
+#[test]
+fn a_resent_create_found_after_the_send_counts_as_created() {
+    let fake = FakeEngage::start(FakeConfig {
+        bulk_status_results: false,
+        ..FakeConfig::default()
+    });
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let emails = ["again0@example.com", "again1@example.com"];
+    for email in emails {
+        till_contact(&ws, email);
+    }
+    let limited = FaultKind::Status429 { retry_after: None };
+    fake.inject(Fault::on("POST", "/api/v3/contacts/bulk", limited).times(3));
+    let first = push(&ws, &fake, &[]);
+    assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
+    fake.clear_requests();
+    let second = push(&ws, &fake, &[]);
+    assert!(second.status.success(), "{}", stderr_of(&second));
+    let s = json_of(&second);
+    assert_eq!(s["contacts_created"], emails.len(), "{s}");
+    assert_eq!(s["contacts_created_or_linked"], 0, "{s}");
+    // Looked up before the send (absent) and after it (found).
+    assert_eq!(
+        fake.requests_per_endpoint().get("GET /contacts/id"),
+        Some(&(2 * emails.len()))
+    );
+    assert_eq!(
+        create_outcomes(&ws)["again0@example.com"],
+        "FoundAfterCreate"
+    );
+}
