@@ -284,8 +284,18 @@ fn contacts_of_a_batch_reported_failed_are_looked_up_before_they_are_sent_again(
             "{item}: {reason:?}"
         );
     }
-    push_until_done(&ws, &fake, 3);
+    let outs = push_until_done(&ws, &fake, 3);
     assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+    // Found before the re-send, after a send that may have made them: whether it did, no
+    // answer says, so they are "created or linked", not "linked existing".
+    let total = |key: &str| {
+        outs.iter()
+            .map(|o| json_of(o)[key].as_u64().expect(key))
+            .sum::<u64>()
+    };
+    let creates = ws.count("SELECT count(*) FROM contact_outbox WHERE op = 'create'") as u64;
+    assert_eq!(total("contacts_created_or_linked"), creates);
+    assert_eq!(total("contacts_linked_existing"), 0);
 }
 
 /// A push killed after claiming its contacts but before sending them (failpoint
