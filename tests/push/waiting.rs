@@ -545,3 +545,44 @@ fn failed_lookups_leave_their_contacts_and_a_refused_key_stops_them() {
         assert_eq!(fake.receipt_post_count("LK-1"), 1, "{fault:?}");
     }
 }
+
+/// `bulk_poll_timeout = "0s"` never waits for a batch, but each run still polls the batches
+/// earlier runs left open, once, at its start: runs from cron get a processing batch done.
+/// And a deadline far off is not what ends such a run: it reports no deadline.
+#[test]
+fn with_no_poll_wait_each_run_polls_open_batches_once_and_no_deadline_is_blamed() {
+    let fake = lenient_fake();
+    let local = format!(
+        "{}lookup_before_create = false\n",
+        FAST_PUSH.replace("bulk_poll_timeout = \"5s\"", "bulk_poll_timeout = \"0s\"")
+    );
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 3\n");
+    let ws = Workspace::pointed_at(&fake, &engage, &local);
+    let emails = till_day(&ws);
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let out = sync(&ws, &fake, &["--json", "push-local", "--deadline", "10m"]);
+        let done = out.status.success();
+        assert!(done || out.status.code() == Some(75), "{}", stderr_of(&out));
+        runs.push(json_of(&out));
+        if done {
+            break;
+        }
+    }
+    assert!(
+        runs.last()
+            .is_some_and(|r| r["stopped"].is_null() && r["contacts_left"] == 0),
+        "{runs:#?}"
+    );
+    for r in &runs {
+        let stopped = r["stopped"].as_str().unwrap_or_default();
+        assert!(!stopped.contains("deadline"), "{r}");
+    }
+    // Run 1 sends without polling, run 2 polls once ("Processing"), run 3 once (done).
+    let polls: Vec<u64> = runs
+        .iter()
+        .map(|r| r["requests"]["status_polls"].as_u64().expect("polls"))
+        .collect();
+    assert_eq!(polls[..3], [0, 1, 1], "{runs:#?}");
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+}
