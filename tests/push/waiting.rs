@@ -586,3 +586,23 @@ fn with_no_poll_wait_each_run_polls_open_batches_once_and_no_deadline_is_blamed(
     assert_eq!(polls[..3], [0, 1, 1], "{runs:#?}");
     assert_exactly_once(&ws, &fake, &emails, 5, &[]);
 }
+
+/// A refused key (401) to a status poll ends the run at once (exit 77, no further poll);
+/// the batch stays open, and the next run polls it and records its outcome.
+#[test]
+fn a_refused_key_to_a_status_poll_ends_the_run() {
+    let fake = lenient_fake();
+    let ws = workspace_for(&fake, "lookup_before_create = false\n");
+    let emails = till_day(&ws);
+    fake.inject(Fault::on("GET", STATUS, FaultKind::Status(401)));
+    let out = sync(&ws, &fake, &["--json", "push-local"]);
+    assert_eq!(out.status.code(), Some(77), "{}", stderr_of(&out));
+    let sent = fake.requests_per_endpoint();
+    assert_eq!(sent.get("GET /contacts/bulk/status"), Some(&1), "{sent:?}");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox_batch WHERE state = 'sent'"),
+        1
+    );
+    push_until_done(&ws, &fake, 2);
+    assert_exactly_once(&ws, &fake, &emails, 5, &[]);
+}
