@@ -813,15 +813,7 @@ fn receipts_reach_engage_within_the_rate_limit_in_every_second() {
     .expect("config");
     ws.init();
     let n = 260;
-    let lines: String = (0..n)
-        .map(|i| {
-            let r = receipt(
-                &format!("RL-{i}"),
-                json!({"matchKeyType": "contactId", "matchKey": id}),
-            );
-            format!("{r}\n")
-        })
-        .collect();
+    let lines = receipt_lines("RL", n, &id);
     let out = sync_stdin(&ws, &["receipt", "add", "-"], &lines);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let began = Instant::now();
@@ -881,18 +873,7 @@ fn a_contact_sent_without_a_usable_answer_says_why_it_waits() {
     fake.inject(Fault::on("POST", BULK, FaultKind::ApplyThenDrop));
     let first = sync(&ws, &fake, &["--json", "push-local"]);
     assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
-    let waiting: Vec<(String, Option<String>)> = {
-        let conn = ws.till_conn();
-        let mut stmt = conn
-            .prepare("SELECT state, reason FROM contact_outbox WHERE state != 'delivered'")
-            .expect("prepare");
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        rows
-    };
+    let waiting = contact_states(&ws, "state != 'delivered'");
     assert_eq!(waiting.len(), emails.len(), "{waiting:?}");
     for (state, reason) in &waiting {
         assert_eq!(state, "in_flight");

@@ -706,15 +706,7 @@ fn the_summary_lists_fifty_waiting_items_and_counts_them_all() {
     let fake = FakeEngage::start(FakeConfig::default());
     let id = fake.add_contact(json!({"email": "regular@example.com"}));
     let ws = workspace_for(&fake, "");
-    let lines: String = (0..N)
-        .map(|i| {
-            let r = receipt(
-                &format!("L-{i}"),
-                json!({"matchKeyType": "contactId", "matchKey": id}),
-            );
-            format!("{r}\n")
-        })
-        .collect();
+    let lines = receipt_lines("L", N, &id);
     let out = ws
         .cmd()
         .args(["receipt", "add", "-"])

@@ -521,3 +521,34 @@ pub fn replica_contacts_with_updates(
     }
     ids
 }
+
+/// Each contact outbox item's (state, reason) in queue order, for the items `filter` (an SQL
+/// condition, e.g. `state != 'delivered'`) selects.
+pub fn contact_states(ws: &Workspace, filter: &str) -> Vec<(String, Option<String>)> {
+    let conn = ws.till_conn();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT state, reason FROM contact_outbox WHERE {filter} ORDER BY id"
+        ))
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    rows
+}
+
+/// `n` receipts (`{prefix}-0`, …) tagged with `contact_id`, one JSON object per line, as
+/// `receipt add -` reads them.
+pub fn receipt_lines(prefix: &str, n: usize, contact_id: &str) -> String {
+    (0..n)
+        .map(|i| {
+            let r = receipt(
+                &format!("{prefix}-{i}"),
+                json!({"matchKeyType": "contactId", "matchKey": contact_id}),
+            );
+            format!("{r}\n")
+        })
+        .collect()
+}

@@ -64,18 +64,7 @@ fn an_update_engage_does_not_show_is_sent_again_and_one_whose_contact_is_gone_is
     let sent = fake.requests_per_endpoint();
     assert_eq!(sent.get("PATCH /contacts/bulk"), Some(&2), "{sent:?}");
     assert_eq!(gets(&fake), 2, "each read back once: {sent:?}");
-    let states: Vec<(String, Option<String>)> = {
-        let conn = ws.till_conn();
-        let mut stmt = conn
-            .prepare("SELECT state, reason FROM contact_outbox ORDER BY id")
-            .expect("prepare");
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        rows
-    };
+    let states = contact_states(&ws, "1");
     assert_eq!(states[0], ("delivered".to_string(), None));
     assert_eq!(
         states[2],
