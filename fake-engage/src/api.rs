@@ -987,7 +987,7 @@ fn receipt(shared: &Shared, req: &Request) -> Response {
     let unique = o.get("uniqueReceiptId").and_then(value_as_key);
     let mut st = shared.store();
     if let Some(u) = &unique {
-        st.count_receipt_post(u);
+        st.count_receipt_post(u, req.arrived);
     }
     let (key, key_type) = match validate_receipt(o) {
         Ok(k) => k,

@@ -320,6 +320,7 @@ async fn read_request(
         headers,
         body,
         keep_alive,
+        arrived: std::time::Instant::now(),
     }))
 }
 

@@ -119,6 +119,10 @@ pub(crate) struct Request {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
     pub(crate) keep_alive: bool,
+    /// When the request had been read whole: a receipt post counts as a repost only if it
+    /// arrived after an earlier post's answer went out, not if it was applied later (a
+    /// `Delay` fault applies a request after the client may have retried it).
+    pub(crate) arrived: std::time::Instant,
 }
 
 impl Request {

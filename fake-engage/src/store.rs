@@ -94,7 +94,8 @@ pub(crate) struct Store {
     receipt_index: HashMap<String, usize>,
     receipt_posts: HashMap<String, usize>,
     /// Receipts whose 2xx answer reached the client whole (see `confirm_receipt`).
-    receipts_confirmed: std::collections::HashSet<String>,
+    /// When each receipt's first whole, undelayed 2xx answer went out.
+    receipts_confirmed: HashMap<String, std::time::Instant>,
     /// POSTs of a receipt after its 2xx answer had reached the client: never needed.
     receipt_reposts: HashMap<String, usize>,
     creates_per_key: HashMap<String, usize>,
@@ -450,9 +451,15 @@ impl Store {
         self.creates_per_key.clone()
     }
 
-    pub(crate) fn count_receipt_post(&mut self, unique_id: &str) {
+    /// Counts a post of `unique_id` that arrived at `arrived`: a repost when an earlier post's
+    /// answer had gone out before it arrived.
+    pub(crate) fn count_receipt_post(&mut self, unique_id: &str, arrived: std::time::Instant) {
         *self.receipt_posts.entry(unique_id.to_string()).or_insert(0) += 1;
-        if self.receipts_confirmed.contains(unique_id) {
+        if self
+            .receipts_confirmed
+            .get(unique_id)
+            .is_some_and(|answered| *answered < arrived)
+        {
             *self
                 .receipt_reposts
                 .entry(unique_id.to_string())
@@ -463,7 +470,9 @@ impl Store {
     /// The client has this receipt's 2xx answer, whole and undelayed: posting it again can
     /// only be a bug.
     pub(crate) fn confirm_receipt(&mut self, unique_id: &str) {
-        self.receipts_confirmed.insert(unique_id.to_string());
+        self.receipts_confirmed
+            .entry(unique_id.to_string())
+            .or_insert_with(std::time::Instant::now);
     }
 
     pub(crate) fn receipt_reposts(&self) -> HashMap<String, usize> {

@@ -623,6 +623,9 @@ fn receipts() {
     let dup = c.post("/api/v3/receipts", &receipt("R1", &id, "contactId"));
     assert_eq!(dup.status, 204);
     assert_eq!(fake.receipt_post_count("R1"), 2);
+    // Posted again after its answer had gone out whole: a repost, which a client that posts
+    // each receipt once never makes.
+    assert_eq!(fake.receipt_reposts().get("R1"), Some(&1));
     assert_eq!(fake.receipts().len(), 1);
     assert_eq!(fake.receipts()[0].contact_id, id);
     assert_eq!(fake.receipts()[0].body["currency"], "SEK");
