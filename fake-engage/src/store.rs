@@ -93,8 +93,8 @@ pub(crate) struct Store {
     receipts: Vec<StoredReceipt>,
     receipt_index: HashMap<String, usize>,
     receipt_posts: HashMap<String, usize>,
-    /// Receipts whose 2xx answer reached the client whole (see `confirm_receipt`).
-    /// When each receipt's first whole, undelayed 2xx answer went out.
+    /// Receipts whose 2xx answer reached the client whole, with when the first such answer
+    /// went out (see `confirm_receipt`).
     receipts_confirmed: HashMap<String, std::time::Instant>,
     /// POSTs of a receipt after its 2xx answer had reached the client: never needed.
     receipt_reposts: HashMap<String, usize>,
