@@ -345,10 +345,10 @@ impl FakeEngage {
     }
 
     /// Receipts posted again after their 2xx answer had reached the client whole (no fault
-    /// cut or delayed it; a post counts by when it arrived, so a delayed original applied after
-    /// a retry was answered is no repost), with how many times: always empty for a client that posts each
-    /// receipt once. Retrying after a lost or cut answer is not counted; that is at-least-once
-    /// done right, and Engage ignores the duplicate.
+    /// cut or delayed it), with how many times: always empty for a client that posts each
+    /// receipt once. A post counts by when it arrived, so a delayed original applied after a
+    /// retry was answered is no repost. Retrying after a lost or cut answer is not counted;
+    /// that is at-least-once done right, and Engage ignores the duplicate.
     pub fn receipt_reposts(&self) -> std::collections::HashMap<String, usize> {
         self.shared.store().receipt_reposts()
     }
