@@ -426,16 +426,13 @@ fn the_report_counts_each_receipt_as_engage_answered_it() {
     let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 2\nmax_concurrency = 1\n");
     let ws = Workspace::pointed_at(&fake, &engage, FAST_PUSH);
     let ids: Vec<String> = (0..4).map(|i| format!("RC-{i}")).collect();
-    for r in &ids {
-        let body = receipt(r, json!({"matchKeyType": "contactId", "matchKey": id}));
-        let out = ws
-            .cmd()
-            .args(["receipt", "add"])
-            .write_stdin(body.to_string())
-            .output()
-            .expect("runs");
-        assert!(out.status.success(), "{}", stderr_of(&out));
-    }
+    let out = ws
+        .cmd()
+        .args(["receipt", "add", "-"])
+        .write_stdin(receipt_lines("RC", ids.len(), &id))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
     fake.inject(Fault::on("POST", RECEIPTS, FaultKind::ApplyThenDrop));
     let first = push(&ws, &fake, &[]);
     assert_eq!(first.status.code(), Some(75), "{}", stderr_of(&first));
@@ -564,10 +561,7 @@ fn an_update_of_a_contact_deleted_in_engage_meanwhile_is_dropped_not_rejected() 
         1,
         "the batch is still open"
     );
-    let gone = format!("<member><contactId>{id}</contactId></member>");
-    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &[gone]));
-    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    replica_learns_deleted(&ws, std::slice::from_ref(id));
     let mut dropped = 0;
     for _ in 0..4 {
         let out = push(&ws, &fake, &[]);
@@ -680,13 +674,7 @@ fn updates_that_are_all_dropped_send_no_request() {
     let fake = FakeEngage::start(FakeConfig::default());
     let ws = workspace_for(&fake, "");
     let ids = replica_contacts_with_updates(&fake, &ws, 2);
-    let gone: Vec<String> = ids
-        .iter()
-        .map(|id| format!("<member><contactId>{id}</contactId></member>"))
-        .collect();
-    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &gone));
-    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    replica_learns_deleted(&ws, &ids);
     let out = push(&ws, &fake, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let s = json_of(&out);
@@ -729,10 +717,7 @@ fn a_dry_run_names_each_updates_fields_or_its_drop() {
     let fake = FakeEngage::start(FakeConfig::default());
     let ws = workspace_for(&fake, "");
     let ids = replica_contacts_with_updates(&fake, &ws, 2);
-    let gone = format!("<member><contactId>{}</contactId></member>", ids[1]);
-    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &[gone]));
-    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    replica_learns_deleted(&ws, &ids[1..]);
     let out = ws
         .engage_cmd(&fake)
         .args(["--json", "push-local", "--dry-run"])

@@ -522,6 +522,18 @@ pub fn replica_contacts_with_updates(
     ids
 }
 
+/// The replica learns, from an export applied by `delta` (after the one
+/// [`replica_contacts_with_updates`] writes), that Engage deleted the contacts `ids`.
+pub fn replica_learns_deleted(ws: &Workspace, ids: &[String]) {
+    let gone: Vec<String> = ids
+        .iter()
+        .map(|id| format!("<member><contactId>{id}</contactId></member>"))
+        .collect();
+    ws.write_export("20260102100000_0_c.xml", &export(&[], &[], &gone));
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 /// Each contact outbox item's (state, reason) in queue order, for the items `filter` (an SQL
 /// condition, e.g. `state != 'delivered'`) selects.
 pub fn contact_states(ws: &Workspace, filter: &str) -> Vec<(String, Option<String>)> {
