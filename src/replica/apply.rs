@@ -334,6 +334,199 @@ mod tests {
         (contact, tombstone)
     }
 
+    /// A contact as the version rule sees it: nothing, a row of a version, or a tombstone.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Held {
+        Nothing,
+        Row(i64),
+        Tombstone(i64),
+    }
+
+    /// A change to one contact, at a version.
+    #[derive(Debug, Clone, Copy)]
+    enum Change {
+        Upsert(i64),
+        Delete(i64),
+    }
+
+    /// The data an upsert of version `v` writes: the e-mail key names the version, so the
+    /// stored row shows which upsert it came from.
+    fn data(id: &str, v: i64) -> ContactRow {
+        ContactRow {
+            mobile_phone: Some("+46700000001".into()),
+            ..row(id, &format!("v{v}@x"))
+        }
+    }
+
+    /// The version rule written out on its own (docs/contract.md §3): a change older than
+    /// what the replica holds (row or tombstone) is stale and changes nothing; an equal or
+    /// newer one applies. An upsert replaces the row or brings the contact back (dropping its
+    /// tombstone); a delete removes the row and leaves a tombstone of its version.
+    fn model(held: Held, change: Change) -> (ApplyOutcome, Held) {
+        let (Change::Upsert(version) | Change::Delete(version)) = change;
+        let (Held::Row(at) | Held::Tombstone(at)) = held else {
+            return match change {
+                Change::Upsert(v) => (ApplyOutcome::Inserted, Held::Row(v)),
+                Change::Delete(v) => (ApplyOutcome::Deleted, Held::Tombstone(v)),
+            };
+        };
+        match change {
+            _ if version < at => (ApplyOutcome::Stale, held),
+            Change::Upsert(v) if matches!(held, Held::Row(_)) => {
+                (ApplyOutcome::Updated, Held::Row(v))
+            }
+            Change::Upsert(v) => (ApplyOutcome::Inserted, Held::Row(v)),
+            Change::Delete(v) => (ApplyOutcome::Deleted, Held::Tombstone(v)),
+        }
+    }
+
+    /// What the replica holds for `id`, read back as a [`Held`]; the row's data must be that
+    /// of the upsert of its version, and a contact never has a row and a tombstone at once.
+    fn held(conn: &Connection, id: &str) -> Held {
+        let row: Option<(i64, Option<String>, Option<String>)> = conn
+            .query_row(
+                "SELECT version, email, mobile_phone FROM contact WHERE contact_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .expect("contact");
+        let tombstone: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM tombstone WHERE contact_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .expect("tombstone");
+        match (row, tombstone) {
+            (None, None) => Held::Nothing,
+            (Some((v, email, mobile)), None) => {
+                let expected = data(id, v);
+                assert_eq!(
+                    (email, mobile),
+                    (expected.email, expected.mobile_phone),
+                    "{id}"
+                );
+                Held::Row(v)
+            }
+            (None, Some(v)) => Held::Tombstone(v),
+            both => panic!("{id} has a row and a tombstone: {both:?}"),
+        }
+    }
+
+    fn apply(w: &mut ContactWriter<'_>, id: &str, change: Change) -> ApplyOutcome {
+        match change {
+            Change::Upsert(v) => w.upsert(&data(id, v), v),
+            Change::Delete(v) => w.delete(id, v),
+        }
+        .expect("apply")
+    }
+
+    /// Runs `f` with a writer in a transaction of its own, and commits.
+    fn in_writer<T>(conn: &mut Connection, f: impl FnOnce(&mut ContactWriter<'_>) -> T) -> T {
+        let tx = conn.transaction().expect("tx");
+        let mut w = ContactWriter::new(&tx, "t".into()).expect("writer");
+        let out = f(&mut w);
+        drop(w);
+        tx.commit().expect("commit");
+        out
+    }
+
+    /// Every change against every state, at an older, equal and newer version, compared with
+    /// [`model`]. Each case starts from an empty replica (no tombstone anywhere), and runs
+    /// twice: the change in a writer of its own, and in the writer that made the state (which
+    /// started out knowing of no tombstone).
+    #[test]
+    fn the_version_rule_on_every_path() {
+        let mut cases = 0;
+        for before in [Held::Nothing, Held::Row(20), Held::Tombstone(20)] {
+            for change in [10, 20, 30]
+                .into_iter()
+                .flat_map(|v| [Change::Upsert(v), Change::Delete(v)])
+            {
+                for same_writer in [false, true] {
+                    cases += 1;
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let mut replica =
+                        Replica::open_build(&dir.path().join("r.db"), Mode::Keys, Duration::ZERO)
+                            .expect("replica");
+                    let conn = replica.conn();
+                    let setup = |w: &mut ContactWriter<'_>| match before {
+                        Held::Nothing => {}
+                        Held::Row(v) => {
+                            assert_eq!(apply(w, "c", Change::Upsert(v)), ApplyOutcome::Inserted)
+                        }
+                        Held::Tombstone(v) => {
+                            assert_eq!(apply(w, "c", Change::Delete(v)), ApplyOutcome::Deleted)
+                        }
+                    };
+                    let got = if same_writer {
+                        in_writer(conn, |w| {
+                            setup(w);
+                            apply(w, "c", change)
+                        })
+                    } else {
+                        in_writer(conn, setup);
+                        in_writer(conn, |w| apply(w, "c", change))
+                    };
+                    assert_eq!(
+                        (got, held(conn, "c")),
+                        model(before, change),
+                        "{before:?} then {change:?}, same writer: {same_writer}"
+                    );
+                }
+            }
+        }
+        assert_eq!(cases, 36);
+    }
+
+    /// Every sequence of three changes to one contact, applied through one [`Located`] (as an
+    /// import batch applies several changes to a contact after one lookup), ends where
+    /// [`model`] says, with the outcomes it says.
+    #[test]
+    fn several_changes_through_one_location_follow_the_rule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut replica = Replica::open_build(&dir.path().join("r.db"), Mode::Keys, Duration::ZERO)
+            .expect("replica");
+        let conn = replica.conn();
+        let changes: Vec<Change> = [10, 20, 30]
+            .into_iter()
+            .flat_map(|v| [Change::Upsert(v), Change::Delete(v)])
+            .collect();
+        let mut sequences = 0;
+        for a in &changes {
+            for b in &changes {
+                for c in &changes {
+                    sequences += 1;
+                    let id = format!("c{sequences}");
+                    let seq = [*a, *b, *c];
+                    let got: Vec<ApplyOutcome> = in_writer(conn, |w| {
+                        let mut at = w.locate(&id).expect("locate");
+                        seq.iter()
+                            .map(|change| {
+                                match *change {
+                                    Change::Upsert(v) => w.upsert_at(&mut at, &data(&id, v), v),
+                                    Change::Delete(v) => w.delete_at(&mut at, &id, v),
+                                }
+                                .expect("apply")
+                            })
+                            .collect()
+                    });
+                    let mut expected = Vec::new();
+                    let mut state = Held::Nothing;
+                    for change in seq {
+                        let (outcome, next) = model(state, change);
+                        expected.push(outcome);
+                        state = next;
+                    }
+                    assert_eq!((got, held(conn, &id)), (expected, state), "{seq:?}");
+                }
+            }
+        }
+        assert_eq!(sequences, 216);
+    }
+
     /// Each writer takes the next number; inserts, updates and deletes carry it, a stale
     /// change leaves the row's number alone, and an update keeps the number it was created
     /// with.
