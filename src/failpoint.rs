@@ -81,6 +81,7 @@ pub const FAULTS: &[&str] = &[
     "archive.copy_fails", // that copy fails half-way with ENOSPC (src/fsutil.rs)
     "reader.no_shm", // a reader's normal open fails as on a full disk without -shm
     "import.disk_full", // a first bulk load's replica may grow by 64 pages only (SQLITE_FULL)
+    "import.index_disk_full", // a bulk load's replica may not grow while its indexes are built
 ];
 
 /// The faults this process injects.

@@ -231,13 +231,22 @@ fn a_build_written_before_a_reboot_starts_over() {
     assert_eq!(full(&ws, "set").status.code(), Some(65));
     let build = ws.path().join("replica.db.d/building.db");
     let conn = Connection::open(&build).expect("build");
+    let recorded: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'bulk_boot_id'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the build records the boot it was written in");
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    assert_eq!(recorded, this_boot.trim(), "the machine's own boot id");
     let changed = conn
         .execute(
             "UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'bulk_boot_id'",
             [],
         )
         .expect("meta");
-    assert_eq!(changed, 1, "the build records the boot it was written in");
+    assert_eq!(changed, 1);
     drop(conn);
     write_set(&ws, "set", &set);
     let out = full(&ws, "set");
@@ -373,4 +382,79 @@ fn a_bad_file_in_a_first_delta_keeps_the_files_before_it() {
     good.push(set[4].clone());
     let (expected, _) = reference(&good);
     assert_eq!(state(&ws.db()), expected);
+}
+
+/// Contact ids with a row, and contact ids with a tombstone.
+fn ids(db: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let (rows, tombstones) = state(db);
+    (
+        rows.into_iter()
+            .map(|r| r[0].clone().expect("contact id"))
+            .collect(),
+        tombstones.into_iter().map(|(id, _)| id).collect(),
+    )
+}
+
+/// A delete that ties with an upsert (one export timestamp, so one version) at the very
+/// start of a bulk load: the later of the two in file order wins, as change by change. Here
+/// the delete comes first (file `_0`), so the contact it deletes before it exists stays,
+/// in a `full` and in a first `delta` alike.
+#[test]
+fn a_tied_delete_at_the_start_of_a_load_loses_to_the_upsert_after_it() {
+    let set = vec![
+        (
+            "20260101000000_0_full.xml".to_string(),
+            export(&[], &[], &[deleted(1)]),
+        ),
+        (
+            "20260101000000_1_full.xml".to_string(),
+            export(&[member(1, "a"), member(2, "a")], &[], &[]),
+        ),
+    ];
+    let kept = (vec![guid(1), guid(2)], vec![]);
+    let ws = Workspace::new();
+    write_set(&ws, "set", &set);
+    let out = full(&ws, "set");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(ids(&ws.db()), kept, "full");
+    let ws = Workspace::new();
+    assert!(ws
+        .cmd()
+        .args(["init", "--mode", "full"])
+        .output()
+        .expect("runs")
+        .status
+        .success());
+    write_set(&ws, "set", &set);
+    let out = ws.cmd().args(["delta", "set"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(ids(&ws.db()), kept, "first delta");
+}
+
+/// The same tie at the start of a resumed build: the file that creates the contact was
+/// committed by the run that stopped, and the first change the rerun loads is its delete,
+/// later in file order, so it wins.
+#[test]
+fn a_tied_delete_first_in_a_resumed_build_wins_over_the_rows_before_it() {
+    let set = vec![
+        (
+            "20260101000000_0_full.xml".to_string(),
+            export(&[member(1, "a"), member(2, "a")], &[], &[]),
+        ),
+        (
+            "20260101000000_1_full.xml".to_string(),
+            export(&[], &[], &[deleted(2)]),
+        ),
+    ];
+    let ws = Workspace::new();
+    let mut broken = set.clone();
+    broken[1].1.truncate(30);
+    write_set(&ws, "set", &broken);
+    assert_eq!(full(&ws, "set").status.code(), Some(65));
+    write_set(&ws, "set", &set);
+    let out = full(&ws, "set");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["files_already_applied"], 1, "resumed");
+    assert_eq!(ids(&ws.db()), (vec![guid(1)], vec![guid(2)]));
 }

@@ -19,6 +19,7 @@
 //! ([`BulkState::FromEarlierBoot`]); where the boot cannot be known, every commit is synced.
 //! The swap fsyncs the finished file before it is put in service.
 
+use anyhow::Context;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::{queries, Replica};
@@ -120,7 +121,15 @@ impl Replica {
 
     /// Finishes a bulk load in the open transaction ([`resolve`]).
     pub fn resolve_bulk(&mut self, now: &str) -> anyhow::Result<BulkCounts> {
-        resolve(&self.conn, now)
+        resolve(&self.conn, now).with_context(|| self.unfinished())
+    }
+
+    /// What a failure to finish a bulk load says, naming this replica's file.
+    fn unfinished(&self) -> String {
+        format!(
+            "cannot finish the bulk load of the replica {}",
+            self.path().display()
+        )
     }
 
     /// The failpoint `import.disk_full`: caps the file's size, so that SQLite fails with its
@@ -143,8 +152,9 @@ impl Replica {
             return Ok(BulkCounts::default());
         }
         sort_in_files(&self.conn)?;
+        let what = self.unfinished();
         let tx = self.conn.transaction()?;
-        let counts = resolve(&tx, now)?;
+        let counts = resolve(&tx, now).context(what)?;
         crate::failpoint::hit("full.indexed");
         tx.commit()?;
         self.conn
@@ -215,6 +225,10 @@ pub fn resolve(conn: &Connection, now: &str) -> anyhow::Result<BulkCounts> {
     };
     let indexes: Vec<(String, String)> = serde_json::from_str(&indexes)
         .map_err(|e| anyhow::anyhow!("the replica's deferred index list is damaged: {e}"))?;
+    if crate::failpoint::fault("import.index_disk_full") {
+        // SQLite keeps the limit at the file's current size: the indexes find no room.
+        conn.execute_batch("PRAGMA max_page_count = 1")?;
+    }
     let mut counts = BulkCounts::default();
     for (name, sql) in &indexes {
         match conn.execute_batch(sql) {
@@ -224,13 +238,11 @@ pub fn resolve(conn: &Connection, now: &str) -> anyhow::Result<BulkCounts> {
             {
                 // A contact that came more than once: keep the winning row, then retry.
                 counts.superseded += conn.execute(queries::BULK_DROP_SUPERSEDED, [])? as u64;
-                conn.execute_batch(sql).map_err(|e| {
-                    anyhow::anyhow!("cannot build the index {name} of the replica: {e}")
-                })?;
+                conn.execute_batch(sql)
+                    .with_context(|| format!("cannot build the index {name}"))?;
             }
             Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("cannot build the index {name} of the replica")))
+                return Err(anyhow::Error::new(e).context(format!("cannot build the index {name}")))
             }
         }
     }
