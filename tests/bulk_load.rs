@@ -458,3 +458,30 @@ fn a_tied_delete_first_in_a_resumed_build_wins_over_the_rows_before_it() {
     assert_eq!(summary["files_already_applied"], 1, "resumed");
     assert_eq!(ids(&ws.db()), (vec![guid(1)], vec![guid(2)]));
 }
+
+/// An old generation holds personal data: when the swap cannot remove one, the run names it
+/// (purge takes it later); a file that is simply not there (no `-wal` beside the old replica)
+/// is no cause for a warning.
+#[test]
+fn a_generation_the_swap_cannot_remove_is_named_in_a_warning() {
+    let ws = Workspace::new();
+    let set = vec![(
+        "20260101000000_0_full.xml".to_string(),
+        export(&[member(1, "a")], &[], &[]),
+    )];
+    write_set(&ws, "set", &set);
+    let out = full(&ws, "set");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stuck = ws.path().join("replica.db.d/gen-00000000.db");
+    std::fs::create_dir(&stuck).expect("a folder where a generation would be");
+    let out = full(&ws, "set");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("cannot remove the old replica file"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("gen-00000000.db"), "{err}");
+    assert_eq!(ids(&ws.db()), (vec![guid(1)], vec![]));
+}
