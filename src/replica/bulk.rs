@@ -294,3 +294,68 @@ fn apply_deletes(tx: &Connection, now: &str) -> anyhow::Result<u64> {
     }
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Mode;
+
+    fn pragma(replica: &mut Replica, name: &str) -> String {
+        replica
+            .conn()
+            .query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .expect("pragma")
+    }
+
+    /// A build is written without waiting for the disk only while a reboot in the middle can
+    /// be told (its boot id is recorded, so a build a reboot may have torn starts over), and
+    /// a finished build is durable again, in WAL mode, before it is merged and swapped in.
+    #[test]
+    fn a_build_skips_fsync_only_while_a_reboot_can_be_told_and_syncs_again_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut build = Replica::open_build(&dir.path().join("b.db"), Mode::Keys, Duration::ZERO)
+            .expect("open");
+        assert_eq!(
+            pragma(&mut build, "synchronous"),
+            "2",
+            "FULL before the load"
+        );
+        build.begin_bulk().expect("begin");
+        build.bulk_pragmas().expect("pragmas");
+        let expected = if boot_id().is_some() { "0" } else { "2" };
+        assert_eq!(
+            pragma(&mut build, "synchronous"),
+            expected,
+            "boot id: {:?}",
+            boot_id()
+        );
+        assert_eq!(pragma(&mut build, "journal_mode"), "delete");
+        build
+            .conn()
+            .execute("DELETE FROM meta WHERE key = ?1", [META_BOOT])
+            .expect("forget the boot");
+        build.bulk_pragmas().expect("pragmas");
+        assert_eq!(pragma(&mut build, "synchronous"), "2", "no boot id: FULL");
+        build
+            .conn()
+            .execute_batch("PRAGMA synchronous = OFF")
+            .expect("off");
+        build.finish_bulk("t").expect("finish");
+        assert_eq!(
+            pragma(&mut build, "synchronous"),
+            "2",
+            "FULL after the load"
+        );
+        assert_eq!(pragma(&mut build, "journal_mode"), "wal");
+        assert_eq!(pragma(&mut build, "secure_delete"), "1");
+    }
+}
