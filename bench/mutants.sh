@@ -45,7 +45,7 @@ declare -A TESTS=(
     [engage]="engage:: engage_client bench_api_rate"
     [locks]="lock concurrency push:: readers_under_write"
     [modes]="fsutil sqlite_file db_owner files_and_databases purge_scope keys::"
-    [replica]="replica:: delta:: crash_matrix bulk_load keys_mode"
+    [replica]="replica:: delta:: bulk_load keys_mode ambiguous_input malformed fuzz_regressions no_stray_replica lookup hub_stores publish files_and_databases crash_matrix"
     [keys]="row:: api_sync keys_mode keys:: delta::"
 )
 # group -> regex of mutants left out, with the reason (cargo-mutants -E, matched against
