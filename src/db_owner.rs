@@ -89,8 +89,23 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let wal = crate::sqlite_file::with_suffix(&real, "-wal");
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    if meta.len() == 0 && wal_len == 0 {
-        return Ok(());
+    if meta.len() == 0 {
+        if wal_len == 0 {
+            return Ok(());
+        }
+        // SQLite takes an empty file as a new database and throws its `-wal` away: whatever
+        // that log holds (never ours: a replica's first page is in the file before its log
+        // has a frame) would be lost without a word.
+        return Err(ForeignDatabase {
+            path: path.to_path_buf(),
+            expected: kind.name,
+            found: format!(
+                "an empty file with a {wal_len}-byte {} beside it, which SQLite would throw \
+                 away",
+                wal.display()
+            ),
+        }
+        .into());
     }
     let query = if wal_len == 0 {
         "mode=ro&immutable=1"

@@ -152,6 +152,32 @@ fn another_applications_database_is_refused_unchanged_by_every_command() {
     }
 }
 
+/// An empty database file with a `-wal` beside it that holds another application's data
+/// (its main file lost or truncated): SQLite would take the file as new and throw the log
+/// away, so it is refused, before the lock, leaving no trace, where an empty file alone is
+/// taken as a new replica.
+#[test]
+fn an_empty_file_with_a_foreign_wal_beside_it_is_refused_unchanged() {
+    let ws = Workspace::new();
+    let source = ws.path().join("source.db");
+    let conn = Connection::open(&source).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; \
+         CREATE TABLE contact (id, email); INSERT INTO contact VALUES (1, 'a@example.com');",
+    )
+    .expect("sql");
+    // Copied while the connection is open, so before any checkpoint; then the file is lost.
+    let db = ws.path().join("pos-wal-only.db");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::copy(with_suffix(&source, suffix), with_suffix(&db, suffix)).expect("copy");
+    }
+    drop(conn);
+    std::fs::File::create(&db).expect("empty main file");
+    let wal = with_suffix(&db, "-wal");
+    assert!(std::fs::metadata(&wal).expect("wal").len() > 0);
+    refused_unchanged(&ws, &db, &[&wal], "an empty file with a");
+}
+
 #[test]
 fn a_fifo_or_device_as_the_database_is_refused_without_hanging() {
     let ws = Workspace::new();
