@@ -144,12 +144,40 @@ fn another_applications_database_is_refused_unchanged_by_every_command() {
             "PRAGMA journal_mode = WAL; CREATE TABLE contact (id); CREATE TABLE run (id);",
             "tables: contact, run",
         ),
+        (
+            "pos-versioned.db",
+            "PRAGMA user_version = 3;",
+            "schema version 3, tables: none",
+        ),
     ];
     for (name, sql, needle) in cases {
         let db = ws.path().join(name);
         sqlite_file(&db, sql);
         refused_unchanged(&ws, &db, &[], needle);
     }
+}
+
+/// An SQLite database with nothing in it (no tables, no schema version, no mark), as a
+/// provisioning script may leave with `sqlite3 FILE VACUUM`, is a new replica like an empty
+/// file: `init` makes it one.
+#[test]
+fn an_sqlite_database_with_nothing_in_it_becomes_a_replica() {
+    let ws = Workspace::new();
+    let db = ws.path().join("blank.db");
+    sqlite_file(&db, "VACUUM;");
+    assert!(std::fs::metadata(&db).expect("blank").len() > 0);
+    let out = bin(&ws)
+        .arg("--db")
+        .arg(&db)
+        .args(["init", "--mode", "keys"])
+        .output()
+        .expect("init");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let conn = Connection::open(&db).expect("open");
+    let id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .expect("application_id");
+    assert_eq!(id, 0x4553_7952, "marked as a replica");
 }
 
 /// An empty database file with a `-wal` beside it that holds another application's data
