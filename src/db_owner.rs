@@ -128,8 +128,30 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
             path.display(),
             kind.name
         ))),
-        other => other,
+        Err(e) if e.downcast_ref::<ForeignDatabase>().is_some() => Err(e),
+        Err(e) if is_damaged(&e) => Err(e.context(format!(
+            "{} is damaged: SQLite cannot read it as a database; engage-sync refused it and \
+             changed nothing in it. Restore it from a backup; a replica can also be moved away \
+             (with its -wal) and rebuilt with `full`, but a till store holds items not yet \
+             sent to Engage: keep its copy",
+            path.display()
+        ))),
+        Err(e) => Err(e.context(format!(
+            "cannot read {} to check that it is an engage-sync {}; engage-sync changed nothing \
+             in it",
+            path.display(),
+            kind.name
+        ))),
+        Ok(()) => Ok(()),
     }
+}
+
+/// Whether SQLite found the file damaged (a valid header over pages it cannot read).
+fn is_damaged(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .is_some_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt))
+    })
 }
 
 /// SQLite opens (and truncates, and writes) the `-wal`, `-shm` and `-journal` files beside a

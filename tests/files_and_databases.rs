@@ -142,12 +142,18 @@ fn another_applications_database_is_refused_unchanged_by_every_command() {
         (
             "pos-wal.db",
             "PRAGMA journal_mode = WAL; CREATE TABLE contact (id); CREATE TABLE run (id);",
-            "tables: contact, run",
+            "tables: contact, run)",
         ),
         (
             "pos-versioned.db",
             "PRAGMA user_version = 3;",
-            "schema version 3, tables: none",
+            "schema version 3, tables: none)",
+        ),
+        (
+            "pos-many.db",
+            "CREATE TABLE a (x); CREATE TABLE b (x); CREATE TABLE c (x); CREATE TABLE d (x); \
+             CREATE TABLE e (x); CREATE TABLE f (x);",
+            "tables: a, b, c, d, e, …)",
         ),
     ];
     for (name, sql, needle) in cases {
@@ -155,6 +161,29 @@ fn another_applications_database_is_refused_unchanged_by_every_command() {
         sqlite_file(&db, sql);
         refused_unchanged(&ws, &db, &[], needle);
     }
+}
+
+/// A damaged database (a valid SQLite header over pages that are not) is refused unchanged by
+/// every command, naming the file, saying it is damaged and what to do; not a bare "database
+/// disk image is malformed".
+#[test]
+fn a_damaged_database_is_refused_unchanged_and_named() {
+    let ws = Workspace::new();
+    let db = ws.path().join("damaged.db");
+    sqlite_file(
+        &db,
+        "CREATE TABLE contact (id, email); INSERT INTO contact VALUES (1, 'a@example.com');",
+    );
+    let mut bytes = std::fs::read(&db).expect("read");
+    assert!(bytes.len() > 100);
+    bytes[100..].fill(0x5a);
+    std::fs::write(&db, bytes).expect("damage");
+    refused_unchanged(
+        &ws,
+        &db,
+        &[],
+        "is damaged: SQLite cannot read it as a database",
+    );
 }
 
 /// An SQLite database with nothing in it (no tables, no schema version, no mark), as a
