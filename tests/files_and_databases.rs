@@ -465,6 +465,72 @@ fn database_files_readable_by_others_are_made_private_by_a_writer() {
     assert!(files.iter().filter(|f| f.exists()).count() >= 2);
 }
 
+/// Making files private is said once, for the files it changed: a run over files that are
+/// already private says nothing of it (an operator reads "made private" as "someone had
+/// opened them up").
+#[test]
+fn a_writer_says_made_private_only_for_files_it_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.init();
+    let run = || {
+        let out = ws.cmd().args(["delta", "inbox"]).output().expect("delta");
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stderr_of(&out)
+            .lines()
+            .filter(|l| l.contains("made private"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), Vec::<String>::new(), "already private");
+    std::fs::set_permissions(ws.db(), std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let said = run();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("mode 0640 → 0600"), "{said:?}");
+    assert_eq!(run(), Vec::<String>::new(), "private again");
+}
+
+/// A `--db` that is a symbolic link to nothing is refused: SQLite would create the file at
+/// the link's target, wherever it points. Nothing is created there.
+#[test]
+fn a_database_path_linking_to_nothing_is_refused() {
+    let ws = Workspace::new();
+    let target = ws.path().join("elsewhere/replica.db");
+    std::fs::create_dir_all(target.parent().expect("parent")).expect("folder");
+    let link = ws.path().join("replica-link.db");
+    std::os::unix::fs::symlink(&target, &link).expect("link");
+    let out = bin(&ws)
+        .arg("--db")
+        .arg(&link)
+        .args(["init"])
+        .output()
+        .expect("init");
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains(&link.display().to_string())
+            && err.contains("symbolic link to a file that does not exist"),
+        "{err}"
+    );
+    assert!(!target.exists(), "created through the link");
+}
+
+/// A replica in a folder that does not exist yet: `init` makes the folder, then the replica
+/// in it (the first job on a new machine).
+#[test]
+fn init_makes_the_folder_of_a_new_replica() {
+    let ws = Workspace::new();
+    let db = ws.path().join("var/lib/engage-sync/replica.db");
+    let out = bin(&ws)
+        .arg("--db")
+        .arg(&db)
+        .args(["init"])
+        .output()
+        .expect("init");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(db.is_file(), "{}", db.display());
+}
+
 /// An export file of `n` new contacts starting at `first`.
 fn export_of(first: u32, n: u32) -> String {
     let members: Vec<String> = (first..first + n).map(|i| common::member(i, "a")).collect();
