@@ -490,6 +490,30 @@ fn a_writer_says_made_private_only_for_files_it_changed() {
     assert_eq!(run(), Vec::<String>::new(), "private again");
 }
 
+/// A new replica and its till store reclaim free pages incrementally (what `purge` relies on
+/// to give erased space back without a VACUUM that would make the till wait), are in WAL
+/// mode, and a writer on them warns of nothing.
+#[test]
+fn new_database_files_are_incremental_and_wal_and_open_without_warnings() {
+    let ws = Workspace::new();
+    ws.init();
+    let out = ws.cmd().args(["delta", "inbox"]).output().expect("delta");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(!err.contains("WARN"), "{err}");
+    for db in [ws.db(), ws.till()] {
+        let conn = Connection::open(&db).expect("open");
+        let (vacuum, journal): (i64, String) = conn
+            .query_row(
+                "SELECT * FROM pragma_auto_vacuum, pragma_journal_mode",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("pragmas");
+        assert_eq!((vacuum, journal.as_str()), (2, "wal"), "{}", db.display());
+    }
+}
+
 /// A `--db` that is a symbolic link to nothing is refused: SQLite would create the file at
 /// the link's target, wherever it points. Nothing is created there.
 #[test]
