@@ -128,6 +128,16 @@ fn reference(set: &[(String, String)]) -> (State, Schema) {
     ((rows, tombstones), schema(&ws.db()))
 }
 
+/// `init --mode full`, which must succeed.
+fn init_full(ws: &Workspace) {
+    let out = ws
+        .cmd()
+        .args(["init", "--mode", "full"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
 fn full(ws: &Workspace, folder: &str) -> std::process::Output {
     ws.cmd()
         .args(["full", "--mode", "full", "--from-xml", folder, "--json"])
@@ -312,13 +322,7 @@ fn a_first_delta_into_an_empty_replica_equals_change_by_change() {
         let set = tangled_set(seed, 6);
         let (expected, expected_schema) = reference(&set);
         let ws = Workspace::new();
-        assert!(ws
-            .cmd()
-            .args(["init", "--mode", "full"])
-            .output()
-            .expect("runs")
-            .status
-            .success());
+        init_full(&ws);
         write_set(&ws, "set", &set);
         let out = ws
             .cmd()
@@ -418,13 +422,7 @@ fn a_tied_delete_at_the_start_of_a_load_loses_to_the_upsert_after_it() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(ids(&ws.db()), kept, "full");
     let ws = Workspace::new();
-    assert!(ws
-        .cmd()
-        .args(["init", "--mode", "full"])
-        .output()
-        .expect("runs")
-        .status
-        .success());
+    init_full(&ws);
     write_set(&ws, "set", &set);
     let out = ws.cmd().args(["delta", "set"]).output().expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
