@@ -324,3 +324,58 @@ pub fn is_deleted_in_engage(conn: &Connection, contact_id: &str) -> rusqlite::Re
         .query_row([contact_id], |r| r.get(0))?;
     Ok(!live)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(id: Option<&str>, local: Option<&str>) -> StoredContact {
+        StoredContact {
+            contact_id: id.map(Into::into),
+            local_key: local.map(Into::into),
+            keys: [
+                Some("M1".into()),
+                Some("a@example.com".into()),
+                Some("+46701234567".into()),
+                None,
+                Some("197001011234".into()),
+            ],
+            contact_type: Some("Member".into()),
+            attributes: None,
+        }
+    }
+
+    /// Two views of one contact are the same when they share the Engage id, or, for contacts
+    /// Engage does not know yet, the local key; a key another contact holds is a duplicate.
+    #[test]
+    fn the_same_contact_is_known_by_its_id_or_else_its_local_key() {
+        let engage = contact(Some("c1"), Some("L1"));
+        assert!(engage.is_same(&contact(Some("c1"), None)));
+        assert!(!engage.is_same(&contact(Some("c2"), Some("L1"))));
+        assert!(!engage.is_same(&contact(None, Some("L1"))));
+        let local = contact(None, Some("L1"));
+        assert!(local.is_same(&contact(None, Some("L1"))));
+        assert!(!local.is_same(&contact(None, Some("L2"))));
+        assert!(!contact(None, None).is_same(&contact(None, None)));
+    }
+
+    /// Each key attribute reads its own column; an attribute that is no key, or a key with no
+    /// value, reads nothing.
+    #[test]
+    fn a_key_is_read_by_its_attribute_name() {
+        let c = contact(Some("c1"), None);
+        let read: Vec<Option<&str>> = KEY_COLUMNS.iter().map(|(name, _)| c.key(name)).collect();
+        assert_eq!(
+            read,
+            [
+                Some("M1"),
+                Some("a@example.com"),
+                Some("+46701234567"),
+                None,
+                Some("197001011234")
+            ]
+        );
+        assert_eq!(c.key("firstName"), None);
+        assert_eq!(c.key("contactId"), None);
+    }
+}

@@ -214,6 +214,22 @@ impl State {
 mod tests {
     use super::*;
 
+    /// Every state reads back as itself from the word stored for it, and a word the store
+    /// never wrote reads as in flight, which is never sent again without a check.
+    #[test]
+    fn every_state_reads_back_from_its_stored_word() {
+        for state in [
+            State::Pending,
+            State::InFlight,
+            State::Delivered,
+            State::Rejected,
+            State::Dropped,
+        ] {
+            assert_eq!(State::parse(state.as_str()), state, "{}", state.as_str());
+        }
+        assert_eq!(State::parse("sent?"), State::InFlight);
+    }
+
     #[test]
     fn engage_texts_are_scrubbed() {
         let s =
