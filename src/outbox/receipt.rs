@@ -454,6 +454,61 @@ mod tests {
         );
     }
 
+    /// Each written form of a local time with its offset is accepted on its own (`Z` for a
+    /// till in UTC, an offset without a colon, minutes without seconds); without an offset
+    /// the date is refused.
+    #[test]
+    fn created_dates_are_accepted_in_each_form_with_an_offset() {
+        for date in [
+            "2018-09-06T15:55:54Z",
+            "2018-09-06T15:55:54.250+01:00",
+            "2018-09-06T15:55:54+0100",
+            "2018-09-06T15:55+01:00",
+        ] {
+            let mut r = receipt();
+            r["createdDate"] = json!(date);
+            let valid = validate(r, 1, Some("1"), se()).expect(date);
+            assert_eq!(valid.body["createdDate"], date, "kept as given");
+        }
+        for date in ["2018-09-06T15:55:54", "2018-09-06", "15:55:54+01:00"] {
+            let mut r = receipt();
+            r["createdDate"] = json!(date);
+            validate(r, 1, Some("1"), se()).expect_err(date);
+        }
+    }
+
+    /// A match key of exactly the limit is taken; one character more is refused.
+    #[test]
+    fn a_match_key_may_be_as_long_as_the_limit() {
+        let key = |n: usize| {
+            let mut r = receipt();
+            r["contact"] = json!({"matchKeyType": "externalId", "matchKey": "k".repeat(n)});
+            validate(r, 1, Some("1"), se())
+        };
+        assert!(key(ID_MAX_CHARS).is_ok());
+        let e = key(ID_MAX_CHARS + 1).expect_err("too long");
+        assert!(e.to_string().contains("contact.matchKey"), "{e}");
+    }
+
+    /// The posted body carries the key chosen at push time; the contact type given at the
+    /// till goes along with every key but the contact id.
+    #[test]
+    fn the_posted_body_names_the_chosen_key_and_keeps_the_contact_type_unless_by_id() {
+        let mut stored = receipt();
+        stored["contact"] = json!({"email": "a@example.com", "contactType": "Member"});
+        let by_email = body_with_key(&stored, "email", "a@example.com");
+        assert_eq!(
+            by_email["contact"],
+            json!({"matchKeyType": "email", "matchKey": "a@example.com", "contactType": "Member"})
+        );
+        let by_id = body_with_key(&stored, "contactId", "c1");
+        assert_eq!(
+            by_id["contact"],
+            json!({"matchKeyType": "contactId", "matchKey": "c1"})
+        );
+        assert_eq!(by_id["uniqueReceiptId"], "R1");
+    }
+
     #[test]
     fn errors_name_the_receipt_and_the_field() {
         let mut r = receipt();
