@@ -98,12 +98,7 @@ const SEED: u32 = 0xfff_fff;
 /// What applying the set change by change gives (`delta` into a replica that is not empty).
 fn reference(set: &[(String, String)]) -> (State, Schema) {
     let ws = Workspace::new();
-    let out = ws
-        .cmd()
-        .args(["init", "--mode", "full"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    init_full(&ws);
     write_set(
         &ws,
         "seed",
