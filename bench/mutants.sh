@@ -39,12 +39,12 @@ declare -A FILES=(
 # binaries and no other.
 declare -A TESTS=(
     [purge]="purge purge_scope purge_files"
-    [outbox]="outbox:: till_never_waits sample_receipt keys_mode push:: push_report"
+    [outbox]="outbox:: till_never_waits sample_receipt keys_mode json_output ambiguous_input hostile_input lookup push:: push_report purge"
     [push]="push:: push_report fault_storm crash_matrix keys_mode json_output fan_out"
     [mask]="mask printable output_privacy quiet_output hostile_input"
     [engage]="engage:: engage_client bench_api_rate"
     [locks]="lock concurrency push:: readers_under_write"
-    [modes]="fsutil sqlite_file db_owner files_and_databases purge_scope keys::"
+    [modes]="fsutil sqlite_file db_owner files_and_databases purge_scope keys:: hostile_input"
     [replica]="replica:: delta:: bulk_load keys_mode ambiguous_input malformed fuzz_regressions no_stray_replica lookup hub_stores publish files_and_databases crash_matrix"
     [keys]="row:: api_sync keys_mode keys:: delta::"
 )
