@@ -121,21 +121,25 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
         }
     });
     match checked {
-        Err(e) if is_not_a_database(&e) => Err(e.context(format!(
-            "{} is not an engage-sync {}: it is not a SQLite database (or a damaged or \
+        Err(e) if sqlite_failed_with(&e, rusqlite::ErrorCode::NotADatabase) => {
+            Err(e.context(format!(
+                "{} is not an engage-sync {}: it is not a SQLite database (or a damaged or \
              encrypted one); engage-sync refused it and changed nothing in it. Check --db / \
              ENGAGE_SYNC_DB / `db` in the config file",
-            path.display(),
-            kind.name
-        ))),
+                path.display(),
+                kind.name
+            )))
+        }
         Err(e) if e.downcast_ref::<ForeignDatabase>().is_some() => Err(e),
-        Err(e) if is_damaged(&e) => Err(e.context(format!(
-            "{} is damaged: SQLite cannot read it as a database; engage-sync refused it and \
+        Err(e) if sqlite_failed_with(&e, rusqlite::ErrorCode::DatabaseCorrupt) => {
+            Err(e.context(format!(
+                "{} is damaged: SQLite cannot read it as a database; engage-sync refused it and \
              changed nothing in it. Restore it from a backup; a replica can also be moved away \
              (with its -wal) and rebuilt with `full`, but a till store holds items not yet \
              sent to Engage: keep its copy",
-            path.display()
-        ))),
+                path.display()
+            )))
+        }
         Err(e) => Err(e.context(format!(
             "cannot read {} to check that it is an engage-sync {}; engage-sync changed nothing \
              in it",
@@ -144,14 +148,6 @@ pub fn check_file(path: &Path, kind: Kind) -> anyhow::Result<()> {
         ))),
         Ok(()) => Ok(()),
     }
-}
-
-/// Whether SQLite found the file damaged (a valid header over pages it cannot read).
-fn is_damaged(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<rusqlite::Error>()
-            .is_some_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt))
-    })
 }
 
 /// SQLite opens (and truncates, and writes) the `-wal`, `-shm` and `-journal` files beside a
@@ -285,11 +281,12 @@ fn printable(id: i32) -> String {
     }
 }
 
-/// SQLite's "file is not a database": not ours to judge here (the open names the file).
-fn is_not_a_database(e: &anyhow::Error) -> bool {
+/// Whether SQLite failed with `code` somewhere in `e`'s chain: `NotADatabase` ("file is not
+/// a database") or `DatabaseCorrupt` (a valid header over pages it cannot read).
+fn sqlite_failed_with(e: &anyhow::Error, code: rusqlite::ErrorCode) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<rusqlite::Error>()
-            .is_some_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase))
+            .is_some_and(|e| e.sqlite_error_code() == Some(code))
     })
 }
 
