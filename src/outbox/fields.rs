@@ -457,6 +457,82 @@ mod tests {
         assert!(diff.contains_key("firstName") && !diff.contains_key("email"));
     }
 
+    /// What `normalize` says about `raw` as an update of a tenant with one contact type.
+    fn update_error(raw: Value) -> String {
+        let types = vec!["Member".to_string()];
+        normalize(obj(raw), &rules(&types), Purpose::Update, "c")
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn names_that_cannot_be_engage_attributes_are_refused() {
+        for name in ["", " ", "first name", "city\t", "\ncity"] {
+            let e = update_error(json!({ name: "x" }));
+            assert!(e.contains("is not an Engage attribute name"), "{name:?}: {e}");
+        }
+        let e = update_error(json!({"contactType": "Member"}));
+        assert!(e.contains("cannot be changed by an update"), "{e}");
+    }
+
+    #[test]
+    fn length_limits_take_the_limit_and_refuse_one_more() {
+        let types = vec!["Member".to_string()];
+        let ok = |raw: Value| normalize(obj(raw), &rules(&types), Purpose::Update, "c");
+        let name = "a".repeat(MAX_KEY_CHARS);
+        assert!(ok(json!({ name.as_str(): "x" })).is_ok(), "a name of the limit");
+        let longer = "a".repeat(MAX_KEY_CHARS + 1);
+        let e = update_error(json!({ longer.as_str(): "x" }));
+        assert!(e.contains(&format!("longer than {MAX_KEY_CHARS}")), "{e}");
+        for (field, max) in [
+            ("memberNumber", ID_MAX_CHARS),
+            ("externalId", ID_MAX_CHARS),
+            ("socialSecurityNumber", ID_MAX_CHARS),
+            ("firstName", NAME_MAX_CHARS),
+            ("lastName", NAME_MAX_CHARS),
+            ("city", MAX_STRING_CHARS),
+        ] {
+            // Surrounding spaces are trimmed before counting.
+            let at = format!(" {} ", "7".repeat(max));
+            let f = ok(json!({ field: at })).expect("the limit is taken");
+            assert_eq!(f[field].as_str().map(str::len), Some(max), "{field}");
+            let e = update_error(json!({ field: "7".repeat(max + 1) }));
+            assert!(e.contains(&format!("longer than {max} characters")), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_json_type_is_named() {
+        for (value, kind) in [
+            (json!(46701234567u64), "a number"),
+            (json!(true), "true/false"),
+            (json!(["a@b.se"]), "a list"),
+            (json!({"a": 1}), "an object"),
+        ] {
+            let e = update_error(json!({ "email": value }));
+            assert!(
+                e.contains(&format!("must be text (a JSON string), not {kind};")),
+                "{e}"
+            );
+        }
+        assert_eq!(json_kind(&Value::Null), "null");
+        assert_eq!(json_kind(&json!("x")), "text");
+    }
+
+    #[test]
+    fn a_change_is_only_a_change_of_value() {
+        let current = obj(json!({"city": "", "street": " ", "points": 12, "code": "12",
+                                 "vip": true, "note": null, "zip": "90325"}));
+        let unchanged = obj(json!({"city": null, "street": "", "points": "12", "code": 12,
+                                   "vip": true, "note": "", "zip": "90325", "absent": null}));
+        assert_eq!(changed(&current, &unchanged, true), Map::new());
+        let wanted = obj(json!({"city": "Umeå", "street": "Storgatan 1", "points": "13",
+                                "code": 13, "vip": false, "note": "hej", "zip": null,
+                                "absent": "x"}));
+        let diff = changed(&current, &wanted, true);
+        assert_eq!(diff, wanted, "every field differs");
+    }
+
     #[test]
     fn flags_and_field_pairs_build_an_object() {
         let v = Some("Anna".to_string());
