@@ -469,7 +469,10 @@ mod tests {
     fn names_that_cannot_be_engage_attributes_are_refused() {
         for name in ["", " ", "first name", "city\t", "\ncity"] {
             let e = update_error(json!({ name: "x" }));
-            assert!(e.contains("is not an Engage attribute name"), "{name:?}: {e}");
+            assert!(
+                e.contains("is not an Engage attribute name"),
+                "{name:?}: {e}"
+            );
         }
         let e = update_error(json!({"contactType": "Member"}));
         assert!(e.contains("cannot be changed by an update"), "{e}");
@@ -480,7 +483,10 @@ mod tests {
         let types = vec!["Member".to_string()];
         let ok = |raw: Value| normalize(obj(raw), &rules(&types), Purpose::Update, "c");
         let name = "a".repeat(MAX_KEY_CHARS);
-        assert!(ok(json!({ name.as_str(): "x" })).is_ok(), "a name of the limit");
+        assert!(
+            ok(json!({ name.as_str(): "x" })).is_ok(),
+            "a name of the limit"
+        );
         let longer = "a".repeat(MAX_KEY_CHARS + 1);
         let e = update_error(json!({ longer.as_str(): "x" }));
         assert!(e.contains(&format!("longer than {MAX_KEY_CHARS}")), "{e}");
@@ -497,7 +503,10 @@ mod tests {
             let f = ok(json!({ field: at })).expect("the limit is taken");
             assert_eq!(f[field].as_str().map(str::len), Some(max), "{field}");
             let e = update_error(json!({ field: "7".repeat(max + 1) }));
-            assert!(e.contains(&format!("longer than {max} characters")), "{field}: {e}");
+            assert!(
+                e.contains(&format!("longer than {max} characters")),
+                "{field}: {e}"
+            );
         }
     }
 
@@ -521,14 +530,20 @@ mod tests {
 
     #[test]
     fn a_change_is_only_a_change_of_value() {
-        let current = obj(json!({"city": "", "street": " ", "points": 12, "code": "12",
-                                 "vip": true, "note": null, "zip": "90325"}));
-        let unchanged = obj(json!({"city": null, "street": "", "points": "12", "code": 12,
-                                   "vip": true, "note": "", "zip": "90325", "absent": null}));
+        let current = obj(
+            json!({"city": "", "street": " ", "points": 12, "code": "12",
+                                 "vip": true, "note": null, "zip": "90325"}),
+        );
+        let unchanged = obj(
+            json!({"city": null, "street": "", "points": "12", "code": 12,
+                                   "vip": true, "note": "", "zip": "90325", "absent": null}),
+        );
         assert_eq!(changed(&current, &unchanged, true), Map::new());
-        let wanted = obj(json!({"city": "Umeå", "street": "Storgatan 1", "points": "13",
+        let wanted = obj(
+            json!({"city": "Umeå", "street": "Storgatan 1", "points": "13",
                                 "code": 13, "vip": false, "note": "hej", "zip": null,
-                                "absent": "x"}));
+                                "absent": "x"}),
+        );
         let diff = changed(&current, &wanted, true);
         assert_eq!(diff, wanted, "every field differs");
     }

@@ -205,11 +205,6 @@ impl ReadState {
             Some(i) => format!("item {} of {name}", i + 1),
             None => name.to_string(),
         };
-        let at = if e.line() > 0 {
-            format!(" (line {}, column {})", e.line(), e.column())
-        } else {
-            String::new()
-        };
         let message = if self.too_large.get() {
             format!(
                 "{item} is larger than {MAX_DOCUMENT_BYTES} bytes (1 MiB), the limit for one \
@@ -217,7 +212,10 @@ impl ReadState {
                  what the till meant to send"
             )
         } else if let Some((path, problem)) = self.refused.borrow().as_ref() {
-            format!("{item}{at}: {path}: {problem}; nothing was stored")
+            // A refusal comes from a visitor inside serde_json, which always gives it the
+            // position where it stopped.
+            let (line, column) = (e.line(), e.column());
+            format!("{item} (line {line}, column {column}): {path}: {problem}; nothing was stored")
         } else if e.is_io() {
             format!("cannot read {name}: {e}")
         } else {
@@ -482,6 +480,63 @@ mod tests {
     }
 
     #[test]
+    fn every_json_value_reads_back_as_written() {
+        let text = r#"{"n":-5,"m":-9223372036854775808,"u":18446744073709551615,"f":-1.5,
+                       "z":null,"t":true,"s":"x","l":[],"o":{}}"#;
+        let expected: Value = serde_json::from_str(text).expect("valid");
+        assert_eq!(docs(text).expect("read"), [expected]);
+    }
+
+    /// A reader that hands out `parts` in order, one per read: bytes, or an I/O error.
+    struct Parts(std::collections::VecDeque<Result<&'static [u8], std::io::ErrorKind>>);
+
+    impl Read for Parts {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.pop_front() {
+                None => Ok(0),
+                Some(Err(kind)) => Err(kind.into()),
+                Some(Ok(bytes)) => {
+                    buf[..bytes.len()].copy_from_slice(bytes);
+                    Ok(bytes.len())
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_error_between_documents_stops_the_read() {
+        // The error is not skipped: the documents after it may be missing or cut.
+        let parts = [
+            Ok(&b"{\"a\":1}\n"[..]),
+            Err(std::io::ErrorKind::Other),
+            Ok(b"{\"a\":2}"),
+        ];
+        let mut seen = Vec::new();
+        let e = read_all(BufReader::new(Parts(parts.into())), "stdin", &mut |_, v| {
+            seen.push(v);
+            Ok(())
+        })
+        .expect_err("read error");
+        assert!(e.to_string().starts_with("cannot read stdin: "), "{e}");
+        assert_eq!(seen, [serde_json::json!({"a": 1})]);
+    }
+
+    #[test]
+    fn the_byte_count_never_lets_a_read_pass_the_limit() {
+        let state = ReadState::default();
+        state.used.set(MAX_DOCUMENT_BYTES - 10);
+        let mut bounded = Bounded {
+            inner: BufReader::new(&[b' '; 100][..]),
+            state: &state,
+        };
+        let mut buf = [0u8; 64];
+        assert_eq!(bounded.read(&mut buf).expect("room for 10"), 10);
+        assert_eq!(state.used.get(), MAX_DOCUMENT_BYTES);
+        assert!(bounded.read(&mut buf).is_err());
+        assert!(state.too_large.get());
+    }
+
+    #[test]
     fn the_callback_error_stops_the_read() {
         for input in ["[1,2,3]", "1 2 3"] {
             let mut seen = 0;
@@ -520,11 +575,34 @@ mod tests {
             assert!(e.contains(needle), "{input}: {e}");
             assert!(e.contains("twice"), "{input}: {e}");
         }
+        // A spelling that differs only in case is named; the same spelling is not repeated.
+        let e = docs("{\"Sku\":1,\"n\":2,\"SKU\":3}")
+            .expect_err("case")
+            .to_string();
+        assert!(
+            e.contains("SKU: the key is given twice in the same object (also as \"Sku\","),
+            "{e}"
+        );
+        let e = docs("{\"n\":1,\"sku\":1,\"sku\":2}")
+            .expect_err("same")
+            .to_string();
+        assert!(
+            e.contains("sku: the key is given twice in the same object; "),
+            "{e}"
+        );
         // Same names in different objects are fine.
         assert_eq!(
             docs("{\"a\":{\"x\":1},\"b\":{\"x\":1}}").expect("ok").len(),
             1
         );
+    }
+
+    #[test]
+    fn a_text_or_key_of_the_limit_is_read() {
+        let text = "x".repeat(MAX_STRING_CHARS);
+        let key = "k".repeat(MAX_KEY_CHARS);
+        let read = docs(&format!("{{\"{key}\":\"{text}\"}}")).expect("at the limits");
+        assert_eq!(read[0][key.as_str()], text.as_str());
     }
 
     #[test]
