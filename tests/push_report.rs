@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 
 use common::*;
@@ -629,7 +629,8 @@ fn status_polls_of_a_processing_batch_wait_the_growing_interval() {
 /// Creates go in one bulk request per contact type, the type named by the request's
 /// `contactType` query parameter (ENGAGE-API.md: the documented way to set a bulk create's
 /// type; whether Engage reads a row's own `contactType` is unconfirmed). A contact
-/// registered at the till without a type is a Member, named as such.
+/// registered at the till without a type is a Member, named as such. A dry run numbers the
+/// requests as the push then sends them.
 #[test]
 fn a_bulk_create_per_contact_type_names_its_type_in_the_query() {
     let fake = FakeEngage::start(FakeConfig::default());
@@ -648,15 +649,26 @@ fn a_bulk_create_per_contact_type_names_its_type_in_the_query() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = ws
+        .engage_cmd(&fake)
+        .args(["--json", "push-local", "--dry-run"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let planned: BTreeSet<String> = json_of(&out)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["action"].as_str().expect("action").to_string())
+        .collect();
     let out = push(&ws, &fake, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let mut creates: Vec<String> = fake
+    let creates: Vec<String> = fake
         .requests()
         .into_iter()
         .filter(|r| r.method == "POST" && r.path.starts_with("/api/v3/contacts/bulk"))
         .map(|r| r.path)
         .collect();
-    creates.sort();
     assert_eq!(
         creates,
         [
@@ -664,6 +676,16 @@ fn a_bulk_create_per_contact_type_names_its_type_in_the_query() {
             "/api/v3/contacts/bulk?contactType=Member"
         ]
     );
+    // Request n of the plan is the n-th request sent, with the same type.
+    let sent: BTreeSet<String> = creates
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let t = path.rsplit('=').next().expect("type");
+            format!("created in bulk create request {} (contactType {t})", i + 1)
+        })
+        .collect();
+    assert_eq!(planned, sent);
 }
 
 /// A queued update of a contact the replica has since seen deleted in Engage is dropped

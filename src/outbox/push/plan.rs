@@ -2,6 +2,8 @@
 //! keyed, decided from the replica alone. Nothing is sent (Engage is not contacted, so a dry
 //! run works offline) and nothing is written.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
@@ -34,16 +36,25 @@ pub fn plan(conn: &Connection, local: &LocalSettings) -> rusqlite::Result<Vec<Pl
     for item in store::in_flight_contacts(conn)? {
         out.push(contact(&item, in_flight_action(&item)));
     }
-    let mut n = 0usize;
+    let mut requests = 0usize;
     let mut after = 0;
     loop {
         let items = store::pending_contacts(conn, Op::Create, after, BULK_MAX)?;
         let Some(last) = items.last() else { break };
         after = last.id;
-        for item in items {
-            let action = create_action(&item, local, n / BULK_MAX + 1);
-            out.push(contact(&item, action));
-            n += 1;
+        // As the push sends them: a chunk of at most BULK_MAX creates is one bulk request per
+        // contact type in it, the types in order.
+        let types: BTreeSet<&str> = items.iter().map(contact_type).collect();
+        let request_of: BTreeMap<&str, usize> = types
+            .into_iter()
+            .map(|t| {
+                requests += 1;
+                (t, requests)
+            })
+            .collect();
+        for item in &items {
+            let action = create_action(item, local, request_of[contact_type(item)]);
+            out.push(contact(item, action));
         }
     }
     after = 0;
@@ -103,13 +114,21 @@ fn in_flight_action(item: &ContactItem) -> String {
     }
 }
 
-fn create_action(item: &ContactItem, local: &LocalSettings, request: usize) -> String {
-    let contact_type = item
-        .fields
+/// A create's contact type, as the push groups creates by it (`""` when none is given).
+fn contact_type(item: &ContactItem) -> &str {
+    item.fields
         .get("contactType")
         .and_then(Value::as_str)
-        .unwrap_or("Member");
-    let send = format!("created in bulk create request {request} (contactType {contact_type})");
+        .unwrap_or("")
+}
+
+fn create_action(item: &ContactItem, local: &LocalSettings, request: usize) -> String {
+    let send = match contact_type(item) {
+        "" => {
+            format!("created in bulk create request {request} (the tenant's default contact type)")
+        }
+        t => format!("created in bulk create request {request} (contactType {t})"),
+    };
     let check = local.lookup_before_create || item.attempts > 0;
     match lookup_key(&item.fields, &local.secondary_key) {
         Some(key) if check => format!(
