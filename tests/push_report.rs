@@ -33,6 +33,22 @@ fn push(ws: &Workspace, fake: &FakeEngage, env: &[(&str, &str)]) -> Output {
         .expect("runs")
 }
 
+/// What `push-local --dry-run` says it would do with each item, in its order.
+fn dry_run_actions(ws: &Workspace, fake: &FakeEngage) -> Vec<String> {
+    let out = ws
+        .engage_cmd(fake)
+        .args(["--json", "push-local", "--dry-run"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    json_of(&out)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["action"].as_str().expect("action").to_string())
+        .collect()
+}
+
 /// `push-local`'s human summary; fails the test unless the push succeeds.
 fn push_human(ws: &Workspace, fake: &FakeEngage) -> String {
     let out = ws
@@ -649,18 +665,7 @@ fn a_bulk_create_per_contact_type_names_its_type_in_the_query() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let out = ws
-        .engage_cmd(&fake)
-        .args(["--json", "push-local", "--dry-run"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let planned: BTreeSet<String> = json_of(&out)["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["action"].as_str().expect("action").to_string())
-        .collect();
+    let planned: BTreeSet<String> = dry_run_actions(&ws, &fake).into_iter().collect();
     let out = push(&ws, &fake, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let creates: Vec<String> = fake
@@ -740,18 +745,7 @@ fn a_dry_run_names_each_updates_fields_or_its_drop() {
     let ws = workspace_for(&fake, "");
     let ids = replica_contacts_with_updates(&fake, &ws, 2);
     replica_learns_deleted(&ws, &ids[1..]);
-    let out = ws
-        .engage_cmd(&fake)
-        .args(["--json", "push-local", "--dry-run"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let actions: Vec<String> = json_of(&out)["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["action"].as_str().expect("action").to_string())
-        .collect();
+    let actions = dry_run_actions(&ws, &fake);
     assert_eq!(
         actions,
         [
