@@ -1,5 +1,7 @@
 //! The command line (clap definitions). Man pages in `man/` are generated from these, so the
 //! doc comments here are the user-facing documentation of every option.
+// They are help text, not rustdoc: `[firstName]` names an Engage attribute, not a link.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
 use std::path::PathBuf;
 

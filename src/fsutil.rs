@@ -37,7 +37,7 @@ pub fn free_path_in(file: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Moves `file` to `target`: a rename, or across file systems (EXDEV) a copy that is never
-/// seen half-made (see [`copy_across`]). On failure `file` is where it was.
+/// seen half-made (see `copy_across`). On failure `file` is where it was.
 pub fn move_to(file: &Path, target: &Path) -> anyhow::Result<()> {
     let renamed = if crate::failpoint::fault("archive.exdev") {
         Err(std::io::Error::from_raw_os_error(libc::EXDEV))

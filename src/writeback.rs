@@ -8,7 +8,7 @@
 //! `delta` commit on this project's machine, and 38–56 ms with writeback started early
 //! (`vm.dirty_background_bytes` = 16 MiB). That is what this does from inside the job, without
 //! touching the machine's settings: while a writer is open, a thread asks the kernel every
-//! [`PERIOD`] to start writing out the dirty pages of the database file and its WAL or journal
+//! `PERIOD` to start writing out the dirty pages of the database file and its WAL or journal
 //! (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which starts the writes and does not wait for
 //! them). What is on disk when, and what a commit guarantees, does not change: commits still
 //! fsync. Linux only; elsewhere it does nothing.

@@ -122,8 +122,8 @@ pub struct ApplyOptions<'a> {
 ///
 /// The replica's write lock is never held while Engage is being waited for: a till write
 /// (`contact add`, `receipt add`) must not fail because Engage is slow. Answers are collected
-/// and applied in short transactions of at most [`COMMIT_EVERY`] contacts, at the latest
-/// [`MAX_WAIT`] after the first of them arrived. The caller must not have a transaction
+/// and applied in short transactions of at most `COMMIT_EVERY` contacts, at the latest
+/// `MAX_WAIT` after the first of them arrived. The caller must not have a transaction
 /// open. A dry run applies each batch and rolls it back: every id is fetched once, so no
 /// batch depends on an earlier one.
 ///

@@ -4,7 +4,7 @@
 //! so this tree only has to put the file underneath and apply the defaults.
 //! `engage-sync.toml.example` documents every key.
 //!
-//! [`file`] is the file as written and its loading, [`search`] finds it; this module merges the
+//! [`file`](mod@file) is the file as written and its loading, [`search`] finds it; this module merges the
 //! top-level keys into [`Settings`]; each section is resolved in its own module ([`local`],
 //! [`sftp`], [`engage`]), and `parse_duration_setting` is the one parser of duration keys.
 //! The tree imports neither `commands` nor `sftp`: those use what it resolves.

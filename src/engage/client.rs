@@ -33,7 +33,7 @@ pub const BULK_MAX: usize = 4000;
 pub const MIN_CHANGES_WINDOW: TimeDelta = TimeDelta::seconds(1);
 
 /// Formats a changes-feed bound as `YYYY-MM-DD HH:MM:SS.fff` in UTC. Engage's example has no
-/// offset and its time zone is unconfirmed (docs/engage-api.md §4 [U]); we assume UTC, the zone
+/// offset and its time zone is unconfirmed (docs/engage-api.md §4 \[U\]); we assume UTC, the zone
 /// the replica stores its cursor in. Sub-millisecond parts are truncated, so two windows
 /// split at the same instant share the same bound text.
 pub fn format_feed_time(t: DateTime<Utc>) -> String {

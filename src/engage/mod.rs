@@ -10,7 +10,7 @@
 //! Personal data and the key stay out of logs: each request is logged at debug level with its
 //! method, masked path, status, time and attempt number, never with a body.
 //!
-//! Where Engage's real behaviour is unconfirmed (docs/engage-api.md [U]), the parsers in
+//! Where Engage's real behaviour is unconfirmed (docs/engage-api.md \[U\]), the parsers in
 //! [`models`] accept each plausible shape; each such choice is documented where it is made.
 
 mod client;

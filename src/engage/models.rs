@@ -1,7 +1,7 @@
 //! What the Engage API answers, as engage-sync reads it.
 //!
 //! Engage adds response fields without notice and leaves several shapes unconfirmed
-//! (docs/engage-api.md §2.2, §3, §4, §6 marked [U]), so every parser here is tolerant: it accepts
+//! (docs/engage-api.md §2.2, §3, §4, §6 marked \[U\]), so every parser here is tolerant: it accepts
 //! each plausible shape, ignores unknown fields, and keeps the raw JSON where the shape is unknown.
 //! Contact ids are always lower-cased (docs/contract.md §3: GUIDs compare case-insensitively).
 
@@ -85,7 +85,7 @@ pub struct ApiContact {
     /// The contact id, lower-cased.
     pub id: String,
     /// `contactType`, read from the top level or from `attributes` (placement unconfirmed,
-    /// docs/engage-api.md §2.2 [U]; the top level wins when both are present).
+    /// docs/engage-api.md §2.2 \[U\]; the top level wins when both are present).
     pub contact_type: Option<String>,
     /// The tenant-specific attributes as sent (`contactType` stays in here if Engage put it
     /// here).
@@ -179,7 +179,7 @@ pub enum CreateOutcome {
 
 /// Where a bulk batch (one `POST`/`PATCH /contacts/bulk` request) is in Engage; not to be
 /// confused with a replica's bulk load (`replica::bulk::BulkState`). Engage's status shape is
-/// unconfirmed (docs/engage-api.md §3 [U]); the words are matched case-insensitively and
+/// unconfirmed (docs/engage-api.md §3 \[U\]); the words are matched case-insensitively and
 /// anything unknown is kept as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchState {

@@ -43,7 +43,7 @@ pub struct ImportOptions {
 
 /// Applies export files several per transaction, so a large import does not pay a commit and
 /// a WAL checkpoint per file (the checkpoint rewrites every page the file touched), and
-/// through a [`SortedBatch`] that spans files, so an update round walks the replica in order.
+/// through a `SortedBatch` that spans files, so an update round walks the replica in order.
 /// Each file is still all-or-nothing with its ledger row: when a file fails, the transaction
 /// is rolled back and the files before it are applied again (they were fine), so readers only
 /// ever see whole files. A file's report (its counts) is final once its transaction is

@@ -131,7 +131,7 @@ pub fn phone_key(raw: &str, default: Country) -> Result<String, PhoneError> {
 }
 
 /// The key `lookup --mobile` searches: [`phone_key`], except that a national number with the
-/// trunk prefix 0 of a country in [`TRUNK_ZERO`] (`070-123 45 67` in Sweden, as a till types
+/// trunk prefix 0 of a country in `TRUNK_ZERO` (`070-123 45 67` in Sweden, as a till types
 /// it) becomes `+46` and the rest without loading the numbering plans, which would cost a POS
 /// lookup several milliseconds. For a valid number that is exactly [`phone_key`]'s answer (a
 /// test checks every type of number of each of those countries); an invalid one is then not
@@ -159,7 +159,7 @@ const TRUNK_ZERO: [(&str, &str); 9] = [
 ];
 
 /// `+CC` and the digits after the trunk 0, for ASCII digits `0[1-9]…` (6 to 13 of them) in a
-/// [`TRUNK_ZERO`] country; `None` for anything else.
+/// `TRUNK_ZERO` country; `None` for anything else.
 fn national_with_trunk_zero(cleaned: &str, default: Country) -> Option<String> {
     let code = TRUNK_ZERO
         .iter()

@@ -35,7 +35,7 @@ const PASS_THROUGH_TYPES: [&str; 2] = ["CardId", "MemberNumberWithCardNumberAsFa
 pub enum ContactRef {
     /// `matchKeyType`/`matchKey`, normalised (`contactId` lower-case, phone E.164, …).
     Key {
-        /// Canonical key type (see [`KEY_TYPES`] and [`PASS_THROUGH_TYPES`]).
+        /// Canonical key type (see `KEY_TYPES` and `PASS_THROUGH_TYPES`).
         key_type: String,
         /// The value.
         value: String,

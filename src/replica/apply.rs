@@ -249,7 +249,7 @@ impl<'t> ContactWriter<'t> {
     }
 }
 
-/// Inserts a contact row with [`queries::INSERT_CONTACT`] (prepared by the caller); `seq` is
+/// Inserts a contact row with `queries::INSERT_CONTACT` (prepared by the caller); `seq` is
 /// the transaction's change number ([`next_change_seq`]).
 pub fn insert_contact(
     insert: &mut rusqlite::Statement<'_>,
