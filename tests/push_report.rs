@@ -484,6 +484,40 @@ fn the_report_counts_each_receipt_as_engage_answered_it() {
     assert_eq!(fake.receipts().len(), ids.len(), "each stored once");
 }
 
+/// `requests.sent` counts every HTTP request, retries included, as Engage saw them; the
+/// counts by kind are calls (a receipt refused with 429 twice, then taken, is one post).
+#[test]
+fn the_report_counts_every_request_sent_and_each_call_once() {
+    let fake = FakeEngage::start(FakeConfig::default());
+    let id = fake.add_contact(json!({"email": "regular@example.com"}));
+    let engage = format!("{FAKE_ENGAGE_WAITS}max_retries = 3\nmax_concurrency = 1\n");
+    let ws = Workspace::pointed_at(&fake, &engage, FAST_PUSH);
+    let receipts = 3;
+    let out = ws
+        .cmd()
+        .args(["receipt", "add", "-"])
+        .write_stdin(receipt_lines("RS", receipts, &id))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let retries = 2;
+    fake.inject(
+        Fault::on(
+            "POST",
+            "/api/v3/receipts",
+            FaultKind::Status429 { retry_after: None },
+        )
+        .times(retries),
+    );
+    let out = push(&ws, &fake, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let s = json_of(&out);
+    assert_eq!(s["receipts_delivered"], receipts);
+    assert_eq!(s["requests"]["receipt_posts"], receipts);
+    assert_eq!(s["requests"]["sent"], receipts + retries as usize);
+    assert_eq!(s["requests"]["sent"], fake.requests().len());
+}
+
 /// A completed update batch whose status names only some of its rows: the updates it names
 /// count as applied, and the one it leaves out is read back from Engage (one `GET
 /// /contacts/{id}`) before it counts, never taken as done unseen.

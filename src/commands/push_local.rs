@@ -145,13 +145,14 @@ fn print_summary(ctx: &Ctx, s: &PushSummary) -> anyhow::Result<()> {
         ),
         format!(
             "requests: {} bulk create, {} bulk update, {} status polls, {} lookups, {} contact \
-             reads, {} receipt posts in {:.1} s",
+             reads, {} receipt posts ({} sent, retries included) in {:.1} s",
             r.bulk_creates,
             r.bulk_updates,
             r.status_polls,
             r.lookups,
             r.contact_gets,
             r.receipt_posts,
+            r.sent,
             s.elapsed_seconds
         ),
         format!(

@@ -80,6 +80,12 @@ impl EngageClient {
         })
     }
 
+    /// HTTP requests this client has sent, every retry counted (a command's own counts are of
+    /// calls, each of which may be tried several times).
+    pub fn requests_sent(&self) -> u64 {
+        self.api.t.sent()
+    }
+
     /// Number of live contacts (`GET /api/v2/contacts/count`; Engage caches it ~20 min).
     /// Cheap: use it as a smoke test of URL, key and network.
     pub fn count(&self) -> Result<u64, EngageError> {

@@ -11,6 +11,7 @@
 //!   not process it (connect failure, 429); otherwise the caller gets
 //!   [`EngageError::OutcomeUnknown`] (docs/engage-api.md §7: check with a GET before re-posting).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
@@ -199,6 +200,8 @@ pub(crate) struct Transport {
     policy: RetryPolicy,
     request_timeout: Duration,
     deadline: Option<Instant>,
+    /// Tries sent, retries included (see [`Transport::sent`]).
+    sent: AtomicU64,
 }
 
 impl Transport {
@@ -235,7 +238,15 @@ impl Transport {
             },
             request_timeout: cfg.request_timeout,
             deadline: cfg.deadline,
+            sent: AtomicU64::new(0),
         })
+    }
+
+    /// HTTP requests sent so far, every try counted: what Engage's rate limit and its logs
+    /// see, unlike a command's count of calls. A try counts once it is handed to the network,
+    /// also when its connection is refused or dropped.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Sends `call`, retrying as the module doc says, until a 2xx reply or a typed error.
@@ -297,6 +308,7 @@ impl Transport {
             .map_err(|_| deadline_error())?;
         let timeout = self.attempt_timeout().ok_or_else(deadline_error)?;
         let started = Instant::now();
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let result = self.send(call, timeout).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {

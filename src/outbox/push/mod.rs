@@ -53,7 +53,8 @@ pub struct PushOptions {
     pub progress: bool,
 }
 
-/// Requests made by kind (logical requests; the client's retries are not counted).
+/// Requests made by kind (calls: the client's retries are not counted), and every request
+/// sent (`sent`: retries counted).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Requests {
     /// `POST /contacts/bulk`.
@@ -69,6 +70,8 @@ pub struct Requests {
     pub contact_gets: u64,
     /// `POST /receipts`.
     pub receipt_posts: u64,
+    /// Every HTTP request sent, retries included: what Engage's rate limit counted.
+    pub sent: u64,
 }
 
 /// One item named in the summary.
@@ -204,6 +207,8 @@ pub fn push(
     let left = store::left(p.conn);
     let mut summary = p.summary;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    // One client per run (`EngageClient`): everything it sent was this push's.
+    summary.requests.sent = client.requests_sent();
     match left {
         Ok((c, r)) => {
             summary.contacts_left = c;
